@@ -1,0 +1,12 @@
+/* dbpipe: run SQL against PostgreSQL and MySQL/MariaDB concurrently and
+ * stream the results into files. The one header a program includes. */
+#ifndef DBPIPE_H
+#define DBPIPE_H
+
+#include "dbpipe/common.h"
+#include "dbpipe/rt.h"
+#include "dbpipe/db.h"
+#include "dbpipe/pool.h"
+#include "dbpipe/export.h"
+
+#endif /* DBPIPE_H */

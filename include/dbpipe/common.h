@@ -1,0 +1,80 @@
+/* dbpipe: common definitions shared by every layer.
+ *
+ * Errors are negative ints. Zero is success. Every function that can fail
+ * returns one of the codes below (or a positive count where documented).
+ */
+#ifndef DBPIPE_COMMON_H
+#define DBPIPE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(DBP_STATIC_DEFINE)
+#define DBP_EXTERN
+#elif defined(DBP_BUILDING_LIBRARY)
+#define DBP_EXTERN __attribute__((visibility("default")))
+#else
+#define DBP_EXTERN
+#endif
+
+#define DBP_VERSION_MAJOR 0
+#define DBP_VERSION_MINOR 1
+#define DBP_VERSION_PATCH 0
+#define DBP_VERSION_STRING "0.1.0"
+
+/* The error table: name, value, message. Values never change once released. */
+#define DBP_ERRNO_MAP(X)                                                        \
+  X(EINVAL, -1, "invalid argument")                                            \
+  X(ENOMEM, -2, "out of memory")                                               \
+  X(ECANCELED, -3, "operation canceled")                                       \
+  X(ETIMEDOUT, -4, "timed out")                                                \
+  X(ECLOSED, -5, "closed")                                                     \
+  X(EBUSY, -6, "resource busy")                                                \
+  X(EAGAIN, -7, "resource temporarily unavailable")                            \
+  X(ENOTCORO, -8, "not called from a coroutine")                               \
+  X(EIO, -9, "input/output error")                                             \
+  X(ENOENT, -10, "no such file or directory")                                  \
+  X(EEXIST, -11, "already exists")                                             \
+  X(ENOSPC, -12, "no space left on device")                                    \
+  X(EACCES, -13, "permission denied")                                          \
+  X(ESYS, -14, "system error")                                                 \
+  X(EDSN, -20, "invalid connection string")                                    \
+  X(ERESOLVE, -21, "host name could not be resolved")                         \
+  X(ECONNECT, -22, "could not connect to the database server")                 \
+  X(EAUTH, -23, "authentication failed")                                       \
+  X(EQUERY, -24, "the database server reported an error")                      \
+  X(ECONNLOST, -25, "connection to the database server lost")                  \
+  X(EPROTO, -26, "unexpected reply from the database server")                  \
+  X(ESTATE, -27, "operation not valid in the current state")                   \
+  X(EPOOLCLOSED, -30, "the pool is closed")                                    \
+  X(EFORMAT, -40, "invalid or unsupported output format")                      \
+  X(ECOMPRESS, -41, "compression failed")                                      \
+  X(EJOB, -50, "invalid job file")                                             \
+  X(EUSAGE, -51, "invalid usage")                                              \
+  X(ETASK, -52, "a task failed")
+
+enum {
+#define DBP_ERR_ENUM_(name, val, msg) DBP_##name = (val),
+  DBP_ERRNO_MAP(DBP_ERR_ENUM_)
+#undef DBP_ERR_ENUM_
+  DBP_ERRNO_MIN_ = -52
+};
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A human-readable message for an error code; never NULL. */
+DBP_EXTERN const char *dbp_strerror(int err);
+/* The symbolic name of an error code ("DBP_ETIMEDOUT"); never NULL. */
+DBP_EXTERN const char *dbp_err_name(int err);
+/* Maps a negative errno (as libuv reports them) to a dbpipe code. */
+DBP_EXTERN int dbp_err_from_errno(int neg_errno);
+/* "0.1.0" */
+DBP_EXTERN const char *dbp_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DBPIPE_COMMON_H */

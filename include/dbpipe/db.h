@@ -1,0 +1,173 @@
+/* dbpipe databases: one connection API over PostgreSQL (libpq) and
+ * MySQL/MariaDB (libmariadb).
+ *
+ * Every call that talks to the server waits (see rt.h): it must run inside a
+ * coroutine, the loop stays free while the server works, and a timeout or a
+ * cancellation cancels the statement on the server (PostgreSQL: PQcancel on
+ * the thread pool; MariaDB: KILL QUERY from a side connection). Afterwards
+ * the connection is either idle and reusable or marked broken
+ * (dbp_conn_is_broken) — never in an unknown state.
+ *
+ * One statement at a time per connection. Rows are streamed, never buffered
+ * as a whole result.
+ */
+#ifndef DBPIPE_DB_H
+#define DBPIPE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "rt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum dbp_db_kind { DBP_DB_PG = 1, DBP_DB_MYSQL = 2 } dbp_db_kind;
+
+/* Normalized column types. */
+typedef enum dbp_type {
+  DBP_T_INTEGER = 1,
+  DBP_T_NUMERIC, /* exact decimal */
+  DBP_T_FLOAT,
+  DBP_T_BOOL,
+  DBP_T_TEXT,
+  DBP_T_BYTES,
+  DBP_T_JSON,
+  DBP_T_DATE,
+  DBP_T_TIME,
+  DBP_T_TIMESTAMP,
+  DBP_T_OTHER
+} dbp_type;
+
+DBP_EXTERN const char *dbp_type_name(dbp_type t); /* "integer", "numeric", ... */
+
+typedef struct dbp_column {
+  const char *name;    /* column label as the server reports it */
+  dbp_type type;       /* normalized */
+  const char *db_type; /* the database's own type name: "int4", "VARCHAR", ... */
+  uint32_t db_type_id; /* PostgreSQL type OID or MySQL field type */
+} dbp_column;
+
+/* One row: ncols values. A value is len bytes at vals[i]; vals[i] == NULL
+ * means SQL NULL (an empty string has a non-NULL pointer and len 0).
+ * Values are the server's text form, except DBP_T_BYTES which are the raw
+ * bytes and DBP_T_BOOL which are "t"/"f" on both databases (MySQL BIT(1)
+ * and BOOLEAN(tinyint(1)) stay integers "0"/"1"). The row and its memory
+ * stay valid until the next call on the connection. */
+typedef struct dbp_row {
+  size_t ncols;
+  const char *const *vals;
+  const size_t *lens;
+} dbp_row;
+
+/* What went wrong, in detail. Filled on every failure where one is passed. */
+typedef struct dbp_dberr {
+  int code;            /* the dbpipe error code returned */
+  char sqlstate[6];    /* PostgreSQL SQLSTATE or MySQL SQLSTATE, "" if none */
+  int db_errno;        /* MySQL errno, 0 for PostgreSQL */
+  bool retryable;      /* connection lost, deadlock, serialization failure,
+                          too many connections, admin shutdown */
+  char message[512];   /* the server's or driver's message; DSNs redacted */
+} dbp_dberr;
+
+/* Formats "ECONNLOST: server closed the connection (SQLSTATE 57P01)" style
+ * text into buf. Returns buf. */
+DBP_EXTERN const char *dbp_dberr_format(const dbp_dberr *e, char *buf, size_t len);
+
+/* ---- DSNs ---- */
+
+/* A parsed DSN URL: postgresql:// postgres:// mysql:// mariadb://
+ *   scheme://user:password@host:port/dbname?key=value&...
+ * user, password and values are percent-decoded. */
+typedef struct dbp_dsn {
+  dbp_db_kind kind;
+  char *user, *password, *host, *dbname; /* NULL when absent */
+  int port;                              /* 0 when absent */
+  size_t nparams;
+  char **keys, **values;                 /* query parameters */
+} dbp_dsn;
+
+DBP_EXTERN int dbp_dsn_parse(const char *url, dbp_dsn *out, char *errbuf, size_t errlen);
+DBP_EXTERN void dbp_dsn_free(dbp_dsn *d);
+/* Copies `url` into buf with the password replaced by "***". Always safe to
+ * print. Returns buf. */
+DBP_EXTERN const char *dbp_dsn_redact(const char *url, char *buf, size_t len);
+
+/* ---- connections ---- */
+
+typedef struct dbp_conn_s dbp_conn;
+
+/* Waits: resolves the host with uv_getaddrinfo, then connects. timeout_ms
+ * bounds the whole connect (DBP_FOREVER: the DSN's connect_timeout, else no
+ * limit). */
+DBP_EXTERN int dbp_conn_open(dbp_rt *rt, const char *dsn, int64_t timeout_ms, dbp_conn **out,
+                             dbp_dberr *err);
+/* Closes and frees. Does not wait; safe outside coroutines. */
+DBP_EXTERN void dbp_conn_close(dbp_conn *c);
+DBP_EXTERN dbp_db_kind dbp_conn_kind(const dbp_conn *c);
+/* True once the connection is known unusable (lost, protocol error). */
+DBP_EXTERN bool dbp_conn_is_broken(const dbp_conn *c);
+/* True inside an open (or failed) transaction block. */
+DBP_EXTERN bool dbp_conn_in_transaction(const dbp_conn *c);
+/* The server's backend PID / connection id (for tests and KILL). */
+DBP_EXTERN int64_t dbp_conn_backend_id(const dbp_conn *c);
+/* The redacted DSN, for messages. */
+DBP_EXTERN const char *dbp_conn_dsn(const dbp_conn *c);
+/* The last error on this connection. */
+DBP_EXTERN const dbp_dberr *dbp_conn_error(const dbp_conn *c);
+/* Monotonic ms (loop clock) when the connection was opened / last used. */
+DBP_EXTERN uint64_t dbp_conn_opened_at(const dbp_conn *c);
+DBP_EXTERN uint64_t dbp_conn_used_at(const dbp_conn *c);
+
+/* Bound parameters: text form, NULL pointer = SQL NULL. Placeholders are
+ * $1, $2... on PostgreSQL and ? on MySQL. Never spliced into the SQL. */
+typedef struct dbp_param {
+  const char *val;
+  size_t len;
+} dbp_param;
+
+/* Waits: runs a statement and discards any rows. *affected (may be NULL)
+ * gets the affected row count. */
+DBP_EXTERN int dbp_exec(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *params,
+                        int64_t timeout_ms, int64_t *affected);
+
+/* Waits: starts a query that returns rows. The timeout covers the whole
+ * query including fetching every row. After success the column metadata is
+ * available; fetch with dbp_fetch until it returns 0. */
+DBP_EXTERN int dbp_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *params,
+                         int64_t timeout_ms);
+DBP_EXTERN size_t dbp_ncols(const dbp_conn *c);
+DBP_EXTERN const dbp_column *dbp_columns(const dbp_conn *c);
+/* Waits: the next row. Returns 1 with *row filled, 0 at the end of the
+ * result, or a negative error (the query is then over). */
+DBP_EXTERN int dbp_fetch(dbp_conn *c, dbp_row *row);
+/* Waits: abandons the rest of the current result (cancels it on the server
+ * if much is left), leaving the connection idle. A no-op when idle. */
+DBP_EXTERN int dbp_query_close(dbp_conn *c);
+
+/* Waits: describes a query's result columns without running it to the end
+ * (PostgreSQL: prepare + describe; MySQL: the query with LIMIT 0 wrapper). */
+DBP_EXTERN int dbp_describe(dbp_conn *c, const char *sql, int64_t timeout_ms);
+
+/* PostgreSQL only: COPY ... TO STDOUT streaming. dbp_copy_start sends the
+ * COPY statement; dbp_copy_read hands out the next chunk of bytes (valid
+ * until the next call), returns 1 with data, 0 at the end, or an error. */
+DBP_EXTERN int dbp_copy_start(dbp_conn *c, const char *copy_sql, int64_t timeout_ms);
+DBP_EXTERN int dbp_copy_read(dbp_conn *c, const char **buf, size_t *len);
+
+/* Waits: cancels the statement running on `c` on the server, from the
+ * calling coroutine (any coroutine of the runtime). */
+DBP_EXTERN int dbp_conn_cancel(dbp_conn *c);
+
+/* Quotes an identifier for this connection's dialect ("a""b" / `a``b`),
+ * splitting on dots for schema.table. Returns a malloc'd string. */
+DBP_EXTERN char *dbp_quote_ident(dbp_db_kind kind, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DBPIPE_DB_H */

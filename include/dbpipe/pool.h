@@ -1,0 +1,63 @@
+/* dbpipe pool: a bounded set of connections to one DSN.
+ *
+ * Connections are opened lazily up to max_size; waiters are served first
+ * come, first served; a released connection is reset (an open transaction is
+ * rolled back) or, if broken, discarded and replaced on demand. Connections
+ * idle longer than idle_timeout_ms (above min_size) or older than
+ * max_lifetime_ms are closed; one idle longer than check_after_ms is pinged
+ * before it is handed out.
+ */
+#ifndef DBPIPE_POOL_H
+#define DBPIPE_POOL_H
+
+#include <stdint.h>
+
+#include "common.h"
+#include "db.h"
+#include "rt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dbp_pool_s dbp_pool;
+
+typedef struct dbp_pool_options {
+  size_t min_size;            /* kept open once opened; default 0 */
+  size_t max_size;            /* default 4 */
+  int64_t connect_timeout_ms; /* per connection attempt; default 10000 */
+  int64_t idle_timeout_ms;    /* default 300000; DBP_FOREVER = never */
+  int64_t max_lifetime_ms;    /* default 3600000; DBP_FOREVER = never */
+  int64_t check_after_ms;     /* liveness check when idle longer; default 30000 */
+} dbp_pool_options;
+
+typedef struct dbp_pool_stats {
+  size_t in_use, idle, waiting, total; /* total = in_use + idle (+ opening) */
+  uint64_t acquired;                   /* successful acquires */
+  uint64_t timeouts;                   /* acquires that timed out */
+  uint64_t opened, closed, broken;     /* connections */
+  uint64_t wait_ms_total;              /* time spent waiting in acquire */
+} dbp_pool_stats;
+
+/* Does not connect (that happens on first acquire). `opts` may be NULL. */
+DBP_EXTERN int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options *opts,
+                            dbp_pool **out);
+/* Waits: hands out an idle connection, opens one, or queues behind earlier
+ * waiters. DBP_ETIMEDOUT after timeout_ms; never leaks a connection. `err`
+ * (may be NULL) gets the connect error. */
+DBP_EXTERN int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out,
+                                dbp_dberr *err);
+/* Waits (for the reset): gives a connection back. */
+DBP_EXTERN void dbp_pool_release(dbp_pool *p, dbp_conn *c);
+/* Waits: fails pending acquires with DBP_EPOOLCLOSED, waits up to
+ * timeout_ms for connections in use to come back, closes everything and
+ * frees the pool. */
+DBP_EXTERN int dbp_pool_close(dbp_pool *p, int64_t timeout_ms);
+DBP_EXTERN void dbp_pool_get_stats(const dbp_pool *p, dbp_pool_stats *out);
+DBP_EXTERN const char *dbp_pool_dsn(const dbp_pool *p); /* redacted */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DBPIPE_POOL_H */

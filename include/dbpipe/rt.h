@@ -1,0 +1,231 @@
+/* dbpipe runtime: stackful coroutines scheduled on a libuv loop.
+ *
+ * A dbp_rt owns a set of coroutines and runs them on one uv_loop_t, either
+ * one the caller already runs (a service's own loop) or one it creates.
+ * Nothing is global; every object hangs off its dbp_rt.
+ *
+ * Suspension points are explicit: every function documented as "waits"
+ * must be called from a coroutine of the same runtime (else DBP_ENOTCORO).
+ * A wait ends in one of three ways: what it waited for happened (0), its
+ * timeout or the coroutine's deadline passed (DBP_ETIMEDOUT), or the
+ * coroutine was cancelled (DBP_ECANCELED).
+ *
+ * Timeouts are in milliseconds: DBP_FOREVER (-1) waits without a limit,
+ * 0 only polls.
+ *
+ * Cancellation is delivered once, as DBP_ECANCELED from the next wait the
+ * coroutine makes (or the one it is in). Waits after that work normally, so
+ * the coroutine's cleanup can still close files and connections; it should
+ * return promptly, and usually returns DBP_ECANCELED itself.
+ */
+#ifndef DBPIPE_RT_H
+#define DBPIPE_RT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DBP_FOREVER ((int64_t)-1)
+
+typedef struct dbp_rt_s dbp_rt;
+typedef struct dbp_co_s dbp_co;
+
+/* A coroutine body. Returns 0 or a negative dbpipe error; may store a result
+ * pointer in *result (it starts NULL). Both are reported by dbp_join. */
+typedef int (*dbp_co_fn)(void *arg, void **result);
+
+typedef struct dbp_rt_options {
+  size_t stack_size; /* default stack per coroutine; 0 = 64 KiB */
+} dbp_rt_options;
+
+/* Creates a runtime on `loop`, or on a loop of its own when `loop` is NULL.
+ * `opts` may be NULL. */
+DBP_EXTERN int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *opts);
+/* Runs the loop until no coroutine is left and the loop has nothing to do
+ * (uv_run(UV_RUN_DEFAULT)). For a caller-supplied loop the caller may instead
+ * run the loop itself. Must not be called from a coroutine. */
+DBP_EXTERN int dbp_rt_run(dbp_rt *rt);
+/* Frees the runtime. Fails with DBP_EBUSY while coroutines are alive. Closes
+ * the runtime's handles and, for its own loop, the loop too. */
+DBP_EXTERN int dbp_rt_free(dbp_rt *rt);
+DBP_EXTERN uv_loop_t *dbp_rt_loop(dbp_rt *rt);
+/* Number of coroutines spawned and not yet finished. */
+DBP_EXTERN size_t dbp_rt_alive(dbp_rt *rt);
+/* The running coroutine, or NULL when called outside one. */
+DBP_EXTERN dbp_co *dbp_current(dbp_rt *rt);
+/* Milliseconds of the loop's clock (uv_now). */
+DBP_EXTERN uint64_t dbp_now(dbp_rt *rt);
+
+/* ---- coroutines ---- */
+
+typedef struct dbp_spawn_options {
+  const char *name;  /* copied; shown in diagnostics (stack overflow) */
+  size_t stack_size; /* 0 = the runtime's default */
+  bool detached;     /* nobody joins: resources go when it finishes */
+} dbp_spawn_options;
+
+/* Creates a coroutine that will run `fn(arg)` soon (it is queued, not run
+ * inline). Callable from inside or outside a coroutine. Unless detached, the
+ * handle stays valid until dbp_join or dbp_detach. `opts` may be NULL;
+ * `out` may be NULL only for detached coroutines. */
+DBP_EXTERN int dbp_spawn(dbp_rt *rt, dbp_co **out, dbp_co_fn fn, void *arg,
+                         const dbp_spawn_options *opts);
+/* Waits for `co` to finish and frees it. Returns the coroutine's return code
+ * and stores its result pointer in *result (may be NULL). If the joiner is
+ * cancelled while waiting, returns DBP_ECANCELED and `co` keeps running
+ * (it is still owned by the caller: join again, cancel or detach it). */
+DBP_EXTERN int dbp_join(dbp_co *co, void **result);
+/* Join with a timeout: DBP_ETIMEDOUT leaves `co` running and still owned. */
+DBP_EXTERN int dbp_join_timeout(dbp_co *co, void **result, int64_t timeout_ms);
+/* Gives up ownership: the coroutine is freed when it finishes. */
+DBP_EXTERN void dbp_detach(dbp_co *co);
+/* Requests cancellation. A no-op for a finished coroutine. Never waits. */
+DBP_EXTERN void dbp_cancel(dbp_co *co);
+DBP_EXTERN bool dbp_co_done(const dbp_co *co);
+DBP_EXTERN const char *dbp_co_name(const dbp_co *co);
+/* True when a cancellation was requested for the running coroutine and has
+ * not yet been delivered by a wait. */
+DBP_EXTERN bool dbp_cancel_pending(dbp_rt *rt);
+
+/* Waits: lets every other ready coroutine run once, then continues. */
+DBP_EXTERN int dbp_yield(dbp_rt *rt);
+/* Waits `ms` milliseconds. */
+DBP_EXTERN int dbp_sleep(dbp_rt *rt, int64_t ms);
+
+/* Deadlines: from now on, any wait of the running coroutine that would end
+ * after now+ms returns DBP_ETIMEDOUT when the deadline passes. Scopes nest;
+ * the nearest deadline wins. Restore with dbp_deadline_pop(rt, token). */
+DBP_EXTERN int dbp_deadline_push(dbp_rt *rt, int64_t ms, uint64_t *token);
+DBP_EXTERN void dbp_deadline_pop(dbp_rt *rt, uint64_t token);
+
+/* Runs fn(arg) in a new coroutine and waits for it at most `timeout_ms`.
+ * On timeout the child is cancelled, its cleanup awaited, and
+ * DBP_ETIMEDOUT returned. Otherwise returns the child's code and result. */
+DBP_EXTERN int dbp_wait_for(dbp_rt *rt, dbp_co_fn fn, void *arg, int64_t timeout_ms,
+                            void **result);
+
+/* Gathers n coroutines (which the caller owns; all are joined and freed on
+ * return). results[i] and errs[i] (either array may be NULL) receive each
+ * coroutine's result and code. With DBP_GATHER_FIRST_ERROR the first failure
+ * cancels the others and is returned; with DBP_GATHER_ALL every coroutine
+ * runs to the end and 0 is returned (errors only in errs, like
+ * return_exceptions=True). If the gatherer itself is cancelled, every child
+ * is cancelled and awaited, and DBP_ECANCELED returned. */
+enum { DBP_GATHER_FIRST_ERROR = 0, DBP_GATHER_ALL = 1 };
+DBP_EXTERN int dbp_gather(dbp_rt *rt, dbp_co **cos, size_t n, void **results, int *errs,
+                          int mode);
+/* Waits until any of the n coroutines has finished; stores its index in
+ * *index. Joins nothing. */
+DBP_EXTERN int dbp_wait_any(dbp_rt *rt, dbp_co **cos, size_t n, int64_t timeout_ms,
+                            size_t *index);
+
+/* As-completed: hands out finished coroutines in the order they finish. */
+typedef struct dbp_as_completed_s dbp_as_completed;
+DBP_EXTERN int dbp_as_completed_new(dbp_rt *rt, dbp_co **cos, size_t n,
+                                    dbp_as_completed **out);
+/* Waits for the next finished coroutine and stores its index in *index;
+ * DBP_ECLOSED when all were handed out. The caller still joins them. */
+DBP_EXTERN int dbp_as_completed_next(dbp_as_completed *ac, int64_t timeout_ms, size_t *index);
+DBP_EXTERN void dbp_as_completed_free(dbp_as_completed *ac);
+
+/* Runs fn(arg) on libuv's thread pool and waits for it. If the coroutine is
+ * cancelled while the work is queued, the work is dropped; once it runs it
+ * always completes (the wait then returns DBP_ECANCELED after it finished). */
+DBP_EXTERN int dbp_work(dbp_rt *rt, void (*fn)(void *arg), void *arg);
+
+/* ---- waiting for a file descriptor ---- */
+
+enum { DBP_READABLE = 1, DBP_WRITABLE = 2 };
+
+/* One uv_poll_t per socket, reused across waits. A watcher must be closed
+ * (dbp_fdwatch_close) before its fd is closed. */
+typedef struct dbp_fdwatch_s dbp_fdwatch;
+DBP_EXTERN int dbp_fdwatch_new(dbp_rt *rt, int fd, dbp_fdwatch **out);
+/* Waits until the fd is ready for any of `events`; stores what is ready in
+ * *revents (may be NULL). Errors and hang-ups count as ready. */
+DBP_EXTERN int dbp_fdwatch_wait(dbp_fdwatch *w, int events, int64_t timeout_ms, int *revents);
+DBP_EXTERN int dbp_fdwatch_fd(const dbp_fdwatch *w);
+/* Stops watching; memory is released after libuv's close callback. */
+DBP_EXTERN void dbp_fdwatch_close(dbp_fdwatch *w);
+
+/* ---- files, through uv_fs_* (each call waits) ---- */
+
+DBP_EXTERN int dbp_fs_open(dbp_rt *rt, const char *path, int flags, int mode, int *fd);
+/* Writes all of buf (retrying short writes). offset < 0 = current position. */
+DBP_EXTERN int dbp_fs_write(dbp_rt *rt, int fd, const void *buf, size_t len, int64_t offset);
+DBP_EXTERN int dbp_fs_read(dbp_rt *rt, int fd, void *buf, size_t len, int64_t offset,
+                           size_t *nread);
+DBP_EXTERN int dbp_fs_fsync(dbp_rt *rt, int fd);
+DBP_EXTERN int dbp_fs_close(dbp_rt *rt, int fd);
+DBP_EXTERN int dbp_fs_rename(dbp_rt *rt, const char *from, const char *to);
+DBP_EXTERN int dbp_fs_unlink(dbp_rt *rt, const char *path);
+DBP_EXTERN int dbp_fs_mkdir_p(dbp_rt *rt, const char *path, int mode);
+
+/* ---- channels: bounded FIFO queues of pointers ---- */
+
+typedef struct dbp_chan_s dbp_chan;
+/* capacity >= 1. */
+DBP_EXTERN int dbp_chan_new(dbp_rt *rt, size_t capacity, dbp_chan **out);
+/* A priority channel: dbp_chan_recv returns the item with the lowest
+ * priority value first, FIFO among equals. */
+DBP_EXTERN int dbp_chan_new_priority(dbp_rt *rt, size_t capacity, dbp_chan **out);
+/* Waits for room. DBP_ECLOSED if the channel is (or gets) closed. */
+DBP_EXTERN int dbp_chan_send(dbp_chan *ch, void *item, int64_t timeout_ms);
+DBP_EXTERN int dbp_chan_send_prio(dbp_chan *ch, void *item, int64_t priority,
+                                  int64_t timeout_ms);
+/* Waits for an item. After close, remaining items are still delivered;
+ * then DBP_ECLOSED. */
+DBP_EXTERN int dbp_chan_recv(dbp_chan *ch, void **item, int64_t timeout_ms);
+/* Never wait: DBP_EAGAIN when full / empty. */
+DBP_EXTERN int dbp_chan_try_send(dbp_chan *ch, void *item);
+DBP_EXTERN int dbp_chan_try_recv(dbp_chan *ch, void **item);
+/* Wakes every waiter; later sends fail with DBP_ECLOSED. Idempotent. */
+DBP_EXTERN void dbp_chan_close(dbp_chan *ch);
+DBP_EXTERN size_t dbp_chan_len(const dbp_chan *ch);
+/* Frees a channel nobody waits on; items still inside are not freed. */
+DBP_EXTERN void dbp_chan_free(dbp_chan *ch);
+
+/* ---- semaphore, mutex, event, wait group (FIFO waiters) ---- */
+
+typedef struct dbp_sem_s dbp_sem;
+DBP_EXTERN int dbp_sem_new(dbp_rt *rt, size_t permits, dbp_sem **out);
+DBP_EXTERN int dbp_sem_acquire(dbp_sem *s, int64_t timeout_ms);
+DBP_EXTERN void dbp_sem_release(dbp_sem *s);
+DBP_EXTERN size_t dbp_sem_available(const dbp_sem *s);
+DBP_EXTERN void dbp_sem_free(dbp_sem *s);
+
+typedef struct dbp_mutex_s dbp_mutex;
+DBP_EXTERN int dbp_mutex_new(dbp_rt *rt, dbp_mutex **out);
+DBP_EXTERN int dbp_mutex_lock(dbp_mutex *m, int64_t timeout_ms);
+DBP_EXTERN void dbp_mutex_unlock(dbp_mutex *m);
+DBP_EXTERN void dbp_mutex_free(dbp_mutex *m);
+
+typedef struct dbp_event_s dbp_event;
+DBP_EXTERN int dbp_event_new(dbp_rt *rt, dbp_event **out);
+/* Wakes all waiters; later waits return at once until cleared. */
+DBP_EXTERN void dbp_event_set(dbp_event *e);
+DBP_EXTERN void dbp_event_clear(dbp_event *e);
+DBP_EXTERN bool dbp_event_is_set(const dbp_event *e);
+DBP_EXTERN int dbp_event_wait(dbp_event *e, int64_t timeout_ms);
+DBP_EXTERN void dbp_event_free(dbp_event *e);
+
+typedef struct dbp_waitgroup_s dbp_waitgroup;
+DBP_EXTERN int dbp_waitgroup_new(dbp_rt *rt, dbp_waitgroup **out);
+DBP_EXTERN void dbp_waitgroup_add(dbp_waitgroup *wg, size_t n);
+DBP_EXTERN void dbp_waitgroup_done(dbp_waitgroup *wg);
+/* Waits until the count drops to zero. */
+DBP_EXTERN int dbp_waitgroup_wait(dbp_waitgroup *wg, int64_t timeout_ms);
+DBP_EXTERN void dbp_waitgroup_free(dbp_waitgroup *wg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DBPIPE_RT_H */
