@@ -60,6 +60,65 @@ DBP_EXTERN int dbp_encoder_header(dbp_encoder *e, dbp_buf *out); /* appends; no-
 DBP_EXTERN int dbp_encoder_row(dbp_encoder *e, const dbp_row *row, dbp_buf *out);
 DBP_EXTERN void dbp_encoder_free(dbp_encoder *e);
 
+
+/* ---- the export pipeline: one query into one or more files ----
+ *
+ * A source coroutine streams the query (PostgreSQL: COPY TO STDOUT, the fast
+ * path; MySQL: mysql_use_result) into a bounded channel of row batches; a sink
+ * coroutine encodes, compresses (on the thread pool) and writes through
+ * uv_fs. Memory stays flat whatever the row count: a slow disk slows the
+ * query down.
+ *
+ * Files appear atomically: each is written as NAME.part beside the target,
+ * fsynced and renamed. An existing file is replaced only by a complete new
+ * one; a failed or cancelled export leaves no file at a final path and no
+ * .part behind. With max_rows / max_bytes the output is split into numbered
+ * parts: "out.csv.gz" becomes "out-00001.csv.gz", "out-00002.csv.gz", ...
+ * each with its own header. */
+
+typedef struct dbp_export_file {
+  char *path;          /* final path */
+  uint64_t rows;       /* data rows (header excluded) */
+  uint64_t bytes;      /* bytes on disk (after compression) */
+  char sha256[65];     /* hex digest of the bytes on disk */
+} dbp_export_file;
+
+/* Live counters, updated as the export runs (read them from a progress
+ * timer on the same loop). */
+typedef struct dbp_export_progress {
+  uint64_t rows;
+  uint64_t bytes_in;  /* encoded bytes before compression */
+  uint64_t bytes_out; /* bytes written to disk */
+} dbp_export_progress;
+
+typedef struct dbp_export_options {
+  dbp_format format;           /* AUTO: from the path */
+  dbp_compression compression; /* AUTO: from the path */
+  int level;                   /* compression level, 0 = the library default */
+  dbp_encode_options encode;   /* format field ignored (set from format) */
+  uint64_t max_rows;           /* split after this many rows per file; 0 = never */
+  uint64_t max_bytes;          /* split once a file reaches this size; 0 = never */
+  size_t batch_rows;           /* rows per batch; 0 = default */
+  size_t queue_batches;        /* channel capacity; 0 = default */
+  int64_t timeout_ms;          /* whole export; DBP_FOREVER = none */
+  bool no_fsync;               /* skip fsync before rename (tests, benchmarks) */
+  dbp_export_progress *progress; /* may be NULL */
+} dbp_export_options;
+
+typedef struct dbp_export_result {
+  uint64_t rows, bytes;        /* totals over all files */
+  size_t nfiles;
+  dbp_export_file *files;      /* owned; free with dbp_export_result_free */
+  dbp_dberr err;               /* details when the export failed */
+} dbp_export_result;
+
+/* Waits: runs `sql` on `c` and writes its rows to `path`. Returns 0, or an
+ * error with details in res->err; on error no final file exists. */
+DBP_EXTERN int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams,
+                                const dbp_param *params, const char *path,
+                                const dbp_export_options *opts, dbp_export_result *res);
+DBP_EXTERN void dbp_export_result_free(dbp_export_result *res);
+
 #ifdef __cplusplus
 }
 #endif
