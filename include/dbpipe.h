@@ -8,5 +8,6 @@
 #include "dbpipe/db.h"
 #include "dbpipe/pool.h"
 #include "dbpipe/export.h"
+#include "dbpipe/job.h"
 
 #endif /* DBPIPE_H */

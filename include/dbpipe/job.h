@@ -1,0 +1,156 @@
+/* dbpipe job files: a YAML description of many exports, checked as a whole
+ * before anything runs.
+ *
+ *   connections:
+ *     pg: postgresql://app:${PG_PASSWORD}@127.0.0.1:5432/shop
+ *     my: { dsn: "mysql://app:${MY_PASSWORD:-secret}@127.0.0.1/shop", pool: 2 }
+ *   concurrency: 4
+ *   manifest: out/manifest.json
+ *   defaults: { compression: gzip, timeout: 10m, retries: 2 }
+ *   tasks:
+ *     - name: orders
+ *       from: pg
+ *       query: SELECT * FROM orders
+ *       to: out/{name}-{date}.csv.gz
+ *
+ * Loading a job expands ${VAR} / ${VAR:-default} ($$ is a literal $) in
+ * connection strings, queries, table names, output paths and the manifest
+ * path; replaces the {name} and {date} templates in output and manifest
+ * paths; resolves relative paths against the job file's directory; applies
+ * `defaults:` to every task; and validates everything it can without touching
+ * a database. Every problem found is collected with its 1-based line and
+ * column, so a user sees all of them at once.
+ *
+ * A dbp_job holds connection strings with their passwords: never print
+ * dbp_job_conn.dsn, print dbp_job_conn.dsn_redacted.
+ */
+#ifndef DBPIPE_JOB_H
+#define DBPIPE_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common.h"
+#include "export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- diagnostics ---- */
+
+typedef struct dbp_job_error {
+  int line, column; /* 1-based; 0 when the problem has no position */
+  char *message;    /* "unknown key 'fromm' in task 'orders'" */
+} dbp_job_error;
+
+/* The problems found while loading a job file, in file order. */
+typedef struct dbp_job_diag {
+  char *file; /* the name given to the loader, for messages */
+  size_t count;
+  dbp_job_error *errors;
+} dbp_job_diag;
+
+/* Formats error i as "FILE:LINE:COLUMN: message" into buf. Returns buf. */
+DBP_EXTERN const char *dbp_job_diag_format(const dbp_job_diag *d, size_t i, char *buf,
+                                           size_t len);
+/* Frees the messages; the struct itself may be reused. */
+DBP_EXTERN void dbp_job_diag_free(dbp_job_diag *d);
+
+/* ---- the loaded job ---- */
+
+typedef struct dbp_job_conn {
+  char *name;         /* the key under connections: */
+  char *dsn;          /* expanded; holds the password: never print it */
+  char *dsn_redacted; /* safe to print */
+  dbp_db_kind kind;
+  size_t pool;        /* pool size; 0 = the runner's default */
+  int line, column;
+} dbp_job_conn;
+
+typedef struct dbp_job_task {
+  char *name;
+  size_t conn;                 /* index into dbp_job.conns */
+  char *query;                 /* exactly one of query and table is set */
+  char *table;                 /* schema.table allowed, quoted by the runner */
+  char *path;                  /* output path: templates applied, resolved */
+  dbp_format format;           /* never AUTO: taken from the path if not given */
+  dbp_compression compression; /* never AUTO */
+  int level;                   /* 0 = the library default */
+  bool no_header;
+  char delimiter;              /* 0 = the format's default */
+  char *null_string;           /* NULL = the format's default */
+  bool crlf;
+  uint64_t max_rows, max_bytes; /* split limits; 0 = never split */
+  int64_t timeout_ms;          /* per attempt; DBP_JOB_NO_TIMEOUT = none */
+  int retries;                 /* extra attempts for retryable errors */
+  int64_t retry_backoff_ms;    /* first delay; doubles each retry */
+  int line, column;            /* where the task starts */
+} dbp_job_task;
+
+#define DBP_JOB_NO_TIMEOUT ((int64_t)-1)
+#define DBP_JOB_DEFAULT_CONCURRENCY 4
+#define DBP_JOB_DEFAULT_BACKOFF_MS 1000
+
+typedef struct dbp_job {
+  char *file;         /* as given to the loader */
+  char *dir;          /* directory relative paths are resolved against */
+  size_t nconns;
+  dbp_job_conn *conns;
+  size_t ntasks;
+  dbp_job_task *tasks;
+  size_t concurrency; /* default DBP_JOB_DEFAULT_CONCURRENCY */
+  char *manifest;     /* resolved path; NULL when `manifest: false` */
+  time_t started;     /* the time {date} was taken from */
+} dbp_job;
+
+/* Looks up a variable for ${VAR} expansion: returns its value or NULL when
+ * unset. The string must stay valid until the loader returns. */
+typedef const char *(*dbp_job_getenv_fn)(const char *name, void *ud);
+
+typedef struct dbp_job_options {
+  dbp_job_getenv_fn getenv; /* NULL = the process environment */
+  void *getenv_ud;
+  time_t now;               /* run start for {date}; 0 = time(NULL) */
+  const char *dir;          /* base for relative paths; NULL = the file's directory */
+} dbp_job_options;
+
+/* Reads and checks the job file at `path`. On success stores a new job in
+ * *out (free with dbp_job_free) and returns 0. On failure returns DBP_EJOB
+ * with every problem in *diag (which the caller frees with
+ * dbp_job_diag_free; it is filled only on failure and always initialised),
+ * DBP_ENOENT / DBP_EACCES / DBP_EIO when the file cannot be read (one
+ * diagnostic says why), or DBP_ENOMEM. `opts` may be NULL.
+ *
+ * Without opts->dir the default manifest is "<stem>.manifest.json" beside
+ * the job file ("shop.yaml" -> "shop.manifest.json"). */
+DBP_EXTERN int dbp_job_load(const char *path, const dbp_job_options *opts, dbp_job **out,
+                            dbp_job_diag *diag);
+/* The same from text in memory; `file` names it in messages and gives the
+ * default manifest's stem; relative paths resolve against opts->dir, else
+ * the current directory. */
+DBP_EXTERN int dbp_job_parse(const char *text, size_t len, const char *file,
+                             const dbp_job_options *opts, dbp_job **out, dbp_job_diag *diag);
+DBP_EXTERN void dbp_job_free(dbp_job *job);
+
+/* Index of the task called `name`, or -1. */
+DBP_EXTERN long dbp_job_find_task(const dbp_job *job, const char *name);
+
+/* ---- value syntax shared with the command line ---- */
+
+/* Parses a duration: a non-negative integer followed by ms, s, m or h
+ * ("500ms", "30s", "10m", "1h"); a bare number means seconds. Returns 0 or
+ * DBP_EINVAL. */
+DBP_EXTERN int dbp_parse_duration(const char *s, int64_t *ms);
+/* Parses a size in bytes: a non-negative integer, optionally followed by B,
+ * kB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024): "64MiB".
+ * Returns 0 or DBP_EINVAL. */
+DBP_EXTERN int dbp_parse_size(const char *s, uint64_t *bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DBPIPE_JOB_H */

@@ -1,0 +1,70 @@
+/* Job-file diagnostics: "FILE:LINE:COLUMN: message", collected in order. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbpipe/job.h"
+#include "job/job_internal.h"
+
+int dbp__job_diag_vadd(dbp_job_diag *d, int line, int column, const char *fmt, va_list ap) {
+  char *msg = NULL;
+  if (vasprintf(&msg, fmt, ap) < 0) return DBP_ENOMEM;
+  dbp_job_error *e = realloc(d->errors, (d->count + 1) * sizeof *e);
+  if (e == NULL) {
+    free(msg);
+    return DBP_ENOMEM;
+  }
+  d->errors = e;
+  d->errors[d->count++] = (dbp_job_error){.line = line, .column = column, .message = msg};
+  return 0;
+}
+
+int dbp__job_diag_add(dbp_job_diag *d, int line, int column, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = dbp__job_diag_vadd(d, line, column, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+static bool before(const dbp_job_error *a, const dbp_job_error *b) {
+  return a->line < b->line || (a->line == b->line && a->column < b->column);
+}
+
+void dbp__job_diag_sort(dbp_job_diag *d) {
+  /* Insertion sort: stable, and the lists are short. */
+  for (size_t i = 1; i < d->count; i++) {
+    dbp_job_error e = d->errors[i];
+    size_t j = i;
+    while (j > 0 && before(&e, &d->errors[j - 1])) {
+      d->errors[j] = d->errors[j - 1];
+      j--;
+    }
+    d->errors[j] = e;
+  }
+}
+
+const char *dbp_job_diag_format(const dbp_job_diag *d, size_t i, char *buf, size_t len) {
+  if (len == 0) return buf;
+  buf[0] = '\0';
+  if (i >= d->count) return buf;
+  const dbp_job_error *e = &d->errors[i];
+  const char *file = d->file != NULL ? d->file : "<job>";
+  if (e->line > 0) {
+    snprintf(buf, len, "%s:%d:%d: %s", file, e->line, e->column, e->message);
+  } else {
+    snprintf(buf, len, "%s: %s", file, e->message);
+  }
+  return buf;
+}
+
+void dbp_job_diag_free(dbp_job_diag *d) {
+  if (d == NULL) return;
+  for (size_t i = 0; i < d->count; i++) free(d->errors[i].message);
+  free(d->errors);
+  free(d->file);
+  d->errors = NULL;
+  d->file = NULL;
+  d->count = 0;
+}

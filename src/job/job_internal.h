@@ -1,0 +1,42 @@
+/* Internal helpers of the job-file loader. */
+#ifndef DBPIPE_JOB_INTERNAL_H
+#define DBPIPE_JOB_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dbpipe/job.h"
+
+/* Plain integers and booleans (true/false, yes/no, on/off). 0 or DBP_EINVAL. */
+int dbp__parse_uint(const char *s, uint64_t max, uint64_t *out);
+int dbp__parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
+int dbp__parse_bool(const char *s, bool *out);
+
+/* Receives one problem found in a string: `offset` is the byte offset in the
+ * input string where the offending text starts. */
+typedef void (*dbp__job_report_fn)(void *ud, size_t offset, const char *message);
+
+/* Expands ${VAR}, ${VAR:-default} (default when unset or empty) and $$ (a
+ * literal $) in `in`; any other $ stays as it is. Every problem (a missing
+ * variable, a bad name, an unterminated ${) goes to `report`. Returns 0 with
+ * a new string in *out, DBP_EJOB after reporting problems, or DBP_ENOMEM. */
+int dbp__job_expand(const char *in, dbp_job_getenv_fn getenv_fn, void *getenv_ud, char **out,
+                    dbp__job_report_fn report, void *report_ud);
+
+/* Replaces {name} with `name` and {date} with `date` in `in`. A `{word}`
+ * that is neither is reported (as is {name} when `name` is NULL); other
+ * braces stay. Returns 0 with a new string in *out, DBP_EJOB or
+ * DBP_ENOMEM. */
+int dbp__job_templates(const char *in, const char *name, const char *date, char **out,
+                       dbp__job_report_fn report, void *report_ud);
+
+/* Appends a formatted message to the diagnostics. Returns 0 or DBP_ENOMEM. */
+int dbp__job_diag_add(dbp_job_diag *d, int line, int column, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int dbp__job_diag_vadd(dbp_job_diag *d, int line, int column, const char *fmt, va_list ap);
+/* Orders the diagnostics by position (stable). */
+void dbp__job_diag_sort(dbp_job_diag *d);
+
+#endif /* DBPIPE_JOB_INTERNAL_H */
