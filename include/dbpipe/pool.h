@@ -22,6 +22,12 @@ extern "C" {
 
 typedef struct dbp_pool_s dbp_pool;
 
+/* Options: a field left 0 takes its default, so `{.max_size = 8}` is a
+ * sensible pool. The durations also accept DBP_FOREVER (never) and
+ * DBP_POOL_NOW, an explicit zero: check before every hand-out, close idle
+ * connections above min_size at once, use each connection only once. */
+#define DBP_POOL_NOW ((int64_t)-2)
+
 typedef struct dbp_pool_options {
   size_t min_size;            /* kept open once opened; default 0 */
   size_t max_size;            /* default 4 */
@@ -37,6 +43,8 @@ typedef struct dbp_pool_stats {
   uint64_t timeouts;                   /* acquires that timed out */
   uint64_t opened, closed, broken;     /* connections */
   uint64_t wait_ms_total;              /* time spent waiting in acquire */
+  size_t opening;                      /* connections being opened */
+  size_t in_use_peak, total_peak;      /* highest in_use / total so far */
 } dbp_pool_stats;
 
 /* Does not connect (that happens on first acquire). `opts` may be NULL. */
@@ -47,11 +55,20 @@ DBP_EXTERN int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options 
  * (may be NULL) gets the connect error. */
 DBP_EXTERN int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out,
                                 dbp_dberr *err);
-/* Waits (for the reset): gives a connection back. */
+/* Waits (for the reset): gives a connection back. Any coroutine may release
+ * what another acquired. A broken connection, or one whose reset failed or
+ * that outlived max_lifetime_ms, is closed and the oldest waiter may open a
+ * replacement. With a cancellation pending the reset runs in a coroutine of
+ * its own (the caller's cancellation is not swallowed); outside a coroutine
+ * a connection that would need a ROLLBACK or an abandoned result drained is
+ * closed instead. */
 DBP_EXTERN void dbp_pool_release(dbp_pool *p, dbp_conn *c);
 /* Waits: fails pending acquires with DBP_EPOOLCLOSED, waits up to
  * timeout_ms for connections in use to come back, closes everything and
- * frees the pool. */
+ * frees the pool. On DBP_ETIMEDOUT (or DBP_ECANCELED) connections are still
+ * out: the pool stays closed and frees itself when the last one is
+ * released, so `p` may then only be passed to dbp_pool_release. Outside a
+ * coroutine it does not wait. */
 DBP_EXTERN int dbp_pool_close(dbp_pool *p, int64_t timeout_ms);
 DBP_EXTERN void dbp_pool_get_stats(const dbp_pool *p, dbp_pool_stats *out);
 DBP_EXTERN const char *dbp_pool_dsn(const dbp_pool *p); /* redacted */
