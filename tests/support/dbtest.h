@@ -1,0 +1,25 @@
+/* Database connection strings for the integration tests (Criterion).
+ *
+ * Each getter returns the DSN from the environment (DBPIPE_PG_DSN or
+ * DBPIPE_MY_DSN). Failing that it reads the env file named by DBPIPE_DBS_ENV,
+ * the one `scripts/dbs up DIR` writes to DIR/env and the CTest fixture points
+ * at. When neither has it, the running test is skipped, except when CI=true,
+ * where it fails: in CI every database test must run.
+ *
+ * Call these from inside a test (or its .init), never at file scope. The
+ * returned string stays valid for the life of the process. */
+#ifndef DBPIPE_TESTS_DBTEST_H
+#define DBPIPE_TESTS_DBTEST_H
+
+enum dbt_kind {
+  DBT_PG = 1, /* PostgreSQL */
+  DBT_MY = 2  /* MariaDB / MySQL */
+};
+
+const char *dbt_pg_dsn(void);
+const char *dbt_my_dsn(void);
+
+/* kind is DBT_PG (1) or DBT_MY (2); anything else fails the test. */
+const char *dbt_dsn(int kind);
+
+#endif
