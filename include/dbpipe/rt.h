@@ -80,7 +80,11 @@ DBP_EXTERN int dbp_spawn(dbp_rt *rt, dbp_co **out, dbp_co_fn fn, void *arg,
 /* Waits for `co` to finish and frees it. Returns the coroutine's return code
  * and stores its result pointer in *result (may be NULL). If the joiner is
  * cancelled while waiting, returns DBP_ECANCELED and `co` keeps running
- * (it is still owned by the caller: join again, cancel or detach it). */
+ * (it is still owned by the caller: join again, cancel or detach it).
+ * A coroutine that has finished can be joined from anywhere, also outside
+ * any coroutine (e.g. after dbp_rt_run returned); joining one that has not
+ * finished from outside a coroutine returns DBP_ENOTCORO and changes
+ * nothing. DBP_EBUSY when another coroutine is already joining it. */
 DBP_EXTERN int dbp_join(dbp_co *co, void **result);
 /* Join with a timeout: DBP_ETIMEDOUT leaves `co` running and still owned. */
 DBP_EXTERN int dbp_join_timeout(dbp_co *co, void **result, int64_t timeout_ms);
@@ -139,6 +143,71 @@ DBP_EXTERN void dbp_as_completed_free(dbp_as_completed *ac);
  * cancelled while the work is queued, the work is dropped; once it runs it
  * always completes (the wait then returns DBP_ECANCELED after it finished). */
 DBP_EXTERN int dbp_work(dbp_rt *rt, void (*fn)(void *arg), void *arg);
+
+/* ---- awaiting any libuv callback ---- */
+
+/* A waiter connects a libuv callback to a waiting coroutine:
+ *
+ *   struct my_req { uv_fs_t req; dbp_waiter w; } r;   (often on the stack)
+ *   dbp_waiter_init(&r.w);
+ *   start the request; its callback calls dbp_wake(&r.w, status);
+ *   rc = dbp_await(rt, &r.w, timeout_ms);
+ *   if (rc < 0) {                 (DBP_ETIMEDOUT or DBP_ECANCELED)
+ *     uv_cancel((uv_req_t *)&r.req);  (or stop/close the handle)
+ *     dbp_await_done(rt, &r.w);   (the callback has now run)
+ *   }
+ *
+ * The rule: when dbp_await returns DBP_ETIMEDOUT or DBP_ECANCELED, the
+ * callback has not run yet and still may. Before the memory of the request
+ * or the waiter goes away, the caller must make sure it never will (stop or
+ * close the handle, free it in its close callback) or wait for it with
+ * dbp_await_done, which nothing interrupts. So no callback ever touches a
+ * dead stack. libuv calls the callback of a request even when uv_cancel
+ * succeeded (with UV_ECANCELED), so after uv_cancel always dbp_await_done.
+ *
+ * dbp_wake may come before dbp_await (the result is kept), only the first
+ * dbp_wake counts, and it must be called on the loop's thread. The fields
+ * ending in an underscore are private. */
+typedef struct dbp_waiter_s {
+  int result; /* the value given to dbp_wake */
+  void *data; /* free for the caller */
+  /* private */
+  int fired_;
+  dbp_co *co_;
+  struct dbp_waiter_s *prev_, *next_;
+  void *queue_;
+} dbp_waiter;
+
+DBP_EXTERN void dbp_waiter_init(dbp_waiter *w);
+/* Waits until dbp_wake(w, ...) was called (returns 0; the value is in
+ * w->result), the timeout or the coroutine's deadline passes
+ * (DBP_ETIMEDOUT) or the coroutine is cancelled (DBP_ECANCELED). Returns 0
+ * at once when w was woken already. DBP_ENOTCORO outside a coroutine of rt,
+ * DBP_EBUSY when another coroutine waits on w. */
+DBP_EXTERN int dbp_await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms);
+/* Waits until dbp_wake(w, ...) was called, ignoring timeouts, deadlines and
+ * cancellation (a cancellation that arrives meanwhile stays pending for the
+ * next wait). For the clean-up after an interrupted dbp_await. Returns 0,
+ * or DBP_ENOTCORO / DBP_EBUSY like dbp_await. */
+DBP_EXTERN int dbp_await_done(dbp_rt *rt, dbp_waiter *w);
+/* Records `result` and makes the coroutine waiting on w (if any) ready to
+ * run; it runs later, from the loop, never inside this call. Later calls on
+ * the same waiter are ignored until dbp_waiter_init. */
+DBP_EXTERN void dbp_wake(dbp_waiter *w, int result);
+/* True once dbp_wake was called. */
+DBP_EXTERN bool dbp_waiter_fired(const dbp_waiter *w);
+
+/* ---- name resolution, through uv_getaddrinfo (waits) ---- */
+
+/* Resolves host/service on libuv's thread pool (either may be NULL, not
+ * both; `hints` may be NULL). On success *res holds the list, to be freed
+ * with dbp_freeaddrinfo. DBP_ERESOLVE when the name does not resolve. On
+ * cancellation or deadline the request is cancelled (or, once running,
+ * awaited and its answer freed) and DBP_ECANCELED / DBP_ETIMEDOUT
+ * returned. */
+DBP_EXTERN int dbp_getaddrinfo(dbp_rt *rt, const char *host, const char *service,
+                               const struct addrinfo *hints, struct addrinfo **res);
+DBP_EXTERN void dbp_freeaddrinfo(struct addrinfo *res);
 
 /* ---- waiting for a file descriptor ---- */
 
