@@ -400,6 +400,7 @@ POOL_TEST(acquire_times_out_without_leaking, 60) {
   cr_assert_eq(s.timeouts, 1);
   cr_assert_eq(s.waiting, 0);
   cr_assert_eq(s.total, 2);
+  cr_assert_geq(s.wait_ms_total, 100);
 
   dbp_pool_release(p, a);
   dbp_pool_release(p, b);
@@ -614,6 +615,63 @@ POOL_TEST(release_rolls_back_an_open_transaction, 60) {
 
   snprintf(sql, sizeof sql, "DROP TABLE %s", table);
   cr_assert_eq(dbp_exec(t->mon, sql, 0, NULL, 10000, NULL), 0);
+}
+
+typedef struct handoff_arg {
+  dbp_pool *p;
+  dbp_conn *c;
+} handoff_arg;
+
+static int release_elsewhere(void *arg, void **result) {
+  (void)result;
+  handoff_arg *h = arg;
+  dbp_pool_release(h->p, h->c);
+  return 0;
+}
+
+POOL_TEST(release_from_another_coroutine, 60) {
+  dbp_pool_options o = {.max_size = 1};
+  dbp_pool *p = mkpool(t, &o);
+  dbp_conn *c = must_acquire(t, p);
+  cr_assert_eq(dbp_exec(c, is_pg(t) ? "BEGIN" : "START TRANSACTION", 0, NULL, 10000, NULL), 0);
+  handoff_arg h = {p, c};
+  dbp_co *co;
+  spawn(t, &co, release_elsewhere, &h);
+  cr_assert_eq(dbp_join(co, NULL), 0);
+  dbp_pool_stats s = stats(p);
+  cr_assert_eq(s.in_use, 0);
+  cr_assert_eq(s.idle, 1);
+  dbp_conn *again = must_acquire(t, p);
+  cr_assert_eq(again, c);
+  cr_assert_not(dbp_conn_in_transaction(again));
+  dbp_pool_release(p, again);
+  cr_assert_eq(dbp_pool_close(p, 10000), 0);
+}
+
+/* A coroutine cancelled after its last wait still releases cleanly: the
+ * reset's ROLLBACK must not eat the cancellation it has yet to see. */
+POOL_TEST(release_keeps_a_pending_cancellation, 60) {
+  dbp_pool_options o = {.max_size = 1};
+  dbp_pool *p = mkpool(t, &o);
+  dbp_conn *c = must_acquire(t, p);
+  int64_t id = dbp_conn_backend_id(c);
+  cr_assert_eq(dbp_exec(c, is_pg(t) ? "BEGIN" : "START TRANSACTION", 0, NULL, 10000, NULL), 0);
+  cr_assert(dbp_conn_in_transaction(c));
+  dbp_cancel(dbp_current(t->rt));
+  cr_assert(dbp_cancel_pending(t->rt));
+  dbp_pool_release(p, c);
+  cr_assert(dbp_cancel_pending(t->rt), "the release consumed the cancellation");
+  cr_assert_eq(dbp_sleep(t->rt, 10000), DBP_ECANCELED);
+
+  c = must_acquire(t, p);
+  cr_assert_eq(dbp_conn_backend_id(c), id, "the connection was reset and kept");
+  cr_assert_not(dbp_conn_in_transaction(c));
+  ping(c);
+  dbp_pool_release(p, c);
+  dbp_pool_stats s = stats(p);
+  cr_assert_eq(s.closed, 0);
+  cr_assert_eq(s.opened, 1);
+  cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
 /* ---- lifetime and idle timeout ---- */
