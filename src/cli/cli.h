@@ -1,0 +1,188 @@
+/* The dbpipe command line: shared declarations of src/cli. */
+#ifndef DBPIPE_CLI_H
+#define DBPIPE_CLI_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+#include <uv.h>
+
+#include "dbpipe.h"
+
+/* Exit codes. */
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 };
+
+/* ---- strings ---- */
+
+/* A growable string; `oom` sticks after a failed allocation (the text is
+ * then truncated, never invalid). */
+typedef struct cli_str {
+  char *p;
+  size_t len, cap;
+  bool oom;
+} cli_str;
+
+void cli_str_add(cli_str *s, const char *p, size_t n);
+void cli_str_puts(cli_str *s, const char *p);
+void cli_str_printf(cli_str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends `p` as a JSON string literal (quoted, escaped, invalid UTF-8
+ * replaced by U+FFFD). NULL appends null. */
+void cli_str_json(cli_str *s, const char *p);
+void cli_str_free(cli_str *s);
+
+/* "1,234,567" */
+const char *cli_fmt_count(uint64_t n, char *buf, size_t len);
+/* "512 B", "1.5 KiB", "12.3 MiB" */
+const char *cli_fmt_bytes(uint64_t n, char *buf, size_t len);
+/* "420 ms", "3.2 s", "2m05s", "1h02m" */
+const char *cli_fmt_duration(uint64_t ms, char *buf, size_t len);
+/* `path` relative to the working directory when it lies below it (for
+ * text messages); a pointer into path. */
+const char *cli_display_path(const char *path);
+/* UTC "2024-03-05T12:00:00.123Z" for a CLOCK_REALTIME timespec. */
+const char *cli_fmt_iso(const struct timespec *ts, char *buf, size_t len);
+
+/* ---- logging ---- */
+
+typedef enum cli_log_format { CLI_LOG_TEXT, CLI_LOG_JSON } cli_log_format;
+typedef enum cli_level { CLI_INFO, CLI_WARN, CLI_ERROR } cli_level;
+
+struct cli_progress;
+
+/* Where messages go: stderr, as text lines or JSON objects. Every line is
+ * scrubbed of the passwords registered with cli_log_secret. */
+typedef struct cli_log {
+  cli_log_format format;
+  bool quiet;                     /* only errors */
+  FILE *out;
+  struct cli_progress *progress;  /* erased before a line, redrawn after */
+  char **secrets;
+  size_t nsecrets;
+} cli_log;
+
+/* Registers the password of `dsn` (if any) so that it never reaches the
+ * output, even inside a driver's message. */
+void cli_log_secret(cli_log *log, const char *dsn);
+void cli_log_free(cli_log *log);
+/* Replaces every registered secret in s with "***". */
+void cli_log_scrub(const cli_log *log, cli_str *s);
+
+/* A structured event. In text mode `text` is the line (after "dbpipe: ");
+ * in JSON mode the object is {"ts", "level", "event", "task"?, "message",
+ * plus `json_fields` (a fragment like "\"rows\":5" or NULL)}. */
+void cli_log_event(cli_log *log, cli_level level, const char *event, const char *task,
+                   const char *text, const char *json_fields);
+/* A plain message: cli_log_event with the formatted text and no fields. */
+void cli_log_msg(cli_log *log, cli_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- running a job ---- */
+
+typedef enum cli_task_state {
+  CLI_T_QUEUED,     /* waiting for a free slot */
+  CLI_T_CONNECTING, /* waiting for a connection */
+  CLI_T_RUNNING,
+  CLI_T_RETRYING,   /* sleeping before the next attempt */
+  CLI_T_DONE,
+  CLI_T_FAILED,
+  CLI_T_INTERRUPTED
+} cli_task_state;
+
+const char *cli_task_state_name(cli_task_state s);
+
+struct cli_run;
+
+typedef struct cli_task {
+  const dbp_job_task *jt;
+  struct cli_run *run;
+  dbp_co *co;
+  cli_task_state state;
+  int attempts;
+  dbp_export_progress progress; /* live counters of the current attempt */
+  uint64_t started_ms, finished_ms; /* loop clock */
+  uint64_t rate_rows, rate_ms;  /* progress display: last sample */
+  double rate;                  /* rows per second, smoothed */
+  int rc;
+  char error[768];
+  dbp_export_result res;
+} cli_task;
+
+typedef struct cli_run_options {
+  cli_log *log;
+  bool progress;      /* draw the live display (stderr is a terminal) */
+  size_t concurrency; /* 0 = the job's */
+  const char *command; /* "run" or "export", for messages */
+} cli_run_options;
+
+/* Runs the tasks of `job` whose `selected` flag is set (NULL = all), writes
+ * the manifest (if the job names one) and returns an exit code: CLI_OK,
+ * CLI_FAILED or CLI_INTERRUPTED. */
+int cli_run_job(dbp_job *job, const bool *selected, const cli_run_options *opts);
+
+/* ---- the live display ---- */
+
+typedef struct cli_progress {
+  int fd;
+  int lines;          /* lines currently drawn */
+  bool hidden_cursor;
+  struct cli_run *run;
+} cli_progress;
+
+/* Draws (or redraws) the display of `run`. */
+void cli_progress_draw(cli_progress *p);
+/* Erases the display (before a log line or at the end). */
+void cli_progress_clear(cli_progress *p);
+/* Erases the display and shows the cursor again; safe in a signal path. */
+void cli_progress_finish(cli_progress *p);
+
+/* Fills in per-task rates from the live counters; called by the timer. */
+void cli_progress_sample(struct cli_run *run);
+
+/* ---- the manifest ---- */
+
+/* Writes the manifest of a finished run to `path` atomically (path.part,
+ * fsync, rename). Returns 0 or a negative errno-style dbpipe code with a
+ * reason in err. */
+int cli_manifest_write(const char *path, const struct cli_run *run, const char *status, char *err,
+                       size_t errlen);
+
+/* The state of one run, shared by the runner, the display and the manifest. */
+typedef struct cli_run {
+  dbp_rt *rt;
+  dbp_job *job;
+  cli_log *log;
+  const char *command;
+  cli_task *tasks;
+  size_t ntasks;
+  size_t concurrency;
+  dbp_pool **pools;  /* per job connection; NULL when no task uses it */
+  size_t *pool_size; /* per job connection */
+  dbp_sem *slots;
+  bool interrupted;
+  int signals;
+  bool tasks_spawned, tasks_joined;
+  unsigned handles;  /* initialised: 1 sigint, 2 sigterm, 4 timer */
+  bool use_progress;
+  cli_progress progress;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t timer;
+  struct timespec started, finished; /* wall clock */
+  uint64_t started_ms;               /* loop clock */
+} cli_run;
+
+/* ---- commands ---- */
+
+int cli_cmd_export(int argc, char **argv);
+int cli_cmd_run(int argc, char **argv);
+int cli_cmd_check(int argc, char **argv);
+/* Prints help for `cmd` (NULL = the overview) to `f`. Returns 0, or -1 for
+ * an unknown command. */
+int cli_help(FILE *f, const char *cmd);
+
+/* Common option values. */
+int cli_parse_log_format(const char *s, cli_log_format *out);
+
+#endif /* DBPIPE_CLI_H */

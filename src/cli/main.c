@@ -1,0 +1,202 @@
+/* dbpipe: the command-line tool. Dispatches to export, run and check. */
+#include <libpq-fe.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "cli/cli.h"
+
+static const char overview[] =
+    "dbpipe %s: run SQL against PostgreSQL and MySQL/MariaDB concurrently and stream\n"
+    "the results into CSV, TSV or JSON Lines files (optionally gzip or zstd).\n"
+    "\n"
+    "Usage:\n"
+    "  dbpipe export --from DSN (--query SQL | --table NAME) --to PATH [options]\n"
+    "  dbpipe run JOB.yaml [--concurrency N] [--only TASK]... [--quiet] [--log-format F]\n"
+    "  dbpipe check JOB.yaml\n"
+    "  dbpipe help [COMMAND]\n"
+    "  dbpipe --version\n"
+    "\n"
+    "Commands:\n"
+    "  export   one query or table into one file (or numbered parts)\n"
+    "  run      every task of a job file, several at once\n"
+    "  check    validate a job file; touches no database and no file\n"
+    "\n"
+    "DSNs are URLs: postgresql://user:password@host:port/db?sslmode=...,\n"
+    "mysql://user:password@host:port/db (also postgres:// and mariadb://).\n"
+    "Passwords are never printed.\n"
+    "\n"
+    "Exit codes: 0 all done, 1 a task failed, 2 bad usage or job file (nothing ran),\n"
+    "130 interrupted (queries cancelled on the server, no partial files).\n"
+    "\n"
+    "`dbpipe help COMMAND` (or `dbpipe COMMAND --help`) shows a command's options.\n";
+
+static const char export_help[] =
+    "Usage: dbpipe export --from DSN (--query SQL | --table NAME) --to PATH [options]\n"
+    "\n"
+    "Runs one query (or SELECT * FROM a table) and writes its rows to PATH. The file\n"
+    "is written as PATH.part and renamed when complete: a failed or interrupted export\n"
+    "leaves nothing at PATH.\n"
+    "\n"
+    "Options:\n"
+    "  --from DSN            the database (postgresql://... or mysql://...)\n"
+    "  --query SQL           the query to run\n"
+    "  --table NAME          export a whole table (schema.table allowed; quoted for you)\n"
+    "  --to PATH             the output file; its ending picks the format and compression:\n"
+    "                        .csv .tsv .jsonl, then optionally .gz or .zst\n"
+    "  --format F            csv, tsv or jsonl (must agree with the file name)\n"
+    "  --compression C       none, gzip or zstd (must agree with the file name)\n"
+    "  --level N             compression level (gzip 1-9, zstd 1-22)\n"
+    "  --no-header           CSV/TSV: no header row\n"
+    "  --delimiter C         CSV/TSV: field separator (one character; 'tab' for a tab)\n"
+    "  --null S              CSV/TSV: text for SQL NULL (CSV: empty, TSV: \\N)\n"
+    "  --crlf                end lines with CRLF\n"
+    "  --max-rows N          split into PATH-00001.EXT, ... of at most N rows each\n"
+    "  --max-bytes N         split once a part reaches N bytes (500MB, 1GiB, ...)\n"
+    "  --timeout DURATION    give up after this long (500ms, 30s, 10m, 1h)\n"
+    "  --retries N           retry connection losses, deadlocks, ... N times\n"
+    "  --pool N              connections to keep (default 1)\n"
+    "  --manifest PATH       also write a JSON manifest of the files (rows, bytes, sha256)\n"
+    "  --quiet               print only errors\n"
+    "  --log-format F        text (default) or json: one JSON object per line\n"
+    "\n"
+    "Examples:\n"
+    "  dbpipe export --from postgresql://app:secret@127.0.0.1/shop \\\n"
+    "                --query \"SELECT * FROM orders WHERE created_at >= DATE '2024-01-01'\" \\\n"
+    "                --to out/orders.csv.gz\n"
+    "  dbpipe export --from mysql://app:secret@127.0.0.1/shop --table customers \\\n"
+    "                --to out/customers.jsonl.zst --max-rows 100000\n";
+
+static const char run_help[] =
+    "Usage: dbpipe run JOB.yaml [--concurrency N] [--only TASK]... [--quiet] [--log-format F]\n"
+    "\n"
+    "Validates the job file (like `dbpipe check`), then runs its tasks, at most\n"
+    "`concurrency` at once, each on a connection from its database's pool. A failed\n"
+    "task does not stop the others. Ctrl-C (SIGINT) or SIGTERM cancels every query on\n"
+    "the server and removes partial files; a second Ctrl-C exits at once.\n"
+    "\n"
+    "On a terminal a live display shows each running task (rows, rows/s, bytes) and\n"
+    "the pools; otherwise one log line per event.\n"
+    "\n"
+    "Options:\n"
+    "  --concurrency N       tasks at once (overrides the job's `concurrency`)\n"
+    "  --only TASK           run only this task (repeat for more)\n"
+    "  --quiet               print only errors\n"
+    "  --log-format F        text (default) or json: one JSON object per line\n"
+    "                        {\"ts\", \"level\", \"event\", \"task\", \"message\", ...}\n"
+    "\n"
+    "The job file (YAML):\n"
+    "  connections:            name -> DSN, or name -> {dsn: DSN, pool: N}\n"
+    "    pg: postgresql://app:${PG_PASSWORD}@127.0.0.1:5432/shop\n"
+    "    my: {dsn: \"mysql://app:${MY_PASSWORD:-secret}@127.0.0.1/shop\", pool: 2}\n"
+    "  concurrency: 4          tasks at once (default 4)\n"
+    "  manifest: out/manifest.json\n"
+    "                          default: JOBNAME.manifest.json beside the job file;\n"
+    "                          false: none\n"
+    "  defaults:               settings for every task that does not set them:\n"
+    "    compression: gzip     from, format, compression, level, header, delimiter,\n"
+    "    timeout: 10m          null, crlf, max_rows, max_bytes, timeout, retries,\n"
+    "    retries: 2            retry_backoff\n"
+    "  tasks:\n"
+    "    - name: orders        required: letters, digits, _ - .\n"
+    "      from: pg            required (unless in defaults): a connection name\n"
+    "      query: SELECT ...   one of query and table\n"
+    "      table: shop.orders\n"
+    "      to: out/{name}-{date}.csv.gz\n"
+    "                          required; {name} is the task, {date} the run's UTC date\n"
+    "      format: csv         csv | tsv | jsonl (default: from the file name, else csv)\n"
+    "      compression: gzip   none | gzip | zstd (default: from the file name)\n"
+    "      level: 6            compression level\n"
+    "      header: true        CSV/TSV header row\n"
+    "      delimiter: ','      CSV/TSV field separator\n"
+    "      null: ''            CSV/TSV text for NULL\n"
+    "      crlf: false         CRLF line ends\n"
+    "      max_rows: 100000    split into numbered parts\n"
+    "      max_bytes: 1GiB\n"
+    "      timeout: 30s        per attempt (ms, s, m, h; or none)\n"
+    "      retries: 3          extra attempts for retryable errors (lost connection,\n"
+    "      retry_backoff: 1s   deadlock, ...), waiting 1s, 2s, 4s, ... in between\n"
+    "\n"
+    "${VAR} and ${VAR:-default} are replaced from the environment in DSNs, queries,\n"
+    "table names and paths; $$ is a literal $. Relative paths are relative to the job\n"
+    "file's directory.\n"
+    "\n"
+    "Examples:\n"
+    "  dbpipe run examples/shop.yaml\n"
+    "  dbpipe run nightly.yaml --concurrency 8 --only orders --only customers\n"
+    "  dbpipe run nightly.yaml --log-format json 2> run.log\n";
+
+static const char check_help[] =
+    "Usage: dbpipe check JOB.yaml\n"
+    "\n"
+    "Validates a job file without touching any database or file: YAML syntax, unknown\n"
+    "keys, value types, missing keys, unknown connections, duplicate task names,\n"
+    "formats, compressions, DSNs and ${VAR}s. Every problem is listed as\n"
+    "JOB.yaml:LINE:COLUMN: message. Exit code 0 when the job is valid, 2 otherwise.\n"
+    "See `dbpipe help run` for the job file's keys.\n"
+    "\n"
+    "Example:\n"
+    "  dbpipe check examples/shop.yaml\n";
+
+int cli_help(FILE *f, const char *cmd) {
+  if (cmd == NULL) {
+    fprintf(f, overview, dbp_version());
+  } else if (strcmp(cmd, "export") == 0) {
+    fputs(export_help, f);
+  } else if (strcmp(cmd, "run") == 0) {
+    fputs(run_help, f);
+  } else if (strcmp(cmd, "check") == 0) {
+    fputs(check_help, f);
+  } else if (strcmp(cmd, "help") == 0) {
+    fputs("Usage: dbpipe help [COMMAND]\n\nShows the help of a command, or the overview.\n", f);
+  } else {
+    return -1;
+  }
+  return 0;
+}
+
+static void version(void) {
+  int pq = PQlibVersion();
+  printf("dbpipe %s\n", dbp_version());
+  printf("libuv %s, libpq %d.%d, libmariadb %s, zlib %s, zstd %s\n", uv_version_string(),
+         pq / 10000, pq % 100, mysql_get_client_info(), zlibVersion(), ZSTD_versionString());
+}
+
+int main(int argc, char **argv) {
+  /* A closed pipe on stderr must not kill a run half way. */
+  signal(SIGPIPE, SIG_IGN);
+  if (argc < 2) {
+    cli_help(stderr, NULL);
+    return CLI_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    cli_help(stdout, NULL);
+    return CLI_OK;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
+    version();
+    return CLI_OK;
+  }
+  if (strcmp(cmd, "help") == 0) {
+    if (argc > 3) {
+      fprintf(stderr, "dbpipe help: expected at most one command\n");
+      return CLI_USAGE;
+    }
+    if (cli_help(stdout, argc == 3 ? argv[2] : NULL) != 0) {
+      fprintf(stderr, "dbpipe help: unknown command '%s' (commands: export, run, check)\n",
+              argv[2]);
+      return CLI_USAGE;
+    }
+    return CLI_OK;
+  }
+  if (strcmp(cmd, "export") == 0) return cli_cmd_export(argc - 1, argv + 1);
+  if (strcmp(cmd, "run") == 0) return cli_cmd_run(argc - 1, argv + 1);
+  if (strcmp(cmd, "check") == 0) return cli_cmd_check(argc - 1, argv + 1);
+  fprintf(stderr, "dbpipe: unknown command '%s' (commands: export, run, check; see dbpipe --help)\n",
+          cmd);
+  return CLI_USAGE;
+}
