@@ -1,0 +1,516 @@
+/* The connection front: one API over the drivers (pg.c, mysql.c).
+ *
+ * This file owns what every driver shares: opening (DSN parsing, name
+ * resolution off the loop, trying each address), the state checks before a
+ * statement, deadlines, waiting on the driver's socket, error recording with
+ * the password scrubbed, and the column/row arrays reused between rows.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "db/driver.h"
+
+/* ---- errors ---- */
+
+int dbp__seterr(dbp_conn *c, int code, const char *sqlstate, int db_errno, bool retryable,
+                const char *fmt, ...) {
+  dbp_dberr *e = &c->err;
+  e->code = code;
+  e->db_errno = db_errno;
+  e->retryable = retryable;
+  e->sqlstate[0] = '\0';
+  if (sqlstate != NULL) {
+    strncpy(e->sqlstate, sqlstate, sizeof e->sqlstate - 1);
+    e->sqlstate[sizeof e->sqlstate - 1] = '\0';
+  }
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->message, sizeof e->message, fmt, ap);
+  va_end(ap);
+  /* Trailing newlines from the client libraries only get in the way. */
+  size_t n = strlen(e->message);
+  while (n > 0 && (e->message[n - 1] == '\n' || e->message[n - 1] == ' ')) e->message[--n] = '\0';
+  dbp__scrub(e->message, c->dsn.password);
+  return code;
+}
+
+void dbp__set_broken(dbp_conn *c) { c->broken = true; }
+
+/* ---- waiting on the driver's socket ---- */
+
+void dbp__watch_close(dbp__watch *ws) {
+  if (ws->w != NULL) dbp_fdwatch_close(ws->w);
+  ws->w = NULL;
+  ws->fd = -1;
+  ws->ino = 0;
+}
+
+void dbp__unwatch(dbp_conn *c) { dbp__watch_close(&c->watch); }
+
+int dbp__wait_on(dbp_conn *c, dbp__watch *ws, int64_t deadline, int fd, int events,
+                 int64_t timeout_ms, bool check, int *revents) {
+  *revents = 0;
+  if (fd < 0) return DBP_ECONNLOST;
+  ino_t ino = ws->ino;
+  if (check || ws->w == NULL || fd != ws->fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return DBP_ECONNLOST;
+    ino = st.st_ino;
+  }
+  if (ws->w == NULL || fd != ws->fd || ino != ws->ino) {
+    dbp__watch_close(ws);
+    int rc = dbp_fdwatch_new(c->rt, fd, &ws->w);
+    if (rc != 0) {
+      ws->w = NULL;
+      return rc;
+    }
+    ws->fd = fd;
+    ws->ino = ino;
+  }
+  int64_t t = timeout_ms;
+  bool own = timeout_ms >= 0; /* is the caller's own limit the nearer one? */
+  if (deadline >= 0) {
+    int64_t rem = deadline - (int64_t)dbp_now(c->rt);
+    if (rem <= 0) return DBP_ETIMEDOUT;
+    if (t < 0 || rem < t) {
+      t = rem;
+      own = false;
+    }
+  }
+  uint64_t start = dbp_now(c->rt);
+  int rc = dbp_fdwatch_wait(ws->w, events, t, revents);
+  if (rc == DBP_ETIMEDOUT && own && dbp_now(c->rt) >= start + (uint64_t)timeout_ms) {
+    *revents = 0; /* the caller's own limit passed: not an error */
+    return 0;
+  }
+  return rc;
+}
+
+int dbp__wait(dbp_conn *c, int fd, int events, int64_t timeout_ms, bool check, int *revents) {
+  int rc = dbp__wait_on(c, &c->watch, c->deadline, fd, events, timeout_ms, check, revents);
+  if (rc == DBP_ECONNLOST) {
+    dbp__seterr(c, rc, NULL, 0, true, "the connection's socket is gone");
+    dbp__set_broken(c);
+  } else if (rc != 0 && !dbp__interrupted(rc)) {
+    dbp__seterr(c, rc, NULL, 0, false, "cannot watch the connection's socket: %s",
+                dbp_strerror(rc));
+  }
+  return rc;
+}
+
+typedef struct cleanup_job {
+  dbp_conn *c;
+  int (*fn)(dbp_conn *c);
+  int rc;
+  dbp_waiter done;
+} cleanup_job;
+
+/* The body of the clean-up coroutine: runs the job and wakes its caller. */
+static int cleanup_main(void *arg, void **result) {
+  (void)result;
+  cleanup_job *job = arg;
+  job->rc = job->fn(job->c);
+  dbp_wake(&job->done, 0);
+  return 0;
+}
+
+int dbp__cleanup(dbp_conn *c, int (*fn)(dbp_conn *c)) {
+  cleanup_job job = {.c = c, .fn = fn, .rc = 0};
+  dbp_waiter_init(&job.done);
+  int64_t saved = c->deadline;
+  c->deadline = (int64_t)dbp_now(c->rt) + DBP__CLEANUP_MS;
+  dbp_spawn_options opts = {.name = "dbpipe-db-cleanup", .stack_size = 256 * 1024,
+                            .detached = true};
+  int rc = dbp_spawn(c->rt, NULL, cleanup_main, &job, &opts);
+  if (rc == 0) {
+    /* The job lives on this stack: wait for it whatever happens. */
+    dbp_await_done(c->rt, &job.done);
+    rc = job.rc;
+  }
+  c->deadline = saved;
+  return rc;
+}
+
+/* ---- column metadata and row arrays ---- */
+
+int dbp__cols_begin(dbp_conn *c, size_t n, size_t strbytes) {
+  c->ncols = 0;
+  c->strs_used = 0;
+  if (n > c->cols_cap) {
+    dbp_column *cols = realloc(c->cols, n * sizeof *cols);
+    if (cols == NULL) return DBP_ENOMEM;
+    c->cols = cols;
+    c->cols_cap = n;
+  }
+  if (strbytes > c->strs_cap) {
+    char *s = realloc(c->strs, strbytes);
+    if (s == NULL) return DBP_ENOMEM;
+    c->strs = s;
+    c->strs_cap = strbytes;
+  }
+  if (n > c->row_cap) {
+    const char **v = realloc((void *)c->vals, n * sizeof *v);
+    if (v == NULL) return DBP_ENOMEM;
+    c->vals = v;
+    size_t *l = realloc(c->lens, n * sizeof *l);
+    if (l == NULL) return DBP_ENOMEM;
+    c->lens = l;
+    c->row_cap = n;
+  }
+  if (n > 0) memset(c->cols, 0, n * sizeof *c->cols);
+  c->ncols = n;
+  return 0;
+}
+
+const char *dbp__cols_str(dbp_conn *c, const char *s, size_t n) {
+  /* dbp__cols_begin reserved enough; a short reservation is a driver bug,
+   * answered with an empty string rather than an overflow. */
+  if (c->strs_used + n + 1 > c->strs_cap) return "";
+  char *d = c->strs + c->strs_used;
+  memcpy(d, s, n);
+  d[n] = '\0';
+  c->strs_used += n + 1;
+  return d;
+}
+
+void dbp__cols_clear(dbp_conn *c) {
+  c->ncols = 0;
+  c->strs_used = 0;
+}
+
+/* ---- opening ---- */
+
+/* Resolves c's host into a list of numeric addresses (without blocking the
+ * loop) and tries each until one connects. Returns 0 or an error recorded in
+ * c->err. */
+static int conn_connect(dbp_conn *c) {
+  const char *host = c->dsn.host;
+  if (host == NULL || host[0] == '/' || host[0] == '@') {
+    /* The library's default or a Unix socket: nothing to resolve. */
+    c->addr[0] = '\0';
+    return c->drv->connect(c, "");
+  }
+  struct addrinfo hints = {0}, *res = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  uint64_t token = 0;
+  bool pushed = false;
+  if (c->deadline >= 0) {
+    int64_t rem = c->deadline - (int64_t)dbp_now(c->rt);
+    if (rem <= 0) rem = 0;
+    pushed = dbp_deadline_push(c->rt, rem, &token) == 0;
+  }
+  int rc = dbp_getaddrinfo(c->rt, host, NULL, &hints, &res);
+  if (pushed) dbp_deadline_pop(c->rt, token);
+  if (rc == DBP_ETIMEDOUT)
+    return dbp__seterr(c, rc, NULL, 0, true, "timed out resolving host '%s' (%s)", host,
+                       c->redacted);
+  if (rc == DBP_ECANCELED)
+    return dbp__seterr(c, rc, NULL, 0, false, "canceled while resolving host '%s'", host);
+  if (rc != 0 || res == NULL) {
+    if (res != NULL) dbp_freeaddrinfo(res);
+    return dbp__seterr(c, DBP_ERESOLVE, NULL, 0, false, "could not resolve host '%s' (%s): %s",
+                       host, c->redacted, dbp_strerror(rc));
+  }
+  rc = DBP_ECONNECT;
+  for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+    char buf[INET6_ADDRSTRLEN];
+    const void *a;
+    if (ai->ai_family == AF_INET)
+      a = &((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+    else if (ai->ai_family == AF_INET6)
+      a = &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+    else
+      continue;
+    if (inet_ntop(ai->ai_family, a, buf, sizeof buf) == NULL) continue;
+    /* getaddrinfo repeats an address once per protocol; try each once. */
+    bool seen = false;
+    for (struct addrinfo *p = res; p != ai && !seen; p = p->ai_next)
+      seen = p->ai_family == ai->ai_family && p->ai_addrlen == ai->ai_addrlen &&
+             memcmp(p->ai_addr, ai->ai_addr, ai->ai_addrlen) == 0;
+    if (seen) continue;
+    snprintf(c->addr, sizeof c->addr, "%s", buf);
+    rc = c->drv->connect(c, c->addr);
+    if (rc == 0 || rc != DBP_ECONNECT) break;
+    /* Refused or unreachable: the next address may work. */
+    dbp__unwatch(c);
+    c->drv->close(c);
+  }
+  dbp_freeaddrinfo(res);
+  return rc;
+}
+
+/* The connect limit: the caller's, else the DSN's connect_timeout seconds,
+ * else none. Returns ms or -1. */
+static int64_t connect_limit(const dbp_conn *c, int64_t timeout_ms) {
+  if (timeout_ms >= 0) return timeout_ms;
+  const char *ct = dbp__dsn_param(&c->dsn, "connect_timeout");
+  if (ct != NULL) {
+    char *end;
+    long v = strtol(ct, &end, 10);
+    if (*end == '\0' && v > 0) return (int64_t)v * 1000;
+  }
+  return -1;
+}
+
+int dbp_conn_open(dbp_rt *rt, const char *dsn, int64_t timeout_ms, dbp_conn **out,
+                  dbp_dberr *err) {
+  if (err != NULL) memset(err, 0, sizeof *err);
+  if (out != NULL) *out = NULL;
+  if (rt == NULL || dsn == NULL || out == NULL) {
+    if (err != NULL) {
+      err->code = DBP_EINVAL;
+      snprintf(err->message, sizeof err->message, "dbp_conn_open: missing argument");
+    }
+    return DBP_EINVAL;
+  }
+  if (dbp_current(rt) == NULL) {
+    if (err != NULL) {
+      err->code = DBP_ENOTCORO;
+      snprintf(err->message, sizeof err->message, "dbp_conn_open must run in a coroutine");
+    }
+    return DBP_ENOTCORO;
+  }
+  dbp_dsn parsed;
+  char msg[256];
+  int rc = dbp_dsn_parse(dsn, &parsed, msg, sizeof msg);
+  if (rc != 0) {
+    if (err != NULL) {
+      err->code = rc;
+      snprintf(err->message, sizeof err->message, "%s", msg);
+    }
+    return rc;
+  }
+  const dbp__driver *drv = parsed.kind == DBP_DB_PG ? &dbp__pg_driver : &dbp__mysql_driver;
+  dbp_conn *c = calloc(1, drv->conn_size);
+  if (c == NULL) {
+    dbp_dsn_free(&parsed);
+    rc = DBP_ENOMEM;
+    if (err != NULL) {
+      err->code = rc;
+      snprintf(err->message, sizeof err->message, "out of memory");
+    }
+    return rc;
+  }
+  c->drv = drv;
+  c->rt = rt;
+  c->kind = parsed.kind;
+  c->dsn = parsed;
+  c->watch.fd = -1;
+  c->deadline = -1;
+  size_t rlen = strlen(dsn) + 16;
+  c->redacted = malloc(rlen);
+  if (c->redacted == NULL) {
+    rc = dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+    goto err;
+  }
+  dbp_dsn_redact(dsn, c->redacted, rlen);
+  c->opened_at = c->used_at = dbp_now(rt);
+  int64_t limit = connect_limit(c, timeout_ms);
+  c->deadline = limit >= 0 ? (int64_t)dbp_now(rt) + limit : -1;
+  c->busy = true;
+  rc = conn_connect(c);
+  c->busy = false;
+  c->deadline = -1;
+  if (rc != 0) goto err;
+  c->opened_at = c->used_at = dbp_now(rt);
+  *out = c;
+  return 0;
+err:
+  if (err != NULL) *err = c->err;
+  dbp_conn_close(c);
+  return rc;
+}
+
+/* Frees c now: the driver's state, the watcher, the arrays. */
+static void conn_free(dbp_conn *c) {
+  dbp__unwatch(c);
+  c->drv->close(c);
+  dbp_dsn_free(&c->dsn);
+  free(c->redacted);
+  free(c->cols);
+  free(c->strs);
+  free((void *)c->vals);
+  free(c->lens);
+  free(c);
+}
+
+void dbp_conn_close(dbp_conn *c) {
+  if (c == NULL) return;
+  if (c->refs > 0) {
+    /* A dbp_conn_cancel still uses the driver's cancel state; it frees c
+     * when it finishes. */
+    c->closing = true;
+    return;
+  }
+  conn_free(c);
+}
+
+/* ---- accessors ---- */
+
+dbp_db_kind dbp_conn_kind(const dbp_conn *c) { return c->kind; }
+bool dbp_conn_is_broken(const dbp_conn *c) { return c == NULL || c->broken; }
+bool dbp_conn_in_transaction(const dbp_conn *c) {
+  return c != NULL && !c->broken && c->drv->in_transaction(c);
+}
+int64_t dbp_conn_backend_id(const dbp_conn *c) { return c->drv->backend_id(c); }
+const char *dbp_conn_dsn(const dbp_conn *c) { return c->redacted; }
+const dbp_dberr *dbp_conn_error(const dbp_conn *c) { return &c->err; }
+uint64_t dbp_conn_opened_at(const dbp_conn *c) { return c->opened_at; }
+uint64_t dbp_conn_used_at(const dbp_conn *c) { return c->used_at; }
+size_t dbp_ncols(const dbp_conn *c) { return c->ncols; }
+const dbp_column *dbp_columns(const dbp_conn *c) { return c->ncols > 0 ? c->cols : NULL; }
+
+/* ---- statements ---- */
+
+/* Checks that c can start a call now: in a coroutine of its runtime, not
+ * broken, not used by another coroutine, and in `want` state. Returns 0 or
+ * the error (recorded in c->err). */
+static int conn_ready(dbp_conn *c, dbp__state want) {
+  if (dbp_current(c->rt) == NULL)
+    return dbp__seterr(c, DBP_ENOTCORO, NULL, 0, false, "must be called from a coroutine");
+  if (c->broken) {
+    /* Keep the original cause in the message; it says why. */
+    char prev[sizeof c->err.message];
+    snprintf(prev, sizeof prev, "%s", c->err.message);
+    return dbp__seterr(c, DBP_ECONNLOST, c->err.sqlstate, c->err.db_errno, true,
+                       "the connection is broken (%s)", prev);
+  }
+  if (c->busy)
+    return dbp__seterr(c, DBP_EBUSY, NULL, 0, false,
+                       "the connection is in use by another coroutine");
+  if (c->state != want) {
+    if (c->state == DBP__ROWS)
+      return dbp__seterr(c, DBP_ESTATE, NULL, 0, false,
+                         "a result is still open: fetch it to the end or call dbp_query_close");
+    if (c->state == DBP__COPY)
+      return dbp__seterr(c, DBP_ESTATE, NULL, 0, false,
+                         "a COPY is still open: read it to the end or call dbp_query_close");
+    return dbp__seterr(c, DBP_ESTATE, NULL, 0, false, "no result is open");
+  }
+  return 0;
+}
+
+/* Marks the start of a call: busy, the statement's deadline. */
+static void call_begin(dbp_conn *c, int64_t timeout_ms) {
+  c->busy = true;
+  c->cancel_req = false;
+  c->deadline = timeout_ms >= 0 ? (int64_t)dbp_now(c->rt) + timeout_ms : -1;
+}
+
+static int call_end(dbp_conn *c, int rc) {
+  c->busy = false;
+  c->used_at = dbp_now(c->rt);
+  if (c->state == DBP__IDLE) c->deadline = -1;
+  return rc;
+}
+
+int dbp_exec(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *params,
+             int64_t timeout_ms, int64_t *affected) {
+  if (affected != NULL) *affected = 0;
+  if (c == NULL || sql == NULL || (nparams > 0 && params == NULL)) return DBP_EINVAL;
+  int rc = conn_ready(c, DBP__IDLE);
+  if (rc != 0) return rc;
+  call_begin(c, timeout_ms);
+  dbp__cols_clear(c);
+  int64_t n = 0;
+  rc = c->drv->exec(c, sql, nparams, params, &n);
+  if (rc == 0 && affected != NULL) *affected = n;
+  return call_end(c, rc);
+}
+
+int dbp_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *params,
+              int64_t timeout_ms) {
+  if (c == NULL || sql == NULL || (nparams > 0 && params == NULL)) return DBP_EINVAL;
+  int rc = conn_ready(c, DBP__IDLE);
+  if (rc != 0) return rc;
+  call_begin(c, timeout_ms);
+  dbp__cols_clear(c);
+  rc = c->drv->query(c, sql, nparams, params);
+  return call_end(c, rc);
+}
+
+int dbp_fetch(dbp_conn *c, dbp_row *row) {
+  if (c == NULL || row == NULL) return DBP_EINVAL;
+  row->ncols = 0;
+  row->vals = NULL;
+  row->lens = NULL;
+  if (c->state == DBP__IDLE && !c->busy && !c->broken && dbp_current(c->rt) != NULL)
+    return 0; /* the result already ended (or there was none) */
+  int rc = conn_ready(c, DBP__ROWS);
+  if (rc != 0) return rc;
+  c->busy = true;
+  rc = c->drv->fetch(c, row);
+  c->busy = false;
+  if (rc <= 0) c->deadline = -1;
+  return rc;
+}
+
+int dbp_query_close(dbp_conn *c) {
+  if (c == NULL) return DBP_EINVAL;
+  if (c->state == DBP__IDLE || c->broken) return 0;
+  if (dbp_current(c->rt) == NULL)
+    return dbp__seterr(c, DBP_ENOTCORO, NULL, 0, false, "must be called from a coroutine");
+  if (c->busy)
+    return dbp__seterr(c, DBP_EBUSY, NULL, 0, false,
+                       "the connection is in use by another coroutine");
+  c->busy = true;
+  int rc = c->drv->discard(c);
+  return call_end(c, rc);
+}
+
+int dbp_describe(dbp_conn *c, const char *sql, int64_t timeout_ms) {
+  if (c == NULL || sql == NULL) return DBP_EINVAL;
+  int rc = conn_ready(c, DBP__IDLE);
+  if (rc != 0) return rc;
+  call_begin(c, timeout_ms);
+  dbp__cols_clear(c);
+  rc = c->drv->describe(c, sql);
+  return call_end(c, rc);
+}
+
+int dbp_copy_start(dbp_conn *c, const char *copy_sql, int64_t timeout_ms) {
+  if (c == NULL || copy_sql == NULL) return DBP_EINVAL;
+  int rc = conn_ready(c, DBP__IDLE);
+  if (rc != 0) return rc;
+  if (c->drv->copy_start == NULL)
+    return dbp__seterr(c, DBP_EINVAL, NULL, 0, false, "COPY is a PostgreSQL feature");
+  call_begin(c, timeout_ms);
+  dbp__cols_clear(c);
+  rc = c->drv->copy_start(c, copy_sql);
+  return call_end(c, rc);
+}
+
+int dbp_copy_read(dbp_conn *c, const char **buf, size_t *len) {
+  if (c == NULL || buf == NULL || len == NULL) return DBP_EINVAL;
+  *buf = NULL;
+  *len = 0;
+  if (c->state == DBP__IDLE && !c->busy && !c->broken && dbp_current(c->rt) != NULL) return 0;
+  int rc = conn_ready(c, DBP__COPY);
+  if (rc != 0) return rc;
+  c->busy = true;
+  rc = c->drv->copy_read(c, buf, len);
+  c->busy = false;
+  if (rc <= 0) c->deadline = -1;
+  return rc;
+}
+
+int dbp_conn_cancel(dbp_conn *c) {
+  if (c == NULL) return DBP_EINVAL;
+  if (dbp_current(c->rt) == NULL) return DBP_ENOTCORO;
+  if (c->broken || c->closing) return 0;
+  c->refs++;
+  c->cancel_req = true;
+  int rc = c->drv->cancel(c);
+  c->refs--;
+  if (c->closing && c->refs == 0) conn_free(c);
+  return rc;
+}

@@ -1,0 +1,162 @@
+/* Internal: the connection object shared by the drivers, the driver table
+ * and the helpers conn.c gives pg.c and mysql.c. Not installed. */
+#ifndef DBPIPE_DB_DRIVER_H
+#define DBPIPE_DB_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dbpipe/db.h"
+
+/* How long the cleanup after a timeout or cancellation (cancel on the
+ * server, drain the result) may take before the connection is given up and
+ * marked broken. */
+#define DBP__CLEANUP_MS 5000
+
+/* Where a connection is between calls. */
+typedef enum dbp__state {
+  DBP__IDLE = 0, /* ready for a statement */
+  DBP__ROWS,     /* dbp_query succeeded; rows remain to fetch */
+  DBP__COPY,     /* dbp_copy_start succeeded; data remains to read */
+} dbp__state;
+
+typedef struct dbp__driver dbp__driver;
+
+/* A socket watcher that follows the socket a client library uses: it is
+ * recreated whenever the socket changes (by number or, where libraries
+ * close and reopen sockets, by inode). */
+typedef struct dbp__watch {
+  dbp_fdwatch *w;
+  int fd;
+  ino_t ino;
+} dbp__watch;
+
+/* The part of a connection every driver shares. A driver's own connection
+ * struct embeds this as its first member. */
+struct dbp_conn_s {
+  const dbp__driver *drv;
+  dbp_rt *rt;
+  dbp_db_kind kind;
+  dbp_dsn dsn;       /* parsed; keeps the password for side connections */
+  char *redacted;    /* the DSN with the password replaced */
+  char addr[64];     /* the numeric address connected to ("" for a socket) */
+  dbp_dberr err;     /* the last error */
+  dbp__state state;
+  bool broken;       /* unusable: lost, protocol error, cleanup failed */
+  bool busy;         /* a call is waiting inside the driver */
+  bool closing;      /* dbp_conn_close ran while a cancel still used it */
+  int refs;          /* dbp_conn_cancel calls in flight */
+  bool cancel_req;   /* dbp_conn_cancel asked the server to cancel */
+  uint64_t opened_at, used_at;
+  int64_t deadline;  /* loop ms when the running statement times out; -1 none */
+
+  dbp__watch watch; /* on the driver's socket */
+
+  /* Column metadata of the current result; its strings live in `strs`. */
+  size_t ncols, cols_cap;
+  dbp_column *cols;
+  char *strs;
+  size_t strs_used, strs_cap;
+
+  /* Row arrays, reused from row to row. */
+  size_t row_cap;
+  const char **vals;
+  size_t *lens;
+};
+
+/* The driver table: one per database kind. Every function runs inside a
+ * coroutine unless noted; errors go to c->err through dbp__seterr. */
+struct dbp__driver {
+  size_t conn_size; /* sizeof the driver's connection struct */
+  /* Connects to the numeric address `addr` ("" = the DSN's own host, e.g. a
+   * Unix socket). Returns 0 or an error; on error the caller calls close. */
+  int (*connect)(dbp_conn *c, const char *addr);
+  /* Frees the driver's state without waiting. Safe on a half-open conn. */
+  void (*close)(dbp_conn *c);
+  int (*exec)(dbp_conn *c, const char *sql, size_t n, const dbp_param *p, int64_t *affected);
+  /* Starts a query and reads up to its column metadata (state ROWS). */
+  int (*query)(dbp_conn *c, const char *sql, size_t n, const dbp_param *p);
+  int (*fetch)(dbp_conn *c, dbp_row *row);
+  /* Abandons the current result (ROWS or COPY), leaving the conn idle. */
+  int (*discard)(dbp_conn *c);
+  int (*describe)(dbp_conn *c, const char *sql);
+  int (*copy_start)(dbp_conn *c, const char *sql);
+  int (*copy_read)(dbp_conn *c, const char **buf, size_t *len);
+  /* Asks the server to cancel whatever runs on c (dbp_conn_cancel). */
+  int (*cancel)(dbp_conn *c);
+  bool (*in_transaction)(const dbp_conn *c);
+  int64_t (*backend_id)(const dbp_conn *c);
+};
+
+extern const dbp__driver dbp__pg_driver;
+extern const dbp__driver dbp__mysql_driver;
+
+/* ---- dsn.c ---- */
+
+/* The value of query parameter `key` (the last one wins), or NULL. */
+const char *dbp__dsn_param(const dbp_dsn *d, const char *key);
+/* Replaces every occurrence of `secret` in the NUL-terminated msg. */
+void dbp__scrub(char *msg, const char *secret);
+
+/* ---- types.c ---- */
+
+/* The typname of a built-in PostgreSQL type OID and its normalized type;
+ * NULL (and DBP_T_OTHER) for types outside the built-in table. */
+const char *dbp__pg_type(uint32_t oid, dbp_type *type);
+
+/* ---- conn.c ---- */
+
+/* Records an error on c: code, SQLSTATE (may be NULL), errno, retryable,
+ * and a printf message. The message has the password scrubbed. Returns
+ * `code`. */
+int dbp__seterr(dbp_conn *c, int code, const char *sqlstate, int db_errno, bool retryable,
+                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Marks c broken after an error already recorded with dbp__seterr. */
+void dbp__set_broken(dbp_conn *c);
+
+/* Waits until `fd` is ready for `events` (DBP_READABLE | DBP_WRITABLE)
+ * through the watcher slot ws, at most until the absolute loop time
+ * `deadline` (-1 none) and timeout_ms (DBP_FOREVER none). The socket is
+ * checked by inode when `check` is set (the connect phase, where libraries
+ * reopen sockets). Returns 0 with *revents set (0 when timeout_ms, the
+ * caller's own limit, passed), DBP_ETIMEDOUT (deadline or the coroutine's
+ * deadline), DBP_ECANCELED, or DBP_ECONNLOST / DBP_ENOMEM when the socket
+ * cannot be watched. Records nothing in c->err. */
+int dbp__wait_on(dbp_conn *c, dbp__watch *ws, int64_t deadline, int fd, int events,
+                 int64_t timeout_ms, bool check, int *revents);
+/* dbp__wait_on for c's own socket and statement deadline; records a
+ * socket failure in c->err. */
+int dbp__wait(dbp_conn *c, int fd, int events, int64_t timeout_ms, bool check, int *revents);
+/* Drops a watcher (before its socket is closed). */
+void dbp__watch_close(dbp__watch *ws);
+/* Drops c's own watcher. */
+void dbp__unwatch(dbp_conn *c);
+
+/* Runs fn(c) in a fresh coroutine and waits for it to finish, ignoring
+ * the caller's timeouts, deadline and cancellation (a cancellation arriving
+ * meanwhile stays pending for the caller's next wait). While fn runs,
+ * c->deadline is a budget of DBP__CLEANUP_MS. This is how a driver cleans
+ * up after an interrupted statement (cancel on the server, drain): the
+ * caller's deadline has passed or its cancellation was delivered, yet the
+ * connection must be left idle or broken before the call returns. Returns
+ * fn's result, or DBP_ENOMEM when no coroutine could be made. */
+int dbp__cleanup(dbp_conn *c, int (*fn)(dbp_conn *c));
+
+/* Starts new column metadata: room for n columns (c->ncols = n, entries
+ * zeroed) and `strbytes` bytes of strings for dbp__cols_str, plus n values
+ * in the row arrays. Returns 0 or DBP_ENOMEM (then c->ncols = 0). */
+int dbp__cols_begin(dbp_conn *c, size_t n, size_t strbytes);
+/* Copies s[0..n) into the string storage reserved by dbp__cols_begin and
+ * returns the NUL-terminated copy. */
+const char *dbp__cols_str(dbp_conn *c, const char *s, size_t n);
+/* Forgets the column metadata (keeps the memory). */
+void dbp__cols_clear(dbp_conn *c);
+
+/* True when err is a wait's "stop now" outcome (timeout or cancel). */
+static inline bool dbp__interrupted(int err) {
+  return err == DBP_ETIMEDOUT || err == DBP_ECANCELED;
+}
+
+#endif /* DBPIPE_DB_DRIVER_H */

@@ -1,0 +1,1120 @@
+/* The MySQL/MariaDB driver, on libmariadb's nonblocking API.
+ *
+ * MYSQL_OPT_NONBLOCK is set before anything else; every call that talks to
+ * the server is a _start/_cont pair driven by my_drive, which waits on
+ * mysql_get_socket() for what the status asks (read, write, and the
+ * library's own timeout from mysql_get_timeout_value_ms).
+ *
+ * Statements without parameters use the text protocol with
+ * mysql_use_result: rows stream one at a time with the server's own text
+ * for every value. Statements with parameters are server-side prepared
+ * statements (real binding, nothing is spliced into the SQL); their results
+ * come in the binary protocol and are converted back to text by binding
+ * every result column as a string.
+ *
+ * A call interrupted by a timeout or a cancellation leaves libmariadb in
+ * the middle of an operation. The clean-up (my_abort) sends KILL QUERY from
+ * a side connection, finishes that operation and drains what follows, so
+ * the connection is idle again; if that fails it is closed and broken.
+ */
+#include <mysql.h>
+#include <errmsg.h>
+#include <mysqld_error.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/driver.h"
+
+/* How a column's values are turned into dbpipe's form. */
+enum { CONV_NONE = 0, CONV_BIT1 = 1 };
+
+typedef struct my_conn my_conn;
+/* Continues an interrupted nonblocking call with the events that happened;
+ * returns the call's next status (0 = finished). */
+typedef int (*my_cont_fn)(my_conn *p, int ev);
+
+struct my_conn {
+  dbp_conn base;
+  MYSQL *m;
+  unsigned long thread_id;
+
+  /* The nonblocking call in progress (op_cont != NULL) and its status. */
+  my_cont_fn op_cont;
+  int op_status;
+  /* Where the calls put their results. */
+  int ret_int;
+  my_bool ret_bool;
+  MYSQL *ret_mysql;
+  MYSQL_ROW ret_row;
+
+  bool query_ok;   /* the last mysql_real_query succeeded */
+  MYSQL_RES *res;  /* the text-protocol result being streamed */
+  MYSQL_STMT *stmt; /* the prepared statement in use */
+  MYSQL_RES *meta; /* its result metadata */
+
+  unsigned char *conv; /* per column: CONV_* */
+  MYSQL_BIND *pbind; /* the parameters of the statement in use */
+  /* Result buffers of a prepared statement, one per column. */
+  MYSQL_BIND *rbind;
+  char **rbuf;
+  size_t *rsize; /* bytes allocated at rbuf[i] */
+  unsigned long *rlen;
+  my_bool *rnull, *rerr;
+  size_t rcap; /* columns the arrays above can hold */
+};
+
+#define MY(c) ((my_conn *)(c))
+
+/* ---- waiting ---- */
+
+/* Waits for what a libmariadb status asks for on socket of m, through ws,
+ * until `deadline`. Stores the events for the _cont call in *ev. Returns 0
+ * or the wait's error. */
+static int my_wait(dbp_conn *c, dbp__watch *ws, int64_t deadline, MYSQL *m, int status,
+                   bool check, int *ev) {
+  int events = 0;
+  if (status & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT)) events |= DBP_READABLE;
+  if (status & MYSQL_WAIT_WRITE) events |= DBP_WRITABLE;
+  int64_t t = DBP_FOREVER;
+  if (status & MYSQL_WAIT_TIMEOUT) t = (int64_t)mysql_get_timeout_value_ms(m);
+  *ev = 0;
+  if (events == 0) {
+    /* Only the library's own timer: sleep it out. */
+    int rc = dbp_sleep(c->rt, t >= 0 ? t : 0);
+    *ev = MYSQL_WAIT_TIMEOUT;
+    return rc;
+  }
+  int rev = 0;
+  int rc = dbp__wait_on(c, ws, deadline, (int)mysql_get_socket(m), events, t, check, &rev);
+  if (rc != 0) return rc;
+  if (rev == 0) {
+    *ev = MYSQL_WAIT_TIMEOUT;
+    return 0;
+  }
+  if (rev & DBP_READABLE) *ev |= status & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT);
+  if (rev & DBP_WRITABLE) *ev |= status & MYSQL_WAIT_WRITE;
+  if (*ev == 0) *ev = status & (MYSQL_WAIT_READ | MYSQL_WAIT_WRITE | MYSQL_WAIT_EXCEPT);
+  return 0;
+}
+
+/* Drives the call that returned `status` from its _start to the end. On
+ * an interruption the call stays pending in p->op_cont / p->op_status (to
+ * be finished by the clean-up) and the wait's code is returned. */
+static int my_drive(dbp_conn *c, int status, my_cont_fn cont, bool check) {
+  my_conn *p = MY(c);
+  p->op_status = status;
+  p->op_cont = cont;
+  while (p->op_status != 0) {
+    int ev = 0;
+    int rc = my_wait(c, &c->watch, c->deadline, p->m, p->op_status, check, &ev);
+    if (rc != 0) {
+      if (rc == DBP_ECONNLOST) {
+        dbp__seterr(c, rc, NULL, 0, true, "the connection's socket is gone");
+        dbp__set_broken(c);
+      }
+      return rc;
+    }
+    p->op_status = cont(p, ev);
+  }
+  p->op_cont = NULL;
+  return 0;
+}
+
+static int cont_connect(my_conn *p, int ev) {
+  return mysql_real_connect_cont(&p->ret_mysql, p->m, ev);
+}
+static int cont_query(my_conn *p, int ev) { return mysql_real_query_cont(&p->ret_int, p->m, ev); }
+static int cont_fetch(my_conn *p, int ev) { return mysql_fetch_row_cont(&p->ret_row, p->res, ev); }
+static int cont_free(my_conn *p, int ev) { return mysql_free_result_cont(p->res, ev); }
+static int cont_next(my_conn *p, int ev) { return mysql_next_result_cont(&p->ret_int, p->m, ev); }
+static int cont_prepare(my_conn *p, int ev) {
+  return mysql_stmt_prepare_cont(&p->ret_int, p->stmt, ev);
+}
+static int cont_execute(my_conn *p, int ev) {
+  return mysql_stmt_execute_cont(&p->ret_int, p->stmt, ev);
+}
+static int cont_sfetch(my_conn *p, int ev) {
+  return mysql_stmt_fetch_cont(&p->ret_int, p->stmt, ev);
+}
+static int cont_sclose(my_conn *p, int ev) {
+  return mysql_stmt_close_cont(&p->ret_bool, p->stmt, ev);
+}
+
+/* ---- errors ---- */
+
+static bool lost_errno(unsigned e) {
+  return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST || e == ER_CONNECTION_KILLED ||
+         e == ER_SERVER_SHUTDOWN || e == CR_SERVER_LOST_EXTENDED || e == ER_NET_READ_ERROR ||
+         e == ER_NET_READ_INTERRUPTED || e == ER_NET_ERROR_ON_WRITE || e == 4031;
+}
+
+static bool retryable_errno(unsigned e) {
+  return lost_errno(e) || e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT ||
+         e == ER_CON_COUNT_ERROR || e == ER_TOO_MANY_USER_CONNECTIONS;
+}
+
+/* Records a MySQL error (errno, SQLSTATE, message) and returns its code:
+ * DBP_ECONNLOST (connection broken) when the session is gone,
+ * DBP_ECANCELED for the interruption of a cancel we asked for,
+ * DBP_EQUERY otherwise. */
+static int my_err(dbp_conn *c, unsigned e, const char *state, const char *msg) {
+  if (e == 0) {
+    e = CR_UNKNOWN_ERROR;
+    if (msg == NULL || !*msg) msg = "unknown error";
+  }
+  if (lost_errno(e)) {
+    dbp__seterr(c, DBP_ECONNLOST, state, (int)e, true, "connection to the server lost: %s", msg);
+    dbp__set_broken(c);
+    return DBP_ECONNLOST;
+  }
+  if (e == ER_QUERY_INTERRUPTED && c->cancel_req)
+    return dbp__seterr(c, DBP_ECANCELED, state, (int)e, false, "%s", msg);
+  int code = e == CR_COMMANDS_OUT_OF_SYNC ? DBP_EPROTO : DBP_EQUERY;
+  return dbp__seterr(c, code, state, (int)e, retryable_errno(e), "%s", msg);
+}
+
+static int my_conn_err(dbp_conn *c) {
+  MYSQL *m = MY(c)->m;
+  return my_err(c, mysql_errno(m), mysql_sqlstate(m), mysql_error(m));
+}
+
+static int my_stmt_err(dbp_conn *c) {
+  MYSQL_STMT *s = MY(c)->stmt;
+  return my_err(c, mysql_stmt_errno(s), mysql_stmt_sqlstate(s), mysql_stmt_error(s));
+}
+
+/* ---- options and connect ---- */
+
+static bool key_is(const char *k, const char *a, const char *b, const char *d) {
+  return strcmp(k, a) == 0 || (b && strcmp(k, b) == 0) || (d && strcmp(k, d) == 0);
+}
+
+/* Applies the DSN to a fresh MYSQL handle: nonblocking first, utf8mb4,
+ * then the query parameters that map onto libmariadb options. Returns 0,
+ * or DBP_EDSN with the reason in msg. */
+static int my_options(MYSQL *m, const dbp_dsn *d, bool tcp, char *msg, size_t mlen) {
+  mysql_options(m, MYSQL_OPT_NONBLOCK, 0);
+  /* Truncated string results are found by length (see my_stmt_row);
+   * reporting them would leave a first row's columns unreadable by
+   * mysql_stmt_fetch_column. */
+  my_bool no_report = 0;
+  mysql_options(m, MYSQL_REPORT_DATA_TRUNCATION, &no_report);
+  const char *charset = "utf8mb4";
+  if (tcp) {
+    unsigned proto = MYSQL_PROTOCOL_TCP;
+    mysql_options(m, MYSQL_OPT_PROTOCOL, &proto);
+  }
+  for (size_t i = 0; i < d->nparams; i++) {
+    const char *k = d->keys[i], *v = d->values[i];
+    if (key_is(k, "connect_timeout", "connect-timeout", NULL)) {
+      char *end;
+      unsigned long secs = strtoul(v, &end, 10);
+      if (*end != '\0' || *v == '\0') {
+        snprintf(msg, mlen, "invalid DSN: connect_timeout must be whole seconds");
+        return DBP_EDSN;
+      }
+      unsigned s = (unsigned)secs;
+      if (s > 0) mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &s);
+    } else if (key_is(k, "charset", "character_set", NULL)) {
+      charset = v;
+    } else if (key_is(k, "sslmode", "ssl-mode", "ssl_mode")) {
+      my_bool on = 1, off = 0;
+      if (strcasecmp(v, "disable") == 0 || strcasecmp(v, "disabled") == 0 ||
+          strcasecmp(v, "prefer") == 0 || strcasecmp(v, "preferred") == 0 ||
+          strcasecmp(v, "allow") == 0) {
+        /* libmariadb has no "try TLS, fall back": these run without. */
+      } else if (strcasecmp(v, "require") == 0 || strcasecmp(v, "required") == 0) {
+        mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
+        mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &off);
+      } else if (strcasecmp(v, "verify-ca") == 0 || strcasecmp(v, "verify_ca") == 0 ||
+                 strcasecmp(v, "verify-full") == 0 || strcasecmp(v, "verify_identity") == 0) {
+        mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
+        mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
+      } else {
+        snprintf(msg, mlen,
+                 "invalid DSN: sslmode '%.40s' (expected disable, prefer, require, verify-ca or "
+                 "verify-full)",
+                 v);
+        return DBP_EDSN;
+      }
+    } else if (key_is(k, "sslrootcert", "ssl-ca", "sslca")) {
+      mysql_options(m, MYSQL_OPT_SSL_CA, v);
+    } else if (key_is(k, "sslcert", "ssl-cert", NULL)) {
+      mysql_options(m, MYSQL_OPT_SSL_CERT, v);
+    } else if (key_is(k, "sslkey", "ssl-key", NULL)) {
+      mysql_options(m, MYSQL_OPT_SSL_KEY, v);
+    } else if (key_is(k, "application_name", "program_name", NULL)) {
+      mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", v);
+    } else if (key_is(k, "socket", "unix_socket", NULL)) {
+      /* used by my_open */
+    } else {
+      snprintf(msg, mlen,
+               "invalid DSN: parameter '%.40s' is not supported for MySQL (supported: "
+               "connect_timeout, charset, sslmode, sslrootcert, sslcert, sslkey, "
+               "application_name, socket)",
+               k);
+      return DBP_EDSN;
+    }
+  }
+  if (mysql_options(m, MYSQL_SET_CHARSET_NAME, charset) != 0) {
+    snprintf(msg, mlen, "invalid DSN: unknown charset '%.40s'", charset);
+    return DBP_EDSN;
+  }
+  return 0;
+}
+
+/* Where to connect: a numeric address over TCP, or the DSN's socket. */
+static void my_target(const dbp_conn *c, const char *addr, const char **host,
+                      const char **sock) {
+  const dbp_dsn *d = &c->dsn;
+  *host = NULL;
+  *sock = dbp__dsn_param(d, "socket");
+  if (*sock == NULL) *sock = dbp__dsn_param(d, "unix_socket");
+  if (addr != NULL && addr[0] != '\0') {
+    *host = addr;
+  } else if (d->host != NULL && d->host[0] == '/') {
+    *host = "localhost"; /* libmariadb's word for "use the socket" */
+    *sock = d->host;
+  } else {
+    *host = d->host;
+  }
+}
+
+/* Opens a nonblocking session on m (options already set), waiting through
+ * ws until `deadline`. Returns 0, a wait's error, or -1 when the server or
+ * the library refused (details in mysql_errno(m)). */
+static int my_real_connect(dbp_conn *c, dbp__watch *ws, int64_t deadline, MYSQL *m,
+                           const char *host, const char *sock, const char *db) {
+  const dbp_dsn *d = &c->dsn;
+  MYSQL *ret = NULL;
+  int st = mysql_real_connect_start(&ret, m, host, d->user, d->password, db,
+                                    (unsigned)d->port, sock, CLIENT_MULTI_STATEMENTS);
+  while (st != 0) {
+    int ev = 0;
+    int rc = my_wait(c, ws, deadline, m, st, true, &ev);
+    if (rc != 0) return rc;
+    st = mysql_real_connect_cont(&ret, m, ev);
+  }
+  return ret != NULL ? 0 : -1;
+}
+
+/* Sorts a connect failure into a dbpipe code and records it. */
+static int my_connect_error(dbp_conn *c, MYSQL *m) {
+  unsigned e = mysql_errno(m);
+  int code = DBP_ECONNECT;
+  bool retry = true;
+  if (e == ER_ACCESS_DENIED_ERROR || e == ER_DBACCESS_DENIED_ERROR ||
+      e == ER_ACCESS_DENIED_NO_PASSWORD_ERROR) {
+    code = DBP_EAUTH;
+    retry = false;
+  } else if (e == CR_UNKNOWN_HOST) {
+    code = DBP_ERESOLVE;
+    retry = false;
+  } else if (e == ER_BAD_DB_ERROR) {
+    retry = false;
+  }
+  return dbp__seterr(c, code, mysql_sqlstate(m), (int)e, retry, "could not connect to %s: %s",
+                     c->redacted, mysql_error(m));
+}
+
+static int my_connect(dbp_conn *c, const char *addr) {
+  my_conn *p = MY(c);
+  p->m = mysql_init(NULL);
+  if (p->m == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+  char msg[256];
+  const char *host, *sock;
+  my_target(c, addr, &host, &sock);
+  int rc = my_options(p->m, &c->dsn, addr[0] != '\0', msg, sizeof msg);
+  if (rc != 0) return dbp__seterr(c, rc, NULL, 0, false, "%s", msg);
+  MYSQL *ret = NULL;
+  int st = mysql_real_connect_start(&ret, p->m, host, c->dsn.user, c->dsn.password,
+                                    c->dsn.dbname, (unsigned)c->dsn.port, sock,
+                                    CLIENT_MULTI_STATEMENTS);
+  (void)ret;
+  rc = my_drive(c, st, cont_connect, true);
+  if (rc == DBP_ETIMEDOUT)
+    return dbp__seterr(c, rc, NULL, 0, true, "timed out connecting to %s", c->redacted);
+  if (rc == DBP_ECANCELED)
+    return dbp__seterr(c, rc, NULL, 0, false, "canceled while connecting to %s", c->redacted);
+  if (rc != 0) return rc;
+  if (p->ret_mysql == NULL) return my_connect_error(c, p->m);
+  p->thread_id = mysql_thread_id(p->m);
+  return 0;
+}
+
+static void my_close(dbp_conn *c) {
+  my_conn *p = MY(c);
+  if (p->res != NULL) {
+    /* Freeing an unfinished streamed result would read the rest of it;
+     * detach it so only memory is freed. */
+    p->res->handle = NULL;
+    mysql_free_result(p->res);
+    p->res = NULL;
+  }
+  if (p->meta != NULL) {
+    p->meta->handle = NULL;
+    mysql_free_result(p->meta);
+    p->meta = NULL;
+  }
+  if (p->m != NULL) {
+    /* mysql_close sends COM_QUIT (a few bytes that fit any socket buffer)
+     * and never waits for an answer. It also detaches every statement of
+     * the connection, so closing the statement afterwards only frees it. */
+    mysql_close(p->m);
+    p->m = NULL;
+  }
+  if (p->stmt != NULL) mysql_stmt_close(p->stmt);
+  p->stmt = NULL;
+  p->op_cont = NULL;
+  for (size_t i = 0; i < p->rcap; i++) free(p->rbuf[i]);
+  free(p->rbind);
+  free(p->rbuf);
+  free(p->rlen);
+  free(p->rnull);
+  free(p->rerr);
+  free(p->rsize);
+  free(p->conv);
+  free(p->pbind);
+  p->pbind = NULL;
+  p->rsize = NULL;
+  p->rbind = NULL;
+  p->rbuf = NULL;
+  p->rlen = NULL;
+  p->rnull = p->rerr = NULL;
+  p->conv = NULL;
+  p->rcap = 0;
+}
+
+/* ---- column metadata ---- */
+
+/* The extended metadata attribute `which` of f ("json", "uuid"...), or an
+ * empty string when the server sent none. */
+static MARIADB_CONST_STRING field_attr(const MYSQL_FIELD *f, enum mariadb_field_attr_t which) {
+  MARIADB_CONST_STRING s = {NULL, 0};
+  if (mariadb_field_attr(&s, f, which) != 0 || s.str == NULL) {
+    s.str = "";
+    s.length = 0;
+  }
+  return s;
+}
+
+/* Maps one field's metadata to a normalized type and a type name; sets
+ * *conv for values that need converting. */
+static dbp_type my_field_type(const MYSQL_FIELD *f, const char **name, unsigned char *conv) {
+  bool binary = f->charsetnr == 63;
+  *conv = CONV_NONE;
+  MARIADB_CONST_STRING fmt = field_attr(f, MARIADB_FIELD_ATTR_FORMAT_NAME);
+  MARIADB_CONST_STRING dtn = field_attr(f, MARIADB_FIELD_ATTR_DATA_TYPE_NAME);
+  if (fmt.length == 4 && strncasecmp(fmt.str, "json", 4) == 0) {
+    *name = "JSON";
+    return DBP_T_JSON;
+  }
+  if (dtn.length == 4 && strncasecmp(dtn.str, "uuid", 4) == 0) {
+    *name = "UUID";
+    return DBP_T_TEXT;
+  }
+  if (dtn.length == 5 && strncasecmp(dtn.str, "inet6", 5) == 0) {
+    *name = "INET6";
+    return DBP_T_TEXT;
+  }
+  if (dtn.length == 5 && strncasecmp(dtn.str, "inet4", 5) == 0) {
+    *name = "INET4";
+    return DBP_T_TEXT;
+  }
+  switch (f->type) {
+    case MYSQL_TYPE_TINY:
+      *name = "TINYINT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_SHORT:
+      *name = "SMALLINT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_INT24:
+      *name = "MEDIUMINT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_LONG:
+      *name = "INT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_LONGLONG:
+      *name = "BIGINT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_YEAR:
+      *name = "YEAR";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_DECIMAL:
+    case MYSQL_TYPE_NEWDECIMAL:
+      *name = "DECIMAL";
+      return DBP_T_NUMERIC;
+    case MYSQL_TYPE_FLOAT:
+      *name = "FLOAT";
+      return DBP_T_FLOAT;
+    case MYSQL_TYPE_DOUBLE:
+      *name = "DOUBLE";
+      return DBP_T_FLOAT;
+    case MYSQL_TYPE_BIT:
+      *name = "BIT";
+      if (f->length == 1) {
+        *conv = CONV_BIT1;
+        return DBP_T_INTEGER;
+      }
+      return DBP_T_BYTES;
+    case MYSQL_TYPE_JSON:
+      *name = "JSON";
+      return DBP_T_JSON;
+    case MYSQL_TYPE_ENUM:
+      *name = "ENUM";
+      return DBP_T_TEXT;
+    case MYSQL_TYPE_SET:
+      *name = "SET";
+      return DBP_T_TEXT;
+    case MYSQL_TYPE_VARCHAR:
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_STRING:
+      if (f->flags & ENUM_FLAG) {
+        *name = "ENUM";
+        return DBP_T_TEXT;
+      }
+      if (f->flags & SET_FLAG) {
+        *name = "SET";
+        return DBP_T_TEXT;
+      }
+      if (f->type == MYSQL_TYPE_STRING)
+        *name = binary ? "BINARY" : "CHAR";
+      else
+        *name = binary ? "VARBINARY" : "VARCHAR";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_TINY_BLOB:
+      *name = binary ? "TINYBLOB" : "TINYTEXT";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_MEDIUM_BLOB:
+      *name = binary ? "MEDIUMBLOB" : "MEDIUMTEXT";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_LONG_BLOB:
+      *name = binary ? "LONGBLOB" : "LONGTEXT";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_BLOB:
+      *name = binary ? "BLOB" : "TEXT";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_DATE:
+    case MYSQL_TYPE_NEWDATE:
+      *name = "DATE";
+      return DBP_T_DATE;
+    case MYSQL_TYPE_TIME:
+    case MYSQL_TYPE_TIME2:
+      *name = "TIME";
+      return DBP_T_TIME;
+    case MYSQL_TYPE_DATETIME:
+    case MYSQL_TYPE_DATETIME2:
+      *name = "DATETIME";
+      return DBP_T_TIMESTAMP;
+    case MYSQL_TYPE_TIMESTAMP:
+    case MYSQL_TYPE_TIMESTAMP2:
+      *name = "TIMESTAMP";
+      return DBP_T_TIMESTAMP;
+    case MYSQL_TYPE_GEOMETRY:
+      *name = "GEOMETRY";
+      return DBP_T_OTHER;
+    case MYSQL_TYPE_NULL:
+      *name = "NULL";
+      return DBP_T_OTHER;
+    default:
+      *name = "UNKNOWN";
+      return DBP_T_OTHER;
+  }
+}
+
+/* Fills c's column metadata from n fields. */
+static int my_columns(dbp_conn *c, const MYSQL_FIELD *fields, size_t n) {
+  my_conn *p = MY(c);
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += fields[i].name_length + 1 + 24;
+  int rc = dbp__cols_begin(c, n, bytes);
+  if (rc == 0 && n > p->rcap) {
+    /* Grow every per-column array together; rcap counts what all hold. */
+    unsigned char *cv = realloc(p->conv, n);
+    if (cv != NULL) p->conv = cv;
+    MYSQL_BIND *b = realloc(p->rbind, n * sizeof *b);
+    if (b != NULL) p->rbind = b;
+    char **rb = realloc(p->rbuf, n * sizeof *rb);
+    if (rb != NULL) {
+      p->rbuf = rb;
+      for (size_t i = p->rcap; i < n; i++) rb[i] = NULL;
+    }
+    unsigned long *rl = realloc(p->rlen, n * sizeof *rl);
+    if (rl != NULL) p->rlen = rl;
+    my_bool *rn = realloc(p->rnull, n * sizeof *rn);
+    if (rn != NULL) p->rnull = rn;
+    my_bool *re = realloc(p->rerr, n * sizeof *re);
+    if (re != NULL) p->rerr = re;
+    size_t *rs = realloc(p->rsize, n * sizeof *rs);
+    if (rs != NULL) {
+      p->rsize = rs;
+      for (size_t i = p->rcap; i < n; i++) rs[i] = 0;
+    }
+    if (cv == NULL || b == NULL || rb == NULL || rl == NULL || rn == NULL || re == NULL ||
+        rs == NULL)
+      rc = DBP_ENOMEM;
+    else
+      p->rcap = n;
+  }
+  if (rc != 0) {
+    c->ncols = 0;
+    return dbp__seterr(c, rc, NULL, 0, false, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    const MYSQL_FIELD *f = &fields[i];
+    dbp_column *col = &c->cols[i];
+    const char *tname;
+    col->name = dbp__cols_str(c, f->name, f->name_length);
+    col->type = my_field_type(f, &tname, &p->conv[i]);
+    col->db_type = dbp__cols_str(c, tname, strlen(tname));
+    col->db_type_id = (uint32_t)f->type;
+  }
+  return 0;
+}
+
+/* Applies the per-column conversions to the row in c's arrays. */
+static void my_convert(dbp_conn *c) {
+  const unsigned char *conv = MY(c)->conv;
+  for (size_t i = 0; i < c->ncols; i++) {
+    if (conv[i] == CONV_BIT1 && c->vals[i] != NULL) {
+      /* BIT(1) arrives as one raw byte; dbpipe shows it as 0 or 1. */
+      bool one = c->lens[i] > 0 && c->vals[i][c->lens[i] - 1] != 0;
+      c->vals[i] = one ? "1" : "0";
+      c->lens[i] = 1;
+    }
+  }
+}
+
+/* ---- the side connection: KILL ---- */
+
+/* Opens a second session (nonblocking too) to the same server and runs
+ * KILL QUERY <id> (or KILL <id> when `whole`) against c's session, within
+ * `deadline`. Returns 0 (also when the session is already gone) or an
+ * error. Records nothing in c->err: a cancel from another coroutine must
+ * not overwrite the owner's error. */
+static int my_kill(dbp_conn *c, int64_t deadline, bool whole) {
+  my_conn *p = MY(c);
+  MYSQL *k = mysql_init(NULL);
+  if (k == NULL) return DBP_ENOMEM;
+  dbp__watch ws = {NULL, -1, 0};
+  char msg[256];
+  const char *host, *sock;
+  my_target(c, c->addr, &host, &sock);
+  int rc = my_options(k, &c->dsn, c->addr[0] != '\0', msg, sizeof msg);
+  if (rc == 0) {
+    rc = my_real_connect(c, &ws, deadline, k, host, sock, NULL);
+    if (rc < 0) rc = DBP_ECONNECT;
+  }
+  if (rc == 0) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "KILL %s%lu", whole ? "" : "QUERY ", p->thread_id);
+    int ret = 0;
+    int st = mysql_real_query_start(&ret, k, sql, strlen(sql));
+    while (st != 0 && rc == 0) {
+      int ev = 0;
+      rc = my_wait(c, &ws, deadline, k, st, false, &ev);
+      if (rc == 0) st = mysql_real_query_cont(&ret, k, ev);
+    }
+    /* ER_NO_SUCH_THREAD: the session ended on its own; nothing to stop. */
+    if (rc == 0 && ret != 0 && mysql_errno(k) != ER_NO_SUCH_THREAD) rc = DBP_EQUERY;
+  }
+  dbp__watch_close(&ws);
+  mysql_close(k);
+  return rc;
+}
+
+/* ---- getting back to idle ---- */
+
+/* Closes the prepared statement in use (which reads any rows still
+ * pending) and forgets its metadata. Returns 0 or a wait's code. */
+static int my_stmt_close(dbp_conn *c) {
+  my_conn *p = MY(c);
+  if (p->meta != NULL) {
+    mysql_free_result(p->meta);
+    p->meta = NULL;
+  }
+  if (p->stmt == NULL) return 0;
+  int st = mysql_stmt_close_start(&p->ret_bool, p->stmt);
+  int rc = my_drive(c, st, cont_sclose, false);
+  if (rc != 0) return rc;
+  p->stmt = NULL;
+  free(p->pbind);
+  p->pbind = NULL;
+  return 0;
+}
+
+/* Frees the streamed text result, reading whatever of it is left. */
+static int my_res_free(dbp_conn *c) {
+  my_conn *p = MY(c);
+  if (p->res == NULL) return 0;
+  int st = mysql_free_result_start(p->res);
+  int rc = my_drive(c, st, cont_free, false);
+  if (rc != 0) return rc;
+  p->res = NULL;
+  return 0;
+}
+
+/* Reads every remaining result of a multi-statement batch, discarding
+ * rows. *affected (may be NULL) gets the affected rows (or rows read) of
+ * the last statement. Returns 0, the first statement error, DBP_ECONNLOST,
+ * or a wait's code (the call then stays pending). */
+static int my_rest(dbp_conn *c, int64_t *affected) {
+  my_conn *p = MY(c);
+  int rc;
+  while (mysql_more_results(p->m)) {
+    int st = mysql_next_result_start(&p->ret_int, p->m);
+    if ((rc = my_drive(c, st, cont_next, false)) != 0) return rc;
+    if (p->ret_int > 0) return my_conn_err(c); /* an error ends the batch */
+    if (mysql_field_count(p->m) == 0) {
+      if (affected != NULL) *affected = (int64_t)mysql_affected_rows(p->m);
+      continue;
+    }
+    p->res = mysql_use_result(p->m);
+    if (p->res == NULL) return my_conn_err(c);
+    int64_t rows = 0;
+    for (;;) {
+      st = mysql_fetch_row_start(&p->ret_row, p->res);
+      if ((rc = my_drive(c, st, cont_fetch, false)) != 0) return rc;
+      if (p->ret_row == NULL) break;
+      rows++;
+    }
+    unsigned e = mysql_errno(p->m);
+    if ((rc = my_res_free(c)) != 0) return rc;
+    if (e != 0) return my_conn_err(c);
+    if (affected != NULL) *affected = rows;
+  }
+  return 0;
+}
+
+/* Brings the connection back to idle after the pending call finished:
+ * closes the statement, frees the result (both read what is left), opens
+ * and drops a result the server is about to send, reads the remaining
+ * results. Statement errors along the way are expected (a killed query)
+ * and ignored; a lost connection or an interruption is returned. */
+static int my_drain(dbp_conn *c) {
+  my_conn *p = MY(c);
+  int rc;
+  if ((rc = my_stmt_close(c)) != 0) return rc;
+  if ((rc = my_res_free(c)) != 0) return rc;
+  if (p->m->status == MYSQL_STATUS_GET_RESULT) {
+    p->res = mysql_use_result(p->m);
+    if (p->res != NULL && (rc = my_res_free(c)) != 0) return rc;
+  }
+  rc = my_rest(c, NULL);
+  if (c->broken) return DBP_ECONNLOST;
+  return dbp__interrupted(rc) ? rc : 0;
+}
+
+/* Finishes the pending call, if any. Returns 0 or a wait's code. */
+static int my_finish_pending(dbp_conn *c) {
+  my_conn *p = MY(c);
+  if (p->op_cont == NULL) return 0;
+  my_cont_fn f = p->op_cont;
+  int rc = my_drive(c, p->op_status, f, false);
+  if (rc != 0) return rc;
+  if (f == cont_sclose) {
+    p->stmt = NULL;
+    free(p->pbind);
+    p->pbind = NULL;
+  }
+  if (f == cont_free) p->res = NULL;
+  return 0;
+}
+
+/* Gives up the session: closes it and marks the connection broken. */
+static void my_give_up(dbp_conn *c) {
+  dbp__set_broken(c);
+  dbp__unwatch(c);
+  my_close(c);
+}
+
+/* The clean-up coroutine's body after an interruption: KILL QUERY from a
+ * side connection, finish the interrupted call, drain. On failure the
+ * session is closed and the connection marked broken. */
+static int my_abort(dbp_conn *c) {
+  int rc = MY(c)->m == NULL || c->broken ? DBP_ECONNLOST : my_kill(c, c->deadline, false);
+  if (rc == 0) rc = my_finish_pending(c);
+  if (rc == 0) rc = my_drain(c);
+  if (rc != 0 || c->broken) {
+    my_give_up(c);
+    if (rc == 0) rc = DBP_ECONNLOST;
+  }
+  c->state = DBP__IDLE;
+  return rc;
+}
+
+/* The clean-up body when nothing needs killing: finish and drain. */
+static int my_settle(dbp_conn *c) {
+  int rc = my_finish_pending(c);
+  if (rc == 0) rc = my_drain(c);
+  if (rc != 0 || c->broken) {
+    my_give_up(c);
+    if (rc == 0) rc = DBP_ECONNLOST;
+  }
+  c->state = DBP__IDLE;
+  return rc;
+}
+
+/* Handles a call that stopped with `why`. A timeout or cancellation runs
+ * the clean-up (KILL QUERY, drain) before returning; any other error
+ * leaves the connection idle (or broken, when lost). */
+static int my_stop(dbp_conn *c, int why) {
+  if (!dbp__interrupted(why)) {
+    if (c->broken && MY(c)->m != NULL) my_give_up(c);
+    c->state = DBP__IDLE;
+    return why;
+  }
+  dbp__cleanup(c, my_abort);
+  const char *what = why == DBP_ETIMEDOUT ? "timed out" : "canceled";
+  if (c->broken) {
+    char prev[200];
+    snprintf(prev, sizeof prev, "%.199s", c->err.message);
+    return dbp__seterr(c, why, NULL, 0, true,
+                       "statement %s; the connection could not be recovered and is closed (%s)",
+                       what, prev);
+  }
+  return dbp__seterr(c, why, "70100", ER_QUERY_INTERRUPTED, false,
+                     "statement %s and killed on the server", what);
+}
+
+/* Ends a statement that failed with `err` (already recorded): drains what
+ * is left so the connection is idle. Returns err. */
+static int my_fail(dbp_conn *c, int err) {
+  if (c->broken) return my_stop(c, err);
+  dbp_dberr keep = c->err;
+  int rc = my_drain(c);
+  if (rc != 0) return my_stop(c, rc);
+  c->err = keep;
+  c->state = DBP__IDLE;
+  return err;
+}
+
+/* ---- statements ---- */
+
+/* Runs `sql` in the text protocol up to its first result. Returns 0 (the
+ * result, if any, is ready for mysql_use_result) or an error. */
+static int my_text_start(dbp_conn *c, const char *sql) {
+  my_conn *p = MY(c);
+  int st = mysql_real_query_start(&p->ret_int, p->m, sql, strlen(sql));
+  int rc = my_drive(c, st, cont_query, false);
+  if (rc != 0) return my_stop(c, rc);
+  if (p->ret_int != 0) return my_fail(c, my_conn_err(c));
+  return 0;
+}
+
+/* Prepares `sql` as a server-side statement. */
+static int my_prepare(dbp_conn *c, const char *sql) {
+  my_conn *p = MY(c);
+  p->stmt = mysql_stmt_init(p->m);
+  if (p->stmt == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+  int st = mysql_stmt_prepare_start(&p->ret_int, p->stmt, sql, strlen(sql));
+  int rc = my_drive(c, st, cont_prepare, false);
+  if (rc != 0) return my_stop(c, rc);
+  if (p->ret_int != 0) return my_fail(c, my_stmt_err(c));
+  return 0;
+}
+
+/* Prepares, binds the n text parameters (NULL pointer = SQL NULL) and
+ * executes. The statement stays in p->stmt with its result pending. */
+static int my_stmt_start(dbp_conn *c, const char *sql, size_t n, const dbp_param *params) {
+  my_conn *p = MY(c);
+  int rc = my_prepare(c, sql);
+  if (rc != 0) return rc;
+  unsigned long want = mysql_stmt_param_count(p->stmt);
+  if (want != n)
+    return my_fail(c, dbp__seterr(c, DBP_EINVAL, "07001", 0, false,
+                                  "the statement has %lu placeholders but %zu parameters were "
+                                  "given",
+                                  want, n));
+  p->pbind = calloc(n, sizeof *p->pbind);
+  if (p->pbind == NULL)
+    return my_fail(c, dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory"));
+  for (size_t i = 0; i < n; i++) {
+    MYSQL_BIND *b = &p->pbind[i];
+    if (params[i].val == NULL) {
+      b->buffer_type = MYSQL_TYPE_NULL;
+    } else {
+      /* A string parameter in the connection's character set; the server
+       * converts it to the column's type. The library only reads it. */
+      b->buffer_type = MYSQL_TYPE_STRING;
+      b->buffer = (void *)params[i].val;
+      b->buffer_length = (unsigned long)params[i].len;
+    }
+  }
+  if (mysql_stmt_bind_param(p->stmt, p->pbind)) return my_fail(c, my_stmt_err(c));
+  int st = mysql_stmt_execute_start(&p->ret_int, p->stmt);
+  rc = my_drive(c, st, cont_execute, false);
+  if (rc != 0) return my_stop(c, rc);
+  if (p->ret_int != 0) return my_fail(c, my_stmt_err(c));
+  return 0;
+}
+
+/* Binds every result column of the statement as a string buffer. */
+static int my_stmt_bind(dbp_conn *c) {
+  my_conn *p = MY(c);
+  for (size_t i = 0; i < c->ncols; i++) {
+    if (p->rsize[i] == 0) {
+      size_t want = 256;
+      char *b = malloc(want);
+      if (b == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+      free(p->rbuf[i]);
+      p->rbuf[i] = b;
+      p->rsize[i] = want;
+    }
+    MYSQL_BIND *b = &p->rbind[i];
+    memset(b, 0, sizeof *b);
+    b->buffer_type = MYSQL_TYPE_STRING;
+    b->buffer = p->rbuf[i];
+    b->buffer_length = (unsigned long)p->rsize[i];
+    b->length = &p->rlen[i];
+    b->is_null = &p->rnull[i];
+    b->error = &p->rerr[i];
+  }
+  if (mysql_stmt_bind_result(p->stmt, p->rbind)) return my_stmt_err(c);
+  return 0;
+}
+
+/* Reads the next row of the statement into c's arrays. Returns 1, 0 at
+ * the end (statement closed), or an error. */
+static int my_stmt_row(dbp_conn *c, dbp_row *row) {
+  my_conn *p = MY(c);
+  int st = mysql_stmt_fetch_start(&p->ret_int, p->stmt);
+  int rc = my_drive(c, st, cont_sfetch, false);
+  if (rc != 0) return my_stop(c, rc);
+  if (p->ret_int == MYSQL_NO_DATA) {
+    rc = my_stmt_close(c);
+    if (rc != 0) return my_stop(c, rc);
+    c->state = DBP__IDLE;
+    return 0;
+  }
+  if (p->ret_int != 0 && p->ret_int != MYSQL_DATA_TRUNCATED) return my_fail(c, my_stmt_err(c));
+  bool rebind = false;
+  for (size_t i = 0; i < c->ncols; i++) {
+    if (p->rnull[i]) {
+      c->vals[i] = NULL;
+      c->lens[i] = 0;
+      continue;
+    }
+    size_t len = p->rlen[i];
+    if (len > p->rsize[i]) {
+      /* The value did not fit: grow the buffer, fetch the column again. */
+      char *b = realloc(p->rbuf[i], len + 1);
+      if (b == NULL)
+        return my_fail(c, dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory"));
+      p->rbuf[i] = b;
+      p->rsize[i] = len + 1;
+      MYSQL_BIND one;
+      unsigned long got = 0;
+      my_bool isnull = 0, err = 0;
+      memset(&one, 0, sizeof one);
+      one.buffer_type = MYSQL_TYPE_STRING;
+      one.buffer = b;
+      one.buffer_length = (unsigned long)(len + 1);
+      one.length = &got;
+      one.is_null = &isnull;
+      one.error = &err;
+      if (mysql_stmt_fetch_column(p->stmt, &one, (unsigned)i, 0))
+        return my_fail(c, my_stmt_err(c));
+      len = got;
+      rebind = true;
+    }
+    c->vals[i] = p->rbuf[i];
+    c->lens[i] = len;
+  }
+  if (rebind && (rc = my_stmt_bind(c)) != 0) return my_fail(c, rc);
+  my_convert(c);
+  row->ncols = c->ncols;
+  row->vals = c->vals;
+  row->lens = c->lens;
+  return 1;
+}
+
+/* Reads the next row of the streamed text result. Returns 1, 0 at the end
+ * of the whole statement (remaining results drained), or an error. */
+static int my_text_row(dbp_conn *c, dbp_row *row) {
+  my_conn *p = MY(c);
+  int st = mysql_fetch_row_start(&p->ret_row, p->res);
+  int rc = my_drive(c, st, cont_fetch, false);
+  if (rc != 0) return my_stop(c, rc);
+  MYSQL_ROW r = p->ret_row;
+  if (r == NULL) {
+    unsigned e = mysql_errno(p->m);
+    int err = e != 0 ? my_conn_err(c) : 0;
+    if (c->broken) return my_stop(c, err);
+    if ((rc = my_res_free(c)) != 0) return my_stop(c, rc);
+    if (err == 0 && (rc = my_rest(c, NULL)) != 0)
+      return dbp__interrupted(rc) || c->broken ? my_stop(c, rc) : my_fail(c, rc);
+    c->state = DBP__IDLE;
+    return err;
+  }
+  unsigned long *lens = mysql_fetch_lengths(p->res);
+  for (size_t i = 0; i < c->ncols; i++) {
+    c->vals[i] = r[i];
+    c->lens[i] = r[i] != NULL ? (size_t)lens[i] : 0;
+  }
+  my_convert(c);
+  row->ncols = c->ncols;
+  row->vals = c->vals;
+  row->lens = c->lens;
+  return 1;
+}
+
+static int my_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *params,
+                   int64_t *affected) {
+  my_conn *p = MY(c);
+  int rc;
+  if (n > 0) {
+    if ((rc = my_stmt_start(c, sql, n, params)) != 0) return rc;
+    *affected = (int64_t)mysql_stmt_affected_rows(p->stmt);
+    if (mysql_stmt_field_count(p->stmt) > 0) {
+      /* Rows nobody asked for: closing the statement reads them. */
+      *affected = 0;
+    }
+    if ((rc = my_stmt_close(c)) != 0) return my_stop(c, rc);
+    c->state = DBP__IDLE;
+    return 0;
+  }
+  if ((rc = my_text_start(c, sql)) != 0) return rc;
+  if (mysql_field_count(p->m) == 0) {
+    *affected = (int64_t)mysql_affected_rows(p->m);
+  } else {
+    p->res = mysql_use_result(p->m);
+    if (p->res == NULL) return my_fail(c, my_conn_err(c));
+    int64_t rows = 0;
+    for (;;) {
+      int st = mysql_fetch_row_start(&p->ret_row, p->res);
+      if ((rc = my_drive(c, st, cont_fetch, false)) != 0) return my_stop(c, rc);
+      if (p->ret_row == NULL) break;
+      rows++;
+    }
+    unsigned e = mysql_errno(p->m);
+    if ((rc = my_res_free(c)) != 0) return my_stop(c, rc);
+    if (e != 0) return my_fail(c, my_conn_err(c));
+    *affected = rows;
+  }
+  rc = my_rest(c, affected);
+  if (rc != 0) return dbp__interrupted(rc) || c->broken ? my_stop(c, rc) : my_fail(c, rc);
+  c->state = DBP__IDLE;
+  return 0;
+}
+
+static int my_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *params) {
+  my_conn *p = MY(c);
+  int rc;
+  if (n > 0) {
+    if ((rc = my_stmt_start(c, sql, n, params)) != 0) return rc;
+    p->meta = mysql_stmt_result_metadata(p->stmt);
+    if (p->meta == NULL) {
+      /* No result set (an UPDATE, say): nothing to fetch. */
+      if ((rc = my_stmt_close(c)) != 0) return my_stop(c, rc);
+      c->state = DBP__IDLE;
+      return 0;
+    }
+    rc = my_columns(c, mysql_fetch_fields(p->meta), mysql_num_fields(p->meta));
+    if (rc == 0) rc = my_stmt_bind(c);
+    if (rc != 0) return my_fail(c, rc);
+    c->state = DBP__ROWS;
+    return 0;
+  }
+  if ((rc = my_text_start(c, sql)) != 0) return rc;
+  if (mysql_field_count(p->m) == 0) {
+    rc = my_rest(c, NULL);
+    if (rc != 0) return dbp__interrupted(rc) || c->broken ? my_stop(c, rc) : my_fail(c, rc);
+    c->state = DBP__IDLE;
+    return 0;
+  }
+  p->res = mysql_use_result(p->m);
+  if (p->res == NULL) return my_fail(c, my_conn_err(c));
+  rc = my_columns(c, mysql_fetch_fields(p->res), mysql_num_fields(p->res));
+  if (rc != 0) return my_fail(c, rc);
+  c->state = DBP__ROWS;
+  return 0;
+}
+
+static int my_fetch(dbp_conn *c, dbp_row *row) {
+  return MY(c)->stmt != NULL ? my_stmt_row(c, row) : my_text_row(c, row);
+}
+
+/* Abandons the current result. Rows the library already holds are
+ * skipped without waiting; if the next one has to come from the server,
+ * the statement is killed instead of read to the end. */
+static int my_discard(dbp_conn *c) {
+  my_conn *p = MY(c);
+  bool kill = false;
+  if (p->stmt != NULL) {
+    for (;;) {
+      int st = mysql_stmt_fetch_start(&p->ret_int, p->stmt);
+      if (st != 0) {
+        p->op_status = st;
+        p->op_cont = cont_sfetch;
+        kill = true;
+        break;
+      }
+      if (p->ret_int != 0 && p->ret_int != MYSQL_DATA_TRUNCATED) break;
+    }
+  } else if (p->res != NULL) {
+    for (;;) {
+      int st = mysql_fetch_row_start(&p->ret_row, p->res);
+      if (st != 0) {
+        p->op_status = st;
+        p->op_cont = cont_fetch;
+        kill = true;
+        break;
+      }
+      if (p->ret_row == NULL) break;
+    }
+    if (!kill && mysql_more_results(p->m)) kill = true;
+  }
+  int rc = dbp__cleanup(c, kill ? my_abort : my_settle);
+  c->state = DBP__IDLE;
+  if (rc != 0)
+    return dbp__seterr(c, rc, NULL, 0, true,
+                       "could not abandon the result; the connection is closed");
+  return 0;
+}
+
+static int my_describe(dbp_conn *c, const char *sql) {
+  my_conn *p = MY(c);
+  int rc = my_prepare(c, sql);
+  if (rc != 0) return rc;
+  p->meta = mysql_stmt_result_metadata(p->stmt);
+  if (p->meta != NULL) {
+    rc = my_columns(c, mysql_fetch_fields(p->meta), mysql_num_fields(p->meta));
+    if (rc != 0) return my_fail(c, rc);
+  }
+  if ((rc = my_stmt_close(c)) != 0) return my_stop(c, rc);
+  c->state = DBP__IDLE;
+  return 0;
+}
+
+static int my_cancel(dbp_conn *c) {
+  if (MY(c)->m == NULL) return 0;
+  return my_kill(c, (int64_t)dbp_now(c->rt) + DBP__CLEANUP_MS, false);
+}
+
+static bool my_in_transaction(const dbp_conn *c) {
+  const my_conn *p = (const my_conn *)c;
+  if (p->m == NULL) return false;
+  unsigned int status = 0;
+  if (mariadb_get_infov(p->m, MARIADB_CONNECTION_SERVER_STATUS, &status)) return false;
+  return (status & SERVER_STATUS_IN_TRANS) != 0;
+}
+
+static int64_t my_backend_id(const dbp_conn *c) { return (int64_t)((const my_conn *)c)->thread_id; }
+
+const dbp__driver dbp__mysql_driver = {
+    .conn_size = sizeof(my_conn),
+    .connect = my_connect,
+    .close = my_close,
+    .exec = my_exec,
+    .query = my_query,
+    .fetch = my_fetch,
+    .discard = my_discard,
+    .describe = my_describe,
+    .copy_start = NULL,
+    .copy_read = NULL,
+    .cancel = my_cancel,
+    .in_transaction = my_in_transaction,
+    .backend_id = my_backend_id,
+};

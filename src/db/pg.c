@@ -1,0 +1,861 @@
+/* The PostgreSQL driver, on libpq's asynchronous API.
+ *
+ * Every libpq call here is one that does not block: PQconnectPoll for the
+ * connect, PQsend* plus the PQflush discipline for sending, PQconsumeInput
+ * and PQisBusy before each PQgetResult, PQgetCopyData(async) for COPY. The
+ * waits in between go through the coroutine runtime (dbp__wait), so the loop
+ * stays free while the server works.
+ *
+ * Rows stream in single-row mode: one PGresult per row, kept until the next
+ * call, values handed out in place (bytea is decoded in place, which only
+ * ever shrinks it). A timeout or a cancellation sends PQcancel from the
+ * thread pool (libpq 15 has no nonblocking cancel) and drains the connection
+ * back to idle, or gives it up as broken.
+ */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/driver.h"
+
+typedef struct pg_conn {
+  dbp_conn base;
+  PGconn *pg;
+  PGcancel *cancel;
+  PGresult *pending; /* the first row, read by query, handed out by fetch */
+  PGresult *row;     /* the result holding the row handed out last */
+  char *copy_buf;    /* libpq's buffer handed out by copy_read */
+  bool in_copy;      /* the server is sending COPY data */
+  size_t nbytes;     /* bytea columns of the current result ... */
+  size_t *bytes_cols; /* ... and their indexes */
+  size_t bytes_cap;
+  char *scratch;     /* NUL-terminated copies of parameters */
+  size_t scratch_cap;
+} pg_conn;
+
+#define PG(c) ((pg_conn *)(c))
+
+/* ---- errors ---- */
+
+/* Copies libpq's multi-line message into one line in buf. */
+static void one_line(char *buf, size_t len, const char *msg) {
+  size_t j = 0;
+  bool space = false;
+  for (size_t i = 0; msg != NULL && msg[i] && j + 1 < len; i++) {
+    char ch = msg[i];
+    if (ch == '\n' || ch == '\t' || ch == '\r' || ch == ' ') {
+      space = true;
+      continue;
+    }
+    if (space && j > 0 && j + 2 < len) buf[j++] = ' ';
+    space = false;
+    buf[j++] = ch;
+  }
+  buf[j] = '\0';
+}
+
+/* Records that the connection is gone. Returns DBP_ECONNLOST. */
+static int pg_lost(dbp_conn *c, const char *sqlstate) {
+  char msg[400];
+  one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
+  dbp__seterr(c, DBP_ECONNLOST, sqlstate, 0, true, "connection to the server lost: %s",
+              msg[0] ? msg : "server closed the connection");
+  dbp__set_broken(c);
+  c->state = DBP__IDLE;
+  return DBP_ECONNLOST;
+}
+
+static bool retryable_state(const char *s) {
+  return strncmp(s, "08", 2) == 0 || strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 ||
+         strcmp(s, "53300") == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
+         strcmp(s, "57P03") == 0;
+}
+
+/* Records the error carried by `res` (a FATAL_ERROR or unexpected result)
+ * and returns its dbpipe code: DBP_ECONNLOST (connection marked broken)
+ * when the session is over, DBP_ECANCELED for a cancel we asked for,
+ * DBP_EQUERY otherwise. */
+static int pg_result_error(dbp_conn *c, const PGresult *res) {
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+  char msg[480];
+  if (primary != NULL && detail != NULL) {
+    char d[240];
+    one_line(d, sizeof d, detail);
+    snprintf(msg, sizeof msg, "%s (%s)", primary, d);
+  } else {
+    one_line(msg, sizeof msg, primary != NULL ? primary : PQresultErrorMessage(res));
+  }
+  if (msg[0] == '\0') one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
+  if (state == NULL) state = "";
+  bool fatal = sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
+  if (fatal || PQstatus(PG(c)->pg) == CONNECTION_BAD || strncmp(state, "08", 2) == 0) {
+    dbp__seterr(c, DBP_ECONNLOST, state, 0, true, "connection to the server lost: %s",
+                msg[0] ? msg : "server closed the connection");
+    dbp__set_broken(c);
+    return DBP_ECONNLOST;
+  }
+  if (strcmp(state, "57014") == 0 && c->cancel_req)
+    return dbp__seterr(c, DBP_ECANCELED, state, 0, false, "%s", msg);
+  return dbp__seterr(c, DBP_EQUERY, state, 0, retryable_state(state), "%s", msg);
+}
+
+/* Records the outcome of an interrupted statement (after the clean-up ran
+ * with result `cr`). Returns `why` (DBP_ETIMEDOUT or DBP_ECANCELED). */
+static int pg_interrupted(dbp_conn *c, int why, int cr) {
+  const char *what = why == DBP_ETIMEDOUT ? "timed out" : "canceled";
+  if (c->broken) {
+    char prev[200];
+    snprintf(prev, sizeof prev, "%.199s", c->err.message);
+    return dbp__seterr(c, why, NULL, 0, true,
+                       "statement %s; the connection could not be recovered and is closed (%s)",
+                       what, prev);
+  }
+  (void)cr;
+  return dbp__seterr(c, why, "57014", 0, false, "statement %s and canceled on the server",
+                     what);
+}
+
+/* ---- waiting ---- */
+
+/* Sends what libpq has buffered: waits for writable while PQflush says
+ * there is more, reading whatever arrives meanwhile so the server never
+ * blocks on us. Returns 0, DBP_ECONNLOST, or a wait's interruption. */
+static int pg_flush(dbp_conn *c) {
+  PGconn *pg = PG(c)->pg;
+  for (;;) {
+    int r = PQflush(pg);
+    if (r == 0) return 0;
+    if (r < 0) return pg_lost(c, NULL);
+    int ev = 0;
+    int rc = dbp__wait(c, PQsocket(pg), DBP_READABLE | DBP_WRITABLE, DBP_FOREVER, false, &ev);
+    if (rc != 0) return rc;
+    if ((ev & DBP_READABLE) && !PQconsumeInput(pg)) return pg_lost(c, NULL);
+  }
+}
+
+/* Waits until PQgetResult can answer without blocking. Returns 0 or a
+ * wait's interruption; a lost connection also returns 0 (PQgetResult then
+ * reports it). */
+static int pg_wait_result(dbp_conn *c) {
+  PGconn *pg = PG(c)->pg;
+  while (PQisBusy(pg) && PQstatus(pg) != CONNECTION_BAD) {
+    int ev = 0;
+    int rc = dbp__wait(c, PQsocket(pg), DBP_READABLE, DBP_FOREVER, false, &ev);
+    if (rc != 0) return rc;
+    if (!PQconsumeInput(pg)) break; /* PQgetResult returns the error */
+  }
+  return 0;
+}
+
+/* Reads the next result; *out may be NULL at the end. Returns 0 or an
+ * interruption / DBP_ECONNLOST. */
+static int pg_next(dbp_conn *c, PGresult **out) {
+  *out = NULL;
+  int rc = pg_wait_result(c);
+  if (rc != 0) return rc;
+  *out = PQgetResult(PG(c)->pg);
+  if (*out == NULL && PQstatus(PG(c)->pg) == CONNECTION_BAD) return pg_lost(c, NULL);
+  return 0;
+}
+
+/* Reads results to the end of the current statement, discarding rows and
+ * COPY data. The first error is recorded and returned (0 when none).
+ * Interruptions and a lost connection return at once. */
+static int pg_finish(dbp_conn *c) {
+  pg_conn *p = PG(c);
+  int first = 0;
+  for (;;) {
+    if (p->in_copy) {
+      char *buf = NULL;
+      int n = PQgetCopyData(p->pg, &buf, 1);
+      if (n > 0) {
+        PQfreemem(buf);
+        continue;
+      }
+      if (n == 0) {
+        int ev = 0;
+        int rc = dbp__wait(c, PQsocket(p->pg), DBP_READABLE, DBP_FOREVER, false, &ev);
+        if (rc != 0) return rc;
+        if (!PQconsumeInput(p->pg)) return pg_lost(c, NULL);
+        continue;
+      }
+      p->in_copy = false; /* -1: done; -2: the result below says why */
+    }
+    PGresult *res;
+    int rc = pg_next(c, &res);
+    if (rc != 0) return rc;
+    if (res == NULL) return first;
+    switch (PQresultStatus(res)) {
+      case PGRES_FATAL_ERROR:
+      case PGRES_BAD_RESPONSE:
+      case PGRES_NONFATAL_ERROR:
+        if (first == 0) first = pg_result_error(c, res);
+        break;
+      case PGRES_COPY_OUT:
+        p->in_copy = true;
+        break;
+      case PGRES_COPY_IN:
+        PQputCopyEnd(p->pg, "dbpipe does not send COPY data");
+        break;
+      default:
+        break;
+    }
+    PQclear(res);
+    if (c->broken) return first;
+  }
+}
+
+/* ---- clean-up after an interruption ---- */
+
+typedef struct pg_cancel_job {
+  PGcancel *cancel;
+  int ok;
+  char err[256];
+} pg_cancel_job;
+
+static void pg_cancel_work(void *arg) {
+  pg_cancel_job *j = arg;
+  j->ok = PQcancel(j->cancel, j->err, sizeof j->err);
+}
+
+/* Asks the server to cancel the running statement: PQcancel, which
+ * connects and blocks, runs on the thread pool. Returns 0 or an error. */
+static int pg_send_cancel(dbp_conn *c) {
+  pg_cancel_job j = {.cancel = PG(c)->cancel, .ok = 0};
+  if (j.cancel == NULL) return DBP_ESTATE;
+  int rc = dbp_work(c->rt, pg_cancel_work, &j);
+  if (rc != 0) return rc;
+  return j.ok ? 0 : DBP_ECONNECT;
+}
+
+static void pg_drop_results(pg_conn *p) {
+  if (p->pending != NULL) PQclear(p->pending);
+  if (p->row != NULL) PQclear(p->row);
+  if (p->copy_buf != NULL) PQfreemem(p->copy_buf);
+  p->pending = p->row = NULL;
+  p->copy_buf = NULL;
+}
+
+/* Runs in the clean-up coroutine: cancels the statement on the server and
+ * reads the connection back to idle within the clean-up budget. On failure
+ * the connection is marked broken (and its socket closed). */
+static int pg_abort(dbp_conn *c) {
+  pg_conn *p = PG(c);
+  pg_drop_results(p);
+  if (PQstatus(p->pg) == CONNECTION_BAD) {
+    dbp__set_broken(c);
+    return DBP_ECONNLOST;
+  }
+  int rc = pg_send_cancel(c);
+  if (rc == 0) rc = pg_flush(c);
+  if (rc == 0) {
+    rc = pg_finish(c);
+    if (rc == DBP_EQUERY || rc == DBP_ECANCELED) rc = 0; /* the expected 57014 */
+  }
+  if (rc == 0 && PQtransactionStatus(p->pg) == PQTRANS_ACTIVE) rc = DBP_EPROTO;
+  if (rc != 0 || c->broken) {
+    dbp__set_broken(c);
+    dbp__unwatch(c);
+    PQfinish(p->pg); /* no socket may stay behind in an unknown state */
+    p->pg = NULL;
+    if (p->cancel != NULL) PQfreeCancel(p->cancel);
+    p->cancel = NULL;
+    p->in_copy = false;
+    if (rc == 0) rc = DBP_ECONNLOST;
+  }
+  c->state = DBP__IDLE;
+  return rc;
+}
+
+/* Handles a wait that stopped with `why` (timeout/cancel) or any other
+ * error in the middle of a statement. Returns the code for the caller. */
+static int pg_stop(dbp_conn *c, int why) {
+  if (!dbp__interrupted(why)) {
+    /* Lost or failed: nothing to cancel, the connection is done. */
+    pg_drop_results(PG(c));
+    if (PG(c)->pg != NULL && PQstatus(PG(c)->pg) == CONNECTION_BAD) dbp__set_broken(c);
+    c->state = DBP__IDLE;
+    return why;
+  }
+  int cr = dbp__cleanup(c, pg_abort);
+  return pg_interrupted(c, why, cr);
+}
+
+/* ---- connect ---- */
+
+/* Sorts a libpq connect failure into a dbpipe code, SQLSTATE and
+ * retryability by its message (libpq offers nothing better before a
+ * session exists) and records it. */
+static int pg_connect_error(dbp_conn *c) {
+  char msg[400];
+  one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
+  int code = DBP_ECONNECT;
+  const char *state = "08001";
+  bool retry = true;
+  if (strstr(msg, "authentication failed") || strstr(msg, "no password supplied") ||
+      strstr(msg, "password is required")) {
+    code = DBP_EAUTH;
+    state = "28P01";
+    retry = false;
+  } else if (strstr(msg, "too many clients") || strstr(msg, "too many connections")) {
+    state = "53300";
+  } else if (strstr(msg, "the database system is")) {
+    state = "57P03";
+  } else if (strstr(msg, "does not exist")) {
+    state = "3D000";
+    retry = false;
+  } else if (strstr(msg, "invalid connection option") || strstr(msg, "invalid sslmode") ||
+             strstr(msg, "invalid value for parameter") || strstr(msg, "invalid integer value")) {
+    code = DBP_EDSN;
+    state = NULL;
+    retry = false;
+  }
+  return dbp__seterr(c, code, state, 0, retry, "could not connect to %s: %s", c->redacted, msg);
+}
+
+static void pg_ignore_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+/* Starts libpq's connect to `addr` (or the DSN's host when "") and polls it
+ * to the end, re-reading the socket after every step (libpq may open a new
+ * one per attempt). */
+static int pg_connect(dbp_conn *c, const char *addr) {
+  pg_conn *p = PG(c);
+  const dbp_dsn *d = &c->dsn;
+  size_t max = 8 + d->nparams;
+  const char **keys = calloc(max + 1, sizeof *keys);
+  const char **vals = calloc(max + 1, sizeof *vals);
+  char port[12];
+  int rc = 0;
+  if (keys == NULL || vals == NULL) {
+    rc = dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+    goto done;
+  }
+  size_t n = 0;
+#define KV(k, v)     \
+  do {               \
+    keys[n] = (k);   \
+    vals[n] = (v);   \
+    n++;             \
+  } while (0)
+  KV("client_encoding", "UTF8");
+  if (d->host != NULL) KV("host", d->host);
+  if (addr[0] != '\0') KV("hostaddr", addr);
+  if (d->port > 0) {
+    snprintf(port, sizeof port, "%d", d->port);
+    KV("port", port);
+  }
+  if (d->dbname != NULL) KV("dbname", d->dbname);
+  if (d->user != NULL) KV("user", d->user);
+  if (d->password != NULL) KV("password", d->password);
+  for (size_t i = 0; i < d->nparams; i++) KV(d->keys[i], d->values[i]);
+#undef KV
+  p->pg = PQconnectStartParams(keys, vals, 0);
+  if (p->pg == NULL) {
+    rc = dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+    goto done;
+  }
+  if (PQstatus(p->pg) == CONNECTION_BAD) {
+    rc = pg_connect_error(c);
+    goto done;
+  }
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  while (st != PGRES_POLLING_OK) {
+    if (st == PGRES_POLLING_FAILED) {
+      rc = pg_connect_error(c);
+      goto done;
+    }
+    int ev = 0;
+    int want = st == PGRES_POLLING_READING ? DBP_READABLE : DBP_WRITABLE;
+    rc = dbp__wait(c, PQsocket(p->pg), want, DBP_FOREVER, true, &ev);
+    if (rc == DBP_ETIMEDOUT) {
+      rc = dbp__seterr(c, rc, NULL, 0, true, "timed out connecting to %s", c->redacted);
+      goto done;
+    }
+    if (rc == DBP_ECANCELED) {
+      rc = dbp__seterr(c, rc, NULL, 0, false, "canceled while connecting to %s", c->redacted);
+      goto done;
+    }
+    if (rc != 0) goto done;
+    st = PQconnectPoll(p->pg);
+  }
+  /* Notices (NOTICE, WARNING) are no errors; libpq would print them. */
+  PQsetNoticeProcessor(p->pg, pg_ignore_notice, NULL);
+  if (PQsetnonblocking(p->pg, 1) != 0) {
+    rc = pg_connect_error(c);
+    goto done;
+  }
+  p->cancel = PQgetCancel(p->pg);
+  if (p->cancel == NULL) rc = dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+done:
+  free(keys);
+  free(vals);
+  return rc;
+}
+
+static void pg_close(dbp_conn *c) {
+  pg_conn *p = PG(c);
+  pg_drop_results(p);
+  if (p->cancel != NULL) PQfreeCancel(p->cancel);
+  /* PQfinish sends a Terminate message; on a nonblocking socket that never
+   * waits. */
+  if (p->pg != NULL) PQfinish(p->pg);
+  p->cancel = NULL;
+  p->pg = NULL;
+  free(p->bytes_cols);
+  free(p->scratch);
+  p->bytes_cols = NULL;
+  p->scratch = NULL;
+  p->bytes_cap = p->scratch_cap = 0;
+}
+
+/* ---- sending ---- */
+
+/* Sends a statement: the simple protocol (several statements allowed) when
+ * `simple`, else the extended one with n text parameters, copied NUL-
+ * terminated since libpq reads text parameters as C strings. Then flushes.
+ * Returns 0 or an error. */
+static int pg_send(dbp_conn *c, const char *sql, size_t n, const dbp_param *params, bool simple,
+                   bool single_row) {
+  pg_conn *p = PG(c);
+  int ok;
+  if (simple) {
+    ok = PQsendQuery(p->pg, sql);
+  } else {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+      if (params[i].val != NULL) {
+        if (memchr(params[i].val, '\0', params[i].len) != NULL)
+          return dbp__seterr(c, DBP_EINVAL, "22021", 0, false,
+                             "parameter $%zu contains a NUL byte, which PostgreSQL text cannot "
+                             "hold (send bytea as \\x hex)",
+                             i + 1);
+        total += params[i].len + 1;
+      }
+    if (total > p->scratch_cap) {
+      char *s = realloc(p->scratch, total);
+      if (s == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+      p->scratch = s;
+      p->scratch_cap = total;
+    }
+    const char *small[16] = {NULL};
+    const char **vals = n <= 16 ? small : malloc(n * sizeof *vals);
+    if (vals == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+    char *o = p->scratch;
+    for (size_t i = 0; i < n; i++) {
+      if (params[i].val == NULL) {
+        vals[i] = NULL;
+        continue;
+      }
+      memcpy(o, params[i].val, params[i].len);
+      o[params[i].len] = '\0';
+      vals[i] = o;
+      o += params[i].len + 1;
+    }
+    ok = n > 65535 ? 0 : PQsendQueryParams(p->pg, sql, (int)n, NULL, vals, NULL, NULL, 0);
+    if (vals != small) free(vals);
+  }
+  if (!ok) {
+    if (PQstatus(p->pg) == CONNECTION_BAD) return pg_lost(c, NULL);
+    char msg[400];
+    one_line(msg, sizeof msg, PQerrorMessage(p->pg));
+    return dbp__seterr(c, DBP_EQUERY, NULL, 0, false, "could not send the statement: %s", msg);
+  }
+  if (single_row) PQsetSingleRowMode(p->pg);
+  int rc = pg_flush(c);
+  if (rc != 0) return pg_stop(c, rc);
+  return 0;
+}
+
+/* ---- results ---- */
+
+/* Fills c's column metadata from `res`. */
+static int pg_columns(dbp_conn *c, const PGresult *res) {
+  pg_conn *p = PG(c);
+  int nf = PQnfields(res);
+  size_t n = nf > 0 ? (size_t)nf : 0, bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += strlen(PQfname(res, (int)i)) + 1 + 24;
+  int rc = dbp__cols_begin(c, n, bytes);
+  if (rc == 0 && n > p->bytes_cap) {
+    size_t *b = realloc(p->bytes_cols, n * sizeof *b);
+    if (b == NULL) rc = DBP_ENOMEM;
+    else {
+      p->bytes_cols = b;
+      p->bytes_cap = n;
+    }
+  }
+  if (rc != 0) return dbp__seterr(c, rc, NULL, 0, false, "out of memory");
+  p->nbytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    dbp_column *col = &c->cols[i];
+    const char *name = PQfname(res, (int)i);
+    Oid oid = PQftype(res, (int)i);
+    col->name = dbp__cols_str(c, name, strlen(name));
+    col->db_type_id = oid;
+    const char *tname = dbp__pg_type(oid, &col->type);
+    char buf[24];
+    if (tname == NULL) {
+      snprintf(buf, sizeof buf, "oid:%u", (unsigned)oid);
+      tname = buf;
+    }
+    col->db_type = dbp__cols_str(c, tname, strlen(tname));
+    if (col->type == DBP_T_BYTES) p->bytes_cols[p->nbytes++] = i;
+  }
+  return 0;
+}
+
+/* Decodes a bytea value's text form in place: hex ("\x0aff") or the old
+ * escape format. Returns the decoded length (never longer). */
+static size_t bytea_decode(char *v, size_t len) {
+  static const signed char hex[256] = {
+      ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+      ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+      ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
+      ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
+  if (len >= 2 && v[0] == '\\' && v[1] == 'x') {
+    size_t o = 0;
+    for (size_t i = 2; i + 1 < len; i += 2) {
+      int h = hex[(unsigned char)v[i]] - 1, l = hex[(unsigned char)v[i + 1]] - 1;
+      if (h < 0 || l < 0) break; /* the server never sends this */
+      v[o++] = (char)(h << 4 | l);
+    }
+    return o;
+  }
+  size_t o = 0;
+  for (size_t i = 0; i < len;) {
+    if (v[i] == '\\' && i + 1 < len && v[i + 1] == '\\') {
+      v[o++] = '\\';
+      i += 2;
+    } else if (v[i] == '\\' && i + 3 < len) {
+      v[o++] = (char)((v[i + 1] - '0') << 6 | (v[i + 2] - '0') << 3 | (v[i + 3] - '0'));
+      i += 4;
+    } else {
+      v[o++] = v[i++];
+    }
+  }
+  return o;
+}
+
+/* Points the row arrays at the values of single-row result `res`. */
+static void pg_fill_row(dbp_conn *c, PGresult *res, dbp_row *row) {
+  pg_conn *p = PG(c);
+  size_t n = c->ncols;
+  for (size_t i = 0; i < n; i++) {
+    if (PQgetisnull(res, 0, (int)i)) {
+      c->vals[i] = NULL;
+      c->lens[i] = 0;
+    } else {
+      c->vals[i] = PQgetvalue(res, 0, (int)i);
+      c->lens[i] = (size_t)PQgetlength(res, 0, (int)i);
+    }
+  }
+  for (size_t k = 0; k < p->nbytes; k++) {
+    size_t i = p->bytes_cols[k];
+    if (c->vals[i] != NULL) c->lens[i] = bytea_decode((char *)c->vals[i], c->lens[i]);
+  }
+  row->ncols = n;
+  row->vals = c->vals;
+  row->lens = c->lens;
+}
+
+/* ---- the driver's statements ---- */
+
+static int pg_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *params,
+                   int64_t *affected) {
+  pg_conn *p = PG(c);
+  int rc = pg_send(c, sql, n, params, n == 0, false);
+  if (rc != 0) return rc;
+  int first = 0;
+  for (;;) {
+    PGresult *res;
+    rc = pg_next(c, &res);
+    if (rc != 0) return pg_stop(c, rc);
+    if (res == NULL) break;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+      const char *t = PQcmdTuples(res);
+      *affected = t[0] ? strtoll(t, NULL, 10) : 0;
+    } else if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN) {
+      PQclear(res);
+      if (st == PGRES_COPY_OUT) p->in_copy = true;
+      else PQputCopyEnd(p->pg, "dbpipe does not send COPY data");
+      rc = pg_finish(c);
+      if (rc != 0 && dbp__interrupted(rc)) return pg_stop(c, rc);
+      if (first == 0)
+        first = rc != 0 ? rc
+                        : dbp__seterr(c, DBP_EINVAL, NULL, 0, false,
+                                      "COPY needs dbp_copy_start, not dbp_exec");
+      break;
+    } else if (first == 0) {
+      first = pg_result_error(c, res);
+    }
+    PQclear(res);
+    if (c->broken) break;
+  }
+  c->state = DBP__IDLE;
+  return first;
+}
+
+/* Reads the first result of a query in single-row mode: the first row
+ * (kept for fetch), the end of an empty result, or an error. */
+static int pg_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *params) {
+  pg_conn *p = PG(c);
+  int rc = pg_send(c, sql, n, params, false, true);
+  if (rc != 0) return rc;
+  PGresult *res;
+  rc = pg_next(c, &res);
+  if (rc != 0) return pg_stop(c, rc);
+  if (res == NULL) {
+    c->state = DBP__IDLE;
+    return dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "the server sent no result");
+  }
+  switch (PQresultStatus(res)) {
+    case PGRES_SINGLE_TUPLE:
+      rc = pg_columns(c, res);
+      if (rc != 0) {
+        PQclear(res);
+        break;
+      }
+      p->pending = res;
+      c->state = DBP__ROWS;
+      return 0;
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+      rc = pg_columns(c, res); /* an empty result still has columns */
+      PQclear(res);
+      break;
+    case PGRES_COPY_OUT:
+    case PGRES_COPY_IN:
+      if (PQresultStatus(res) == PGRES_COPY_OUT)
+        p->in_copy = true;
+      else
+        PQputCopyEnd(p->pg, "dbpipe does not send COPY data");
+      PQclear(res);
+      rc = dbp__seterr(c, DBP_EINVAL, NULL, 0, false, "COPY needs dbp_copy_start, not dbp_query");
+      break;
+    default:
+      rc = pg_result_error(c, res);
+      PQclear(res);
+      break;
+  }
+  if (!c->broken) {
+    int fr = pg_finish(c);
+    if (fr != 0 && dbp__interrupted(fr)) return pg_stop(c, fr);
+    if (rc == 0) rc = fr;
+  }
+  c->state = DBP__IDLE;
+  return rc;
+}
+
+static int pg_fetch(dbp_conn *c, dbp_row *row) {
+  pg_conn *p = PG(c);
+  PGresult *res = p->pending;
+  p->pending = NULL;
+  if (p->row != NULL) {
+    PQclear(p->row);
+    p->row = NULL;
+  }
+  if (res == NULL) {
+    int rc = pg_next(c, &res);
+    if (rc != 0) return pg_stop(c, rc);
+  }
+  if (res == NULL) {
+    c->state = DBP__IDLE;
+    return 0;
+  }
+  ExecStatusType st = PQresultStatus(res);
+  if (st == PGRES_SINGLE_TUPLE) {
+    p->row = res;
+    pg_fill_row(c, res, row);
+    return 1;
+  }
+  int rc = 0;
+  if (st != PGRES_TUPLES_OK) rc = pg_result_error(c, res);
+  PQclear(res);
+  if (!c->broken) {
+    int fr = pg_finish(c);
+    if (fr != 0 && dbp__interrupted(fr)) return pg_stop(c, fr);
+    if (rc == 0) rc = fr;
+  }
+  c->state = DBP__IDLE;
+  return rc;
+}
+
+/* Abandons the current result: what libpq already holds is read without
+ * waiting; if the statement is still sending, it is canceled on the server
+ * and the rest drained (bounded by the clean-up budget). */
+static int pg_discard(dbp_conn *c) {
+  pg_conn *p = PG(c);
+  pg_drop_results(p);
+  if (PQconsumeInput(p->pg)) {
+    for (;;) {
+      if (p->in_copy) {
+        char *buf = NULL;
+        int n = PQgetCopyData(p->pg, &buf, 1);
+        if (n > 0) {
+          PQfreemem(buf);
+          continue;
+        }
+        if (n == 0) break; /* more is on its way: cancel */
+        p->in_copy = false;
+      }
+      if (PQisBusy(p->pg)) break;
+      PGresult *res = PQgetResult(p->pg);
+      if (res == NULL) {
+        c->state = DBP__IDLE;
+        return 0;
+      }
+      if (PQresultStatus(res) == PGRES_COPY_OUT) p->in_copy = true;
+      PQclear(res);
+    }
+  }
+  int rc = dbp__cleanup(c, pg_abort);
+  c->state = DBP__IDLE;
+  if (rc != 0)
+    return dbp__seterr(c, rc, NULL, 0, true,
+                       "could not abandon the result; the connection is closed");
+  return 0;
+}
+
+/* Prepares `sql` as the unnamed statement and describes its result. */
+static int pg_describe(dbp_conn *c, const char *sql) {
+  pg_conn *p = PG(c);
+  if (!PQsendPrepare(p->pg, "", sql, 0, NULL)) {
+    if (PQstatus(p->pg) == CONNECTION_BAD) return pg_lost(c, NULL);
+    return dbp__seterr(c, DBP_EQUERY, NULL, 0, false, "could not send the prepare request");
+  }
+  int rc = pg_flush(c);
+  if (rc != 0) return pg_stop(c, rc);
+  rc = pg_finish(c);
+  if (rc != 0) {
+    if (dbp__interrupted(rc)) return pg_stop(c, rc);
+    c->state = DBP__IDLE;
+    return rc;
+  }
+  if (!PQsendDescribePrepared(p->pg, "")) {
+    if (PQstatus(p->pg) == CONNECTION_BAD) return pg_lost(c, NULL);
+    return dbp__seterr(c, DBP_EQUERY, NULL, 0, false, "could not send the describe request");
+  }
+  rc = pg_flush(c);
+  if (rc != 0) return pg_stop(c, rc);
+  PGresult *res;
+  rc = pg_next(c, &res);
+  if (rc != 0) return pg_stop(c, rc);
+  if (res == NULL) return dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "the server sent no result");
+  if (PQresultStatus(res) == PGRES_COMMAND_OK)
+    rc = pg_columns(c, res);
+  else
+    rc = pg_result_error(c, res);
+  PQclear(res);
+  if (!c->broken) {
+    int fr = pg_finish(c);
+    if (fr != 0 && dbp__interrupted(fr)) return pg_stop(c, fr);
+    if (rc == 0) rc = fr;
+  }
+  c->state = DBP__IDLE;
+  return rc;
+}
+
+static int pg_copy_start(dbp_conn *c, const char *sql) {
+  pg_conn *p = PG(c);
+  int rc = pg_send(c, sql, 0, NULL, true, false);
+  if (rc != 0) return rc;
+  PGresult *res;
+  rc = pg_next(c, &res);
+  if (rc != 0) return pg_stop(c, rc);
+  if (res == NULL) return dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "the server sent no result");
+  ExecStatusType st = PQresultStatus(res);
+  if (st == PGRES_COPY_OUT) {
+    PQclear(res);
+    p->in_copy = true;
+    c->state = DBP__COPY;
+    return 0;
+  }
+  if (st == PGRES_COPY_IN) {
+    PQputCopyEnd(p->pg, "dbpipe does not send COPY data");
+    rc = dbp__seterr(c, DBP_EINVAL, NULL, 0, false, "dbp_copy_start needs COPY ... TO STDOUT");
+  } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+    rc = dbp__seterr(c, DBP_EINVAL, NULL, 0, false,
+                     "dbp_copy_start needs COPY ... TO STDOUT, not another statement");
+  } else {
+    rc = pg_result_error(c, res);
+  }
+  PQclear(res);
+  if (!c->broken) {
+    int fr = pg_finish(c);
+    if (fr != 0 && dbp__interrupted(fr)) return pg_stop(c, fr);
+  }
+  c->state = DBP__IDLE;
+  return rc;
+}
+
+static int pg_copy_read(dbp_conn *c, const char **buf, size_t *len) {
+  pg_conn *p = PG(c);
+  if (p->copy_buf != NULL) {
+    PQfreemem(p->copy_buf);
+    p->copy_buf = NULL;
+  }
+  for (;;) {
+    char *b = NULL;
+    int n = PQgetCopyData(p->pg, &b, 1);
+    if (n > 0) {
+      p->copy_buf = b;
+      *buf = b;
+      *len = (size_t)n;
+      return 1;
+    }
+    if (n == 0) {
+      int ev = 0;
+      int rc = dbp__wait(c, PQsocket(p->pg), DBP_READABLE, DBP_FOREVER, false, &ev);
+      if (rc != 0) return pg_stop(c, rc);
+      if (!PQconsumeInput(p->pg)) return pg_lost(c, NULL);
+      continue;
+    }
+    /* -1: the COPY is over (the final result tells how); -2: failed. */
+    p->in_copy = false;
+    int rc = pg_finish(c);
+    if (rc != 0 && dbp__interrupted(rc)) return pg_stop(c, rc);
+    if (rc == 0 && n == -2) {
+      if (PQstatus(p->pg) == CONNECTION_BAD) return pg_lost(c, NULL);
+      rc = dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "COPY failed: %s", PQerrorMessage(p->pg));
+    }
+    c->state = DBP__IDLE;
+    return rc;
+  }
+}
+
+static int pg_cancel(dbp_conn *c) { return pg_send_cancel(c); }
+
+static bool pg_in_transaction(const dbp_conn *c) {
+  const pg_conn *p = (const pg_conn *)c;
+  if (p->pg == NULL) return false;
+  PGTransactionStatusType t = PQtransactionStatus(p->pg);
+  return t == PQTRANS_INTRANS || t == PQTRANS_INERROR;
+}
+
+static int64_t pg_backend_id(const dbp_conn *c) {
+  const pg_conn *p = (const pg_conn *)c;
+  return p->pg != NULL ? PQbackendPID(p->pg) : 0;
+}
+
+const dbp__driver dbp__pg_driver = {
+    .conn_size = sizeof(pg_conn),
+    .connect = pg_connect,
+    .close = pg_close,
+    .exec = pg_exec,
+    .query = pg_query,
+    .fetch = pg_fetch,
+    .discard = pg_discard,
+    .describe = pg_describe,
+    .copy_start = pg_copy_start,
+    .copy_read = pg_copy_read,
+    .cancel = pg_cancel,
+    .in_transaction = pg_in_transaction,
+    .backend_id = pg_backend_id,
+};

@@ -1,0 +1,260 @@
+/* DSN URLs: parsing, errors, redaction, identifier quoting and error
+ * formatting. No database needed. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "dbpipe.h"
+
+static dbp_dsn parse_ok(const char *url) {
+  dbp_dsn d;
+  char err[256] = "";
+  int rc = dbp_dsn_parse(url, &d, err, sizeof err);
+  cr_assert_eq(rc, 0, "%s: %s", url, err);
+  return d;
+}
+
+static const char *param(const dbp_dsn *d, const char *key) {
+  for (size_t i = 0; i < d->nparams; i++)
+    if (strcmp(d->keys[i], key) == 0) return d->values[i];
+  return NULL;
+}
+
+Test(dsn, full_postgresql_url) {
+  dbp_dsn d = parse_ok("postgresql://app:s3cret@db.example.com:6543/shop?sslmode=require&"
+                       "application_name=dbpipe&connect_timeout=5");
+  cr_expect_eq(d.kind, DBP_DB_PG);
+  cr_expect_str_eq(d.user, "app");
+  cr_expect_str_eq(d.password, "s3cret");
+  cr_expect_str_eq(d.host, "db.example.com");
+  cr_expect_eq(d.port, 6543);
+  cr_expect_str_eq(d.dbname, "shop");
+  cr_expect_eq(d.nparams, 3);
+  cr_expect_str_eq(param(&d, "sslmode"), "require");
+  cr_expect_str_eq(param(&d, "application_name"), "dbpipe");
+  cr_expect_str_eq(param(&d, "connect_timeout"), "5");
+  cr_expect_str_eq(d.keys[0], "sslmode"); /* order kept */
+  dbp_dsn_free(&d);
+  cr_expect_null(d.user);
+}
+
+Test(dsn, every_scheme) {
+  const struct {
+    const char *url;
+    dbp_db_kind kind;
+  } cases[] = {
+      {"postgresql://h/db", DBP_DB_PG},  {"postgres://h/db", DBP_DB_PG},
+      {"POSTGRES://h/db", DBP_DB_PG},    {"mysql://h/db", DBP_DB_MYSQL},
+      {"mariadb://h/db", DBP_DB_MYSQL},  {"MariaDB://h", DBP_DB_MYSQL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    dbp_dsn d = parse_ok(cases[i].url);
+    cr_expect_eq(d.kind, cases[i].kind, "%s", cases[i].url);
+    cr_expect_str_eq(d.host, "h");
+    dbp_dsn_free(&d);
+  }
+}
+
+Test(dsn, absent_parts_are_null) {
+  dbp_dsn d = parse_ok("mysql://");
+  cr_expect_null(d.user);
+  cr_expect_null(d.password);
+  cr_expect_null(d.host);
+  cr_expect_null(d.dbname);
+  cr_expect_eq(d.port, 0);
+  cr_expect_eq(d.nparams, 0);
+  dbp_dsn_free(&d);
+
+  d = parse_ok("postgresql://bob@localhost");
+  cr_expect_str_eq(d.user, "bob");
+  cr_expect_null(d.password);
+  cr_expect_str_eq(d.host, "localhost");
+  cr_expect_null(d.dbname);
+  dbp_dsn_free(&d);
+
+  /* "user:@" is an empty password, not none. */
+  d = parse_ok("postgresql://bob:@localhost/");
+  cr_expect_str_eq(d.password, "");
+  cr_expect_null(d.dbname);
+  dbp_dsn_free(&d);
+}
+
+Test(dsn, ipv6_hosts) {
+  dbp_dsn d = parse_ok("postgresql://u:p@[::1]:5433/db");
+  cr_expect_str_eq(d.host, "::1");
+  cr_expect_eq(d.port, 5433);
+  cr_expect_str_eq(d.dbname, "db");
+  dbp_dsn_free(&d);
+
+  d = parse_ok("mysql://[2001:db8::17]/x");
+  cr_expect_str_eq(d.host, "2001:db8::17");
+  cr_expect_eq(d.port, 0);
+  dbp_dsn_free(&d);
+
+  d = parse_ok("postgresql://[fe80::1%25eth0]:5432");
+  cr_expect_str_eq(d.host, "fe80::1%eth0");
+  dbp_dsn_free(&d);
+}
+
+Test(dsn, percent_decoding) {
+  dbp_dsn d = parse_ok("postgresql://us%40er:p%40ss%3Aw%2Fo%3Frd%25@%2Fvar%2Frun%2Fpostgresql/"
+                       "my%20db?application_name=a%26b%3Dc&options=-c%20x%3D1");
+  cr_expect_str_eq(d.user, "us@er");
+  cr_expect_str_eq(d.password, "p@ss:w/o?rd%");
+  cr_expect_str_eq(d.host, "/var/run/postgresql");
+  cr_expect_str_eq(d.dbname, "my db");
+  cr_expect_str_eq(param(&d, "application_name"), "a&b=c");
+  cr_expect_str_eq(param(&d, "options"), "-c x=1");
+  dbp_dsn_free(&d);
+
+  /* An '@' in the password without encoding: the last '@' ends userinfo. */
+  d = parse_ok("mysql://u:p@ss@host:3307/db");
+  cr_expect_str_eq(d.password, "p@ss");
+  cr_expect_str_eq(d.host, "host");
+  cr_expect_eq(d.port, 3307);
+  dbp_dsn_free(&d);
+
+  /* '+' stays a plus (libpq does not treat it as a space). */
+  d = parse_ok("postgresql://h/db?application_name=a+b");
+  cr_expect_str_eq(param(&d, "application_name"), "a+b");
+  dbp_dsn_free(&d);
+}
+
+Test(dsn, query_parameters_override_url_parts) {
+  dbp_dsn d = parse_ok("postgresql:///shop?host=%2Ftmp&port=5544&user=x&password=y&dbname=z");
+  cr_expect_str_eq(d.host, "/tmp");
+  cr_expect_eq(d.port, 5544);
+  cr_expect_str_eq(d.user, "x");
+  cr_expect_str_eq(d.password, "y");
+  cr_expect_str_eq(d.dbname, "z");
+  cr_expect_eq(d.nparams, 0);
+  dbp_dsn_free(&d);
+
+  d = parse_ok("mysql://h/db?&charset=latin1&&connect_timeout=3&");
+  cr_expect_eq(d.nparams, 2);
+  cr_expect_str_eq(param(&d, "charset"), "latin1");
+  dbp_dsn_free(&d);
+}
+
+/* Parses a bad DSN; checks the code and that the message says `what`. */
+static void parse_bad(const char *url, const char *what) {
+  dbp_dsn d;
+  char err[256] = "";
+  int rc = dbp_dsn_parse(url, &d, err, sizeof err);
+  cr_expect_eq(rc, DBP_EDSN, "%s parsed", url ? url : "(null)");
+  cr_expect(strstr(err, what) != NULL, "%s: message '%s' lacks '%s'", url, err, what);
+  cr_expect(strncmp(err, "invalid DSN: ", 13) == 0, "%s", err);
+  cr_expect_null(d.host);
+  cr_expect_eq(d.nparams, 0);
+}
+
+Test(dsn, errors_name_what_is_wrong) {
+  parse_bad(NULL, "empty");
+  parse_bad("", "empty");
+  parse_bad("http://h/db", "unknown scheme 'http'");
+  parse_bad("host=localhost dbname=x", "not a URL");
+  parse_bad("postgresql:/h/db", "not a URL");
+  parse_bad("postgresql://h:0/db", "invalid port");
+  parse_bad("postgresql://h:65536/db", "invalid port");
+  parse_bad("postgresql://h:54x2/db", "invalid port");
+  parse_bad("postgresql://h:/db", "invalid port");
+  parse_bad("postgresql://[::1/db", "unterminated IPv6");
+  parse_bad("postgresql://[]/db", "empty IPv6");
+  parse_bad("postgresql://[::1]x/db", "after the IPv6");
+  parse_bad("postgresql://a,b/db", "several hosts");
+  parse_bad("postgresql://u:p%zz@h/db", "percent-encoding in the password");
+  parse_bad("postgresql://u%4@h/db", "percent-encoding in the user name");
+  parse_bad("postgresql://h/d%00b", "percent-encoding in the database name");
+  parse_bad("postgresql://h/db?sslmode", "'sslmode' has no value");
+  parse_bad("postgresql://h/db?=x", "empty name");
+  parse_bad("postgresql://h/db?a=%G1", "value of query parameter 'a'");
+  parse_bad("postgresql://h/db?port=abc", "invalid port");
+}
+
+Test(dsn, errors_never_echo_the_password) {
+  const char *urls[] = {
+      "postgresql://u:hunter2secret%zz@h/db",
+      "postgresql://u:hunter2secret@h:notaport/db",
+      "postgresql://u:hunter2secret@[::1/db",
+      "mysql://u:hunter2secret@h/db?port=hunter2secret",
+  };
+  for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+    dbp_dsn d;
+    char err[256] = "";
+    cr_expect_eq(dbp_dsn_parse(urls[i], &d, err, sizeof err), DBP_EDSN);
+    cr_expect_null(strstr(err, "hunter2"), "password leaked: %s", err);
+  }
+}
+
+Test(dsn, redaction) {
+  char buf[256];
+  cr_expect_str_eq(dbp_dsn_redact("postgresql://app:s3cret@db:5432/shop?sslmode=require", buf,
+                                  sizeof buf),
+                   "postgresql://app:***@db:5432/shop?sslmode=require");
+  cr_expect_str_eq(dbp_dsn_redact("mysql://app@db/shop", buf, sizeof buf), "mysql://app@db/shop");
+  cr_expect_str_eq(dbp_dsn_redact("mysql://db/shop", buf, sizeof buf), "mysql://db/shop");
+  cr_expect_str_eq(dbp_dsn_redact("mysql://u:p@ss@h/d", buf, sizeof buf), "mysql://u:***@h/d");
+  cr_expect_str_eq(dbp_dsn_redact("postgresql://u:@h/d", buf, sizeof buf),
+                   "postgresql://u:***@h/d");
+  cr_expect_str_eq(
+      dbp_dsn_redact("postgresql://h/d?user=u&password=topsecret&sslmode=disable", buf,
+                     sizeof buf),
+      "postgresql://h/d?user=u&password=***&sslmode=disable");
+  cr_expect_str_eq(dbp_dsn_redact("postgresql://h/d?%70assword=topsecret", buf, sizeof buf),
+                   "postgresql://h/d?%70assword=***");
+  /* Not a URL: libpq keyword form. */
+  cr_expect_str_eq(dbp_dsn_redact("host=h password=topsecret dbname=x", buf, sizeof buf),
+                   "host=h password=*** dbname=x");
+  cr_expect_str_eq(dbp_dsn_redact("host=h password = 'top secret' user=u", buf, sizeof buf),
+                   "host=h password =*** user=u");
+  cr_expect_str_eq(dbp_dsn_redact(NULL, buf, sizeof buf), "");
+  /* Truncation keeps it a C string and never shows the password. */
+  char small[20];
+  dbp_dsn_redact("postgresql://app:s3cret@db:5432/shop", small, sizeof small);
+  cr_expect_eq(strlen(small), sizeof small - 1);
+  cr_expect_null(strstr(small, "s3c"));
+  dbp_dsn_redact("postgresql://app:s3cret@db:5432/shop", small, 1);
+  cr_expect_str_eq(small, "");
+}
+
+Test(dsn, quote_ident) {
+  char *q = dbp_quote_ident(DBP_DB_PG, "orders");
+  cr_expect_str_eq(q, "\"orders\"");
+  free(q);
+  q = dbp_quote_ident(DBP_DB_PG, "public.we\"ird");
+  cr_expect_str_eq(q, "\"public\".\"we\"\"ird\"");
+  free(q);
+  q = dbp_quote_ident(DBP_DB_MYSQL, "shop.ta`ble");
+  cr_expect_str_eq(q, "`shop`.`ta``ble`");
+  free(q);
+  cr_expect_null(dbp_quote_ident(DBP_DB_PG, NULL));
+}
+
+Test(dsn, error_formatting_and_type_names) {
+  dbp_dberr e = {.code = DBP_ECONNLOST, .sqlstate = "57P01", .retryable = true};
+  strcpy(e.message, "terminating connection due to administrator command");
+  char buf[256];
+  cr_expect_str_eq(dbp_dberr_format(&e, buf, sizeof buf),
+                   "ECONNLOST: terminating connection due to administrator command (SQLSTATE "
+                   "57P01)");
+  dbp_dberr m = {.code = DBP_EQUERY, .sqlstate = "42S02", .db_errno = 1146};
+  strcpy(m.message, "Table 'shop.x' doesn't exist");
+  cr_expect_str_eq(dbp_dberr_format(&m, buf, sizeof buf),
+                   "EQUERY: Table 'shop.x' doesn't exist (SQLSTATE 42S02, error 1146)");
+  dbp_dberr bare = {.code = DBP_ETIMEDOUT};
+  cr_expect_str_eq(dbp_dberr_format(&bare, buf, sizeof buf), "ETIMEDOUT: timed out");
+  cr_expect_str_eq(dbp_type_name(DBP_T_INTEGER), "integer");
+  cr_expect_str_eq(dbp_type_name(DBP_T_TIMESTAMP), "timestamp");
+  cr_expect_str_eq(dbp_type_name(DBP_T_OTHER), "other");
+}
+
+Test(dsn, open_rejects_bad_dsn_before_connecting) {
+  /* dbp_conn_open outside a coroutine is refused outright. */
+  dbp_rt *rt;
+  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
+  dbp_conn *c = (dbp_conn *)1;
+  dbp_dberr err;
+  cr_expect_eq(dbp_conn_open(rt, "postgresql://h/db", 1000, &c, &err), DBP_ENOTCORO);
+  cr_expect_null(c);
+  cr_expect_eq(err.code, DBP_ENOTCORO);
+  cr_expect_eq(dbp_rt_free(rt), 0);
+}
