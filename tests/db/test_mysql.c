@@ -1,0 +1,613 @@
+/* The MySQL/MariaDB driver against a real server.
+ *
+ * Each test makes a runtime, runs its body in a coroutine (the database
+ * calls wait), and checks what the body recorded. Bodies check with
+ * cr_expect and return nonzero on the first failure, so nothing jumps off a
+ * coroutine stack.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbpipe.h"
+#include "dbtest.h"
+
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond);  \
+      return -1;                                                           \
+    }                                                                      \
+  } while (0)
+
+/* Checks that a call returned `want`; on a mismatch shows the connection's
+ * last error. */
+#define CHECK_RC(c, call, want)                                                          \
+  do {                                                                                   \
+    int rc_ = (call);                                                                    \
+    if (rc_ != (want)) {                                                                 \
+      char m_[700];                                                                      \
+      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call,    \
+                dbp_err_name(rc_), dbp_err_name(want),                                   \
+                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");          \
+      return -1;                                                                         \
+    }                                                                                    \
+  } while (0)
+
+typedef int (*body_fn)(dbp_rt *rt, void *arg);
+
+typedef struct run_arg {
+  dbp_rt *rt;
+  body_fn body;
+  void *arg;
+} run_arg;
+
+static int run_main(void *arg, void **result) {
+  (void)result;
+  run_arg *ra = arg;
+  return ra->body(ra->rt, ra->arg);
+}
+
+/* Runs body(rt, arg) in a coroutine on a fresh runtime; asserts it
+ * returned 0. */
+static void run(body_fn body, void *arg) {
+  dbp_rt *rt = NULL;
+  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
+  run_arg ra = {rt, body, arg};
+  dbp_co *co = NULL;
+  cr_assert_eq(dbp_spawn(rt, &co, run_main, &ra, NULL), 0);
+  cr_assert_eq(dbp_rt_run(rt), 0);
+  int rc = dbp_join(co, NULL);
+  cr_assert_eq(dbp_rt_free(rt), 0);
+  cr_assert_eq(rc, 0, "the test body failed (%d)", rc);
+}
+
+static int open_my(dbp_rt *rt, dbp_conn **c) {
+  dbp_dberr err;
+  int rc = dbp_conn_open(rt, dbt_my_dsn(), 10000, c, &err);
+  if (rc != 0) {
+    char m[700];
+    cr_expect(0, "connect failed: %s", dbp_dberr_format(&err, m, sizeof m));
+  }
+  return rc;
+}
+
+static dbp_param P(const char *s) { return (dbp_param){s, s ? strlen(s) : 0}; }
+
+/* True when the value is exactly the C string s. */
+static bool val_is(const dbp_row *r, size_t i, const char *s) {
+  return r->vals[i] != NULL && r->lens[i] == strlen(s) && memcmp(r->vals[i], s, r->lens[i]) == 0;
+}
+
+/* Runs a one-row, one-column query and copies the value as a string. */
+static int one_value(dbp_conn *c, const char *sql, size_t np, const dbp_param *ps, char *out,
+                     size_t len) {
+  int rc = dbp_query(c, sql, np, ps, 10000);
+  if (rc != 0) return rc;
+  dbp_row row;
+  rc = dbp_fetch(c, &row);
+  if (rc != 1) return rc < 0 ? rc : DBP_EPROTO;
+  size_t n = row.vals[0] ? row.lens[0] : 0;
+  if (n >= len) n = len - 1;
+  memcpy(out, row.vals[0] ? row.vals[0] : "", n);
+  out[n] = '\0';
+  rc = dbp_fetch(c, &row);
+  return rc == 0 ? 0 : (rc < 0 ? rc : DBP_EPROTO);
+}
+
+/* ---- types ---- */
+
+typedef struct type_case {
+  const char *sqltype;
+  const char *expr;  /* how the parameter goes in ("?" when NULL) */
+  const char *in;    /* parameter text */
+  size_t inlen;      /* for binary parameters; 0 = strlen(in) */
+  const char *out;   /* expected text (NULL = same as in) */
+  size_t outlen;     /* for binary expectations; 0 = strlen(out) */
+  dbp_type type;
+  const char *db_type;
+} type_case;
+
+static const type_case my_cases[] = {
+    {"TINYINT", NULL, "-128", 0, NULL, 0, DBP_T_INTEGER, "TINYINT"},
+    {"BOOLEAN", NULL, "1", 0, NULL, 0, DBP_T_INTEGER, "TINYINT"},
+    {"SMALLINT", NULL, "32767", 0, NULL, 0, DBP_T_INTEGER, "SMALLINT"},
+    {"MEDIUMINT", NULL, "-8388608", 0, NULL, 0, DBP_T_INTEGER, "MEDIUMINT"},
+    {"INT", NULL, "2147483647", 0, NULL, 0, DBP_T_INTEGER, "INT"},
+    {"BIGINT", NULL, "-9223372036854775808", 0, NULL, 0, DBP_T_INTEGER, "BIGINT"},
+    {"BIGINT UNSIGNED", NULL, "18446744073709551615", 0, NULL, 0, DBP_T_INTEGER, "BIGINT"},
+    {"YEAR", NULL, "2024", 0, NULL, 0, DBP_T_INTEGER, "YEAR"},
+    {"DECIMAL(30,10)", NULL, "12345678901234567890.0123456789", 0, NULL, 0, DBP_T_NUMERIC,
+     "DECIMAL"},
+    {"FLOAT", NULL, "1.5", 0, NULL, 0, DBP_T_FLOAT, "FLOAT"},
+    {"DOUBLE", NULL, "0.1", 0, NULL, 0, DBP_T_FLOAT, "DOUBLE"},
+    {"BIT(1)", "CAST(? AS UNSIGNED)", "1", 0, NULL, 0, DBP_T_INTEGER, "BIT"},
+    {"BIT(12)", "CAST(? AS UNSIGNED)", "2748", 0, "\x0a\xbc", 2, DBP_T_BYTES, "BIT"},
+    {"CHAR(4)", NULL, "ab", 0, NULL, 0, DBP_T_TEXT, "CHAR"},
+    {"VARCHAR(20)", NULL, "h\xc3\xa9llo, \"w\"", 0, NULL, 0, DBP_T_TEXT, "VARCHAR"},
+    {"TEXT", NULL, "multi\nline 'q' \\ \t", 0, NULL, 0, DBP_T_TEXT, "TEXT"},
+    {"BINARY(3)", NULL, "a\0b", 3, NULL, 3, DBP_T_BYTES, "BINARY"},
+    {"VARBINARY(10)", NULL, "\x00\xff\x27\x5c", 4, NULL, 4, DBP_T_BYTES, "VARBINARY"},
+    {"BLOB", NULL, "\x00\x01\xfe\xff", 4, NULL, 4, DBP_T_BYTES, "BLOB"},
+    {"JSON", NULL, "{\"a\": [1, 2.50]}", 0, NULL, 0, DBP_T_JSON, "JSON"},
+    {"DATE", NULL, "2024-02-29", 0, NULL, 0, DBP_T_DATE, "DATE"},
+    {"TIME(6)", NULL, "23:59:59.999999", 0, NULL, 0, DBP_T_TIME, "TIME"},
+    {"TIME", NULL, "-838:59:59", 0, NULL, 0, DBP_T_TIME, "TIME"},
+    {"DATETIME(6)", NULL, "2024-02-29 12:34:56.5", 0, "2024-02-29 12:34:56.500000", 0,
+     DBP_T_TIMESTAMP, "DATETIME"},
+    {"TIMESTAMP", NULL, "2024-02-29 12:34:56", 0, NULL, 0, DBP_T_TIMESTAMP, "TIMESTAMP"},
+    {"ENUM('a','b')", NULL, "b", 0, NULL, 0, DBP_T_TEXT, "ENUM"},
+    {"SET('x','y')", NULL, "y,x", 0, "x,y", 0, DBP_T_TEXT, "SET"},
+    {"UUID", NULL, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", 0, NULL, 0, DBP_T_TEXT, "UUID"},
+    {"INET6", NULL, "::1", 0, NULL, 0, DBP_T_TEXT, "INET6"},
+};
+
+/* Checks one row of the types table against the case. */
+static void check_type_row(const type_case *tc, const dbp_column *cols, const dbp_row *row,
+                           const char *how) {
+  cr_expect_eq(cols[0].type, tc->type, "%s (%s): type %s", tc->sqltype, how,
+               dbp_type_name(cols[0].type));
+  cr_expect_str_eq(cols[0].db_type, tc->db_type, "%s (%s)", tc->sqltype, how);
+  cr_expect_str_eq(cols[0].name, "v");
+  const char *want = tc->out ? tc->out : tc->in;
+  size_t wlen = tc->outlen ? tc->outlen : strlen(want);
+  cr_expect(row->vals[0] != NULL && row->lens[0] == wlen &&
+                memcmp(row->vals[0], want, wlen) == 0,
+            "%s (%s): got '%.*s' (%zu bytes)", tc->sqltype, how, (int)row->lens[0],
+            row->vals[0] ? row->vals[0] : "(null)", row->lens[0]);
+  cr_expect_null(row->vals[1], "%s (%s): NULL came back as a value", tc->sqltype, how);
+}
+
+static int types_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK(dbp_conn_kind(c) == DBP_DB_MYSQL);
+  CHECK_RC(c, dbp_exec(c, "SET time_zone = '+00:00'", 0, NULL, 10000, NULL), 0);
+  size_t n = sizeof my_cases / sizeof my_cases[0];
+  for (size_t i = 0; i < n; i++) {
+    const type_case *tc = &my_cases[i];
+    char sql[200];
+    CHECK_RC(c, dbp_exec(c, "DROP TEMPORARY TABLE IF EXISTS my_types_t", 0, NULL, 10000, NULL),
+             0);
+    snprintf(sql, sizeof sql, "CREATE TEMPORARY TABLE my_types_t (v %s, w %s)", tc->sqltype,
+             tc->sqltype);
+    CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
+    snprintf(sql, sizeof sql, "INSERT INTO my_types_t VALUES (%s, ?)", tc->expr ? tc->expr : "?");
+    dbp_param ps[2] = {{tc->in, tc->inlen ? tc->inlen : strlen(tc->in)}, P(NULL)};
+    int64_t affected = -1;
+    CHECK_RC(c, dbp_exec(c, sql, 2, ps, 10000, &affected), 0);
+    CHECK(affected == 1);
+    /* Read back through the text protocol ... */
+    CHECK_RC(c, dbp_query(c, "SELECT v, w FROM my_types_t", 0, NULL, 10000), 0);
+    CHECK(dbp_ncols(c) == 2);
+    dbp_row row;
+    CHECK_RC(c, dbp_fetch(c, &row), 1);
+    CHECK(row.ncols == 2);
+    check_type_row(tc, dbp_columns(c), &row, "text protocol");
+    CHECK_RC(c, dbp_fetch(c, &row), 0);
+    /* ... and through a prepared statement: the same text. */
+    dbp_param one = P("1");
+    CHECK_RC(c, dbp_query(c, "SELECT v, w FROM my_types_t WHERE 1 = ?", 1, &one, 10000), 0);
+    CHECK(dbp_ncols(c) == 2);
+    CHECK_RC(c, dbp_fetch(c, &row), 1);
+    check_type_row(tc, dbp_columns(c), &row, "prepared");
+    CHECK_RC(c, dbp_fetch(c, &row), 0);
+  }
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, every_type_round_trips, .timeout = 60) { run(types_body, NULL); }
+
+static int null_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  for (int prepared = 0; prepared < 2; prepared++) {
+    dbp_param ps[3] = {P(NULL), P(""), P("x")};
+    if (prepared)
+      CHECK_RC(c, dbp_query(c, "SELECT ?, ?, ?, NULL, ''", 3, ps, 10000), 0);
+    else
+      CHECK_RC(c, dbp_query(c, "SELECT NULL, '', 'x', NULL, ''", 0, NULL, 10000), 0);
+    dbp_row r;
+    CHECK_RC(c, dbp_fetch(c, &r), 1);
+    CHECK(r.ncols == 5);
+    CHECK(r.vals[0] == NULL);
+    CHECK(r.vals[1] != NULL && r.lens[1] == 0);
+    CHECK(val_is(&r, 2, "x"));
+    CHECK(r.vals[3] == NULL);
+    CHECK(r.vals[4] != NULL && r.lens[4] == 0);
+    CHECK_RC(c, dbp_fetch(c, &r), 0);
+    CHECK_RC(c, dbp_fetch(c, &r), 0);
+  }
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, null_and_empty_string_differ, .timeout = 30) { run(null_body, NULL); }
+
+static int big_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  size_t n = 16u << 20;
+  char *big = malloc(n);
+  CHECK(big != NULL);
+  for (size_t i = 0; i < n; i++) big[i] = (char)('a' + (i * 7 + i / 997) % 26);
+  size_t bn = 4u << 20;
+  char *bin = malloc(bn);
+  CHECK(bin != NULL);
+  for (size_t i = 0; i < bn; i++) bin[i] = (char)(i * 31 + i / 256);
+  CHECK_RC(c, dbp_exec(c, "CREATE TEMPORARY TABLE big_t (v LONGTEXT, b LONGBLOB)", 0, NULL, 10000,
+                       NULL),
+           0);
+  dbp_param ps[2] = {{big, n}, {bin, bn}};
+  CHECK_RC(c, dbp_exec(c, "INSERT INTO big_t VALUES (?, ?)", 2, ps, 60000, NULL), 0);
+  for (int prepared = 0; prepared < 2; prepared++) {
+    dbp_param one = P("1");
+    if (prepared)
+      CHECK_RC(c, dbp_query(c, "SELECT v, b FROM big_t WHERE 1 = ?", 1, &one, 60000), 0);
+    else
+      CHECK_RC(c, dbp_query(c, "SELECT v, b FROM big_t", 0, NULL, 60000), 0);
+    dbp_row r;
+    CHECK_RC(c, dbp_fetch(c, &r), 1);
+    CHECK(r.lens[0] == n && memcmp(r.vals[0], big, n) == 0);
+    CHECK(r.lens[1] == bn && memcmp(r.vals[1], bin, bn) == 0);
+    CHECK_RC(c, dbp_fetch(c, &r), 0);
+  }
+  free(big);
+  free(bin);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, sixteen_mib_value_round_trips, .timeout = 120) { run(big_body, NULL); }
+
+static int stream_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  for (int prepared = 0; prepared < 2; prepared++) {
+    dbp_param three = P("3");
+    if (prepared)
+      CHECK_RC(c, dbp_query(c,
+                            "SELECT seq, CONCAT('row-', seq), IF(seq % ? = 0, NULL, seq * 2) "
+                            "FROM seq_1_to_100000",
+                            1, &three, 60000),
+               0);
+    else
+      CHECK_RC(c, dbp_query(c,
+                            "SELECT seq, CONCAT('row-', seq), IF(seq % 3 = 0, NULL, seq * 2) "
+                            "FROM seq_1_to_100000",
+                            0, NULL, 60000),
+               0);
+    CHECK(dbp_ncols(c) == 3);
+    dbp_row r;
+    int64_t want = 1;
+    int rc;
+    while ((rc = dbp_fetch(c, &r)) == 1) {
+      char a[32], b[32], d[32];
+      snprintf(a, sizeof a, "%" PRId64, want);
+      snprintf(b, sizeof b, "row-%" PRId64, want);
+      snprintf(d, sizeof d, "%" PRId64, want * 2);
+      if (!val_is(&r, 0, a) || !val_is(&r, 1, b)) CHECK(!"row value differs");
+      if (want % 3 == 0 ? r.vals[2] != NULL : !val_is(&r, 2, d)) CHECK(!"third column differs");
+      want++;
+    }
+    CHECK_RC(c, rc, 0);
+    CHECK(want == 100001);
+  }
+  char v[16];
+  CHECK_RC(c, one_value(c, "SELECT 1", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "1") == 0);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, streams_100k_rows, .timeout = 120) { run(stream_body, NULL); }
+
+static int bad_sql_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK_RC(c, dbp_query(c, "SELEC 1", 0, NULL, 10000), DBP_EQUERY);
+  const dbp_dberr *e = dbp_conn_error(c);
+  CHECK(e->code == DBP_EQUERY);
+  CHECK(e->db_errno == 1064);
+  CHECK(strcmp(e->sqlstate, "42000") == 0);
+  CHECK(strstr(e->message, "SQL syntax") != NULL);
+  CHECK(!e->retryable);
+  CHECK_RC(c, dbp_exec(c, "SELECT * FROM no_such_table_here", 0, NULL, 10000, NULL), DBP_EQUERY);
+  CHECK(dbp_conn_error(c)->db_errno == 1146);
+  CHECK(strcmp(dbp_conn_error(c)->sqlstate, "42S02") == 0);
+  CHECK(strstr(dbp_conn_error(c)->message, "no_such_table_here") != NULL);
+  /* The same through a prepared statement. */
+  dbp_param p = P("1");
+  CHECK_RC(c, dbp_query(c, "SELECT * FROM no_such_table_here WHERE a = ?", 1, &p, 10000),
+           DBP_EQUERY);
+  CHECK(dbp_conn_error(c)->db_errno == 1146);
+  CHECK_RC(c, dbp_query(c, "SELECT ?, ?", 1, &p, 10000), DBP_EINVAL);
+  /* An error in the middle of a stream. */
+  CHECK_RC(c, dbp_query(c, "SELECT IF(seq = 3, JSON_EXTRACT('{', '$'), seq) FROM seq_1_to_5", 0,
+                        NULL, 10000),
+           0);
+  dbp_row r;
+  int rc;
+  while ((rc = dbp_fetch(c, &r)) == 1) {
+  }
+  /* MariaDB answers bad JSON with a warning and NULL; a real mid-stream
+   * error comes from a statement that fails while sending rows. */
+  CHECK_RC(c, rc, 0);
+  CHECK(!dbp_conn_is_broken(c));
+  char v[16];
+  CHECK_RC(c, one_value(c, "SELECT 2", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "2") == 0);
+  char buf[600];
+  CHECK_RC(c, dbp_exec(c, "SELEC 1", 0, NULL, 10000, NULL), DBP_EQUERY);
+  dbp_dberr_format(dbp_conn_error(c), buf, sizeof buf);
+  CHECK(strstr(buf, "(SQLSTATE 42000, error 1064)") != NULL);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, bad_sql_reports_server_message_and_errno, .timeout = 30) { run(bad_sql_body, NULL); }
+
+static int splice_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK_RC(c, dbp_exec(c, "CREATE TEMPORARY TABLE victims (name TEXT)", 0, NULL, 10000, NULL), 0);
+  const char *evil[] = {"'; DROP TABLE victims; --", "Robert'); DROP TABLE victims;--",
+                        "a\\'b\"c`d?e", "?", "\\"};
+  for (size_t i = 0; i < 5; i++) {
+    dbp_param p = P(evil[i]);
+    CHECK_RC(c, dbp_exec(c, "INSERT INTO victims VALUES (?)", 1, &p, 10000, NULL), 0);
+    char v[64];
+    CHECK_RC(c, one_value(c, "SELECT ?", 1, &p, v, sizeof v), 0);
+    CHECK(strcmp(v, evil[i]) == 0);
+  }
+  char v[16];
+  CHECK_RC(c, one_value(c, "SELECT COUNT(*) FROM victims", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "5") == 0);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, parameters_are_never_spliced, .timeout = 30) { run(splice_body, NULL); }
+
+static int describe_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK_RC(c, dbp_exec(c, "CREATE TEMPORARY TABLE d_t (id BIGINT, name VARCHAR(20), at DATETIME)",
+                       0, NULL, 10000, NULL),
+           0);
+  CHECK_RC(c, dbp_describe(c, "SELECT id, name, at, CAST(id AS DECIMAL(10,2)) AS n FROM d_t",
+                           10000),
+           0);
+  CHECK(dbp_ncols(c) == 4);
+  const dbp_column *cols = dbp_columns(c);
+  CHECK(strcmp(cols[0].name, "id") == 0 && cols[0].type == DBP_T_INTEGER);
+  CHECK(strcmp(cols[0].db_type, "BIGINT") == 0 && cols[0].db_type_id == 8);
+  CHECK(strcmp(cols[1].name, "name") == 0 && cols[1].type == DBP_T_TEXT);
+  CHECK(cols[2].type == DBP_T_TIMESTAMP && strcmp(cols[2].db_type, "DATETIME") == 0);
+  CHECK(cols[3].type == DBP_T_NUMERIC);
+  dbp_row r;
+  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  CHECK_RC(c, dbp_describe(c, "SELECT * FROM nowhere_at_all", 10000), DBP_EQUERY);
+  CHECK(dbp_conn_error(c)->db_errno == 1146);
+  CHECK_RC(c, dbp_describe(c, "DO 1", 10000), 0);
+  CHECK(dbp_ncols(c) == 0);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, describe_gives_columns_without_rows, .timeout = 30) { run(describe_body, NULL); }
+
+static int tx_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK(!dbp_conn_in_transaction(c));
+  CHECK_RC(c, dbp_exec(c, "CREATE TEMPORARY TABLE tx_t (a INT) ENGINE=InnoDB", 0, NULL, 10000,
+                       NULL),
+           0);
+  CHECK_RC(c, dbp_exec(c, "BEGIN", 0, NULL, 10000, NULL), 0);
+  CHECK(dbp_conn_in_transaction(c));
+  CHECK_RC(c, dbp_exec(c, "ROLLBACK", 0, NULL, 10000, NULL), 0);
+  CHECK(!dbp_conn_in_transaction(c));
+  int64_t n = 0;
+  CHECK_RC(c, dbp_exec(c, "INSERT INTO tx_t SELECT seq FROM seq_1_to_7; DELETE FROM tx_t WHERE a > 5",
+                       0, NULL, 10000, &n),
+           0);
+  CHECK(n == 2);
+  dbp_param p = P("3");
+  CHECK_RC(c, dbp_exec(c, "DELETE FROM tx_t WHERE a <= ?", 1, &p, 10000, &n), 0);
+  CHECK(n == 3);
+  CHECK_RC(c, dbp_exec(c, "SELECT * FROM tx_t", 0, NULL, 10000, &n), 0);
+  CHECK(n == 2);
+  CHECK(dbp_conn_backend_id(c) > 0);
+  CHECK(strstr(dbp_conn_dsn(c), "mysql://") == dbp_conn_dsn(c) ||
+        strstr(dbp_conn_dsn(c), "mariadb://") == dbp_conn_dsn(c));
+  CHECK_RC(c, dbp_query(c, "SELECT seq FROM seq_1_to_3", 0, NULL, 10000), 0);
+  CHECK_RC(c, dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL), DBP_ESTATE);
+  CHECK_RC(c, dbp_query_close(c), 0);
+  CHECK_RC(c, dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL), 0);
+  CHECK_RC(c, dbp_copy_start(c, "COPY x TO STDOUT", 10000), DBP_EINVAL);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, transactions_and_state, .timeout = 30) { run(tx_body, NULL); }
+
+/* ---- cancellation ---- */
+
+/* Asks a second connection whether session `id` is running a statement. */
+static int my_active(dbp_conn *mon, int64_t id, bool *active) {
+  char sid[32], v[16];
+  snprintf(sid, sizeof sid, "%" PRId64, id);
+  dbp_param p = P(sid);
+  int rc = one_value(mon,
+                     "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ? AND "
+                     "command <> 'Sleep'",
+                     1, &p, v, sizeof v);
+  *active = strcmp(v, "0") != 0;
+  return rc;
+}
+
+static int after_cancel(dbp_rt *rt, dbp_conn *c, dbp_conn *mon, uint64_t t0) {
+  uint64_t took = dbp_now(rt) - t0;
+  cr_expect_lt(took, 1000, "the interrupted statement took %" PRIu64 " ms", took);
+  CHECK(took < 1000);
+  if (dbp_conn_is_broken(c)) return 0;
+  bool active = true;
+  CHECK_RC(mon, my_active(mon, dbp_conn_backend_id(c), &active), 0);
+  CHECK(!active);
+  char v[16];
+  CHECK_RC(c, one_value(c, "SELECT 1", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "1") == 0);
+  return 0;
+}
+
+static int timeout_arg_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c, *mon;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK_RC(NULL, open_my(rt, &mon), 0);
+  uint64_t t0 = dbp_now(rt);
+  CHECK_RC(c, dbp_exec(c, "SELECT SLEEP(10)", 0, NULL, 100, NULL), DBP_ETIMEDOUT);
+  CHECK(after_cancel(rt, c, mon, t0) == 0);
+  CHECK(!dbp_conn_is_broken(c));
+  t0 = dbp_now(rt);
+  CHECK_RC(c, dbp_query(c, "SELECT SLEEP(10)", 0, NULL, 100), DBP_ETIMEDOUT);
+  CHECK(after_cancel(rt, c, mon, t0) == 0);
+  /* Through a prepared statement. */
+  dbp_param p = P("10");
+  t0 = dbp_now(rt);
+  CHECK_RC(c, dbp_query(c, "SELECT SLEEP(?)", 1, &p, 100), DBP_ETIMEDOUT);
+  CHECK(after_cancel(rt, c, mon, t0) == 0);
+  /* Rows first, then a long wait: the timeout covers the fetching. */
+  t0 = dbp_now(rt);
+  CHECK_RC(c, dbp_query(c, "SELECT seq, IF(seq = 20000, SLEEP(10), 0) FROM seq_1_to_20000", 0,
+                        NULL, 500),
+           0);
+  dbp_row r;
+  int rc, rows = 0;
+  while ((rc = dbp_fetch(c, &r)) == 1) rows++;
+  CHECK(rows > 0 && rows < 20000);
+  CHECK_RC(c, rc, DBP_ETIMEDOUT);
+  CHECK(after_cancel(rt, c, mon, t0) == 0);
+  dbp_conn_close(c);
+  dbp_conn_close(mon);
+  return 0;
+}
+
+Test(mysql, timeout_argument_kills_on_server, .timeout = 60) { run(timeout_arg_body, NULL); }
+
+static int deadline_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c, *mon;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK_RC(NULL, open_my(rt, &mon), 0);
+  uint64_t tok;
+  uint64_t t0 = dbp_now(rt);
+  CHECK(dbp_deadline_push(rt, 100, &tok) == 0);
+  int rc = dbp_exec(c, "SELECT SLEEP(10)", 0, NULL, DBP_FOREVER, NULL);
+  dbp_deadline_pop(rt, tok);
+  CHECK_RC(c, rc, DBP_ETIMEDOUT);
+  CHECK(after_cancel(rt, c, mon, t0) == 0);
+  CHECK(!dbp_conn_is_broken(c));
+  dbp_conn_close(c);
+  dbp_conn_close(mon);
+  return 0;
+}
+
+Test(mysql, coroutine_deadline_kills_on_server, .timeout = 60) { run(deadline_body, NULL); }
+
+typedef struct victim {
+  dbp_conn *c;
+  int rc;
+  bool started;
+} victim;
+
+static int victim_main(void *arg, void **result) {
+  (void)result;
+  victim *v = arg;
+  v->started = true;
+  v->rc = dbp_exec(v->c, "SELECT SLEEP(10)", 0, NULL, DBP_FOREVER, NULL);
+  return v->rc;
+}
+
+static int cancel_body(dbp_rt *rt, void *arg) {
+  int how = *(int *)arg;
+  dbp_conn *c, *mon;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK_RC(NULL, open_my(rt, &mon), 0);
+  victim v = {c, 0, false};
+  dbp_co *co;
+  CHECK(dbp_spawn(rt, &co, victim_main, &v, NULL) == 0);
+  uint64_t t0 = dbp_now(rt);
+  CHECK(dbp_sleep(rt, 100) == 0);
+  CHECK(v.started);
+  if (how == 0)
+    dbp_cancel(co);
+  else
+    CHECK_RC(c, dbp_conn_cancel(c), 0);
+  int rc = dbp_join(co, NULL);
+  CHECK_RC(c, rc, DBP_ECANCELED);
+  CHECK(after_cancel(rt, c, mon, t0) == 0);
+  CHECK(!dbp_conn_is_broken(c));
+  dbp_conn_close(c);
+  dbp_conn_close(mon);
+  return 0;
+}
+
+Test(mysql, coroutine_cancel_kills_on_server, .timeout = 60) {
+  int how = 0;
+  run(cancel_body, &how);
+}
+
+Test(mysql, conn_cancel_from_another_coroutine, .timeout = 60) {
+  int how = 1;
+  run(cancel_body, &how);
+}
+
+static int close_early_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c, *mon;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK_RC(NULL, open_my(rt, &mon), 0);
+  for (int prepared = 0; prepared < 2; prepared++) {
+    dbp_param p = P("x");
+    if (prepared)
+      CHECK_RC(c, dbp_query(c, "SELECT seq, REPEAT(?, 100) FROM seq_1_to_10000000", 1, &p,
+                            DBP_FOREVER),
+               0);
+    else
+      CHECK_RC(c, dbp_query(c, "SELECT seq, REPEAT('x', 100) FROM seq_1_to_10000000", 0, NULL,
+                            DBP_FOREVER),
+               0);
+    dbp_row r;
+    for (int i = 0; i < 10; i++) CHECK_RC(c, dbp_fetch(c, &r), 1);
+    uint64_t t0 = dbp_now(rt);
+    CHECK_RC(c, dbp_query_close(c), 0);
+    CHECK(after_cancel(rt, c, mon, t0) == 0);
+    CHECK(!dbp_conn_is_broken(c));
+  }
+  dbp_row r;
+  CHECK_RC(c, dbp_query(c, "SELECT seq FROM seq_1_to_3", 0, NULL, 10000), 0);
+  CHECK_RC(c, dbp_fetch(c, &r), 1);
+  CHECK_RC(c, dbp_query_close(c), 0);
+  CHECK_RC(c, dbp_query_close(c), 0);
+  char v[16];
+  CHECK_RC(c, one_value(c, "SELECT 5", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "5") == 0);
+  dbp_conn_close(c);
+  dbp_conn_close(mon);
+  return 0;
+}
+
+Test(mysql, query_close_abandons_a_big_result, .timeout = 60) { run(close_early_body, NULL); }
