@@ -1,0 +1,387 @@
+/* Faults, on both databases: a port nobody listens on, a name that does
+ * not resolve, a wrong password, a peer that never answers, a session the
+ * server terminates in the middle of a stream.
+ *
+ * Each test makes a runtime, runs its body in a coroutine (the database
+ * calls wait), and checks what the body recorded. Bodies check with
+ * cr_expect and return nonzero on the first failure, so nothing jumps off a
+ * coroutine stack.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dbpipe.h"
+#include "dbtest.h"
+
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond);  \
+      return -1;                                                           \
+    }                                                                      \
+  } while (0)
+
+/* Checks that a call returned `want`; on a mismatch shows the connection's
+ * last error. */
+#define CHECK_RC(c, call, want)                                                          \
+  do {                                                                                   \
+    int rc_ = (call);                                                                    \
+    if (rc_ != (want)) {                                                                 \
+      char m_[700];                                                                      \
+      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call,    \
+                dbp_err_name(rc_), dbp_err_name(want),                                   \
+                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");          \
+      return -1;                                                                         \
+    }                                                                                    \
+  } while (0)
+
+typedef int (*body_fn)(dbp_rt *rt, void *arg);
+
+typedef struct run_arg {
+  dbp_rt *rt;
+  body_fn body;
+  void *arg;
+} run_arg;
+
+static int run_main(void *arg, void **result) {
+  (void)result;
+  run_arg *ra = arg;
+  return ra->body(ra->rt, ra->arg);
+}
+
+/* Runs body(rt, arg) in a coroutine on a fresh runtime; asserts it
+ * returned 0. */
+static void run(body_fn body, void *arg) {
+  dbp_rt *rt = NULL;
+  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
+  run_arg ra = {rt, body, arg};
+  dbp_co *co = NULL;
+  cr_assert_eq(dbp_spawn(rt, &co, run_main, &ra, NULL), 0);
+  cr_assert_eq(dbp_rt_run(rt), 0);
+  int rc = dbp_join(co, NULL);
+  cr_assert_eq(dbp_rt_free(rt), 0);
+  cr_assert_eq(rc, 0, "the test body failed (%d)", rc);
+}
+
+static dbp_param P(const char *s) { return (dbp_param){s, s ? strlen(s) : 0}; }
+
+static const char *dsn_of(int kind) { return kind == DBT_PG ? dbt_pg_dsn() : dbt_my_dsn(); }
+
+/* Rebuilds the fixture DSN of `kind` with another host, port or password:
+ * scheme://user:PASSWORD@HOST:PORT/db?params. NULL keeps the part. */
+static void dsn_variant(char *buf, size_t len, int kind, const char *password, const char *host,
+                        int port) {
+  dbp_dsn d;
+  char err[200];
+  cr_assert_eq(dbp_dsn_parse(dsn_of(kind), &d, err, sizeof err), 0, "%s", err);
+  const char *scheme = kind == DBT_PG ? "postgresql" : "mysql";
+  const char *h = host ? host : d.host;
+  bool v6 = strchr(h, ':') != NULL;
+  int n = snprintf(buf, len, "%s://%s:%s@%s%s%s:%d/%s", scheme, d.user ? d.user : "",
+                   password ? password : (d.password ? d.password : ""), v6 ? "[" : "", h,
+                   v6 ? "]" : "", port ? port : d.port, d.dbname ? d.dbname : "");
+  cr_assert(n > 0 && (size_t)n < len);
+  dbp_dsn_free(&d);
+}
+
+/* A loopback port nobody listens on: bound, then closed again. */
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  socklen_t alen = sizeof a;
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/* A peer that takes connections (the kernel completes the handshake) but
+ * never says a word. Returns the listening fd; *port gets its port. */
+static int stalled_peer(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  cr_assert_geq(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  cr_assert_eq(listen(fd, 16), 0);
+  socklen_t alen = sizeof a;
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+typedef struct open_case {
+  int kind;
+  char dsn[600];
+  int64_t timeout_ms;
+  int want;
+  const char *must_say;  /* the message must contain this */
+  const char *never_say; /* ... and never this (a password) */
+} open_case;
+
+static int open_fail_body(dbp_rt *rt, void *arg) {
+  open_case *oc = arg;
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  uint64_t t0 = dbp_now(rt);
+  int rc = dbp_conn_open(rt, oc->dsn, oc->timeout_ms, &c, &err);
+  uint64_t took = dbp_now(rt) - t0;
+  char m[700];
+  dbp_dberr_format(&err, m, sizeof m);
+  cr_expect_eq(rc, oc->want, "got %s: %s", dbp_err_name(rc), m);
+  CHECK(rc == oc->want);
+  CHECK(c == NULL);
+  CHECK(err.code == oc->want);
+  cr_expect(strstr(err.message, oc->must_say) != NULL, "message '%s' lacks '%s'", err.message,
+            oc->must_say);
+  if (oc->never_say) cr_expect_null(strstr(m, oc->never_say), "password in message: %s", m);
+  /* Fast and clear: well within a second here. */
+  cr_expect_lt(took, 1000, "took %" PRIu64 " ms", took);
+  return 0;
+}
+
+static void open_fails(open_case *oc) { run(open_fail_body, oc); }
+
+Test(faults, pg_port_nobody_listens_on, .timeout = 30) {
+  open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_ECONNECT,
+                  .must_say = "could not connect to postgresql://", .never_say = "pw-never-shown"};
+  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "pw-never-shown", "127.0.0.1", free_port());
+  open_fails(&oc);
+}
+
+Test(faults, mysql_port_nobody_listens_on, .timeout = 30) {
+  open_case oc = {.kind = DBT_MY, .timeout_ms = 5000, .want = DBP_ECONNECT,
+                  .must_say = "could not connect to mysql://", .never_say = "pw-never-shown"};
+  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "pw-never-shown", "127.0.0.1", free_port());
+  open_fails(&oc);
+}
+
+Test(faults, pg_name_that_does_not_resolve, .timeout = 30) {
+  open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_ERESOLVE,
+                  .must_say = "'nonexistent.invalid'", .never_say = "pw-never-shown"};
+  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "pw-never-shown", "nonexistent.invalid", 0);
+  open_fails(&oc);
+}
+
+Test(faults, mysql_name_that_does_not_resolve, .timeout = 30) {
+  open_case oc = {.kind = DBT_MY, .timeout_ms = 5000, .want = DBP_ERESOLVE,
+                  .must_say = "'nonexistent.invalid'", .never_say = "pw-never-shown"};
+  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "pw-never-shown", "nonexistent.invalid", 0);
+  open_fails(&oc);
+}
+
+Test(faults, pg_wrong_password_is_never_shown, .timeout = 30) {
+  open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_EAUTH,
+                  .must_say = ":***@", .never_say = "Wr0ng-S3cret"};
+  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "Wr0ng-S3cret", NULL, 0);
+  open_fails(&oc);
+}
+
+Test(faults, mysql_wrong_password_is_never_shown, .timeout = 30) {
+  open_case oc = {.kind = DBT_MY, .timeout_ms = 5000, .want = DBP_EAUTH,
+                  .must_say = ":***@", .never_say = "Wr0ng-S3cret"};
+  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "Wr0ng-S3cret", NULL, 0);
+  open_fails(&oc);
+}
+
+Test(faults, bad_dsns_fail_before_connecting, .timeout = 30) {
+  open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_EDSN, .must_say = "scheme"};
+  snprintf(oc.dsn, sizeof oc.dsn, "mongodb://u:p@h/db");
+  open_fails(&oc);
+  open_case pq = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_EDSN,
+                  .must_say = "invalid connection option", .never_say = "pw-never-shown"};
+  dsn_variant(pq.dsn, sizeof pq.dsn, DBT_PG, "pw-never-shown", NULL, 0);
+  strcat(pq.dsn, "?no_such_option=1");
+  open_fails(&pq);
+  open_case my = {.kind = DBT_MY, .timeout_ms = 5000, .want = DBP_EDSN,
+                  .must_say = "'no_such_option' is not supported", .never_say = "pw-never-shown"};
+  dsn_variant(my.dsn, sizeof my.dsn, DBT_MY, "pw-never-shown", NULL, 0);
+  strcat(my.dsn, "?no_such_option=1");
+  open_fails(&my);
+}
+
+static void stalled(int kind) {
+  int port;
+  int fd = stalled_peer(&port);
+  open_case oc = {.kind = kind, .timeout_ms = 300, .want = DBP_ETIMEDOUT,
+                  .must_say = "timed out connecting to", .never_say = "pw-never-shown"};
+  dsn_variant(oc.dsn, sizeof oc.dsn, kind, "pw-never-shown", "127.0.0.1", port);
+  run(open_fail_body, &oc);
+  close(fd);
+}
+
+Test(faults, pg_stalled_peer_times_out, .timeout = 30) { stalled(DBT_PG); }
+Test(faults, mysql_stalled_peer_times_out, .timeout = 30) { stalled(DBT_MY); }
+
+/* connect_timeout from the DSN bounds the connect when the caller gives
+ * no limit. */
+static int stalled_param_body(dbp_rt *rt, void *arg) {
+  int kind = *(int *)arg;
+  int port;
+  int fd = stalled_peer(&port);
+  char dsn[600];
+  dsn_variant(dsn, sizeof dsn, kind, NULL, "127.0.0.1", port);
+  strcat(dsn, "?connect_timeout=1");
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  uint64_t t0 = dbp_now(rt);
+  int rc = dbp_conn_open(rt, dsn, DBP_FOREVER, &c, &err);
+  uint64_t took = dbp_now(rt) - t0;
+  close(fd);
+  CHECK(rc == DBP_ETIMEDOUT);
+  CHECK(took >= 900);
+  return 0;
+}
+
+Test(faults, pg_connect_timeout_parameter, .timeout = 30) {
+  int kind = DBT_PG;
+  run(stalled_param_body, &kind);
+}
+
+Test(faults, mysql_connect_timeout_parameter, .timeout = 30) {
+  int kind = DBT_MY;
+  run(stalled_param_body, &kind);
+}
+
+/* A coroutine cancelled while connecting to a silent peer stops at once;
+ * so does one whose deadline passes. */
+typedef struct connector {
+  dbp_rt *rt;
+  char dsn[600];
+  int rc;
+} connector;
+
+static int connector_main(void *arg, void **result) {
+  (void)result;
+  connector *k = arg;
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  k->rc = dbp_conn_open(k->rt, k->dsn, DBP_FOREVER, &c, &err);
+  return k->rc;
+}
+
+static int cancel_connect_body(dbp_rt *rt, void *arg) {
+  int kind = *(int *)arg;
+  int port;
+  int fd = stalled_peer(&port);
+  connector k = {.rt = rt};
+  dsn_variant(k.dsn, sizeof k.dsn, kind, NULL, "127.0.0.1", port);
+  dbp_co *co;
+  CHECK(dbp_spawn(rt, &co, connector_main, &k, NULL) == 0);
+  CHECK(dbp_sleep(rt, 100) == 0);
+  uint64_t t0 = dbp_now(rt);
+  dbp_cancel(co);
+  CHECK(dbp_join(co, NULL) == DBP_ECANCELED);
+  CHECK(dbp_now(rt) - t0 < 1000);
+  /* The deadline of the connecting coroutine. */
+  uint64_t tok;
+  CHECK(dbp_deadline_push(rt, 100, &tok) == 0);
+  t0 = dbp_now(rt);
+  int rc = connector_main(&k, NULL);
+  dbp_deadline_pop(rt, tok);
+  CHECK(rc == DBP_ETIMEDOUT);
+  CHECK(dbp_now(rt) - t0 < 1000);
+  close(fd);
+  return 0;
+}
+
+Test(faults, pg_connect_is_cancellable, .timeout = 30) {
+  int kind = DBT_PG;
+  run(cancel_connect_body, &kind);
+}
+
+Test(faults, mysql_connect_is_cancellable, .timeout = 30) {
+  int kind = DBT_MY;
+  run(cancel_connect_body, &kind);
+}
+
+/* "localhost" resolves to ::1 and 127.0.0.1; the servers listen on the
+ * latter only, so this also proves that every address is tried. */
+static int localhost_body(dbp_rt *rt, void *arg) {
+  int kind = *(int *)arg;
+  char dsn[600];
+  dsn_variant(dsn, sizeof dsn, kind, NULL, "localhost", 0);
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  int rc = dbp_conn_open(rt, dsn, 10000, &c, &err);
+  cr_expect_eq(rc, 0, "%s", err.message);
+  CHECK(rc == 0);
+  CHECK_RC(c, dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL), 0);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(faults, pg_localhost_tries_every_address, .timeout = 30) {
+  int kind = DBT_PG;
+  run(localhost_body, &kind);
+}
+
+Test(faults, mysql_localhost_tries_every_address, .timeout = 30) {
+  int kind = DBT_MY;
+  run(localhost_body, &kind);
+}
+
+/* ---- a session terminated by the server mid-stream ---- */
+
+static int terminated_body(dbp_rt *rt, void *arg) {
+  int kind = *(int *)arg;
+  dbp_conn *c = NULL, *mon = NULL;
+  dbp_dberr err;
+  CHECK(dbp_conn_open(rt, dsn_of(kind), 10000, &c, &err) == 0);
+  CHECK(dbp_conn_open(rt, dsn_of(kind), 10000, &mon, &err) == 0);
+  const char *big = kind == DBT_PG
+                        ? "SELECT g, repeat('x', 50) FROM generate_series(1, 10000000) g"
+                        : "SELECT seq, REPEAT('x', 50) FROM seq_1_to_10000000";
+  CHECK_RC(c, dbp_query(c, big, 0, NULL, DBP_FOREVER), 0);
+  dbp_row r;
+  for (int i = 0; i < 100; i++) CHECK_RC(c, dbp_fetch(c, &r), 1);
+  char id[32];
+  snprintf(id, sizeof id, "%" PRId64, dbp_conn_backend_id(c));
+  if (kind == DBT_PG) {
+    dbp_param p = P(id);
+    CHECK_RC(mon, dbp_exec(mon, "SELECT pg_terminate_backend($1::int)", 1, &p, 10000, NULL), 0);
+  } else {
+    char sql[64];
+    snprintf(sql, sizeof sql, "KILL %s", id);
+    CHECK_RC(mon, dbp_exec(mon, sql, 0, NULL, 10000, NULL), 0);
+  }
+  int rc;
+  long rows = 0;
+  while ((rc = dbp_fetch(c, &r)) == 1) rows++;
+  CHECK_RC(c, rc, DBP_ECONNLOST);
+  const dbp_dberr *e = dbp_conn_error(c);
+  char m[700];
+  cr_expect(e->retryable, "not retryable: %s", dbp_dberr_format(e, m, sizeof m));
+  CHECK(e->retryable);
+  CHECK(dbp_conn_is_broken(c));
+  CHECK(rows < 10000000);
+  if (kind == DBT_PG) CHECK(strcmp(e->sqlstate, "57P01") == 0);
+  /* Every later call says so at once. */
+  CHECK_RC(c, dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL), DBP_ECONNLOST);
+  CHECK(dbp_conn_error(c)->retryable);
+  CHECK(!dbp_conn_in_transaction(c));
+  dbp_conn_close(c);
+  /* The monitor is unharmed. */
+  CHECK_RC(mon, dbp_exec(mon, "SELECT 1", 0, NULL, 10000, NULL), 0);
+  dbp_conn_close(mon);
+  return 0;
+}
+
+Test(faults, pg_session_terminated_mid_stream, .timeout = 60) {
+  int kind = DBT_PG;
+  run(terminated_body, &kind);
+}
+
+Test(faults, mysql_session_killed_mid_stream, .timeout = 60) {
+  int kind = DBT_MY;
+  run(terminated_body, &kind);
+}
