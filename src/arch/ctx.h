@@ -1,11 +1,14 @@
 /* The context switch: the only architecture-specific piece of the runtime.
  *
- * A dbp__ctx holds what is needed to continue a suspended execution: for the
- * assembly switches, the stack pointer of its saved frame (callee-saved
- * registers, floating-point control state and a return address live on that
- * stack); for the ucontext fallback, a ucontext_t.
+ * A dbp__ctx is the stack pointer of a suspended execution. What is needed
+ * to continue it (callee-saved registers, floating-point control state, a
+ * return address; or, for the ucontext fallback, a whole ucontext_t) lives
+ * on that execution's own stack, in the frame of the dbp__ctx_switch call
+ * that suspended it, or at the top of a fresh stack made by dbp__ctx_make.
+ * So the struct is the same for every implementation and code built
+ * without DBP_UCONTEXT (tests, the benchmark) still agrees on its layout.
  *
- * Four functions, in the manner of minicoro's per-architecture blocks:
+ * Three functions, in the manner of minicoro's per-architecture blocks:
  *   dbp__ctx_make     prepares a fresh stack so that the first switch into it
  *                     calls entry(arg) on that stack;
  *   dbp__ctx_switch   saves the running context into `from` and resumes `to`;
@@ -17,16 +20,9 @@
 
 #include <stddef.h>
 
-#ifdef DBP_UCONTEXT
-#include <ucontext.h>
-typedef struct dbp__ctx {
-  ucontext_t uc;
-} dbp__ctx;
-#else
 typedef struct dbp__ctx {
   void *sp;
 } dbp__ctx;
-#endif
 
 typedef void (*dbp__ctx_entry)(void *arg);
 
