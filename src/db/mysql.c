@@ -1042,6 +1042,9 @@ static int my_fetch(dbp_conn *c, dbp_row *row) {
 static int my_discard(dbp_conn *c) {
   my_conn *p = MY(c);
   bool kill = false;
+  /* A fast server refills the socket as quickly as it is read: skip a
+   * bounded number of rows, then kill what is left. */
+  int budget = 1024;
   if (p->stmt != NULL) {
     for (;;) {
       int st = mysql_stmt_fetch_start(&p->ret_int, p->stmt);
@@ -1052,6 +1055,10 @@ static int my_discard(dbp_conn *c) {
         break;
       }
       if (p->ret_int != 0 && p->ret_int != MYSQL_DATA_TRUNCATED) break;
+      if (--budget == 0) {
+        kill = true;
+        break;
+      }
     }
   } else if (p->res != NULL) {
     for (;;) {
@@ -1063,6 +1070,10 @@ static int my_discard(dbp_conn *c) {
         break;
       }
       if (p->ret_row == NULL) break;
+      if (--budget == 0) {
+        kill = true;
+        break;
+      }
     }
     if (!kill && mysql_more_results(p->m)) kill = true;
   }
