@@ -41,6 +41,12 @@ typedef struct dbp_co_s dbp_co;
  * pointer in *result (it starts NULL). Both are reported by dbp_join. */
 typedef int (*dbp_co_fn)(void *arg, void **result);
 
+/* Stacks are mmap'd and only the pages a coroutine touches cost memory
+ * (an idle coroutine costs about 4 KiB). A stack has a guard page while
+ * the process's mapping budget (vm.max_map_count) allows, about 24,000
+ * stacks on a default kernel; beyond that it has a canary checked at every
+ * switch. An overflow prints "dbpipe: stack overflow in coroutine '<name>'"
+ * and kills the process with SIGSEGV. */
 typedef struct dbp_rt_options {
   size_t stack_size; /* default stack per coroutine; 0 = 64 KiB */
 } dbp_rt_options;
@@ -50,10 +56,17 @@ typedef struct dbp_rt_options {
 DBP_EXTERN int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *opts);
 /* Runs the loop until no coroutine is left and the loop has nothing to do
  * (uv_run(UV_RUN_DEFAULT)). For a caller-supplied loop the caller may instead
- * run the loop itself. Must not be called from a coroutine. */
+ * run the loop itself: the runtime keeps it alive only while a coroutine is
+ * ready, or waits with a timeout, on an fd or on a libuv request. Returns 0 when every coroutine
+ * finished; DBP_EBUSY when the loop ran dry while some still wait for
+ * something nothing will deliver (a deadlock; they stay, and can be
+ * cancelled and run again); DBP_EINVAL when called from a coroutine. */
 DBP_EXTERN int dbp_rt_run(dbp_rt *rt);
-/* Frees the runtime. Fails with DBP_EBUSY while coroutines are alive. Closes
- * the runtime's handles and, for its own loop, the loop too. */
+/* Frees the runtime. Fails with DBP_EBUSY while coroutines are alive.
+ * Finished coroutines nobody joined are freed with it. Closes the runtime's
+ * handles and, for its own loop, the loop too; on a caller's loop the
+ * memory goes in the handles' close callbacks, so the caller runs its loop
+ * once more (as for any libuv handle). */
 DBP_EXTERN int dbp_rt_free(dbp_rt *rt);
 DBP_EXTERN uv_loop_t *dbp_rt_loop(dbp_rt *rt);
 /* Number of coroutines spawned and not yet finished. */
@@ -66,7 +79,7 @@ DBP_EXTERN uint64_t dbp_now(dbp_rt *rt);
 /* ---- coroutines ---- */
 
 typedef struct dbp_spawn_options {
-  const char *name;  /* copied; shown in diagnostics (stack overflow) */
+  const char *name;  /* copied (up to 63 bytes); shown in diagnostics */
   size_t stack_size; /* 0 = the runtime's default */
   bool detached;     /* nobody joins: resources go when it finishes */
 } dbp_spawn_options;
@@ -139,9 +152,11 @@ DBP_EXTERN int dbp_as_completed_new(dbp_rt *rt, dbp_co **cos, size_t n,
 DBP_EXTERN int dbp_as_completed_next(dbp_as_completed *ac, int64_t timeout_ms, size_t *index);
 DBP_EXTERN void dbp_as_completed_free(dbp_as_completed *ac);
 
-/* Runs fn(arg) on libuv's thread pool and waits for it. If the coroutine is
- * cancelled while the work is queued, the work is dropped; once it runs it
- * always completes (the wait then returns DBP_ECANCELED after it finished). */
+/* Runs fn(arg) on libuv's thread pool and waits for it; fn must not call
+ * into the runtime. If the coroutine is cancelled (or its deadline passes)
+ * while the work is queued, the work is dropped; once it runs it always
+ * completes (the wait then returns DBP_ECANCELED / DBP_ETIMEDOUT after it
+ * finished). */
 DBP_EXTERN int dbp_work(dbp_rt *rt, void (*fn)(void *arg), void *arg);
 
 /* ---- awaiting any libuv callback ---- */
@@ -214,14 +229,18 @@ DBP_EXTERN void dbp_freeaddrinfo(struct addrinfo *res);
 enum { DBP_READABLE = 1, DBP_WRITABLE = 2 };
 
 /* One uv_poll_t per socket, reused across waits. A watcher must be closed
- * (dbp_fdwatch_close) before its fd is closed. */
+ * (dbp_fdwatch_close) before its fd is closed. One coroutine waits on a
+ * watcher at a time (another gets DBP_EBUSY). */
 typedef struct dbp_fdwatch_s dbp_fdwatch;
+/* DBP_EEXIST when an open watcher of the same loop already has fd. */
 DBP_EXTERN int dbp_fdwatch_new(dbp_rt *rt, int fd, dbp_fdwatch **out);
 /* Waits until the fd is ready for any of `events`; stores what is ready in
  * *revents (may be NULL). Errors and hang-ups count as ready. */
 DBP_EXTERN int dbp_fdwatch_wait(dbp_fdwatch *w, int events, int64_t timeout_ms, int *revents);
 DBP_EXTERN int dbp_fdwatch_fd(const dbp_fdwatch *w);
-/* Stops watching; memory is released after libuv's close callback. */
+/* Stops watching at once: the fd may be closed right after the call, and
+ * its number watched again by a new watcher. A coroutine waiting on w gets
+ * DBP_ECLOSED. Memory is released after libuv's close callback. */
 DBP_EXTERN void dbp_fdwatch_close(dbp_fdwatch *w);
 
 /* ---- files, through uv_fs_* (each call waits) ---- */
@@ -261,7 +280,10 @@ DBP_EXTERN size_t dbp_chan_len(const dbp_chan *ch);
 /* Frees a channel nobody waits on; items still inside are not freed. */
 DBP_EXTERN void dbp_chan_free(dbp_chan *ch);
 
-/* ---- semaphore, mutex, event, wait group (FIFO waiters) ---- */
+/* ---- semaphore, mutex, event, wait group (FIFO waiters) ----
+ * Each wait is cancellable and takes a timeout. A release, unlock or set
+ * hands over to waiters in the order they came. Freeing one of these while
+ * coroutines wait on it wakes them with DBP_ECLOSED. */
 
 typedef struct dbp_sem_s dbp_sem;
 DBP_EXTERN int dbp_sem_new(dbp_rt *rt, size_t permits, dbp_sem **out);
