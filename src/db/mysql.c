@@ -761,7 +761,9 @@ static int my_settle(dbp_conn *c) {
  * leaves the connection idle (or broken, when lost). */
 static int my_stop(dbp_conn *c, int why) {
   if (!dbp__interrupted(why)) {
-    if (c->broken && MY(c)->m != NULL) my_give_up(c);
+    /* Lost, or stuck in the middle of a call that cannot be finished: the
+     * session is given up. */
+    if ((c->broken || MY(c)->op_cont != NULL) && MY(c)->m != NULL) my_give_up(c);
     c->state = DBP__IDLE;
     return why;
   }

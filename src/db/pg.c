@@ -248,6 +248,7 @@ static int pg_abort(dbp_conn *c) {
   pg_drop_results(p);
   if (PQstatus(p->pg) == CONNECTION_BAD) {
     dbp__set_broken(c);
+    c->state = DBP__IDLE;
     return DBP_ECONNLOST;
   }
   int rc = pg_send_cancel(c);
@@ -275,9 +276,10 @@ static int pg_abort(dbp_conn *c) {
  * error in the middle of a statement. Returns the code for the caller. */
 static int pg_stop(dbp_conn *c, int why) {
   if (!dbp__interrupted(why)) {
-    /* Lost or failed: nothing to cancel, the connection is done. */
+    /* Lost, or the socket could not be waited on: either way the session
+     * is in no state anyone can vouch for. */
     pg_drop_results(PG(c));
-    if (PG(c)->pg != NULL && PQstatus(PG(c)->pg) == CONNECTION_BAD) dbp__set_broken(c);
+    dbp__set_broken(c);
     c->state = DBP__IDLE;
     return why;
   }
