@@ -92,7 +92,7 @@ static int pg_result_error(dbp_conn *c, const PGresult *res) {
   if (msg[0] == '\0') one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
   if (state == NULL) state = "";
   bool fatal = sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
-  if (fatal || PQstatus(PG(c)->pg) == CONNECTION_BAD || strncmp(state, "08", 2) == 0) {
+  if (fatal || PQstatus(PG(c)->pg) == CONNECTION_BAD) {
     dbp__seterr(c, DBP_ECONNLOST, state, 0, true, "connection to the server lost: %s",
                 msg[0] ? msg : "server closed the connection");
     dbp__set_broken(c);
@@ -100,7 +100,11 @@ static int pg_result_error(dbp_conn *c, const PGresult *res) {
   }
   if (strcmp(state, "57014") == 0 && c->cancel_req)
     return dbp__seterr(c, DBP_ECANCELED, state, 0, false, "%s", msg);
-  return dbp__seterr(c, DBP_EQUERY, state, 0, retryable_state(state), "%s", msg);
+  /* 08P01 at ERROR level is the server refusing a malformed request (say,
+   * the wrong number of parameters) on a session that lives on: a retry
+   * would only repeat it. */
+  bool retry = retryable_state(state) && strcmp(state, "08P01") != 0;
+  return dbp__seterr(c, DBP_EQUERY, state, 0, retry, "%s", msg);
 }
 
 /* Records the outcome of an interrupted statement (after the clean-up ran
@@ -138,10 +142,14 @@ static int pg_flush(dbp_conn *c) {
 }
 
 /* Waits until PQgetResult can answer without blocking. Returns 0 or a
- * wait's interruption; a lost connection also returns 0 (PQgetResult then
- * reports it). */
+ * wait's interruption; a connection lost while reading also returns 0
+ * (PQgetResult then reports it). */
 static int pg_wait_result(dbp_conn *c) {
   PGconn *pg = PG(c)->pg;
+  /* Anything still queued (a CopyFail, say) must reach the server first;
+   * with nothing queued this returns at once. */
+  int frc = pg_flush(c);
+  if (frc != 0) return frc;
   while (PQisBusy(pg) && PQstatus(pg) != CONNECTION_BAD) {
     int ev = 0;
     int rc = dbp__wait(c, PQsocket(pg), DBP_READABLE, DBP_FOREVER, false, &ev);
@@ -199,7 +207,7 @@ static int pg_finish(dbp_conn *c) {
         p->in_copy = true;
         break;
       case PGRES_COPY_IN:
-        PQputCopyEnd(p->pg, "dbpipe does not send COPY data");
+        PQputCopyEnd(p->pg, "COPY FROM STDIN is not supported here");
         break;
       default:
         break;
@@ -586,13 +594,14 @@ static int pg_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
     } else if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN) {
       PQclear(res);
       if (st == PGRES_COPY_OUT) p->in_copy = true;
-      else PQputCopyEnd(p->pg, "dbpipe does not send COPY data");
+      else PQputCopyEnd(p->pg, "COPY FROM STDIN is not supported here");
       rc = pg_finish(c);
       if (rc != 0 && dbp__interrupted(rc)) return pg_stop(c, rc);
       if (first == 0)
-        first = rc != 0 ? rc
-                        : dbp__seterr(c, DBP_EINVAL, NULL, 0, false,
-                                      "COPY needs dbp_copy_start, not dbp_exec");
+        first = c->broken ? rc
+                          : dbp__seterr(c, DBP_EINVAL, NULL, 0, false,
+                                        "COPY TO STDOUT needs dbp_copy_start, and COPY FROM "
+                                        "STDIN is not supported");
       break;
     } else if (first == 0) {
       first = pg_result_error(c, res);
@@ -637,7 +646,7 @@ static int pg_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
       if (PQresultStatus(res) == PGRES_COPY_OUT)
         p->in_copy = true;
       else
-        PQputCopyEnd(p->pg, "dbpipe does not send COPY data");
+        PQputCopyEnd(p->pg, "COPY FROM STDIN is not supported here");
       PQclear(res);
       rc = dbp__seterr(c, DBP_EINVAL, NULL, 0, false, "COPY needs dbp_copy_start, not dbp_query");
       break;
@@ -780,7 +789,7 @@ static int pg_copy_start(dbp_conn *c, const char *sql) {
     return 0;
   }
   if (st == PGRES_COPY_IN) {
-    PQputCopyEnd(p->pg, "dbpipe does not send COPY data");
+    PQputCopyEnd(p->pg, "COPY FROM STDIN is not supported here");
     rc = dbp__seterr(c, DBP_EINVAL, NULL, 0, false, "dbp_copy_start needs COPY ... TO STDOUT");
   } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
     rc = dbp__seterr(c, DBP_EINVAL, NULL, 0, false,

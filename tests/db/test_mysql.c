@@ -437,6 +437,25 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, dbp_query_close(c), 0);
   CHECK_RC(c, dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL), 0);
   CHECK_RC(c, dbp_copy_start(c, "COPY x TO STDOUT", 10000), DBP_EINVAL);
+  /* Several statements: the first result streams, the rest is drained. */
+  dbp_row r;
+  CHECK_RC(c, dbp_query(c, "SELECT 1; SELECT 2; DO 3", 0, NULL, 10000), 0);
+  CHECK_RC(c, dbp_fetch(c, &r), 1);
+  CHECK(val_is(&r, 0, "1"));
+  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  CHECK_RC(c, dbp_exec(c, "SELECT 1; SELEC 2", 0, NULL, 10000, NULL), DBP_EQUERY);
+  CHECK(dbp_conn_error(c)->db_errno == 1064);
+  /* Queries without rows, with and without parameters. */
+  CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + 1", 0, NULL, 10000), 0);
+  CHECK(dbp_ncols(c) == 0);
+  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  dbp_param one = P("1");
+  CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + ?", 1, &one, 10000), 0);
+  CHECK(dbp_ncols(c) == 0);
+  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  char v[16];
+  CHECK_RC(c, one_value(c, "SELECT SUM(a) FROM tx_t", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "13") == 0);
   dbp_conn_close(c);
   return 0;
 }

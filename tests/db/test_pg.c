@@ -453,6 +453,25 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL), DBP_ESTATE);
   CHECK_RC(c, dbp_query_close(c), 0);
   CHECK_RC(c, dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL), 0);
+  /* A query without rows, and a COPY where it does not belong. */
+  dbp_row r;
+  CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + 1", 0, NULL, 10000), 0);
+  CHECK(dbp_ncols(c) == 0);
+  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  CHECK_RC(c, dbp_exec(c, "COPY tx_t TO STDOUT", 0, NULL, 10000, NULL), DBP_EINVAL);
+  CHECK_RC(c, dbp_query(c, "COPY tx_t TO STDOUT", 0, NULL, 10000), DBP_EINVAL);
+  CHECK_RC(c, dbp_exec(c, "COPY tx_t FROM STDIN", 0, NULL, 10000, NULL), DBP_EINVAL);
+  CHECK_RC(c, dbp_copy_start(c, "COPY tx_t FROM STDIN", 10000), DBP_EINVAL);
+  char v[16];
+  CHECK_RC(c, one_value(c, "SELECT count(*) FROM tx_t", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "4") == 0);
+  /* Misuse is refused without harm. */
+  CHECK_RC(c, dbp_query(c, "SELECT $1::int", 2, (dbp_param[]){P("1"), P("2")}, 10000),
+           DBP_EQUERY);
+  CHECK(strcmp(dbp_conn_error(c)->sqlstate, "08P01") == 0);
+  CHECK(!dbp_conn_is_broken(c));
+  CHECK_RC(c, one_value(c, "SELECT 6", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "6") == 0);
   dbp_conn_close(c);
   return 0;
 }
