@@ -97,7 +97,8 @@ extern const dbp__driver dbp__mysql_driver;
 
 /* The value of query parameter `key` (the last one wins), or NULL. */
 const char *dbp__dsn_param(const dbp_dsn *d, const char *key);
-/* Replaces every occurrence of `secret` in the NUL-terminated msg. */
+/* Replaces every occurrence of `secret` (4 bytes or longer) in the
+ * NUL-terminated msg with "***". */
 void dbp__scrub(char *msg, const char *secret);
 
 /* ---- types.c ---- */

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "db/driver.h"
 #include "dbpipe.h"
 
 static dbp_dsn parse_ok(const char *url) {
@@ -257,4 +258,21 @@ Test(dsn, open_rejects_bad_dsn_before_connecting) {
   cr_expect_null(c);
   cr_expect_eq(err.code, DBP_ENOTCORO);
   cr_expect_eq(dbp_rt_free(rt), 0);
+}
+
+Test(dsn, scrub_removes_a_password_from_any_text) {
+  char msg[128] = "auth for 'hunter22' failed: hunter22hunter22!";
+  dbp__scrub(msg, "hunter22");
+  cr_expect_str_eq(msg, "auth for '***' failed: ******!");
+  char same[32] = "x***y";
+  dbp__scrub(same, "****");
+  cr_expect_str_eq(same, "x***y");
+  char self[32] = "a***b***";
+  dbp__scrub(self, "***b");
+  cr_expect_str_eq(self, "a******");
+  char shortpw[32] = "a bad day";
+  dbp__scrub(shortpw, "a"); /* too short to hide anything */
+  cr_expect_str_eq(shortpw, "a bad day");
+  dbp__scrub(shortpw, NULL);
+  dbp__scrub(NULL, "secret");
 }
