@@ -62,7 +62,9 @@ DBP_EXTERN int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *o
  * something nothing will deliver (a deadlock; they stay, and can be
  * cancelled and run again); DBP_EINVAL when called from a coroutine. */
 DBP_EXTERN int dbp_rt_run(dbp_rt *rt);
-/* Frees the runtime. Fails with DBP_EBUSY while coroutines are alive.
+/* Frees the runtime. Fails with DBP_EBUSY (changing nothing) while
+ * coroutines are alive or fd watchers open, or while other handles are open
+ * on the runtime's own loop.
  * Finished coroutines nobody joined are freed with it. Closes the runtime's
  * handles and, for its own loop, the loop too; on a caller's loop the
  * memory goes in the handles' close callbacks, so the caller runs its loop
@@ -113,7 +115,8 @@ DBP_EXTERN bool dbp_cancel_pending(dbp_rt *rt);
 
 /* Waits: lets every other ready coroutine run once, then continues. */
 DBP_EXTERN int dbp_yield(dbp_rt *rt);
-/* Waits `ms` milliseconds. */
+/* Waits `ms` milliseconds; 0 is dbp_yield, DBP_FOREVER sleeps until the
+ * coroutine is cancelled or its deadline passes. */
 DBP_EXTERN int dbp_sleep(dbp_rt *rt, int64_t ms);
 
 /* Deadlines: from now on, any wait of the running coroutine that would end
@@ -232,7 +235,7 @@ enum { DBP_READABLE = 1, DBP_WRITABLE = 2 };
  * (dbp_fdwatch_close) before its fd is closed. One coroutine waits on a
  * watcher at a time (another gets DBP_EBUSY). */
 typedef struct dbp_fdwatch_s dbp_fdwatch;
-/* DBP_EEXIST when an open watcher of the same loop already has fd. */
+/* DBP_EEXIST when an open watcher of the runtime already has fd. */
 DBP_EXTERN int dbp_fdwatch_new(dbp_rt *rt, int fd, dbp_fdwatch **out);
 /* Waits until the fd is ready for any of `events`; stores what is ready in
  * *revents (may be NULL). Errors and hang-ups count as ready. */

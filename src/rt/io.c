@@ -58,6 +58,16 @@ static void fdwatch_polled(uv_poll_t *h, int status, int events) {
 int dbp_fdwatch_new(dbp_rt *rt, int fd, dbp_fdwatch **out) {
   if (out) *out = NULL;
   if (!rt || !out || fd < 0) return DBP_EINVAL;
+  if ((size_t)fd < rt->by_fd_cap && rt->by_fd[fd]) return DBP_EEXIST;
+  if ((size_t)fd >= rt->by_fd_cap) {
+    size_t cap = rt->by_fd_cap ? rt->by_fd_cap : 64;
+    while (cap <= (size_t)fd) cap *= 2;
+    dbp_fdwatch **t = realloc(rt->by_fd, cap * sizeof *t);
+    if (!t) return DBP_ENOMEM;
+    memset(t + rt->by_fd_cap, 0, (cap - rt->by_fd_cap) * sizeof *t);
+    rt->by_fd = t;
+    rt->by_fd_cap = cap;
+  }
   dbp_fdwatch *w = calloc(1, sizeof *w);
   if (!w) return DBP_ENOMEM;
   int r = uv_poll_init(rt->loop, &w->poll, fd);
@@ -68,6 +78,8 @@ int dbp_fdwatch_new(dbp_rt *rt, int fd, dbp_fdwatch **out) {
   w->poll.data = w;
   w->rt = rt;
   w->fd = fd;
+  rt->watchers++;
+  rt->by_fd[fd] = w;
   uv_unref((uv_handle_t *)&w->poll);
   *out = w;
   return 0;
@@ -117,6 +129,8 @@ int dbp_fdwatch_fd(const dbp_fdwatch *w) { return w ? w->fd : -1; }
 void dbp_fdwatch_close(dbp_fdwatch *w) {
   if (!w || w->closing) return;
   w->closing = true;
+  w->rt->watchers--;
+  w->rt->by_fd[w->fd] = NULL;
   if (w->waiter) {
     dbp_waiter *wt = w->waiter;
     w->waiter = NULL;

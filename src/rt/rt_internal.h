@@ -82,6 +82,9 @@ struct dbp_rt_s {
   bool draining;
   bool freeing;
   int closing; /* handles whose close callback has not run yet */
+  size_t watchers;       /* fd watchers not yet closed */
+  dbp_fdwatch **by_fd;   /* the open watcher of each fd (libuv wants one) */
+  size_t by_fd_cap;
   dbp__ctx sched_ctx;
   dbp_co *current;
   dbp_co *ready_head, *ready_tail;

@@ -424,18 +424,41 @@ int dbp_rt_run(dbp_rt *rt) {
   return rt->alive ? DBP_EBUSY : 0;
 }
 
+typedef struct foreign_count {
+  dbp_rt *rt;
+  size_t n;
+} foreign_count;
+
+/* Counts the open handles on the runtime's own loop that are not its own. */
+static void count_foreign(uv_handle_t *h, void *arg) {
+  foreign_count *fc = arg;
+  if (h == (uv_handle_t *)&fc->rt->idle || h == (uv_handle_t *)&fc->rt->check ||
+      h == (uv_handle_t *)&fc->rt->timer || uv_is_closing(h))
+    return;
+  fc->n++;
+}
+
 /* Frees the runtime: finished coroutines nobody joined are freed with it.
  * For a caller's loop, the runtime's memory goes in the close callbacks of
  * its handles, so the caller must run the loop once more (as with any
- * libuv handle). */
+ * libuv handle). DBP_EBUSY, changing nothing, while coroutines are alive,
+ * fd watchers are open, or other handles are open on the runtime's own
+ * loop. */
 int dbp_rt_free(dbp_rt *rt) {
   if (!rt) return DBP_EINVAL;
-  if (rt->alive || rt->current || rt->draining) return DBP_EBUSY;
+  if (rt->alive || rt->current || rt->draining || rt->watchers) return DBP_EBUSY;
+  if (rt->owns_loop) {
+    foreign_count fc = {rt, 0};
+    uv_walk(rt->loop, count_foreign, &fc);
+    if (fc.n) return DBP_EBUSY;
+  }
   while (rt->all) dbp__co_free(rt->all);
   dbp__stack_cache_free(rt);
   dbp__stack_thread_fini(rt);
   free(rt->heap);
   rt->heap = NULL;
+  free(rt->by_fd);
+  rt->by_fd = NULL;
   rt->freeing = true;
   uv_handle_t *hs[] = {(uv_handle_t *)&rt->idle, (uv_handle_t *)&rt->check,
                        (uv_handle_t *)&rt->timer};

@@ -394,6 +394,15 @@ Test(rt_core, runs_on_a_caller_supplied_loop) {
   cr_assert_eq(uv_loop_close(&loop), 0, "the runtime left nothing open on the caller's loop");
 }
 
+Test(rt_core, free_refuses_while_foreign_handles_are_open_on_its_loop) {
+  dbp_rt *rt = new_rt();
+  uv_timer_t t;
+  uv_timer_init(dbp_rt_loop(rt), &t);
+  cr_assert_eq(dbp_rt_free(rt), DBP_EBUSY);
+  uv_close((uv_handle_t *)&t, NULL);
+  cr_assert_eq(dbp_rt_free(rt), 0, "a closing handle is fine: free runs the loop to finish it");
+}
+
 Test(rt_core, idle_runtime_does_not_keep_the_loop_alive) {
   uv_loop_t loop;
   cr_assert_eq(uv_loop_init(&loop), 0);

@@ -255,6 +255,21 @@ static int body_work_cancel_queued(dbp_rt *rt, void *arg) {
   return 0;
 }
 
+static int body_work_deadline(dbp_rt *rt, void *arg) {
+  (void)arg;
+  work_cancel w = {.rt = rt};
+  uint64_t tok;
+  cr_assert_eq(dbp_deadline_push(rt, 20, &tok), 0);
+  cr_assert_eq(dbp_work(rt, work_slow, &w), DBP_ETIMEDOUT);
+  cr_assert_eq(w.ran, 1, "the running work finished before the wait returned");
+  dbp_deadline_pop(rt, tok);
+  return 0;
+}
+
+Test(rt_io, work_deadline_waits_for_running_work) {
+  cr_assert_eq(run_in_coro(body_work_deadline, NULL), 0);
+}
+
 Test(rt_io, work_cancel_while_queued_drops_it) {
   setenv("UV_THREADPOOL_SIZE", "1", 1);
   cr_assert_eq(run_in_coro(body_work_cancel_queued, NULL), 0);
@@ -390,6 +405,28 @@ Test(rt_io, fs_op_cancelled_in_flight, .init = make_tmpdir, .fini = rm_tmpdir) {
   cr_assert_eq(run_in_coro(body_fs_cancel, NULL), 0);
 }
 
+static int body_fs_deadline(dbp_rt *rt, void *arg) {
+  (void)arg;
+  char path[400];
+  snprintf(path, sizeof path, "%s/d.bin", tmpdir);
+  int fd;
+  cr_assert_eq(dbp_fs_open(rt, path, O_CREAT | O_WRONLY | O_TRUNC, 0644, &fd), 0);
+  static char chunk[1 << 16];
+  uint64_t tok;
+  cr_assert_eq(dbp_deadline_push(rt, 20, &tok), 0);
+  int rc;
+  while ((rc = dbp_fs_write(rt, fd, chunk, sizeof chunk, -1)) == 0) {
+  }
+  cr_assert_eq(rc, DBP_ETIMEDOUT);
+  cr_assert_eq(dbp_fs_close(rt, fd), 0, "closing is never interrupted, even past a deadline");
+  dbp_deadline_pop(rt, tok);
+  return 0;
+}
+
+Test(rt_io, fs_op_ends_at_deadline, .init = make_tmpdir, .fini = rm_tmpdir) {
+  cr_assert_eq(run_in_coro(body_fs_deadline, NULL), 0);
+}
+
 static int body_outside(dbp_rt *rt, void *arg) {
   (void)rt;
   (void)arg;
@@ -406,9 +443,11 @@ Test(rt_io, io_waits_outside_a_coroutine_return_enotcoro) {
   cr_assert_eq(dbp_getaddrinfo(rt, "localhost", NULL, NULL, &res), DBP_ENOTCORO);
   int fds[2];
   cr_assert_eq(pipe(fds), 0);
-  dbp_fdwatch *w;
+  dbp_fdwatch *w, *dup;
   cr_assert_eq(dbp_fdwatch_new(rt, fds[0], &w), 0);
+  cr_assert_eq(dbp_fdwatch_new(rt, fds[0], &dup), DBP_EEXIST, "one watcher per fd");
   cr_assert_eq(dbp_fdwatch_wait(w, DBP_READABLE, 0, NULL), DBP_ENOTCORO);
+  cr_assert_eq(dbp_rt_free(rt), DBP_EBUSY, "a watcher is still open");
   dbp_fdwatch_close(w);
   close(fds[0]);
   close(fds[1]);

@@ -272,6 +272,7 @@ typedef struct {
   dbp_rt *rt;
   dbp_waitgroup *wg;
   int finished;
+  bool cleanup;
 } wg_ctx;
 
 static int body_wg_worker(void *arg, void **result) {
@@ -286,7 +287,9 @@ static int body_wg_worker(void *arg, void **result) {
 static int body_wg_wait(void *arg, void **result) {
   (void)result;
   wg_ctx *w = arg;
-  return dbp_waitgroup_wait(w->wg, DBP_FOREVER);
+  int rc = dbp_waitgroup_wait(w->wg, DBP_FOREVER);
+  w->cleanup = true;
+  return rc;
 }
 
 static int body_waitgroup(dbp_rt *rt, void *arg) {
@@ -308,6 +311,7 @@ static int body_waitgroup(dbp_rt *rt, void *arg) {
   cr_assert_eq(dbp_sleep(rt, 2), 0);
   dbp_cancel(victim);
   cr_assert_eq(dbp_join(victim, NULL), DBP_ECANCELED);
+  cr_assert(w.cleanup);
   dbp_waitgroup_done(w.wg);
   dbp_waitgroup_done(w.wg); /* one too many: ignored */
   cr_assert_eq(dbp_waitgroup_wait(w.wg, 0), 0);
