@@ -12,4 +12,7 @@ uint64_t dbpb_now_ns(void);
 /* `dbpipe-bench coro`: context switch, spawn+join and memory per coroutine. */
 int dbpb_coro(int argc, char **argv);
 
+/* `dbpipe-bench queries`: point queries from many coroutines over a pool. */
+int dbpb_queries(int argc, char **argv);
+
 #endif /* DBPIPE_BENCH_H */

@@ -202,9 +202,10 @@ int dbpb_coro(int argc, char **argv) {
     fprintf(stderr, "dbpipe-bench coro: a measurement failed\n");
     return 1;
   }
-  fprintf(stderr, "coro: %ld coroutines alive used %ld kernel mappings (vm.max_map_count applies)\n",
-          idle, maps);
-  printf("switch_ns=%.1f yield_ns=%.1f spawn_join_ns=%.0f idle_kib=%.2f switch=%s\n", sw, y, sj, kib,
-         dbp__ctx_kind());
+  fprintf(stderr,
+          "coro: %ld coroutines alive used %ld kernel mappings (vm.max_map_count applies)\n", idle,
+          maps);
+  printf("switch_ns=%.1f yield_ns=%.1f spawn_join_ns=%.0f idle_kib=%.2f switch=%s\n", sw, y, sj,
+         kib, dbp__ctx_kind());
   return 0;
 }

@@ -16,6 +16,7 @@ typedef struct {
  * of help. */
 static const subcommand subcommands[] = {
     {"coro", dbpb_coro, "coroutine switch, spawn+join and idle memory per coroutine"},
+    {"queries", dbpb_queries, "point queries from many coroutines over a connection pool"},
 };
 
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])

@@ -54,4 +54,6 @@ void dbp__ctx_switch(dbp__ctx *from, dbp__ctx *to) {
   swapcontext(&here, (ucontext_t *)to->sp);
 }
 
-const char *dbp__ctx_kind(void) { return "ucontext"; }
+const char *dbp__ctx_kind(void) {
+  return "ucontext";
+}

@@ -194,7 +194,9 @@ void dbp_chan_close(dbp_chan *ch) {
   dbp__waitq_wake_all(&ch->senders, DBP_ECLOSED);
 }
 
-size_t dbp_chan_len(const dbp_chan *ch) { return ch ? ch->len : 0; }
+size_t dbp_chan_len(const dbp_chan *ch) {
+  return ch ? ch->len : 0;
+}
 
 /* Frees the channel. Should nobody wait on it; if someone does, they are
  * woken with DBP_ECLOSED first so that no waiter points into freed memory. */

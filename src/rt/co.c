@@ -107,7 +107,9 @@ void dbp__co_free(dbp_co *co) {
   free(co);
 }
 
-static void wake_listener(dbp__listener *l) { dbp_wake(l->data, 0); }
+static void wake_listener(dbp__listener *l) {
+  dbp_wake(l->data, 0);
+}
 
 void dbp__co_wait_done(dbp_rt *rt, dbp_co *co) {
   if (co->state == DBP__DONE) return;
@@ -144,7 +146,9 @@ int dbp_join_timeout(dbp_co *co, void **result, int64_t timeout_ms) {
   return rc;
 }
 
-int dbp_join(dbp_co *co, void **result) { return dbp_join_timeout(co, result, DBP_FOREVER); }
+int dbp_join(dbp_co *co, void **result) {
+  return dbp_join_timeout(co, result, DBP_FOREVER);
+}
 
 void dbp_detach(dbp_co *co) {
   if (!co || co->detached) return;
@@ -154,5 +158,9 @@ void dbp_detach(dbp_co *co) {
     co->detached = true;
 }
 
-bool dbp_co_done(const dbp_co *co) { return co && co->state == DBP__DONE; }
-const char *dbp_co_name(const dbp_co *co) { return co ? co->name : NULL; }
+bool dbp_co_done(const dbp_co *co) {
+  return co && co->state == DBP__DONE;
+}
+const char *dbp_co_name(const dbp_co *co) {
+  return co ? co->name : NULL;
+}

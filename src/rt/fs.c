@@ -58,7 +58,8 @@ int dbp_fs_open(dbp_rt *rt, const char *path, int flags, int mode, int *fd) {
   int rc = fs_begin(rt, &op);
   if (rc) return rc;
   ssize_t r;
-  rc = fs_end(rt, &op, uv_fs_open(rt->loop, &op.req, path, flags | O_CLOEXEC, mode, fs_done), &r, 0);
+  rc =
+      fs_end(rt, &op, uv_fs_open(rt->loop, &op.req, path, flags | O_CLOEXEC, mode, fs_done), &r, 0);
   if (rc != 0) {
     /* Interrupted after the open happened: do not leak the descriptor. */
     if ((rc == DBP_ECANCELED || rc == DBP_ETIMEDOUT) && r >= 0) close((int)r);

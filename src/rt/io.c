@@ -120,7 +120,9 @@ int dbp_fdwatch_wait(dbp_fdwatch *w, int events, int64_t timeout_ms, int *revent
   return 0;
 }
 
-int dbp_fdwatch_fd(const dbp_fdwatch *w) { return w ? w->fd : -1; }
+int dbp_fdwatch_fd(const dbp_fdwatch *w) {
+  return w ? w->fd : -1;
+}
 
 /* Stops watching at once (libuv stops polling the fd inside uv_close, so
  * the fd may be closed right after this call, and a new watcher may take
@@ -210,8 +212,8 @@ static int gai_err(int status) {
   }
 }
 
-int dbp_getaddrinfo(dbp_rt *rt, const char *host, const char *service,
-                    const struct addrinfo *hints, struct addrinfo **res) {
+int dbp_getaddrinfo(dbp_rt *rt, const char *host, const char *service, const struct addrinfo *hints,
+                    struct addrinfo **res) {
   if (res) *res = NULL;
   if (!rt || !res || (!host && !service)) return DBP_EINVAL;
   if (!rt->current) return DBP_ENOTCORO;

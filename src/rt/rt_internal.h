@@ -16,12 +16,12 @@
 /* A coroutine stack: [lo, lo + size) is usable; the descriptor itself sits
  * just above it, at the top of the mapping. See stack.c. */
 typedef struct dbp__stack {
-  void *map;     /* the whole mapping, guard page included */
+  void *map; /* the whole mapping, guard page included */
   size_t map_len;
-  char *lo;      /* lowest usable byte (just above the guard page) */
-  size_t size;   /* usable bytes, the descriptor excluded */
-  size_t req;    /* the size it was asked for (the cache key) */
-  long slot;     /* guard registry slot, -1 for a stack without guard page */
+  char *lo;    /* lowest usable byte (just above the guard page) */
+  size_t size; /* usable bytes, the descriptor excluded */
+  size_t req;  /* the size it was asked for (the cache key) */
+  long slot;   /* guard registry slot, -1 for a stack without guard page */
   unsigned vg_id;
   struct dbp__stack *next; /* cache link */
 } dbp__stack;
@@ -58,13 +58,13 @@ struct dbp_co_s {
   bool timeout_ok;      /* the current wait's own timeout is success (sleep) */
   bool by_deadline;     /* the current wait's expiry is the deadline's */
   dbp_co *ready_next;
-  dbp_waiter *wait;     /* what the coroutine waits on (DBP__WAITING) */
-  int wake_code;        /* 0, DBP_ETIMEDOUT or DBP_ECANCELED */
-  uint64_t expiry;      /* loop time when the current wait times out */
-  uint64_t timer_seq;   /* FIFO among equal expiries */
-  size_t heap_idx;      /* position in the timer heap, SIZE_MAX if none */
-  uint64_t deadline;    /* innermost deadline scope, DBP__NEVER if none */
-  uint64_t finish_seq;  /* completion order, 0 while running */
+  dbp_waiter *wait;    /* what the coroutine waits on (DBP__WAITING) */
+  int wake_code;       /* 0, DBP_ETIMEDOUT or DBP_ECANCELED */
+  uint64_t expiry;     /* loop time when the current wait times out */
+  uint64_t timer_seq;  /* FIFO among equal expiries */
+  size_t heap_idx;     /* position in the timer heap, SIZE_MAX if none */
+  uint64_t deadline;   /* innermost deadline scope, DBP__NEVER if none */
+  uint64_t finish_seq; /* completion order, 0 while running */
   dbp__listener *listeners;
   dbp_co *all_prev, *all_next;
   void *asan_fake;
@@ -81,9 +81,9 @@ struct dbp_rt_s {
   bool idle_on;
   bool draining;
   bool freeing;
-  int closing; /* handles whose close callback has not run yet */
-  size_t watchers;       /* fd watchers not yet closed */
-  dbp_fdwatch **by_fd;   /* the open watcher of each fd (libuv wants one) */
+  int closing;         /* handles whose close callback has not run yet */
+  size_t watchers;     /* fd watchers not yet closed */
+  dbp_fdwatch **by_fd; /* the open watcher of each fd (libuv wants one) */
   size_t by_fd_cap;
   dbp__ctx sched_ctx;
   dbp_co *current;
@@ -155,8 +155,10 @@ void dbp__stack_check(const dbp__stack *s, const char *name);
 
 #ifdef DBP__ASAN
 #include <sanitizer/common_interface_defs.h>
-#define DBP__FIBER_START(save, bottom, size) __sanitizer_start_switch_fiber((save), (bottom), (size))
-#define DBP__FIBER_FINISH(save, bottom, size) __sanitizer_finish_switch_fiber((save), (bottom), (size))
+#define DBP__FIBER_START(save, bottom, size) \
+  __sanitizer_start_switch_fiber((save), (bottom), (size))
+#define DBP__FIBER_FINISH(save, bottom, size) \
+  __sanitizer_finish_switch_fiber((save), (bottom), (size))
 #else
 #define DBP__FIBER_START(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
 #define DBP__FIBER_FINISH(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))

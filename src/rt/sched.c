@@ -198,7 +198,9 @@ void dbp_wake(dbp_waiter *w, int result) {
   if (co && co->state == DBP__WAITING && co->wait == w) co_wake(co, 0);
 }
 
-bool dbp_waiter_fired(const dbp_waiter *w) { return w && w->fired_; }
+bool dbp_waiter_fired(const dbp_waiter *w) {
+  return w && w->fired_;
+}
 
 /* ---- switching ---- */
 
@@ -243,7 +245,9 @@ static void drain(dbp_rt *rt) {
   rt->draining = false;
 }
 
-static void on_idle(uv_idle_t *h) { drain(h->data); }
+static void on_idle(uv_idle_t *h) {
+  drain(h->data);
+}
 static void on_check(uv_check_t *h) {
   dbp_rt *rt = h->data;
   if (rt->ready_head) drain(rt);
@@ -347,7 +351,9 @@ void dbp_cancel(dbp_co *co) {
   co->cancel_pending = true;
 }
 
-bool dbp_cancel_pending(dbp_rt *rt) { return rt && rt->current && rt->current->cancel_pending; }
+bool dbp_cancel_pending(dbp_rt *rt) {
+  return rt && rt->current && rt->current->cancel_pending;
+}
 
 int dbp_deadline_push(dbp_rt *rt, int64_t ms, uint64_t *token) {
   if (!rt || !token) return DBP_EINVAL;
@@ -474,7 +480,15 @@ int dbp_rt_free(dbp_rt *rt) {
   return 0;
 }
 
-uv_loop_t *dbp_rt_loop(dbp_rt *rt) { return rt ? rt->loop : NULL; }
-size_t dbp_rt_alive(dbp_rt *rt) { return rt ? rt->alive : 0; }
-dbp_co *dbp_current(dbp_rt *rt) { return rt ? rt->current : NULL; }
-uint64_t dbp_now(dbp_rt *rt) { return rt ? uv_now(rt->loop) : 0; }
+uv_loop_t *dbp_rt_loop(dbp_rt *rt) {
+  return rt ? rt->loop : NULL;
+}
+size_t dbp_rt_alive(dbp_rt *rt) {
+  return rt ? rt->alive : 0;
+}
+dbp_co *dbp_current(dbp_rt *rt) {
+  return rt ? rt->current : NULL;
+}
+uint64_t dbp_now(dbp_rt *rt) {
+  return rt ? uv_now(rt->loop) : 0;
+}

@@ -167,8 +167,8 @@ static void registry_init(void) {
   if (budget > (1L << 20)) budget = 1L << 20;
   if (budget <= 0) return;
   size_t bytes = (size_t)budget * (sizeof(guard_slot) + sizeof(long));
-  void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  void *mem =
+      mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) return;
   reg.slots = mem;
   reg.free_next = (long *)(reg.slots + budget);

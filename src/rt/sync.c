@@ -49,7 +49,9 @@ void dbp_sem_release(dbp_sem *s) {
     s->permits++;
 }
 
-size_t dbp_sem_available(const dbp_sem *s) { return s ? s->permits : 0; }
+size_t dbp_sem_available(const dbp_sem *s) {
+  return s ? s->permits : 0;
+}
 
 void dbp_sem_free(dbp_sem *s) {
   if (!s) return;
@@ -132,7 +134,9 @@ void dbp_event_clear(dbp_event *e) {
   if (e) e->set = false;
 }
 
-bool dbp_event_is_set(const dbp_event *e) { return e && e->set; }
+bool dbp_event_is_set(const dbp_event *e) {
+  return e && e->set;
+}
 
 int dbp_event_wait(dbp_event *e, int64_t timeout_ms) {
   if (!e) return DBP_EINVAL;

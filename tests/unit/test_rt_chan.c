@@ -34,7 +34,7 @@ static int run_in_coro(body_fn fn, void *arg) {
 typedef struct {
   dbp_rt *rt;
   dbp_chan *ch;
-  int sent;     /* sends that returned */
+  int sent; /* sends that returned */
   int last_rc;
   int n;
   bool cleanup;
@@ -166,7 +166,9 @@ static int body_try_and_timeouts(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_chan, try_ops_and_timeouts) { cr_assert_eq(run_in_coro(body_try_and_timeouts, NULL), 0); }
+Test(rt_chan, try_ops_and_timeouts) {
+  cr_assert_eq(run_in_coro(body_try_and_timeouts, NULL), 0);
+}
 
 static int body_cancel_send_recv(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -220,7 +222,9 @@ static int body_priority(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_chan, priority_channel_order) { cr_assert_eq(run_in_coro(body_priority, NULL), 0); }
+Test(rt_chan, priority_channel_order) {
+  cr_assert_eq(run_in_coro(body_priority, NULL), 0);
+}
 
 typedef struct {
   dbp_chan *ch;
@@ -243,7 +247,8 @@ static int body_priority_full(dbp_rt *rt, void *arg) {
   /* blocked senders enter (FIFO) as room is made; then priority decides */
   prio_send ps[2] = {{ch, 1, 2}, {ch, 0, 3}};
   dbp_co *cos[2];
-  for (int i = 0; i < 2; i++) cr_assert_eq(dbp_spawn(rt, &cos[i], body_prio_sender, &ps[i], NULL), 0);
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(dbp_spawn(rt, &cos[i], body_prio_sender, &ps[i], NULL), 0);
   cr_assert_eq(dbp_sleep(rt, 2), 0);
   void *item;
   cr_assert_eq(dbp_chan_recv(ch, &item, 0), 0);

@@ -301,7 +301,9 @@ static int body_cancel_join(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_compose, cancel_at_join) { cr_assert_eq(run_in_coro(body_cancel_join, NULL), 0); }
+Test(rt_compose, cancel_at_join) {
+  cr_assert_eq(run_in_coro(body_cancel_join, NULL), 0);
+}
 
 static int body_detach(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -316,7 +318,9 @@ static int body_detach(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_compose, detached_coroutine_frees_itself) { cr_assert_eq(run_in_coro(body_detach, NULL), 0); }
+Test(rt_compose, detached_coroutine_frees_itself) {
+  cr_assert_eq(run_in_coro(body_detach, NULL), 0);
+}
 
 Test(rt_compose, compose_outside_a_coroutine_returns_enotcoro) {
   dbp_rt *rt;

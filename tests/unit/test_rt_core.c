@@ -192,7 +192,8 @@ Test(rt_core, sleeps_end_in_deadline_order) {
   sleeps s = {.rt = rt};
   sleep_arg a[3] = {{&s, 1, 60}, {&s, 2, 20}, {&s, 3, 40}};
   for (int i = 0; i < 3; i++)
-    cr_assert_eq(dbp_spawn(rt, NULL, body_sleep_then_log, &a[i], &(dbp_spawn_options){.detached = true}), 0);
+    cr_assert_eq(
+        dbp_spawn(rt, NULL, body_sleep_then_log, &a[i], &(dbp_spawn_options){.detached = true}), 0);
   run_and_free(rt);
   cr_assert_eq(s.n, 3);
   cr_assert_eq(s.order[0], 2);
@@ -261,7 +262,8 @@ static int body_self_cancel(void *arg, void **result) {
 Test(rt_core, cancel_before_a_wait_is_delivered_at_the_next_wait) {
   dbp_rt *rt = new_rt();
   self_cancel s = {.rt = rt};
-  cr_assert_eq(dbp_spawn(rt, NULL, body_self_cancel, &s, &(dbp_spawn_options){.detached = true}), 0);
+  cr_assert_eq(dbp_spawn(rt, NULL, body_self_cancel, &s, &(dbp_spawn_options){.detached = true}),
+               0);
   run_and_free(rt);
   cr_assert(s.pending_seen);
   cr_assert_eq(s.rc_yield, DBP_ECANCELED);
@@ -328,7 +330,8 @@ static int body_await_timer(void *arg, void **result) {
 Test(rt_core, await_wakes_from_a_libuv_callback) {
   dbp_rt *rt = new_rt();
   timer_wait tw = {.rt = rt};
-  cr_assert_eq(dbp_spawn(rt, NULL, body_await_timer, &tw, &(dbp_spawn_options){.detached = true}), 0);
+  cr_assert_eq(dbp_spawn(rt, NULL, body_await_timer, &tw, &(dbp_spawn_options){.detached = true}),
+               0);
   run_and_free(rt);
   cr_assert_eq(tw.rc, 0);
   cr_assert_eq(tw.result, 1234);
@@ -356,7 +359,9 @@ static int body_await_timeout_then_done(void *arg, void **result) {
 Test(rt_core, await_timeout_then_await_done) {
   dbp_rt *rt = new_rt();
   timer_wait tw = {.rt = rt};
-  cr_assert_eq(dbp_spawn(rt, NULL, body_await_timeout_then_done, &tw, &(dbp_spawn_options){.detached = true}), 0);
+  cr_assert_eq(dbp_spawn(rt, NULL, body_await_timeout_then_done, &tw,
+                         &(dbp_spawn_options){.detached = true}),
+               0);
   run_and_free(rt);
   cr_assert_eq(tw.rc, 0);
   cr_assert_eq(tw.result, 1234);
@@ -364,7 +369,9 @@ Test(rt_core, await_timeout_then_await_done) {
 
 /* ---- a caller-supplied loop ---- */
 
-static void on_caller_timer(uv_timer_t *t) { (*(int *)t->data)++; }
+static void on_caller_timer(uv_timer_t *t) {
+  (*(int *)t->data)++;
+}
 
 static int body_sleep_10(void *arg, void **result) {
   (void)result;

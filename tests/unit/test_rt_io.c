@@ -120,7 +120,9 @@ static int body_writable(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_io, fdwatch_writable_and_hangup) { cr_assert_eq(run_in_coro(body_writable, NULL), 0); }
+Test(rt_io, fdwatch_writable_and_hangup) {
+  cr_assert_eq(run_in_coro(body_writable, NULL), 0);
+}
 
 typedef struct {
   dbp_fdwatch *w;
@@ -164,11 +166,15 @@ static int body_fd_cancel(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_io, fdwatch_wait_cancel_and_close) { cr_assert_eq(run_in_coro(body_fd_cancel, NULL), 0); }
+Test(rt_io, fdwatch_wait_cancel_and_close) {
+  cr_assert_eq(run_in_coro(body_fd_cancel, NULL), 0);
+}
 
 /* ---- thread-pool work ---- */
 
-static void work_add(void *arg) { *(int *)arg += 41; }
+static void work_add(void *arg) {
+  *(int *)arg += 41;
+}
 
 static int body_work(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -178,7 +184,9 @@ static int body_work(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_io, work_runs_on_the_pool) { cr_assert_eq(run_in_coro(body_work, NULL), 0); }
+Test(rt_io, work_runs_on_the_pool) {
+  cr_assert_eq(run_in_coro(body_work, NULL), 0);
+}
 
 typedef struct {
   dbp_rt *rt;
@@ -298,7 +306,9 @@ static int body_resolve(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_io, getaddrinfo_resolves_and_reports) { cr_assert_eq(run_in_coro(body_resolve, NULL), 0); }
+Test(rt_io, getaddrinfo_resolves_and_reports) {
+  cr_assert_eq(run_in_coro(body_resolve, NULL), 0);
+}
 
 /* ---- files ---- */
 

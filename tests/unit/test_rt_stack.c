@@ -48,7 +48,8 @@ Test(rt_stack, hundred_thousand_coroutines_alive_at_once, .timeout = 300) {
   many_ctx m = {.rt = rt};
   cr_assert_eq(dbp_event_new(rt, &m.go), 0);
   dbp_spawn_options d = {.detached = true, .name = "idle"};
-  for (int i = 0; i < MANY; i++) cr_assert_eq(dbp_spawn(rt, NULL, body_wait_go, &m, &d), 0, "spawn %d", i);
+  for (int i = 0; i < MANY; i++)
+    cr_assert_eq(dbp_spawn(rt, NULL, body_wait_go, &m, &d), 0, "spawn %d", i);
   cr_assert_eq(dbp_spawn(rt, NULL, body_release, &m, &d), 0);
   cr_assert_eq(dbp_rt_run(rt), 0);
   cr_assert_eq(m.peak_alive, MANY + 1, "all suspended on the event at once");
@@ -84,7 +85,9 @@ static void overflow_in_named_coroutine(void) {
   _exit(5); /* not reached: the overflow kills the process */
 }
 
-Test(rt_stack, guard_page_catches_overflow, .signal = SIGSEGV) { overflow_in_named_coroutine(); }
+Test(rt_stack, guard_page_catches_overflow, .signal = SIGSEGV) {
+  overflow_in_named_coroutine();
+}
 
 /* Runs fn in a child process; returns its stderr and how it ended. */
 static int run_child(void (*fn)(void), char *err, size_t errlen) {
@@ -197,7 +200,9 @@ static void fp_set_round(unsigned mode) { /* 0 nearest, 1 down, 2 up, 3 toward z
   cw = (uint16_t)((cw & ~0x0c00u) | (mode << 10));
   __asm__ volatile("fldcw %0" : : "m"(cw));
 }
-static bool fp_eq(fpstate a, fpstate b) { return a.mxcsr == b.mxcsr && a.fpucw == b.fpucw; }
+static bool fp_eq(fpstate a, fpstate b) {
+  return a.mxcsr == b.mxcsr && a.fpucw == b.fpucw;
+}
 #elif defined(__aarch64__)
 typedef struct {
   uint64_t fpcr;
@@ -214,7 +219,9 @@ static void fp_set_round(unsigned mode) { /* 0 nearest, 1 down(-inf), 2 up(+inf)
   v = (v & ~(3ull << 22)) | ((uint64_t)rmode[mode] << 22);
   __asm__ volatile("msr fpcr, %0" : : "r"(v));
 }
-static bool fp_eq(fpstate a, fpstate b) { return a.fpcr == b.fpcr; }
+static bool fp_eq(fpstate a, fpstate b) {
+  return a.fpcr == b.fpcr;
+}
 #else
 #error "no floating-point control test for this architecture"
 #endif
@@ -294,7 +301,9 @@ Test(rt_stack, coroutine_stack_is_abi_aligned) {
   dbp_co *cos[3];
   size_t sizes[3] = {0, 20000, 100 * 1024 + 3};
   for (int i = 0; i < 3; i++)
-    cr_assert_eq(dbp_spawn(rt, &cos[i], body_alignment, NULL, &(dbp_spawn_options){.stack_size = sizes[i]}), 0);
+    cr_assert_eq(
+        dbp_spawn(rt, &cos[i], body_alignment, NULL, &(dbp_spawn_options){.stack_size = sizes[i]}),
+        0);
   cr_assert_eq(dbp_rt_run(rt), 0);
   for (int i = 0; i < 3; i++) cr_assert_eq(dbp_join(cos[i], NULL), 0);
   cr_assert_eq(dbp_rt_free(rt), 0);

@@ -177,7 +177,9 @@ static int body_sem_bound(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_sync, semaphore_bounds_concurrency) { cr_assert_eq(run_in_coro(body_sem_bound, NULL), 0); }
+Test(rt_sync, semaphore_bounds_concurrency) {
+  cr_assert_eq(run_in_coro(body_sem_bound, NULL), 0);
+}
 
 typedef struct {
   dbp_sem *s;
@@ -264,7 +266,9 @@ static int body_event(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_sync, event_set_clear_timeout_cancel) { cr_assert_eq(run_in_coro(body_event, NULL), 0); }
+Test(rt_sync, event_set_clear_timeout_cancel) {
+  cr_assert_eq(run_in_coro(body_event, NULL), 0);
+}
 
 /* ---- wait group ---- */
 
@@ -299,7 +303,8 @@ static int body_waitgroup(dbp_rt *rt, void *arg) {
   cr_assert_eq(dbp_waitgroup_wait(w.wg, 0), 0, "count zero: no wait");
   dbp_waitgroup_add(w.wg, 4);
   for (int i = 0; i < 4; i++)
-    cr_assert_eq(dbp_spawn(rt, NULL, body_wg_worker, &w, &(dbp_spawn_options){.detached = true}), 0);
+    cr_assert_eq(dbp_spawn(rt, NULL, body_wg_worker, &w, &(dbp_spawn_options){.detached = true}),
+                 0);
   cr_assert_eq(dbp_waitgroup_wait(w.wg, 0), DBP_ETIMEDOUT);
   cr_assert_eq(dbp_waitgroup_wait(w.wg, DBP_FOREVER), 0);
   cr_assert_eq(w.finished, 4);
@@ -319,7 +324,9 @@ static int body_waitgroup(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(rt_sync, waitgroup_waits_for_count_zero) { cr_assert_eq(run_in_coro(body_waitgroup, NULL), 0); }
+Test(rt_sync, waitgroup_waits_for_count_zero) {
+  cr_assert_eq(run_in_coro(body_waitgroup, NULL), 0);
+}
 
 Test(rt_sync, sync_waits_outside_a_coroutine_return_enotcoro) {
   dbp_rt *rt;
