@@ -1,0 +1,392 @@
+/* dbpipe-bench queries: many small queries from many coroutines over one
+ * pool.
+ *
+ *   dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]
+ *                        [--sql SQL] [--ids K]
+ *
+ * N client coroutines share a dbp_pool of P connections. Each client loops:
+ * acquire a connection, run the point query with one bound key drawn at
+ * random from 1..K, fetch its rows, release the connection. A query's
+ * latency is that whole cycle (the wait for a free connection included),
+ * which is what a caller of the pool sees. Before the clock starts every
+ * client runs one untimed query, so the pool's connections are open when the
+ * measurement begins; queries still running when the time is up are not
+ * counted.
+ *
+ * Prints one line: qps=... p50_us=... p99_us=... followed by the settings
+ * and the number of failed queries.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbpipe.h"
+
+#include "bench.h"
+
+/* The defaults are the tables the peers use: pgbench's accounts (scale 10)
+ * on PostgreSQL, the bench table on MariaDB. */
+#define QB_PG_SQL "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
+#define QB_MY_SQL "SELECT code FROM bench WHERE id = ?"
+#define QB_ACQUIRE_TIMEOUT_MS 30000
+#define QB_QUERY_TIMEOUT_MS 30000
+
+typedef struct qb_run qb_run;
+
+/* One client coroutine's state. Latencies are appended to its own array so
+ * that no client waits for another's bookkeeping. */
+typedef struct qb_client {
+  qb_run *run;
+  uint64_t rng;
+  uint32_t *lat_us;
+  size_t nlat, caplat;
+  int err;
+} qb_client;
+
+struct qb_run {
+  const char *dsn;
+  const char *sql;
+  size_t clients, pool_size;
+  double seconds;
+  uint64_t ids;
+
+  dbp_rt *rt;
+  dbp_pool *pool;
+  dbp_waitgroup *warm; /* counts clients still running their warm-up */
+  dbp_event *start;    /* set when the clock starts */
+  int stop;            /* set when the time is up */
+  qb_client *cl;
+
+  uint64_t errors;
+  dbp_dberr first_err; /* first failure, for the message */
+  int have_err;
+  double elapsed_s;
+};
+
+/* xorshift64*: a small, fast generator; one per client. */
+static uint64_t qb_next(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *s = x;
+  return x * UINT64_C(2685821657736338717);
+}
+
+/* Records a failure: the first one is kept for the final message. */
+static void qb_fail(qb_run *r, int rc, const dbp_dberr *e) {
+  r->errors++;
+  if (!r->have_err) {
+    r->have_err = 1;
+    if (e && e->code == rc) {
+      r->first_err = *e;
+    } else {
+      memset(&r->first_err, 0, sizeof r->first_err);
+      r->first_err.code = rc;
+      snprintf(r->first_err.message, sizeof r->first_err.message, "%s", dbp_strerror(rc));
+    }
+  }
+}
+
+/* Runs one point query through the pool: acquire, query with `key` bound,
+ * fetch every row, release. Returns 0 or the failing call's error (already
+ * recorded in the run). */
+static int qb_one(qb_run *r, uint64_t key) {
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  char buf[24];
+  dbp_param p;
+  dbp_row row;
+  int rc;
+
+  memset(&err, 0, sizeof err);
+  rc = dbp_pool_acquire(r->pool, QB_ACQUIRE_TIMEOUT_MS, &c, &err);
+  if (rc < 0) {
+    qb_fail(r, rc, &err);
+    return rc;
+  }
+  p.len = (size_t)snprintf(buf, sizeof buf, "%" PRIu64, key);
+  p.val = buf;
+  rc = dbp_query(c, r->sql, 1, &p, QB_QUERY_TIMEOUT_MS);
+  while (rc == 0 && (rc = dbp_fetch(c, &row)) == 1)
+    rc = 0;
+  if (rc < 0)
+    qb_fail(r, rc, dbp_conn_error(c));
+  dbp_pool_release(r->pool, c);
+  return rc;
+}
+
+/* Appends one latency; drops it (rather than failing the run) when memory
+ * runs out. */
+static void qb_record(qb_client *cl, uint64_t ns) {
+  uint64_t us = ns / 1000;
+  if (cl->nlat == cl->caplat) {
+    size_t cap = cl->caplat ? cl->caplat * 2 : 4096;
+    uint32_t *n = realloc(cl->lat_us, cap * sizeof *n);
+    if (!n)
+      return;
+    cl->lat_us = n;
+    cl->caplat = cap;
+  }
+  cl->lat_us[cl->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* A client coroutine: one warm-up query, then point queries until the run's
+ * stop flag is set. Returns 0, or DBP_ECANCELED when cancelled. */
+static int qb_client_main(void *arg, void **result) {
+  qb_client *cl = arg;
+  qb_run *r = cl->run;
+  int rc;
+  (void)result;
+
+  qb_one(r, 1 + qb_next(&cl->rng) % r->ids);
+  dbp_waitgroup_done(r->warm);
+  rc = dbp_event_wait(r->start, DBP_FOREVER);
+  if (rc < 0)
+    return rc;
+  while (!r->stop) {
+    uint64_t key = 1 + qb_next(&cl->rng) % r->ids;
+    uint64_t t0 = dbpb_now_ns();
+    rc = qb_one(r, key);
+    if (rc == DBP_ECANCELED)
+      return rc;
+    if (rc == 0 && !r->stop)
+      qb_record(cl, dbpb_now_ns() - t0);
+  }
+  return 0;
+}
+
+/* The run's main coroutine: opens the pool, starts the clients, lets them
+ * warm up, measures for r->seconds, then joins them and closes the pool.
+ * Returns 0 or the first setup error. */
+static int qb_main(void *arg, void **result) {
+  qb_run *r = arg;
+  dbp_co **cos = NULL;
+  dbp_pool_options po;
+  size_t i, spawned = 0;
+  uint64_t t0;
+  int rc;
+  (void)result;
+
+  memset(&po, 0, sizeof po);
+  po.min_size = r->pool_size;
+  po.max_size = r->pool_size;
+  rc = dbp_pool_new(r->rt, r->dsn, &po, &r->pool);
+  if (rc < 0)
+    return rc;
+  if ((rc = dbp_waitgroup_new(r->rt, &r->warm)) < 0)
+    goto out;
+  if ((rc = dbp_event_new(r->rt, &r->start)) < 0)
+    goto out;
+  cos = calloc(r->clients, sizeof *cos);
+  if (!cos) {
+    rc = DBP_ENOMEM;
+    goto out;
+  }
+  dbp_waitgroup_add(r->warm, r->clients);
+  for (i = 0; i < r->clients; i++) {
+    rc = dbp_spawn(r->rt, &cos[i], qb_client_main, &r->cl[i], NULL);
+    if (rc < 0)
+      break;
+    spawned++;
+  }
+  if (rc < 0) {
+    /* The clients that never started count as warm, so nobody waits. */
+    for (i = spawned; i < r->clients; i++)
+      dbp_waitgroup_done(r->warm);
+    r->stop = 1;
+  }
+
+  dbp_waitgroup_wait(r->warm, DBP_FOREVER);
+  /* A failing warm-up (no server, bad SQL) would only measure how fast
+   * errors come back: stop there. */
+  if (r->errors > 0)
+    r->stop = 1;
+  t0 = dbpb_now_ns();
+  dbp_event_set(r->start);
+  if (!r->stop)
+    dbp_sleep(r->rt, (int64_t)(r->seconds * 1000.0));
+  r->stop = 1;
+  r->elapsed_s = (double)(dbpb_now_ns() - t0) / 1e9;
+  for (i = 0; i < spawned; i++)
+    dbp_join(cos[i], NULL);
+
+out:
+  free(cos);
+  if (r->start)
+    dbp_event_free(r->start);
+  if (r->warm)
+    dbp_waitgroup_free(r->warm);
+  dbp_pool_close(r->pool, 10000);
+  return rc;
+}
+
+static int qb_cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The q-quantile (0..1) of n sorted values, nearest rank. */
+static uint32_t qb_quantile(const uint32_t *v, size_t n, double q) {
+  size_t i;
+  if (n == 0)
+    return 0;
+  i = (size_t)(q * (double)n);
+  return v[i < n ? i : n - 1];
+}
+
+static void qb_usage(FILE *f) {
+  fputs("usage: dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]\n"
+        "                            [--sql SQL] [--ids K]\n"
+        "  --dsn DSN      postgresql://... or mysql://... (default: $DBPIPE_PG_DSN)\n"
+        "  --clients N    coroutines issuing queries (default 16)\n"
+        "  --pool P       pooled connections (default 4)\n"
+        "  --seconds S    measured time (default 10)\n"
+        "  --sql SQL      point query with one parameter (default: pgbench_accounts by aid\n"
+        "                 on PostgreSQL, bench by id on MariaDB)\n"
+        "  --ids K        keys drawn from 1..K (default 1000000)\n",
+        f);
+}
+
+/* Parses a positive integer option; returns 0 or -1. */
+static int qb_parse_u64(const char *s, uint64_t *out) {
+  char *end;
+  unsigned long long v;
+  if (!s || !*s || *s == '-')
+    return -1;
+  v = strtoull(s, &end, 10);
+  if (*end || v == 0)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+int dbpb_queries(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"dsn", required_argument, NULL, 'd'},  {"clients", required_argument, NULL, 'c'},
+      {"pool", required_argument, NULL, 'p'}, {"seconds", required_argument, NULL, 's'},
+      {"sql", required_argument, NULL, 'q'},  {"ids", required_argument, NULL, 'k'},
+      {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+  qb_run r;
+  dbp_co *main_co = NULL;
+  uint32_t *all = NULL;
+  size_t i, n = 0;
+  uint64_t v;
+  int opt, rc, status = 1;
+
+  memset(&r, 0, sizeof r);
+  r.dsn = getenv("DBPIPE_PG_DSN");
+  r.clients = 16;
+  r.pool_size = 4;
+  r.seconds = 10;
+  r.ids = 1000000;
+
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 'd':
+      r.dsn = optarg;
+      break;
+    case 'c':
+    case 'p':
+    case 'k':
+      if (qb_parse_u64(optarg, &v) < 0) {
+        fprintf(stderr, "dbpipe-bench queries: --%s wants a positive integer\n",
+                opt == 'c' ? "clients" : opt == 'p' ? "pool" : "ids");
+        return 2;
+      }
+      if (opt == 'c')
+        r.clients = (size_t)v;
+      else if (opt == 'p')
+        r.pool_size = (size_t)v;
+      else
+        r.ids = v;
+      break;
+    case 's':
+      r.seconds = strtod(optarg, NULL);
+      if (!(r.seconds > 0)) {
+        fputs("dbpipe-bench queries: --seconds wants a positive number\n", stderr);
+        return 2;
+      }
+      break;
+    case 'q':
+      r.sql = optarg;
+      break;
+    case 'h':
+      qb_usage(stdout);
+      return 0;
+    default:
+      qb_usage(stderr);
+      return 2;
+    }
+  }
+  if (optind < argc || !r.dsn || !*r.dsn) {
+    qb_usage(stderr);
+    return 2;
+  }
+  if (!r.sql) {
+    int my = strncmp(r.dsn, "mysql:", 6) == 0 || strncmp(r.dsn, "mariadb:", 8) == 0;
+    r.sql = my ? QB_MY_SQL : QB_PG_SQL;
+  }
+
+  r.cl = calloc(r.clients, sizeof *r.cl);
+  if (!r.cl) {
+    fputs("dbpipe-bench queries: out of memory\n", stderr);
+    return 1;
+  }
+  for (i = 0; i < r.clients; i++) {
+    r.cl[i].run = &r;
+    r.cl[i].rng = UINT64_C(0x9e3779b97f4a7c15) * (i + 1);
+  }
+
+  rc = dbp_rt_new(&r.rt, NULL, NULL);
+  if (rc < 0) {
+    fprintf(stderr, "dbpipe-bench queries: %s\n", dbp_strerror(rc));
+    goto out;
+  }
+  rc = dbp_spawn(r.rt, &main_co, qb_main, &r, NULL);
+  if (rc == 0) {
+    dbp_rt_run(r.rt);
+    rc = dbp_join(main_co, NULL);
+  }
+  dbp_rt_free(r.rt);
+  if (rc < 0) {
+    fprintf(stderr, "dbpipe-bench queries: %s\n", dbp_strerror(rc));
+    goto out;
+  }
+
+  for (i = 0; i < r.clients; i++)
+    n += r.cl[i].nlat;
+  all = malloc((n ? n : 1) * sizeof *all);
+  if (!all) {
+    fputs("dbpipe-bench queries: out of memory\n", stderr);
+    goto out;
+  }
+  n = 0;
+  for (i = 0; i < r.clients; i++) {
+    memcpy(all + n, r.cl[i].lat_us, r.cl[i].nlat * sizeof *all);
+    n += r.cl[i].nlat;
+  }
+  qsort(all, n, sizeof *all, qb_cmp_u32);
+
+  if (r.have_err) {
+    char msg[700];
+    fprintf(stderr, "dbpipe-bench queries: %" PRIu64 " failed; first: %s\n", r.errors,
+            dbp_dberr_format(&r.first_err, msg, sizeof msg));
+  }
+  printf("qps=%.0f p50_us=%" PRIu32 " p99_us=%" PRIu32 " clients=%zu pool=%zu seconds=%g"
+         " errors=%" PRIu64 "\n",
+         r.elapsed_s > 0 ? (double)n / r.elapsed_s : 0.0, qb_quantile(all, n, 0.50),
+         qb_quantile(all, n, 0.99), r.clients, r.pool_size, r.seconds, r.errors);
+  status = n > 0 ? 0 : 1;
+
+out:
+  free(all);
+  if (r.cl)
+    for (i = 0; i < r.clients; i++)
+      free(r.cl[i].lat_us);
+  free(r.cl);
+  return status;
+}
