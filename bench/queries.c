@@ -22,9 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dbpipe.h"
-
 #include "bench.h"
+#include "dbpipe.h"
 
 /* The defaults are the tables the peers use: pgbench's accounts (scale 10)
  * on PostgreSQL, the bench table on MariaDB. */
@@ -110,10 +109,8 @@ static int qb_one(qb_run *r, uint64_t key) {
   p.len = (size_t)snprintf(buf, sizeof buf, "%" PRIu64, key);
   p.val = buf;
   rc = dbp_query(c, r->sql, 1, &p, QB_QUERY_TIMEOUT_MS);
-  while (rc == 0 && (rc = dbp_fetch(c, &row)) == 1)
-    rc = 0;
-  if (rc < 0)
-    qb_fail(r, rc, dbp_conn_error(c));
+  while (rc == 0 && (rc = dbp_fetch(c, &row)) == 1) rc = 0;
+  if (rc < 0) qb_fail(r, rc, dbp_conn_error(c));
   dbp_pool_release(r->pool, c);
   return rc;
 }
@@ -125,8 +122,7 @@ static void qb_record(qb_client *cl, uint64_t ns) {
   if (cl->nlat == cl->caplat) {
     size_t cap = cl->caplat ? cl->caplat * 2 : 4096;
     uint32_t *n = realloc(cl->lat_us, cap * sizeof *n);
-    if (!n)
-      return;
+    if (!n) return;
     cl->lat_us = n;
     cl->caplat = cap;
   }
@@ -144,16 +140,13 @@ static int qb_client_main(void *arg, void **result) {
   qb_one(r, 1 + qb_next(&cl->rng) % r->ids);
   dbp_waitgroup_done(r->warm);
   rc = dbp_event_wait(r->start, DBP_FOREVER);
-  if (rc < 0)
-    return rc;
+  if (rc < 0) return rc;
   while (!r->stop) {
     uint64_t key = 1 + qb_next(&cl->rng) % r->ids;
     uint64_t t0 = dbpb_now_ns();
     rc = qb_one(r, key);
-    if (rc == DBP_ECANCELED)
-      return rc;
-    if (rc == 0 && !r->stop)
-      qb_record(cl, dbpb_now_ns() - t0);
+    if (rc == DBP_ECANCELED) return rc;
+    if (rc == 0 && !r->stop) qb_record(cl, dbpb_now_ns() - t0);
   }
   return 0;
 }
@@ -174,12 +167,9 @@ static int qb_main(void *arg, void **result) {
   po.min_size = r->pool_size;
   po.max_size = r->pool_size;
   rc = dbp_pool_new(r->rt, r->dsn, &po, &r->pool);
-  if (rc < 0)
-    return rc;
-  if ((rc = dbp_waitgroup_new(r->rt, &r->warm)) < 0)
-    goto out;
-  if ((rc = dbp_event_new(r->rt, &r->start)) < 0)
-    goto out;
+  if (rc < 0) return rc;
+  if ((rc = dbp_waitgroup_new(r->rt, &r->warm)) < 0) goto out;
+  if ((rc = dbp_event_new(r->rt, &r->start)) < 0) goto out;
   cos = calloc(r->clients, sizeof *cos);
   if (!cos) {
     rc = DBP_ENOMEM;
@@ -188,37 +178,30 @@ static int qb_main(void *arg, void **result) {
   dbp_waitgroup_add(r->warm, r->clients);
   for (i = 0; i < r->clients; i++) {
     rc = dbp_spawn(r->rt, &cos[i], qb_client_main, &r->cl[i], NULL);
-    if (rc < 0)
-      break;
+    if (rc < 0) break;
     spawned++;
   }
   if (rc < 0) {
     /* The clients that never started count as warm, so nobody waits. */
-    for (i = spawned; i < r->clients; i++)
-      dbp_waitgroup_done(r->warm);
+    for (i = spawned; i < r->clients; i++) dbp_waitgroup_done(r->warm);
     r->stop = 1;
   }
 
   dbp_waitgroup_wait(r->warm, DBP_FOREVER);
   /* A failing warm-up (no server, bad SQL) would only measure how fast
    * errors come back: stop there. */
-  if (r->errors > 0)
-    r->stop = 1;
+  if (r->errors > 0) r->stop = 1;
   t0 = dbpb_now_ns();
   dbp_event_set(r->start);
-  if (!r->stop)
-    dbp_sleep(r->rt, (int64_t)(r->seconds * 1000.0));
+  if (!r->stop) dbp_sleep(r->rt, (int64_t)(r->seconds * 1000.0));
   r->stop = 1;
   r->elapsed_s = (double)(dbpb_now_ns() - t0) / 1e9;
-  for (i = 0; i < spawned; i++)
-    dbp_join(cos[i], NULL);
+  for (i = 0; i < spawned; i++) dbp_join(cos[i], NULL);
 
 out:
   free(cos);
-  if (r->start)
-    dbp_event_free(r->start);
-  if (r->warm)
-    dbp_waitgroup_free(r->warm);
+  if (r->start) dbp_event_free(r->start);
+  if (r->warm) dbp_waitgroup_free(r->warm);
   dbp_pool_close(r->pool, 10000);
   return rc;
 }
@@ -231,34 +214,32 @@ static int qb_cmp_u32(const void *a, const void *b) {
 /* The q-quantile (0..1) of n sorted values, nearest rank. */
 static uint32_t qb_quantile(const uint32_t *v, size_t n, double q) {
   size_t i;
-  if (n == 0)
-    return 0;
+  if (n == 0) return 0;
   i = (size_t)(q * (double)n);
   return v[i < n ? i : n - 1];
 }
 
 static void qb_usage(FILE *f) {
-  fputs("usage: dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]\n"
-        "                            [--sql SQL] [--ids K]\n"
-        "  --dsn DSN      postgresql://... or mysql://... (default: $DBPIPE_PG_DSN)\n"
-        "  --clients N    coroutines issuing queries (default 16)\n"
-        "  --pool P       pooled connections (default 4)\n"
-        "  --seconds S    measured time (default 10)\n"
-        "  --sql SQL      point query with one parameter (default: pgbench_accounts by aid\n"
-        "                 on PostgreSQL, bench by id on MariaDB)\n"
-        "  --ids K        keys drawn from 1..K (default 1000000)\n",
-        f);
+  fputs(
+      "usage: dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]\n"
+      "                            [--sql SQL] [--ids K]\n"
+      "  --dsn DSN      postgresql://... or mysql://... (default: $DBPIPE_PG_DSN)\n"
+      "  --clients N    coroutines issuing queries (default 16)\n"
+      "  --pool P       pooled connections (default 4)\n"
+      "  --seconds S    measured time (default 10)\n"
+      "  --sql SQL      point query with one parameter (default: pgbench_accounts by aid\n"
+      "                 on PostgreSQL, bench by id on MariaDB)\n"
+      "  --ids K        keys drawn from 1..K (default 1000000)\n",
+      f);
 }
 
 /* Parses a positive integer option; returns 0 or -1. */
 static int qb_parse_u64(const char *s, uint64_t *out) {
   char *end;
   unsigned long long v;
-  if (!s || !*s || *s == '-')
-    return -1;
+  if (!s || !*s || *s == '-') return -1;
   v = strtoull(s, &end, 10);
-  if (*end || v == 0)
-    return -1;
+  if (*end || v == 0) return -1;
   *out = v;
   return 0;
 }
@@ -286,40 +267,42 @@ int dbpb_queries(int argc, char **argv) {
   optind = 1;
   while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (opt) {
-    case 'd':
-      r.dsn = optarg;
-      break;
-    case 'c':
-    case 'p':
-    case 'k':
-      if (qb_parse_u64(optarg, &v) < 0) {
-        fprintf(stderr, "dbpipe-bench queries: --%s wants a positive integer\n",
-                opt == 'c' ? "clients" : opt == 'p' ? "pool" : "ids");
+      case 'd':
+        r.dsn = optarg;
+        break;
+      case 'c':
+      case 'p':
+      case 'k':
+        if (qb_parse_u64(optarg, &v) < 0) {
+          fprintf(stderr, "dbpipe-bench queries: --%s wants a positive integer\n",
+                  opt == 'c'   ? "clients"
+                  : opt == 'p' ? "pool"
+                               : "ids");
+          return 2;
+        }
+        if (opt == 'c')
+          r.clients = (size_t)v;
+        else if (opt == 'p')
+          r.pool_size = (size_t)v;
+        else
+          r.ids = v;
+        break;
+      case 's':
+        r.seconds = strtod(optarg, NULL);
+        if (!(r.seconds > 0)) {
+          fputs("dbpipe-bench queries: --seconds wants a positive number\n", stderr);
+          return 2;
+        }
+        break;
+      case 'q':
+        r.sql = optarg;
+        break;
+      case 'h':
+        qb_usage(stdout);
+        return 0;
+      default:
+        qb_usage(stderr);
         return 2;
-      }
-      if (opt == 'c')
-        r.clients = (size_t)v;
-      else if (opt == 'p')
-        r.pool_size = (size_t)v;
-      else
-        r.ids = v;
-      break;
-    case 's':
-      r.seconds = strtod(optarg, NULL);
-      if (!(r.seconds > 0)) {
-        fputs("dbpipe-bench queries: --seconds wants a positive number\n", stderr);
-        return 2;
-      }
-      break;
-    case 'q':
-      r.sql = optarg;
-      break;
-    case 'h':
-      qb_usage(stdout);
-      return 0;
-    default:
-      qb_usage(stderr);
-      return 2;
     }
   }
   if (optind < argc || !r.dsn || !*r.dsn) {
@@ -357,8 +340,7 @@ int dbpb_queries(int argc, char **argv) {
     goto out;
   }
 
-  for (i = 0; i < r.clients; i++)
-    n += r.cl[i].nlat;
+  for (i = 0; i < r.clients; i++) n += r.cl[i].nlat;
   all = malloc((n ? n : 1) * sizeof *all);
   if (!all) {
     fputs("dbpipe-bench queries: out of memory\n", stderr);
@@ -376,7 +358,8 @@ int dbpb_queries(int argc, char **argv) {
     fprintf(stderr, "dbpipe-bench queries: %" PRIu64 " failed; first: %s\n", r.errors,
             dbp_dberr_format(&r.first_err, msg, sizeof msg));
   }
-  printf("qps=%.0f p50_us=%" PRIu32 " p99_us=%" PRIu32 " clients=%zu pool=%zu seconds=%g"
+  printf("qps=%.0f p50_us=%" PRIu32 " p99_us=%" PRIu32
+         " clients=%zu pool=%zu seconds=%g"
          " errors=%" PRIu64 "\n",
          r.elapsed_s > 0 ? (double)n / r.elapsed_s : 0.0, qb_quantile(all, n, 0.50),
          qb_quantile(all, n, 0.99), r.clients, r.pool_size, r.seconds, r.errors);
@@ -385,8 +368,7 @@ int dbpb_queries(int argc, char **argv) {
 out:
   free(all);
   if (r.cl)
-    for (i = 0; i < r.clients; i++)
-      free(r.cl[i].lat_us);
+    for (i = 0; i < r.clients; i++) free(r.cl[i].lat_us);
   free(r.cl);
   return status;
 }
