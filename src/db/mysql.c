@@ -140,6 +140,7 @@ static int cont_sfetch(my_conn *p, int ev) {
 static int cont_sclose(my_conn *p, int ev) {
   return mysql_stmt_close_cont(&p->ret_bool, p->stmt, ev);
 }
+static int cont_ping(my_conn *p, int ev) { return mysql_ping_cont(&p->ret_int, p->m, ev); }
 
 /* ---- errors ---- */
 
@@ -706,6 +707,19 @@ static int my_drain(dbp_conn *c) {
   return dbp__interrupted(rc) ? rc : 0;
 }
 
+/* Waits until the server thread of c is idle. The server answers a
+ * killed statement a moment before its thread is done with it (the
+ * processlist still says "Query"); a ping is only read once that thread is
+ * idle, so after it nothing runs. Returns 0, a wait's code, or the ping's
+ * error. */
+static int my_quiesce(dbp_conn *c) {
+  my_conn *p = MY(c);
+  int st = mysql_ping_start(&p->ret_int, p->m);
+  int rc = my_drive(c, st, cont_ping, false);
+  if (rc == 0 && p->ret_int != 0) rc = my_conn_err(c);
+  return rc;
+}
+
 /* Finishes the pending call, if any. Returns 0 or a wait's code. */
 static int my_finish_pending(dbp_conn *c) {
   my_conn *p = MY(c);
@@ -736,6 +750,7 @@ static int my_abort(dbp_conn *c) {
   int rc = MY(c)->m == NULL || c->broken ? DBP_ECONNLOST : my_kill(c, c->deadline, false);
   if (rc == 0) rc = my_finish_pending(c);
   if (rc == 0) rc = my_drain(c);
+  if (rc == 0) rc = my_quiesce(c);
   if (rc != 0 || c->broken) {
     my_give_up(c);
     if (rc == 0) rc = DBP_ECONNLOST;
@@ -786,6 +801,7 @@ static int my_fail(dbp_conn *c, int err) {
   if (c->broken) return my_stop(c, err);
   dbp_dberr keep = c->err;
   int rc = my_drain(c);
+  if (rc == 0 && keep.db_errno == ER_QUERY_INTERRUPTED) rc = my_quiesce(c);
   if (rc != 0) return my_stop(c, rc);
   c->err = keep;
   c->state = DBP__IDLE;
