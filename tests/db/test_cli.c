@@ -1,0 +1,502 @@
+/* The dbpipe executable against real servers: exit codes, files, the
+ * manifest, log formats, check, and passwords never shown. */
+#include "test_cli.h"
+
+static char dir[256];
+
+static void setup(void) {
+  export_dsns();
+  make_tmpdir(dir, sizeof dir);
+}
+
+static void teardown(void) { rm_rf(dir); }
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Asserts that `text` has no line that does not contain `needle`. */
+static void every_line_has(const char *text, const char *needle) {
+  const char *p = text;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    char line[2048];
+    snprintf(line, sizeof line, "%.*s", (int)len, p);
+    cr_expect_not_null(strstr(line, needle), "line without '%s': %s", needle, line);
+    p += len + (nl != NULL);
+  }
+}
+
+Test(cli, the_shop_example_runs_into_a_temp_dir) {
+  char src[4096], job[512], path[600];
+  const char *sd = getenv("DBPIPE_SOURCE_DIR");
+  cr_assert_not_null(sd, "DBPIPE_SOURCE_DIR is not set");
+  snprintf(src, sizeof src, "%s/examples/shop.yaml", sd);
+  char *yaml = read_file(src);
+  cr_assert_not_null(yaml);
+  snprintf(job, sizeof job, "%s/shop.yaml", dir);
+  write_file(job, "%s", yaml);
+  free(yaml);
+
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, NULL}), 0);
+  cr_expect_null(strchr(p.err, '\x1b'), "escape sequences without a terminal");
+  cr_expect_not_null(strstr(p.err, "pg-customers: done: 20 rows"));
+  cr_expect_not_null(strstr(p.err, "run ok: 11 of 11 tasks done"));
+  proc_free(&p);
+
+  snprintf(path, sizeof path, "%s/out", dir);
+  cr_expect_eq(count_suffix(path, ".part"), 0, "a .part file was left behind");
+  snprintf(path, sizeof path, "%s/out/manifest.json", dir);
+  char *text = read_file(path);
+  cr_assert_not_null(text, "no manifest at %s", path);
+  jv m;
+  cr_assert(j_parse(text, &m), "the manifest is not JSON:\n%s", text);
+  cr_expect_str_eq(j_str(&m, "dbpipe"), dbp_version());
+  cr_expect_str_eq(j_str(&m, "status"), "ok");
+  cr_expect_not_null(j_str(&m, "started"));
+  cr_expect_eq(strlen(j_str(&m, "finished")), strlen("2024-01-01T00:00:00.000Z"));
+  jv *tasks = j_get(&m, "tasks");
+  cr_assert_eq(tasks->n, 11);
+
+  uint64_t want_rows[][2] = {{0, 20}, {1, 20}, {2, 30}, {3, 51}, {4, 16}, {5, 51},
+                             {6, 20}, {7, 20}, {8, 30}, {9, 51}, {10, 16}};
+  for (size_t i = 0; i < tasks->n; i++) {
+    jv *t = &tasks->items[i];
+    cr_expect_str_eq(j_str(t, "status"), "ok", "task %s", j_str(t, "name"));
+    cr_expect_eq(j_get(t, "error")->t, J_NULL);
+    cr_expect_eq((uint64_t)j_num(t, "rows"), want_rows[i][1], "rows of %s", j_str(t, "name"));
+    jv *files = j_get(t, "files");
+    cr_assert(files != NULL && files->t == J_ARR && files->n >= 1);
+    uint64_t rows = 0, bytes = 0;
+    for (size_t f = 0; f < files->n; f++) {
+      jv *file = &files->items[f];
+      const char *fp = j_str(file, "path");
+      struct stat st;
+      cr_assert_eq(stat(fp, &st), 0, "missing %s", fp);
+      cr_expect_eq((uint64_t)st.st_size, (uint64_t)j_num(file, "bytes"), "size of %s", fp);
+      char sha[65];
+      sha256_file(fp, sha);
+      cr_expect_str_eq(j_str(file, "sha256"), sha, "checksum of %s", fp);
+      rows += (uint64_t)j_num(file, "rows");
+      bytes += (uint64_t)j_num(file, "bytes");
+    }
+    cr_expect_eq(rows, (uint64_t)j_num(t, "rows"));
+    cr_expect_eq(bytes, (uint64_t)j_num(t, "bytes"));
+  }
+
+  /* The split export: 51 rows in parts of at most 20. */
+  jv *items = manifest_task(&m, "pg-order_items");
+  jv *parts = j_get(items, "files");
+  cr_assert_eq(parts->n, 3);
+  snprintf(path, sizeof path, "%s/out/pg/order_items-00003.csv.gz", dir);
+  cr_expect_str_eq(j_str(&parts->items[2], "path"), path);
+  cr_expect_eq((uint64_t)j_num(&parts->items[2], "rows"), 11);
+  /* The {name}-{date} template. */
+  const char *lines = j_str(&j_get(manifest_task(&m, "pg-order-lines"), "files")->items[0], "path");
+  int y, mo, d;
+  char tail[64];
+  const char *base = strrchr(lines, '/') + 1;
+  cr_expect_eq(sscanf(base, "pg-order-lines-%4d-%2d-%2d%s", &y, &mo, &d, tail), 4, "%s", base);
+  cr_expect_str_eq(tail, ".csv.gz");
+
+  /* A CSV from PostgreSQL starts with its header. */
+  snprintf(path, sizeof path, "%s/out/pg/customers.csv", dir);
+  char *csv = read_file(path);
+  cr_assert_not_null(csv);
+  cr_expect_eq(strncmp(csv, "id,email,full_name,", 19), 0, "%.60s", csv);
+  free(csv);
+  j_free(&m);
+  free(text);
+}
+
+static void write_mixed_job(const char *job) {
+  write_file(job,
+             "connections:\n"
+             "  pg: ${DBPIPE_PG_DSN}\n"
+             "  my: ${DBPIPE_MY_DSN}\n"
+             "tasks:\n"
+             "  - {name: good-pg, from: pg, table: customers, to: out/good-pg.csv}\n"
+             "  - {name: bad-pg, from: pg, query: SELECT * FROM no_such_table, to: out/bad-pg.csv}\n"
+             "  - {name: good-my, from: my, table: products, to: out/good-my.jsonl}\n"
+             "  - {name: bad-my, from: my, query: SELECT nope FROM customers, to: out/bad-my.csv}\n");
+}
+
+Test(cli, a_failing_task_does_not_stop_the_others_and_exits_1) {
+  char job[512];
+  snprintf(job, sizeof job, "%s/mixed.yaml", dir);
+  write_mixed_job(job);
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, NULL}), 1);
+  cr_expect_not_null(strstr(p.err, "bad-pg: failed: "));
+  cr_expect_not_null(strstr(p.err, "42P01"), "the SQLSTATE is shown");
+  cr_expect_not_null(strstr(p.err, "bad-my: failed: "));
+  cr_expect_not_null(strstr(p.err, "good-pg: done: 20 rows"));
+  proc_free(&p);
+
+  cr_expect(exists("%s/out/good-pg.csv", dir));
+  cr_expect(exists("%s/out/good-my.jsonl", dir));
+  cr_expect_not(exists("%s/out/bad-pg.csv", dir));
+  cr_expect_not(exists("%s/out/bad-my.csv", dir));
+  char out[300];
+  snprintf(out, sizeof out, "%s/out", dir);
+  cr_expect_eq(count_suffix(out, ".part"), 0);
+
+  /* The manifest is written even though a task failed. */
+  char path[600];
+  snprintf(path, sizeof path, "%s/mixed.manifest.json", dir);
+  char *text = read_file(path);
+  cr_assert_not_null(text, "no default manifest beside the job");
+  jv m;
+  cr_assert(j_parse(text, &m), "%s", text);
+  cr_expect_str_eq(j_str(&m, "status"), "failed");
+  jv *bad = manifest_task(&m, "bad-pg");
+  cr_expect_str_eq(j_str(bad, "status"), "failed");
+  cr_expect_not_null(strstr(j_str(bad, "error"), "no_such_table"));
+  cr_expect_eq(j_get(bad, "files")->n, 0);
+  cr_expect_str_eq(j_str(manifest_task(&m, "good-my"), "status"), "ok");
+  cr_expect_eq((uint64_t)j_num(manifest_task(&m, "good-my"), "rows"), 20);
+  j_free(&m);
+  free(text);
+}
+
+Test(cli, bad_usage_exits_2_and_touches_nothing) {
+  char job[512], badjob[512];
+  snprintf(job, sizeof job, "%s/ok.yaml", dir);
+  write_file(job,
+             "connections: {pg: \"${DBPIPE_PG_DSN}\"}\n"
+             "tasks: [{name: t, from: pg, table: customers, to: out/t.csv}]\n");
+  snprintf(badjob, sizeof badjob, "%s/bad.yaml", dir);
+  write_file(badjob,
+             "connections: {pg: \"${DBPIPE_PG_DSN}\"}\n"
+             "tasks:\n"
+             "  - name: t\n"
+             "    from: pg\n"
+             "    table: customers\n"
+             "    to: out/t.csv\n"
+             "    retries: many\n");
+  const char *pg = dbt_pg_dsn();
+  const char *const *cases[] = {
+      (const char *[]){NULL},
+      (const char *[]){"frobnicate", NULL},
+      (const char *[]){"run", NULL},
+      (const char *[]){"run", job, "--bogus", NULL},
+      (const char *[]){"run", job, "--concurrency", "0", NULL},
+      (const char *[]){"run", job, "--only", "t", "--only", "nope", NULL},
+      (const char *[]){"run", job, "--log-format", "xml", NULL},
+      (const char *[]){"run", badjob, NULL},
+      (const char *[]){"run", "/nonexistent/job.yaml", NULL},
+      (const char *[]){"check", badjob, NULL},
+      (const char *[]){"export", "--from", pg, "--to", "out/x.csv", NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", NULL},
+      (const char *[]){"export", "--from", pg, "--table", "t", "--query", "SELECT 1", "--to",
+                       "out/x.csv", NULL},
+      (const char *[]){"export", "--from", "oracle://h/d", "--query", "SELECT 1", "--to",
+                       "out/x.csv", NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "out/x.csv",
+                       "--format", "jsonl", NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "out/x.csv",
+                       "--timeout", "soon", NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "out/x.csv",
+                       "--max-rows", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    proc p;
+    int code = run_cli(&p, dir, cases[i]);
+    cr_expect_eq(code, 2, "case %zu exited %d; stderr: %s", i, code, p.err);
+    cr_expect_gt(p.err_len, 0, "case %zu printed no reason", i);
+    proc_free(&p);
+    cr_expect_not(exists("%s/out", dir), "case %zu created the output directory", i);
+    cr_expect_not(exists("%s/ok.manifest.json", dir), "case %zu wrote a manifest", i);
+    cr_expect_not(exists("%s/bad.manifest.json", dir), "case %zu wrote a manifest", i);
+  }
+
+  /* The job file's problem is named with its position. */
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", badjob, NULL}), 2);
+  char want[600];
+  snprintf(want, sizeof want, "%s:7:14: task 't': 'retries' must be a number", badjob);
+  cr_expect_not_null(strstr(p.err, want), "%s", p.err);
+  cr_expect_not_null(strstr(p.err, "nothing was run"));
+  proc_free(&p);
+}
+
+Test(cli, help_and_version) {
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"--version", NULL}), 0);
+  cr_expect_eq(strncmp(p.out, "dbpipe ", 7), 0);
+  cr_expect_not_null(strstr(p.out, dbp_version()));
+  proc_free(&p);
+  const char *const *cases[] = {(const char *[]){"--help", NULL},
+                                (const char *[]){"help", "run", NULL},
+                                (const char *[]){"run", "--help", NULL},
+                                (const char *[]){"export", "--help", NULL},
+                                (const char *[]){"help", "check", NULL}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    cr_assert_eq(run_cli(&p, NULL, cases[i]), 0);
+    cr_expect_not_null(strstr(p.out, "Usage"), "case %zu", i);
+    if (i > 0) cr_expect_not_null(strstr(p.out, "Example"), "case %zu has no example", i);
+    proc_free(&p);
+  }
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "run", NULL}), 0);
+  const char *keys[] = {"connections:", "concurrency:", "manifest:", "defaults:", "tasks:",
+                        "name:", "from:", "query:", "table:", "to:", "format:", "compression:",
+                        "level:", "header:", "delimiter:", "null:", "crlf:", "max_rows:",
+                        "max_bytes:", "timeout:", "retries:", "retry_backoff:"};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    cr_expect_not_null(strstr(p.out, keys[i]), "help run does not explain %s", keys[i]);
+  }
+  proc_free(&p);
+}
+
+Test(cli, json_log_lines_are_objects_with_the_documented_keys) {
+  char job[512];
+  snprintf(job, sizeof job, "%s/mixed.yaml", dir);
+  write_mixed_job(job);
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, "--log-format", "json", NULL}), 1);
+  cr_expect_eq(p.out_len, 0);
+  int started = 0, finished = 0, failed = 0, run_done = 0, lines = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(p.err, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    lines++;
+    jv o;
+    cr_assert(j_parse(line, &o), "not JSON: %s", line);
+    cr_assert_eq(o.t, J_OBJ, "not an object: %s", line);
+    const char *ts = j_str(&o, "ts"), *level = j_str(&o, "level"), *event = j_str(&o, "event");
+    cr_assert(ts && level && event && j_str(&o, "message"), "missing keys: %s", line);
+    cr_expect_eq(ts[strlen(ts) - 1], 'Z', "%s", ts);
+    cr_expect(strcmp(level, "info") == 0 || strcmp(level, "warning") == 0 ||
+                  strcmp(level, "error") == 0,
+              "%s", level);
+    if (strncmp(event, "task_", 5) == 0) cr_expect_not_null(j_str(&o, "task"), "%s", line);
+    if (strcmp(event, "task_started") == 0) {
+      started++;
+      cr_expect_not_null(j_str(&o, "connection"));
+      cr_expect_not_null(j_str(&o, "path"));
+    } else if (strcmp(event, "task_finished") == 0) {
+      finished++;
+      cr_expect_gt(j_num(&o, "rows"), 0);
+      cr_expect_gt(j_num(&o, "bytes"), 0);
+      cr_expect_geq(j_num(&o, "duration_ms"), 0);
+      jv *files = j_get(&o, "files");
+      cr_assert(files && files->t == J_ARR && files->n == 1);
+      cr_expect_not_null(j_str(&files->items[0], "path"));
+      cr_expect_eq(strlen(j_str(&files->items[0], "sha256")), 64);
+    } else if (strcmp(event, "task_failed") == 0) {
+      failed++;
+      cr_expect_str_eq(level, "error");
+      cr_expect_not_null(j_str(&o, "error"));
+    } else if (strcmp(event, "run_finished") == 0) {
+      run_done++;
+      cr_expect_str_eq(j_str(&o, "status"), "failed");
+      cr_expect_eq(j_num(&o, "exit_code"), 1);
+      cr_expect_eq(j_num(&o, "failed"), 2);
+      cr_expect_eq(j_num(&o, "done"), 2);
+    }
+    j_free(&o);
+  }
+  cr_expect_eq(started, 4);
+  cr_expect_eq(finished, 2);
+  cr_expect_eq(failed, 2);
+  cr_expect_eq(run_done, 1);
+  cr_expect_geq(lines, 9);
+  proc_free(&p);
+}
+
+Test(cli, quiet_prints_only_errors) {
+  char job[512];
+  snprintf(job, sizeof job, "%s/ok.yaml", dir);
+  write_file(job,
+             "connections: {pg: \"${DBPIPE_PG_DSN}\"}\n"
+             "tasks: [{name: t, from: pg, table: customers, to: out/t.csv}]\n");
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", "--quiet", job, NULL}), 0);
+  cr_expect_eq(p.out_len, 0, "%s", p.out);
+  cr_expect_eq(p.err_len, 0, "%s", p.err);
+  proc_free(&p);
+  cr_expect(exists("%s/out/t.csv", dir));
+
+  snprintf(job, sizeof job, "%s/mixed.yaml", dir);
+  write_mixed_job(job);
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, "--quiet", NULL}), 1);
+  cr_expect_eq(p.out_len, 0);
+  cr_expect_not_null(strstr(p.err, "bad-pg: failed"));
+  cr_expect_not_null(strstr(p.err, "bad-my: failed"));
+  cr_expect_null(strstr(p.err, "good-pg"));
+  cr_expect_null(strstr(p.err, "started"));
+  every_line_has(p.err, "failed");
+  proc_free(&p);
+}
+
+Test(cli, plain_log_lines_without_a_terminal) {
+  char job[512];
+  snprintf(job, sizeof job, "%s/ok.yaml", dir);
+  write_file(job,
+             "connections: {my: \"${DBPIPE_MY_DSN}\"}\n"
+             "tasks: [{name: custs, from: my, table: customers, to: out/c.tsv.gz}]\n");
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, NULL}), 0);
+  every_line_has(p.err, "dbpipe: ");
+  cr_expect_null(strchr(p.err, '\x1b'));
+  cr_expect_not_null(strstr(p.err, "custs: started (from my to "));
+  cr_expect_not_null(strstr(p.err, "custs: done: 20 rows, "));
+  cr_expect_not_null(strstr(p.err, "out/c.tsv.gz"));
+  proc_free(&p);
+}
+
+Test(cli, check_validates_without_touching_anything) {
+  char job[512];
+  snprintf(job, sizeof job, "%s/ok.yaml", dir);
+  write_file(job,
+             "connections:\n"
+             "  pg: ${DBPIPE_PG_DSN}\n"
+             "  my: ${DBPIPE_MY_DSN}\n"
+             "tasks:\n"
+             "  - {name: a, from: pg, table: customers, to: out/a.csv}\n"
+             "  - {name: b, from: my, query: SELECT 1, to: out/b.jsonl.zst}\n");
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"check", job, NULL}), 0);
+  cr_expect_not_null(strstr(p.out, ": ok: 2 tasks, 2 connections"));
+  cr_expect_not_null(strstr(p.out, "task b: my query -> "));
+  cr_expect_not_null(strstr(p.out, "(jsonl, zstd)"));
+  proc_free(&p);
+  cr_expect_not(exists("%s/out", dir));
+  cr_expect_not(exists("%s/ok.manifest.json", dir));
+
+  write_file(job,
+             "connections:\n"
+             "  pg: ${DBPIPE_PG_DSN}\n"
+             "tasks:\n"
+             "  - {name: a, from: pg, table: customers, to: out/a.csv, colour: red}\n"
+             "  - {name: a, from: oracle, query: SELECT 1, to: out/b.csv}\n"
+             "  - {name: c, from: pg, to: out/c.parquet, format: parquet}\n");
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"check", job, NULL}), 2);
+  cr_expect_eq(p.out_len, 0);
+  char want[600];
+  const char *expect[] = {":4:58: unknown key 'colour'", ":5:12: duplicate task name 'a'",
+                          ":5:21: task 'a': unknown connection 'oracle'",
+                          ":6:5: task 'c' needs 'query' or 'table'", ":6:52: task 'c': unknown format"};
+  for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+    snprintf(want, sizeof want, "%s%s", job, expect[i]);
+    cr_expect_not_null(strstr(p.err, want), "missing '%s' in:\n%s", want, p.err);
+  }
+  cr_expect_not_null(strstr(p.err, "5 problems"));
+  proc_free(&p);
+  cr_expect_not(exists("%s/out", dir));
+}
+
+Test(cli, export_writes_a_table_a_query_and_a_manifest) {
+  proc p;
+  const char *pg = dbt_pg_dsn(), *my = dbt_my_dsn();
+  cr_assert_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", pg, "--table", "public.customers",
+                                        "--to", "out/c.csv.gz", "--manifest", "out/m.json", NULL}),
+               0);
+  proc_free(&p);
+  cr_expect(exists("%s/out/c.csv.gz", dir));
+  char path[600];
+  snprintf(path, sizeof path, "%s/out/m.json", dir);
+  char *text = read_file(path);
+  cr_assert_not_null(text);
+  jv m;
+  cr_assert(j_parse(text, &m), "%s", text);
+  cr_expect_str_eq(j_str(&m, "status"), "ok");
+  cr_expect_eq(j_get(&m, "job")->t, J_NULL);
+  cr_expect_eq(j_get(&m, "tasks")->n, 1);
+  cr_expect_eq((uint64_t)j_num(&j_get(&m, "tasks")->items[0], "rows"), 20);
+  j_free(&m);
+  free(text);
+
+  /* A MariaDB query split into parts of 8 rows, no manifest without --manifest. */
+  cr_assert_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", my, "--query",
+                                        "SELECT id, email FROM customers ORDER BY id", "--to",
+                                        "out/q.jsonl", "--max-rows", "8", "--quiet", NULL}),
+               0);
+  cr_expect_eq(p.err_len, 0, "%s", p.err);
+  proc_free(&p);
+  cr_expect(exists("%s/out/q-00001.jsonl", dir));
+  cr_expect(exists("%s/out/q-00003.jsonl", dir));
+  cr_expect_not(exists("%s/out/q-00004.jsonl", dir));
+  snprintf(path, sizeof path, "%s/out/q-00003.jsonl", dir);
+  text = read_file(path);
+  cr_assert_not_null(text);
+  cr_expect_eq(strncmp(text, "{\"id\":17,", 9), 0, "%s", text);
+  free(text);
+
+  /* Bad SQL through export: exit 1 and no file. */
+  cr_assert_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", pg, "--query", "SELECT nope",
+                                        "--to", "out/bad.csv", NULL}),
+               1);
+  cr_expect_not_null(strstr(p.err, "failed"));
+  proc_free(&p);
+  cr_expect_not(exists("%s/out/bad.csv", dir));
+}
+
+#define SECRET "Pw-9f3Kq7ZtX"
+
+Test(cli, a_password_never_appears_in_any_output) {
+  dbp_dsn pgd, myd;
+  char err[256];
+  cr_assert_eq(dbp_dsn_parse(dbt_pg_dsn(), &pgd, err, sizeof err), 0);
+  cr_assert_eq(dbp_dsn_parse(dbt_my_dsn(), &myd, err, sizeof err), 0);
+  char job[512];
+  snprintf(job, sizeof job, "%s/secret.yaml", dir);
+  write_file(job,
+             "connections:\n"
+             "  refused-pg: postgresql://dbpipe:" SECRET "@127.0.0.1:1/shop\n"
+             "  refused-my: mysql://dbpipe:" SECRET "@127.0.0.1:1/shop\n"
+             "  wrong-pg: postgresql://dbpipe:" SECRET "@%s:%d/%s\n"
+             "  wrong-my: mysql://dbpipe:" SECRET "@%s:%d/%s\n"
+             "tasks:\n"
+             "  - {name: a, from: refused-pg, query: SELECT 1, to: out/a.csv}\n"
+             "  - {name: b, from: refused-my, query: SELECT 1, to: out/b.csv}\n"
+             "  - {name: c, from: wrong-pg, query: SELECT 1, to: out/c.csv}\n"
+             "  - {name: d, from: wrong-my, query: SELECT 1, to: out/d.csv}\n",
+             pgd.host, pgd.port, pgd.dbname, myd.host, myd.port, myd.dbname);
+  char wrong[512];
+  snprintf(wrong, sizeof wrong, "postgresql://dbpipe:" SECRET "@%s:%d/%s", pgd.host, pgd.port,
+           pgd.dbname);
+  dbp_dsn_free(&pgd);
+  dbp_dsn_free(&myd);
+
+  struct {
+    const char *const *argv;
+    int code;
+  } cases[] = {
+      {(const char *[]){"run", job, NULL}, 1},
+      {(const char *[]){"run", job, "--log-format", "json", NULL}, 1},
+      {(const char *[]){"check", job, NULL}, 0},
+      {(const char *[]){"export", "--from", wrong, "--query", "SELECT 1", "--to", "out/x.csv",
+                        NULL},
+       1},
+      {(const char *[]){"export", "--from", "postgresql://u:" SECRET "@h:port/d", "--query",
+                        "SELECT 1", "--to", "out/x.csv", NULL},
+       2},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    proc p;
+    cr_expect_eq(run_cli(&p, dir, cases[i].argv), cases[i].code, "case %zu", i);
+    cr_expect_null(strstr(p.out, SECRET), "case %zu: the password is on stdout:\n%s", i, p.out);
+    cr_expect_null(strstr(p.err, SECRET), "case %zu: the password is on stderr:\n%s", i, p.err);
+    if (cases[i].code == 1) {
+      /* ... and the reason is still there. */
+      cr_expect(strstr(p.err, "auth") || strstr(p.err, "password") || strstr(p.err, "Access"),
+                "case %zu: %s", i, p.err);
+    }
+    proc_free(&p);
+  }
+  char path[600];
+  snprintf(path, sizeof path, "%s/secret.manifest.json", dir);
+  char *text = read_file(path);
+  cr_assert_not_null(text);
+  cr_expect_null(strstr(text, SECRET));
+  jv m;
+  cr_assert(j_parse(text, &m));
+  for (size_t i = 0; i < 4; i++) {
+    cr_expect_str_eq(j_str(&j_get(&m, "tasks")->items[i], "status"), "failed");
+  }
+  j_free(&m);
+  free(text);
+}
