@@ -1,6 +1,7 @@
 /* The runtime's core: lifecycle, join, yield, sleep, cancel, deadlines,
  * misuse, and the runtime on a caller's loop. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "dbpipe/rt.h"
@@ -420,4 +421,52 @@ Test(rt_core, idle_runtime_does_not_keep_the_loop_alive) {
   cr_assert_eq(dbp_rt_free(rt), 0);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* ---- runtimes on several threads: nothing is shared ---- */
+
+typedef struct {
+  dbp_rt *rt;
+  dbp_chan *ch;
+  long sum;
+} thread_work;
+
+static int body_thread_producer(void *arg, void **result) {
+  (void)result;
+  thread_work *t = arg;
+  for (intptr_t i = 1; i <= 2000; i++) {
+    if (dbp_chan_send(t->ch, (void *)i, DBP_FOREVER) != 0) return DBP_EIO;
+    if (i % 100 == 0 && dbp_sleep(t->rt, 1) != 0) return DBP_EIO;
+  }
+  dbp_chan_close(t->ch);
+  return 0;
+}
+
+static int body_thread_consumer(void *arg, void **result) {
+  (void)result;
+  thread_work *t = arg;
+  void *item;
+  while (dbp_chan_recv(t->ch, &item, DBP_FOREVER) == 0) t->sum += (intptr_t)item;
+  return 0;
+}
+
+static void *thread_main(void *arg) {
+  thread_work *t = arg;
+  if (dbp_rt_new(&t->rt, NULL, NULL) != 0) return NULL;
+  dbp_chan_new(t->rt, 8, &t->ch);
+  dbp_spawn_options d = {.detached = true};
+  for (int i = 0; i < 4; i++) dbp_spawn(t->rt, NULL, body_thread_consumer, t, &d);
+  dbp_spawn(t->rt, NULL, body_thread_producer, t, &d);
+  if (dbp_rt_run(t->rt) != 0) t->sum = -1;
+  dbp_chan_free(t->ch);
+  dbp_rt_free(t->rt);
+  return NULL;
+}
+
+Test(rt_core, runtimes_on_separate_threads_run_independently) {
+  pthread_t th[3];
+  thread_work tw[3] = {{0}};
+  for (int i = 0; i < 3; i++) cr_assert_eq(pthread_create(&th[i], NULL, thread_main, &tw[i]), 0);
+  for (int i = 0; i < 3; i++) cr_assert_eq(pthread_join(th[i], NULL), 0);
+  for (int i = 0; i < 3; i++) cr_assert_eq(tw[i].sum, 2000L * 2001 / 2, "thread %d", i);
 }
