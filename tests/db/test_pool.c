@@ -437,18 +437,21 @@ static int race_waiter(void *arg, void **result) {
 }
 
 /* A release due at the very moment a waiter's timeout expires: whichever
- * wins, the connection ends up back in the pool. */
+ * wins, the connection ends up back in the pool. The holder spins on yields
+ * until the loop clock reaches (about) the waiter's deadline, so that the
+ * release often lands in the loop turn whose timers just expired the wait. */
 POOL_TEST(release_racing_a_timeout_loses_nothing, 60) {
   dbp_pool_options o = {.max_size = 1};
   dbp_pool *p = mkpool(t, &o);
   race_arg r = {.t = t, .p = p};
   for (int i = 0; i < 20; i++) {
-    r.ms = 10 + i % 5;
+    r.ms = 10;
     dbp_conn *held = must_acquire(t, p);
     dbp_co *co;
+    uint64_t due = dbp_now(t->rt) + (uint64_t)r.ms + (uint64_t)(i % 4);
     spawn(t, &co, race_waiter, &r);
     yield_until_waiting(t, p, 1);
-    dbp_sleep(t->rt, r.ms);
+    while (dbp_now(t->rt) < due) dbp_yield(t->rt);
     dbp_pool_release(p, held);
     cr_assert_eq(dbp_join(co, NULL), 0);
     dbp_pool_stats s = stats(p);
@@ -508,6 +511,17 @@ POOL_TEST(cancelled_acquire_does_not_leak, 60) {
   cr_assert_eq(dbp_join(co, NULL), 0);
   cr_assert(a.rc == 0 || a.rc == DBP_ECANCELED, "rc %s", dbp_err_name(a.rc));
 
+  /* Cancelled first, handed the connection before it ran: it must give the
+   * connection back. */
+  held = must_acquire(t, p);
+  a.rc = 1;
+  spawn(t, &co, cancel_waiter, &a);
+  yield_until_waiting(t, p, 1);
+  dbp_cancel(co);
+  dbp_pool_release(p, held);
+  cr_assert_eq(dbp_join(co, NULL), 0);
+  cr_assert_eq(a.rc, DBP_ECANCELED);
+
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.in_use, 0);
   cr_assert_eq(s.idle, 1);
@@ -550,19 +564,26 @@ POOL_TEST(connection_broken_in_use_is_discarded, 60) {
   dbp_conn *c = must_acquire(t, p);
   int64_t first = dbp_conn_backend_id(c);
 
-  /* Someone queues behind it; the replacement must reach them. */
-  cancel_arg a = {t, p, 1};
-  dbp_co *co;
-  spawn(t, &co, cancel_waiter, &a);
+  /* Two queue behind it. The first is cancelled just before the release
+   * hands it the right to open a replacement, so it must pass that on to
+   * the second. */
+  cancel_arg a1 = {t, p, 1}, a2 = {t, p, 1};
+  dbp_co *co1, *co2;
+  spawn(t, &co1, cancel_waiter, &a1);
   yield_until_waiting(t, p, 1);
+  spawn(t, &co2, cancel_waiter, &a2);
+  yield_until_waiting(t, p, 2);
 
   kill_backend(t, first);
   int rc = dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL);
   cr_assert_lt(rc, 0, "a query on a killed session succeeded");
   cr_assert(dbp_conn_is_broken(c));
+  dbp_cancel(co1);
   dbp_pool_release(p, c);
-  cr_assert_eq(dbp_join(co, NULL), 0);
-  cr_assert_eq(a.rc, 0, "the waiter got %s", dbp_err_name(a.rc));
+  cr_assert_eq(dbp_join(co1, NULL), 0);
+  cr_assert_eq(dbp_join(co2, NULL), 0);
+  cr_assert_eq(a1.rc, DBP_ECANCELED);
+  cr_assert_eq(a2.rc, 0, "the second waiter got %s", dbp_err_name(a2.rc));
 
   c = must_acquire(t, p);
   cr_assert_neq(dbp_conn_backend_id(c), first);
