@@ -53,8 +53,7 @@ DBP_EXTERN int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options 
 /* Waits: hands out an idle connection, opens one, or queues behind earlier
  * waiters. DBP_ETIMEDOUT after timeout_ms; never leaks a connection. `err`
  * (may be NULL) gets the connect error. */
-DBP_EXTERN int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out,
-                                dbp_dberr *err);
+DBP_EXTERN int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr *err);
 /* Waits (for the reset): gives a connection back. Any coroutine may release
  * what another acquired. A broken connection, or one whose reset failed or
  * that outlived max_lifetime_ms, is closed and the oldest waiter may open a

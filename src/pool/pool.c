@@ -37,11 +37,11 @@
  * sharer leaves, and transactions and COPY would keep using the exclusive
  * acquire below. Nothing here assumes one holder beyond that count.
  */
+#include "dbpipe/pool.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "dbpipe/pool.h"
 
 /* How long a liveness check (SELECT 1) and a reset (ROLLBACK) may take. */
 #define POOL_CHECK_TIMEOUT_MS 2000
@@ -83,10 +83,10 @@ struct dbp_pool_s {
   pool_waiter *whead, *wtail;
   size_t nwait;
 
-  size_t busy;          /* pool calls suspended while holding pool state */
-  bool closed;          /* dbp_pool_close began */
-  bool orphaned;        /* dbp_pool_close returned; the last one out frees */
-  dbp_waiter *drained;  /* dbp_pool_close waits on it (on its stack) */
+  size_t busy;         /* pool calls suspended while holding pool state */
+  bool closed;         /* dbp_pool_close began */
+  bool orphaned;       /* dbp_pool_close returned; the last one out frees */
+  dbp_waiter *drained; /* dbp_pool_close waits on it (on its stack) */
 
   uv_timer_t *reaper; /* unref'd: an idle pool never keeps the loop alive */
   uint64_t reaper_due;
@@ -96,9 +96,13 @@ struct dbp_pool_s {
 
 /* ---- small helpers ---- */
 
-static uint64_t pool_now(const dbp_pool *p) { return dbp_now(p->rt); }
+static uint64_t pool_now(const dbp_pool *p) {
+  return dbp_now(p->rt);
+}
 
-static size_t pool_total(const dbp_pool *p) { return p->nused + p->nidle + p->opening; }
+static size_t pool_total(const dbp_pool *p) {
+  return p->nused + p->nidle + p->opening;
+}
 
 static void pool_note_peaks(dbp_pool *p) {
   if (p->nused > p->st.in_use_peak) p->st.in_use_peak = p->nused;
@@ -254,7 +258,9 @@ static void pool_reaper_arm(dbp_pool *p) {
   uv_timer_start(p->reaper, pool_reaper_cb, due > now ? due - now : 0, 0);
 }
 
-static void pool_reaper_free_cb(uv_handle_t *h) { free(h); }
+static void pool_reaper_free_cb(uv_handle_t *h) {
+  free(h);
+}
 
 /* ---- handing things over ---- */
 
@@ -274,7 +280,9 @@ static void pool_put_back(dbp_pool *p, dbp_conn *c, uint64_t since) {
   pool_reaper_arm(p);
 }
 
-static void pool_give_conn(dbp_pool *p, dbp_conn *c) { pool_put_back(p, c, pool_now(p)); }
+static void pool_give_conn(dbp_pool *p, dbp_conn *c) {
+  pool_put_back(p, c, pool_now(p));
+}
 
 /* A unit of capacity became free (a connection was closed or a connect
  * failed): the oldest waiter gets the right to open a connection. */
@@ -325,7 +333,8 @@ static int pool_norm_options(const dbp_pool_options *in, dbp_pool_options *o) {
   if (o->min_size > o->max_size) return DBP_EINVAL;
   if ((rc = pool_norm_ms(in->connect_timeout_ms, POOL_DEFAULT_CONNECT_MS, false,
                          &o->connect_timeout_ms)) < 0 ||
-      (rc = pool_norm_ms(in->idle_timeout_ms, POOL_DEFAULT_IDLE_MS, true, &o->idle_timeout_ms)) < 0 ||
+      (rc = pool_norm_ms(in->idle_timeout_ms, POOL_DEFAULT_IDLE_MS, true, &o->idle_timeout_ms)) <
+          0 ||
       (rc = pool_norm_ms(in->max_lifetime_ms, POOL_DEFAULT_LIFETIME_MS, true,
                          &o->max_lifetime_ms)) < 0 ||
       (rc = pool_norm_ms(in->check_after_ms, POOL_DEFAULT_CHECK_MS, true, &o->check_after_ms)) < 0)
@@ -728,4 +737,6 @@ void dbp_pool_get_stats(const dbp_pool *p, dbp_pool_stats *out) {
   out->opening = p->opening;
 }
 
-const char *dbp_pool_dsn(const dbp_pool *p) { return p ? p->dsn_redacted : ""; }
+const char *dbp_pool_dsn(const dbp_pool *p) {
+  return p ? p->dsn_redacted : "";
+}

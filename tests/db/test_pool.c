@@ -41,7 +41,9 @@ typedef struct run_arg {
 
 /* ---- helpers ---- */
 
-static bool is_pg(const tctx *t) { return t->kind == DBP_DB_PG; }
+static bool is_pg(const tctx *t) {
+  return t->kind == DBP_DB_PG;
+}
 
 /* Appends a query parameter to a DSN URL. */
 static void dsn_with(char *buf, size_t len, const char *dsn, const char *kv) {
@@ -84,8 +86,8 @@ static int64_t sessions(tctx *t) {
   int rc;
   if (is_pg(t)) {
     dbp_param p = {t->app, strlen(t->app)};
-    rc = q_int(t->mon, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", 1,
-               &p, &n);
+    rc = q_int(t->mon, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", 1, &p,
+               &n);
   } else {
     if (t->nids == 0) return 0;
     char sql[2048];
@@ -240,10 +242,14 @@ static void run_test(dbp_db_kind kind, const char *name, body_fn body) {
   cr_assert_eq(dbp_rt_free(t.rt), 0);
 }
 
-#define POOL_TEST(name, secs)                                                     \
-  static void name##_body(tctx *t);                                               \
-  Test(pool_pg, name, .timeout = secs) { run_test(DBP_DB_PG, #name, name##_body); } \
-  Test(pool_my, name, .timeout = secs) { run_test(DBP_DB_MYSQL, #name, name##_body); } \
+#define POOL_TEST(name, secs)                   \
+  static void name##_body(tctx *t);             \
+  Test(pool_pg, name, .timeout = secs) {        \
+    run_test(DBP_DB_PG, #name, name##_body);    \
+  }                                             \
+  Test(pool_my, name, .timeout = secs) {        \
+    run_test(DBP_DB_MYSQL, #name, name##_body); \
+  }                                             \
   static void name##_body(tctx *t)
 
 /* ---- no server needed ---- */
@@ -375,7 +381,8 @@ POOL_TEST(waiters_are_served_in_arrival_order, 60) {
 
   join_all(cos, 6);
   cr_assert_eq(f.n, 6);
-  for (int i = 0; i < 6; i++) cr_assert_eq(f.order[i], i, "position %d went to waiter %d", i, f.order[i]);
+  for (int i = 0; i < 6; i++)
+    cr_assert_eq(f.order[i], i, "position %d went to waiter %d", i, f.order[i]);
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.opened, 1);
   cr_assert_eq(s.acquired, 7);
@@ -774,7 +781,8 @@ POOL_TEST(close_fails_pending_acquires, 60) {
   dbp_co *cl;
   spawn(t, &cl, closer, &ca);
   join_all(cos, 3);
-  for (int i = 0; i < 3; i++) cr_assert_eq(ws[i].rc, DBP_EPOOLCLOSED, "waiter %d: %s", i, dbp_err_name(ws[i].rc));
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(ws[i].rc, DBP_EPOOLCLOSED, "waiter %d: %s", i, dbp_err_name(ws[i].rc));
   /* The close waits for the connection still in use. */
   cr_assert_not(dbp_co_done(cl));
   ping(held);
