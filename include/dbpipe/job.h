@@ -54,8 +54,7 @@ typedef struct dbp_job_diag {
 } dbp_job_diag;
 
 /* Formats error i as "FILE:LINE:COLUMN: message" into buf. Returns buf. */
-DBP_EXTERN const char *dbp_job_diag_format(const dbp_job_diag *d, size_t i, char *buf,
-                                           size_t len);
+DBP_EXTERN const char *dbp_job_diag_format(const dbp_job_diag *d, size_t i, char *buf, size_t len);
 /* Frees the messages; the struct itself may be reused. */
 DBP_EXTERN void dbp_job_diag_free(dbp_job_diag *d);
 
@@ -66,7 +65,7 @@ typedef struct dbp_job_conn {
   char *dsn;          /* expanded; holds the password: never print it */
   char *dsn_redacted; /* safe to print */
   dbp_db_kind kind;
-  size_t pool;        /* pool size; 0 = the runner's default */
+  size_t pool; /* pool size; 0 = the runner's default */
   int line, column;
 } dbp_job_conn;
 
@@ -80,14 +79,14 @@ typedef struct dbp_job_task {
   dbp_compression compression; /* never AUTO */
   int level;                   /* 0 = the library default */
   bool no_header;
-  char delimiter;              /* 0 = the format's default */
-  char *null_string;           /* NULL = the format's default */
+  char delimiter;    /* 0 = the format's default */
+  char *null_string; /* NULL = the format's default */
   bool crlf;
   uint64_t max_rows, max_bytes; /* split limits; 0 = never split */
-  int64_t timeout_ms;          /* per attempt; DBP_JOB_NO_TIMEOUT = none */
-  int retries;                 /* extra attempts for retryable errors */
-  int64_t retry_backoff_ms;    /* first delay; doubles each retry */
-  int line, column;            /* where the task starts */
+  int64_t timeout_ms;           /* per attempt; DBP_JOB_NO_TIMEOUT = none */
+  int retries;                  /* extra attempts for retryable errors */
+  int64_t retry_backoff_ms;     /* first delay; doubles each retry */
+  int line, column;             /* where the task starts */
 } dbp_job_task;
 
 #define DBP_JOB_NO_TIMEOUT ((int64_t)-1)
@@ -95,8 +94,8 @@ typedef struct dbp_job_task {
 #define DBP_JOB_DEFAULT_BACKOFF_MS 1000
 
 typedef struct dbp_job {
-  char *file;         /* as given to the loader */
-  char *dir;          /* directory relative paths are resolved against */
+  char *file; /* as given to the loader */
+  char *dir;  /* directory relative paths are resolved against */
   size_t nconns;
   dbp_job_conn *conns;
   size_t ntasks;
@@ -113,8 +112,8 @@ typedef const char *(*dbp_job_getenv_fn)(const char *name, void *ud);
 typedef struct dbp_job_options {
   dbp_job_getenv_fn getenv; /* NULL = the process environment */
   void *getenv_ud;
-  time_t now;               /* run start for {date}; 0 = time(NULL) */
-  const char *dir;          /* base for relative paths; NULL = the file's directory */
+  time_t now;      /* run start for {date}; 0 = time(NULL) */
+  const char *dir; /* base for relative paths; NULL = the file's directory */
 } dbp_job_options;
 
 /* Reads and checks the job file at `path`. On success stores a new job in

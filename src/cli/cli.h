@@ -56,9 +56,9 @@ struct cli_progress;
  * scrubbed of the passwords registered with cli_log_secret. */
 typedef struct cli_log {
   cli_log_format format;
-  bool quiet;                     /* only errors */
+  bool quiet; /* only errors */
   FILE *out;
-  struct cli_progress *progress;  /* erased before a line, redrawn after */
+  struct cli_progress *progress; /* erased before a line, redrawn after */
   char **secrets;
   size_t nsecrets;
 } cli_log;
@@ -85,7 +85,7 @@ typedef enum cli_task_state {
   CLI_T_QUEUED,     /* waiting for a free slot */
   CLI_T_CONNECTING, /* waiting for a connection */
   CLI_T_RUNNING,
-  CLI_T_RETRYING,   /* sleeping before the next attempt */
+  CLI_T_RETRYING, /* sleeping before the next attempt */
   CLI_T_DONE,
   CLI_T_FAILED,
   CLI_T_INTERRUPTED
@@ -101,10 +101,10 @@ typedef struct cli_task {
   dbp_co *co;
   cli_task_state state;
   int attempts;
-  dbp_export_progress progress; /* live counters of the current attempt */
+  dbp_export_progress progress;     /* live counters of the current attempt */
   uint64_t started_ms, finished_ms; /* loop clock */
-  uint64_t rate_rows, rate_ms;  /* progress display: last sample */
-  double rate;                  /* rows per second, smoothed */
+  uint64_t rate_rows, rate_ms;      /* progress display: last sample */
+  double rate;                      /* rows per second, smoothed */
   int rc;
   char error[768];
   dbp_export_result res;
@@ -112,8 +112,8 @@ typedef struct cli_task {
 
 typedef struct cli_run_options {
   cli_log *log;
-  bool progress;      /* draw the live display (stderr is a terminal) */
-  size_t concurrency; /* 0 = the job's */
+  bool progress;       /* draw the live display (stderr is a terminal) */
+  size_t concurrency;  /* 0 = the job's */
   const char *command; /* "run" or "export", for messages */
 } cli_run_options;
 
@@ -126,7 +126,7 @@ int cli_run_job(dbp_job *job, const bool *selected, const cli_run_options *opts)
 
 typedef struct cli_progress {
   int fd;
-  int lines;          /* lines currently drawn */
+  int lines; /* lines currently drawn */
   bool hidden_cursor;
   struct cli_run *run;
 } cli_progress;
@@ -164,7 +164,7 @@ typedef struct cli_run {
   bool interrupted;
   int signals;
   bool tasks_spawned, tasks_joined;
-  unsigned handles;  /* initialised: 1 sigint, 2 sigterm, 4 timer */
+  unsigned handles; /* initialised: 1 sigint, 2 sigterm, 4 timer */
   bool use_progress;
   cli_progress progress;
   uv_signal_t sigint, sigterm;

@@ -126,18 +126,27 @@ enum {
   E_HELP
 };
 
-static const cli_opt export_opts[] = {
-    [E_FROM] = {"from", true},         [E_QUERY] = {"query", true},
-    [E_TABLE] = {"table", true},       [E_TO] = {"to", true},
-    [E_FORMAT] = {"format", true},     [E_COMPRESSION] = {"compression", true},
-    [E_LEVEL] = {"level", true},       [E_NO_HEADER] = {"no-header", false},
-    [E_DELIMITER] = {"delimiter", true}, [E_NULL] = {"null", true},
-    [E_CRLF] = {"crlf", false},        [E_MAX_ROWS] = {"max-rows", true},
-    [E_MAX_BYTES] = {"max-bytes", true}, [E_TIMEOUT] = {"timeout", true},
-    [E_RETRIES] = {"retries", true},   [E_POOL] = {"pool", true},
-    [E_MANIFEST] = {"manifest", true}, [E_QUIET] = {"quiet", false},
-    [E_LOG_FORMAT] = {"log-format", true}, [E_HELP] = {"help", false},
-    {NULL, false}};
+static const cli_opt export_opts[] = {[E_FROM] = {"from", true},
+                                      [E_QUERY] = {"query", true},
+                                      [E_TABLE] = {"table", true},
+                                      [E_TO] = {"to", true},
+                                      [E_FORMAT] = {"format", true},
+                                      [E_COMPRESSION] = {"compression", true},
+                                      [E_LEVEL] = {"level", true},
+                                      [E_NO_HEADER] = {"no-header", false},
+                                      [E_DELIMITER] = {"delimiter", true},
+                                      [E_NULL] = {"null", true},
+                                      [E_CRLF] = {"crlf", false},
+                                      [E_MAX_ROWS] = {"max-rows", true},
+                                      [E_MAX_BYTES] = {"max-bytes", true},
+                                      [E_TIMEOUT] = {"timeout", true},
+                                      [E_RETRIES] = {"retries", true},
+                                      [E_POOL] = {"pool", true},
+                                      [E_MANIFEST] = {"manifest", true},
+                                      [E_QUIET] = {"quiet", false},
+                                      [E_LOG_FORMAT] = {"log-format", true},
+                                      [E_HELP] = {"help", false},
+                                      {NULL, false}};
 
 /* What a file name says about format and compression (AUTO: nothing). */
 static void name_says(const char *path, dbp_format *fmt, dbp_compression *comp) {
@@ -184,12 +193,13 @@ int cli_cmd_export(int argc, char **argv) {
   }
   if (v[E_FROM] == NULL || v[E_TO] == NULL || (v[E_QUERY] == NULL) == (v[E_TABLE] == NULL)) {
     fprintf(stderr, "dbpipe export: %s\n",
-            v[E_FROM] == NULL  ? "--from DSN is required"
-            : v[E_TO] == NULL  ? "--to PATH is required"
+            v[E_FROM] == NULL    ? "--from DSN is required"
+            : v[E_TO] == NULL    ? "--to PATH is required"
             : v[E_QUERY] != NULL ? "give --query or --table, not both"
                                  : "--query SQL or --table NAME is required");
-    fprintf(stderr, "usage: dbpipe export --from DSN (--query SQL | --table NAME) --to PATH "
-                    "[options]\n");
+    fprintf(stderr,
+            "usage: dbpipe export --from DSN (--query SQL | --table NAME) --to PATH "
+            "[options]\n");
     return CLI_USAGE;
   }
 
@@ -220,7 +230,8 @@ int cli_cmd_export(int argc, char **argv) {
     if (dbp_format_parse(v[E_FORMAT], &f) != 0 || f == DBP_FMT_AUTO)
       return bad_value("export", "format", v[E_FORMAT], "csv, tsv or jsonl");
     if (pf != DBP_FMT_AUTO && f != pf) {
-      fprintf(stderr, "dbpipe export: --format %s does not match the file name '%s' (which says %s)\n",
+      fprintf(stderr,
+              "dbpipe export: --format %s does not match the file name '%s' (which says %s)\n",
               dbp_format_name(f), t.path, dbp_format_name(pf));
       return CLI_USAGE;
     }
@@ -312,8 +323,13 @@ int cli_cmd_export(int argc, char **argv) {
   conn.dsn = (char *)v[E_FROM];
   conn.dsn_redacted = (char *)dbp_dsn_redact(v[E_FROM], rbuf, sizeof rbuf);
 
-  dbp_job job = {.file = NULL, .nconns = 1, .conns = &conn, .ntasks = 1, .tasks = &t,
-                 .concurrency = 1, .manifest = (char *)v[E_MANIFEST]};
+  dbp_job job = {.file = NULL,
+                 .nconns = 1,
+                 .conns = &conn,
+                 .ntasks = 1,
+                 .tasks = &t,
+                 .concurrency = 1,
+                 .manifest = (char *)v[E_MANIFEST]};
   cli_run_options ro = {.log = &log, .progress = want_progress(&log), .command = "export"};
   int code = cli_run_job(&job, NULL, &ro);
   cli_log_free(&log);
@@ -430,8 +446,8 @@ int cli_cmd_run(int argc, char **argv) {
     if (bad) goto out;
   }
 
-  cli_run_options ro = {.log = &log, .progress = want_progress(&log), .concurrency = concurrency,
-                        .command = "run"};
+  cli_run_options ro = {
+      .log = &log, .progress = want_progress(&log), .concurrency = concurrency, .command = "run"};
   code = cli_run_job(job, selected, &ro);
 
 out:

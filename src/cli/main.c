@@ -196,7 +196,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "export") == 0) return cli_cmd_export(argc - 1, argv + 1);
   if (strcmp(cmd, "run") == 0) return cli_cmd_run(argc - 1, argv + 1);
   if (strcmp(cmd, "check") == 0) return cli_cmd_check(argc - 1, argv + 1);
-  fprintf(stderr, "dbpipe: unknown command '%s' (commands: export, run, check; see dbpipe --help)\n",
-          cmd);
+  fprintf(stderr,
+          "dbpipe: unknown command '%s' (commands: export, run, check; see dbpipe --help)\n", cmd);
   return CLI_USAGE;
 }

@@ -79,8 +79,8 @@ void cli_progress_draw(cli_progress *p) {
     queued += t->state == CLI_T_QUEUED;
     done += t->state == CLI_T_DONE;
     failed += t->state == CLI_T_FAILED || t->state == CLI_T_INTERRUPTED;
-    active += t->state == CLI_T_CONNECTING || t->state == CLI_T_RUNNING ||
-              t->state == CLI_T_RETRYING;
+    active +=
+        t->state == CLI_T_CONNECTING || t->state == CLI_T_RUNNING || t->state == CLI_T_RETRYING;
   }
 
   cli_str frame = {0};
@@ -103,7 +103,8 @@ void cli_progress_draw(cli_progress *p) {
       snprintf(line, sizeof line, " %-*.*s  %-10s %13s rows %11s rows/s %11s  %s", width, width,
                t->jt->name, "running", cli_fmt_count(t->progress.rows, a, sizeof a),
                cli_fmt_count((uint64_t)(t->rate + 0.5), b, sizeof b),
-               cli_fmt_bytes(t->progress.bytes_out, c, sizeof c), cli_fmt_duration(el, d, sizeof d));
+               cli_fmt_bytes(t->progress.bytes_out, c, sizeof c),
+               cli_fmt_duration(el, d, sizeof d));
     } else {
       snprintf(line, sizeof line, " %-*.*s  %-10s%s  %s", width, width, t->jt->name,
                cli_task_state_name(t->state),

@@ -60,8 +60,8 @@ static void describe_error(cli_task *t, int rc, const dbp_dberr *e, const char *
   cli_str s = {0};
   if (rc == DBP_ETIMEDOUT && t->jt->timeout_ms != DBP_JOB_NO_TIMEOUT) {
     char d[32];
-    cli_str_printf(&s, "timed out after %s", cli_fmt_duration((uint64_t)t->jt->timeout_ms, d,
-                                                             sizeof d));
+    cli_str_printf(&s, "timed out after %s",
+                   cli_fmt_duration((uint64_t)t->jt->timeout_ms, d, sizeof d));
     if (e != NULL && e->message[0] != '\0') cli_str_printf(&s, " (%s)", e->message);
   } else if (e != NULL && e->message[0] != '\0') {
     dbp_dberr copy = *e;
@@ -171,7 +171,8 @@ static void log_finished(cli_task *t) {
   cli_str f = {0}, text = {0};
   if (t->state == CLI_T_DONE) {
     char rows[32], bytes[32], dur[32];
-    cli_str_printf(&f, "\"rows\":%llu,\"bytes\":%llu,\"duration_ms\":%llu,\"attempts\":%d,"
+    cli_str_printf(&f,
+                   "\"rows\":%llu,\"bytes\":%llu,\"duration_ms\":%llu,\"attempts\":%d,"
                    "\"files\":[",
                    (unsigned long long)t->res.rows, (unsigned long long)t->res.bytes,
                    (unsigned long long)ms, t->attempts);
@@ -225,7 +226,8 @@ static void finish(cli_task *t, int rc) {
     t->state = CLI_T_DONE;
   } else if (rc == DBP_ECANCELED || t->run->interrupted) {
     t->state = CLI_T_INTERRUPTED;
-    if (t->error[0] == '\0' || rc == DBP_ECANCELED) snprintf(t->error, sizeof t->error, "interrupted");
+    if (t->error[0] == '\0' || rc == DBP_ECANCELED)
+      snprintf(t->error, sizeof t->error, "interrupted");
   } else {
     t->state = CLI_T_FAILED;
   }
@@ -457,7 +459,8 @@ static void log_run_finished(cli_run *run, const char *status, int code) {
                  cli_fmt_bytes(bytes, b, 32), cli_fmt_duration(ms, d, 32));
   cli_str_puts(&f, "\"status\":");
   cli_str_json(&f, status);
-  cli_str_printf(&f, ",\"tasks\":%zu,\"done\":%zu,\"failed\":%zu,\"interrupted\":%zu,"
+  cli_str_printf(&f,
+                 ",\"tasks\":%zu,\"done\":%zu,\"failed\":%zu,\"interrupted\":%zu,"
                  "\"rows\":%llu,\"bytes\":%llu,\"duration_ms\":%llu,\"exit_code\":%d",
                  run->ntasks, ok, failed, interrupted, (unsigned long long)rows,
                  (unsigned long long)bytes, (unsigned long long)ms, code);
@@ -465,15 +468,18 @@ static void log_run_finished(cli_run *run, const char *status, int code) {
     cli_str_puts(&f, ",\"manifest\":");
     cli_str_json(&f, run->job->manifest);
   }
-  cli_log_event(run->log, code == CLI_OK ? CLI_INFO : code == CLI_FAILED ? CLI_ERROR : CLI_WARN,
+  cli_log_event(run->log,
+                code == CLI_OK       ? CLI_INFO
+                : code == CLI_FAILED ? CLI_ERROR
+                                     : CLI_WARN,
                 "run_finished", NULL, text.p, f.p);
   cli_str_free(&text);
   cli_str_free(&f);
 }
 
 int cli_run_job(dbp_job *job, const bool *selected, const cli_run_options *opts) {
-  cli_run run = {.job = job, .log = opts->log, .command = opts->command,
-                 .use_progress = opts->progress};
+  cli_run run = {
+      .job = job, .log = opts->log, .command = opts->command, .use_progress = opts->progress};
   int code = CLI_FAILED;
   size_t n = 0;
   for (size_t i = 0; i < job->ntasks; i++) n += selected == NULL || selected[i];
@@ -512,8 +518,8 @@ int cli_run_job(dbp_job *job, const bool *selected, const cli_run_options *opts)
     cli_str_printf(&f, "\"tasks\":%zu,\"concurrency\":%zu,\"job\":", run.ntasks, run.concurrency);
     cli_str_json(&f, job->file);
     cli_str_printf(&text, "running %zu task%s%s%s, %zu at a time", run.ntasks,
-                   run.ntasks == 1 ? "" : "s", job->file ? " from " : "", job->file ? job->file : "",
-                   run.concurrency);
+                   run.ntasks == 1 ? "" : "s", job->file ? " from " : "",
+                   job->file ? job->file : "", run.concurrency);
     cli_log_event(run.log, CLI_INFO, "run_started", NULL, text.p, f.p);
     cli_str_free(&f);
     cli_str_free(&text);
@@ -534,7 +540,9 @@ int cli_run_job(dbp_job *job, const bool *selected, const cli_run_options *opts)
   bool failed = rc != 0;
   for (size_t i = 0; i < run.ntasks; i++) failed |= run.tasks[i].state != CLI_T_DONE;
   code = run.interrupted ? CLI_INTERRUPTED : failed ? CLI_FAILED : CLI_OK;
-  const char *status = code == CLI_INTERRUPTED ? "interrupted" : code == CLI_FAILED ? "failed" : "ok";
+  const char *status = code == CLI_INTERRUPTED ? "interrupted"
+                       : code == CLI_FAILED    ? "failed"
+                                               : "ok";
   if (job->manifest != NULL) {
     char why[512];
     int m = cli_manifest_write(job->manifest, &run, status, why, sizeof why);

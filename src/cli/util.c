@@ -26,7 +26,9 @@ void cli_str_add(cli_str *s, const char *p, size_t n) {
   s->p[s->len] = '\0';
 }
 
-void cli_str_puts(cli_str *s, const char *p) { cli_str_add(s, p, strlen(p)); }
+void cli_str_puts(cli_str *s, const char *p) {
+  cli_str_add(s, p, strlen(p));
+}
 
 void cli_str_printf(cli_str *s, const char *fmt, ...) {
   char small[256];

@@ -43,8 +43,12 @@ static int str_finish(str *s, int problems, char **out) {
   return 0;
 }
 
-static bool name_start(char c) { return isalpha((unsigned char)c) || c == '_'; }
-static bool name_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
+static bool name_start(char c) {
+  return isalpha((unsigned char)c) || c == '_';
+}
+static bool name_char(char c) {
+  return isalnum((unsigned char)c) || c == '_';
+}
 
 int dbp__job_expand(const char *in, dbp_job_getenv_fn getenv_fn, void *getenv_ud, char **out,
                     dbp__job_report_fn report, void *report_ud) {
@@ -89,7 +93,8 @@ int dbp__job_expand(const char *in, dbp_job_getenv_fn getenv_fn, void *getenv_ud
       nlen = 0; /* forces the "bad name" report below */
     }
     if (nlen == 0) {
-      snprintf(msg, sizeof msg, "bad variable reference '%.*s' (expected ${NAME} or ${NAME:-default})",
+      snprintf(msg, sizeof msg,
+               "bad variable reference '%.*s' (expected ${NAME} or ${NAME:-default})",
                (int)(close - p + 1), p);
       report(report_ud, off, msg);
       problems++;

@@ -1,5 +1,7 @@
 /* The job-file loader: YAML (libyaml's document API) -> dbp_job, with every
  * problem reported at its line and column. */
+#include "dbpipe/job.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -12,7 +14,6 @@
 
 #include "dbpipe/db.h"
 #include "dbpipe/export.h"
-#include "dbpipe/job.h"
 #include "job/job_internal.h"
 
 #define JOB_MAX_FILE_BYTES (16u << 20)
@@ -47,14 +48,22 @@ static const struct {
   const char *name;
   bool in_defaults; /* may appear under defaults: */
 } task_keys[K_COUNT] = {
-    [K_NAME] = {"name", false},          [K_FROM] = {"from", true},
-    [K_QUERY] = {"query", false},        [K_TABLE] = {"table", false},
-    [K_TO] = {"to", false},              [K_FORMAT] = {"format", true},
-    [K_COMPRESSION] = {"compression", true}, [K_LEVEL] = {"level", true},
-    [K_HEADER] = {"header", true},       [K_DELIMITER] = {"delimiter", true},
-    [K_NULL] = {"null", true},           [K_CRLF] = {"crlf", true},
-    [K_MAX_ROWS] = {"max_rows", true},   [K_MAX_BYTES] = {"max_bytes", true},
-    [K_TIMEOUT] = {"timeout", true},     [K_RETRIES] = {"retries", true},
+    [K_NAME] = {"name", false},
+    [K_FROM] = {"from", true},
+    [K_QUERY] = {"query", false},
+    [K_TABLE] = {"table", false},
+    [K_TO] = {"to", false},
+    [K_FORMAT] = {"format", true},
+    [K_COMPRESSION] = {"compression", true},
+    [K_LEVEL] = {"level", true},
+    [K_HEADER] = {"header", true},
+    [K_DELIMITER] = {"delimiter", true},
+    [K_NULL] = {"null", true},
+    [K_CRLF] = {"crlf", true},
+    [K_MAX_ROWS] = {"max_rows", true},
+    [K_MAX_BYTES] = {"max_bytes", true},
+    [K_TIMEOUT] = {"timeout", true},
+    [K_RETRIES] = {"retries", true},
     [K_RETRY_BACKOFF] = {"retry_backoff", true},
 };
 
@@ -88,10 +97,10 @@ typedef struct jp {
   dbp_job *job;
   dbp_job_getenv_fn getenv_fn;
   void *getenv_ud;
-  const char *dir;   /* base of relative paths, NULL = keep relative */
+  const char *dir; /* base of relative paths, NULL = keep relative */
   char date[16];
   bool oom;
-  bool *conn_ok;     /* per connection: its DSN checked out */
+  bool *conn_ok; /* per connection: its DSN checked out */
 } jp;
 
 /* ---- positions ---- */
@@ -176,7 +185,7 @@ typedef struct report_ctx {
   const char *value;  /* the string the offsets refer to */
   const char *marker; /* "${" or "{" */
   bool skip_env;
-  const char *where;  /* "connection 'pg'", "task 'orders'" */
+  const char *where; /* "connection 'pg'", "task 'orders'" */
 } report_ctx;
 
 static void report_cb(void *ud, size_t offset, const char *message) {
@@ -198,9 +207,13 @@ static char *xstrdup(jp *p, const char *s) {
   return d;
 }
 
-static yaml_node_t *node_at(jp *p, int index) { return yaml_document_get_node(&p->doc, index); }
+static yaml_node_t *node_at(jp *p, int index) {
+  return yaml_document_get_node(&p->doc, index);
+}
 
-static const char *sval(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+static const char *sval(const yaml_node_t *n) {
+  return (const char *)n->data.scalar.value;
+}
 
 static bool is_null(const yaml_node_t *n) {
   if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return false;
@@ -250,8 +263,8 @@ static size_t distance(const char *a, const char *b) {
   return row[lb];
 }
 
-static void unknown_key(jp *p, const yaml_node_t *key, const char *where,
-                        const char *const *known, size_t nknown) {
+static void unknown_key(jp *p, const yaml_node_t *key, const char *where, const char *const *known,
+                        size_t nknown) {
   const char *best = NULL;
   size_t bestd = 3;
   for (size_t i = 0; i < nknown; i++) {
@@ -357,8 +370,8 @@ static void parse_connection(jp *p, const yaml_node_t *key, const yaml_node_t *v
   } else if (val->type == YAML_SCALAR_NODE && !is_null(val)) {
     dsn_node = val;
   } else {
-    ERR(p, val, "%s must be a connection string or a mapping with 'dsn' and 'pool', not %s",
-        where, kind_name(val));
+    ERR(p, val, "%s must be a connection string or a mapping with 'dsn' and 'pool', not %s", where,
+        kind_name(val));
   }
 
   dbp_job_conn c = {.line = (int)key->start_mark.line + 1,
@@ -543,10 +556,10 @@ static void parse_setting(jp *p, tset *t, int k, const yaml_node_t *v, const cha
         return;
       }
       /* `null:` alone means the empty string here. */
-      t->null_string = xstrdup(p, is_null(v) && v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-                                          *sval(v) == '\0'
-                                      ? ""
-                                      : sval(v));
+      t->null_string = xstrdup(
+          p, is_null(v) && v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && *sval(v) == '\0'
+                 ? ""
+                 : sval(v));
       break;
     case K_MAX_ROWS:
       if ((s = want_scalar(p, v, kn, "a number")) == NULL) return;
@@ -558,8 +571,7 @@ static void parse_setting(jp *p, tset *t, int k, const yaml_node_t *v, const cha
     case K_MAX_BYTES:
       if ((s = want_scalar(p, v, kn, "a size")) == NULL) return;
       if (dbp_parse_size(s, &t->max_bytes) != 0) {
-        ERR(p, v, "%s: 'max_bytes' must be a size like 1048576, 500MB or 1GiB, not '%s'", where,
-            s);
+        ERR(p, v, "%s: 'max_bytes' must be a size like 1048576, 500MB or 1GiB, not '%s'", where, s);
         return;
       }
       break;
@@ -570,8 +582,10 @@ static void parse_setting(jp *p, tset *t, int k, const yaml_node_t *v, const cha
       if (k == K_TIMEOUT && strcmp(s, "none") == 0) {
         ms = DBP_JOB_NO_TIMEOUT;
       } else if (dbp_parse_duration(s, &ms) != 0 || (k == K_TIMEOUT && ms == 0)) {
-        ERR(p, v, "%s: bad duration '%s' for '%s' (use a number with ms, s, m or h: 500ms, 30s, "
-            "10m, 1h%s)", where, s, kn, k == K_TIMEOUT ? "; or none" : "");
+        ERR(p, v,
+            "%s: bad duration '%s' for '%s' (use a number with ms, s, m or h: 500ms, 30s, "
+            "10m, 1h%s)",
+            where, s, kn, k == K_TIMEOUT ? "; or none" : "");
         return;
       }
       *(k == K_TIMEOUT ? &t->timeout_ms : &t->backoff_ms) = ms;
@@ -580,8 +594,8 @@ static void parse_setting(jp *p, tset *t, int k, const yaml_node_t *v, const cha
     case K_RETRIES:
       if ((s = want_scalar(p, v, kn, "a number")) == NULL) return;
       if (dbp__parse_uint(s, JOB_MAX_RETRIES, &u) != 0) {
-        ERR(p, v, "%s: 'retries' must be a number from 0 to %d, not '%s'", where,
-            JOB_MAX_RETRIES, s);
+        ERR(p, v, "%s: 'retries' must be a number from 0 to %d, not '%s'", where, JOB_MAX_RETRIES,
+            s);
         return;
       }
       t->retries = (int64_t)u;
@@ -702,9 +716,9 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
     ok = false;
   }
   if (t.key[K_QUERY] != NULL && t.key[K_TABLE] != NULL) {
-    const yaml_node_t *second =
-        t.key[K_QUERY]->start_mark.index > t.key[K_TABLE]->start_mark.index ? t.key[K_QUERY]
-                                                                            : t.key[K_TABLE];
+    const yaml_node_t *second = t.key[K_QUERY]->start_mark.index > t.key[K_TABLE]->start_mark.index
+                                    ? t.key[K_QUERY]
+                                    : t.key[K_TABLE];
     ERR(p, second, "%s has both 'query' and 'table': give one of them", where);
     ok = false;
   } else if (t.key[K_QUERY] == NULL && t.key[K_TABLE] == NULL) {
@@ -751,7 +765,7 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
       const yaml_node_t *at = src == &t ? t.val[K_COMPRESSION] : t.val[K_TO];
       ERR(p, at, "%s: compression '%s'%s does not match the file name '%s' (%s)", where,
           dbp_compression_name(src->compression), src == &t ? "" : " (from defaults)", base,
-          src->compression == DBP_COMP_NONE ? "remove the .gz or .zst ending"
+          src->compression == DBP_COMP_NONE   ? "remove the .gz or .zst ending"
           : src->compression == DBP_COMP_GZIP ? "end it in .gz"
                                               : "end it in .zst");
       ok = false;
@@ -840,9 +854,8 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
     dbp_job_task *nt = realloc(p->job->tasks, (p->job->ntasks + 1) * sizeof *nt);
     if (nt != NULL) {
       p->job->tasks = nt;
-      p->job->tasks[p->job->ntasks++] =
-          (dbp_job_task){.name = t.name, .line = task.line, .column = task.column,
-                         .path = xstrdup(p, "")};
+      p->job->tasks[p->job->ntasks++] = (dbp_job_task){
+          .name = t.name, .line = task.line, .column = task.column, .path = xstrdup(p, "")};
       t.name = NULL;
     } else {
       p->oom = true;
@@ -868,12 +881,10 @@ static void parse_tasks(jp *p, const yaml_node_t *n, const tset *defs) {
 
 static void parse_root(jp *p, const yaml_node_t *root, const char *file) {
   if (root->type != YAML_MAPPING_NODE) {
-    ERR(p, root, "a job file is a mapping with 'connections' and 'tasks', not %s",
-        kind_name(root));
+    ERR(p, root, "a job file is a mapping with 'connections' and 'tasks', not %s", kind_name(root));
     return;
   }
-  const yaml_node_t *conns = NULL, *conc = NULL, *manifest = NULL, *defaults = NULL,
-                    *tasks = NULL;
+  const yaml_node_t *conns = NULL, *conc = NULL, *manifest = NULL, *defaults = NULL, *tasks = NULL;
   for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
        pr++) {
     const char *k = pair_key(p, root, pr, "the job");
@@ -907,8 +918,7 @@ static void parse_root(jp *p, const yaml_node_t *root, const char *file) {
     const char *s = want_scalar(p, conc, "concurrency", "a positive number");
     uint64_t v;
     if (s != NULL && (dbp__parse_uint(s, JOB_MAX_CONCURRENCY, &v) != 0 || v == 0)) {
-      ERR(p, conc, "'concurrency' must be a number from 1 to %d, not '%s'", JOB_MAX_CONCURRENCY,
-          s);
+      ERR(p, conc, "'concurrency' must be a number from 1 to %d, not '%s'", JOB_MAX_CONCURRENCY, s);
     } else if (s != NULL) {
       job->concurrency = (size_t)v;
     }
@@ -932,8 +942,10 @@ static void parse_root(jp *p, const yaml_node_t *root, const char *file) {
   } else if (manifest == NULL) {
     const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
     size_t stem = strlen(base);
-    if (ends_with(base, ".yaml")) stem -= 5;
-    else if (ends_with(base, ".yml")) stem -= 4;
+    if (ends_with(base, ".yaml"))
+      stem -= 5;
+    else if (ends_with(base, ".yml"))
+      stem -= 4;
     char *m = NULL;
     if (asprintf(&m, "%.*s.manifest.json", (int)stem, base) < 0) {
       p->oom = true;
@@ -1024,8 +1036,12 @@ int dbp_job_parse(const char *text, size_t len, const char *file, const dbp_job_
   diag->file = strdup(file);
   if (diag->file == NULL) return DBP_ENOMEM;
 
-  jp p = {.src = text, .srclen = len, .diag = diag, .getenv_fn = opts->getenv,
-          .getenv_ud = opts->getenv_ud, .dir = opts->dir};
+  jp p = {.src = text,
+          .srclen = len,
+          .diag = diag,
+          .getenv_fn = opts->getenv,
+          .getenv_ud = opts->getenv_ud,
+          .dir = opts->dir};
   int rc = DBP_ENOMEM;
   yaml_parser_t y;
   bool have_doc = false, have_parser = false;
@@ -1093,8 +1109,7 @@ done:
   return rc;
 }
 
-int dbp_job_load(const char *path, const dbp_job_options *opts, dbp_job **out,
-                 dbp_job_diag *diag) {
+int dbp_job_load(const char *path, const dbp_job_options *opts, dbp_job **out, dbp_job_diag *diag) {
   static const dbp_job_options no_opts;
   *out = NULL;
   *diag = (dbp_job_diag){0};

@@ -9,7 +9,9 @@ static void setup(void) {
   make_tmpdir(dir, sizeof dir);
 }
 
-static void teardown(void) { rm_rf(dir); }
+static void teardown(void) {
+  rm_rf(dir);
+}
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 120);
 
@@ -110,15 +112,16 @@ Test(cli, the_shop_example_runs_into_a_temp_dir) {
 }
 
 static void write_mixed_job(const char *job) {
-  write_file(job,
-             "connections:\n"
-             "  pg: ${DBPIPE_PG_DSN}\n"
-             "  my: ${DBPIPE_MY_DSN}\n"
-             "tasks:\n"
-             "  - {name: good-pg, from: pg, table: customers, to: out/good-pg.csv}\n"
-             "  - {name: bad-pg, from: pg, query: SELECT * FROM no_such_table, to: out/bad-pg.csv}\n"
-             "  - {name: good-my, from: my, table: products, to: out/good-my.jsonl}\n"
-             "  - {name: bad-my, from: my, query: SELECT nope FROM customers, to: out/bad-my.csv}\n");
+  write_file(
+      job,
+      "connections:\n"
+      "  pg: ${DBPIPE_PG_DSN}\n"
+      "  my: ${DBPIPE_MY_DSN}\n"
+      "tasks:\n"
+      "  - {name: good-pg, from: pg, table: customers, to: out/good-pg.csv}\n"
+      "  - {name: bad-pg, from: pg, query: SELECT * FROM no_such_table, to: out/bad-pg.csv}\n"
+      "  - {name: good-my, from: my, table: products, to: out/good-my.jsonl}\n"
+      "  - {name: bad-my, from: my, query: SELECT nope FROM customers, to: out/bad-my.csv}\n");
 }
 
 Test(cli, a_failing_task_does_not_stop_the_others_and_exits_1) {
@@ -226,11 +229,10 @@ Test(cli, help_and_version) {
   cr_expect_eq(strncmp(p.out, "dbpipe ", 7), 0);
   cr_expect_not_null(strstr(p.out, dbp_version()));
   proc_free(&p);
-  const char *const *cases[] = {(const char *[]){"--help", NULL},
-                                (const char *[]){"help", "run", NULL},
-                                (const char *[]){"run", "--help", NULL},
-                                (const char *[]){"export", "--help", NULL},
-                                (const char *[]){"help", "check", NULL}};
+  const char *const *cases[] = {
+      (const char *[]){"--help", NULL}, (const char *[]){"help", "run", NULL},
+      (const char *[]){"run", "--help", NULL}, (const char *[]){"export", "--help", NULL},
+      (const char *[]){"help", "check", NULL}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cr_assert_eq(run_cli(&p, NULL, cases[i]), 0);
     cr_expect_not_null(strstr(p.out, "Usage"), "case %zu", i);
@@ -238,10 +240,11 @@ Test(cli, help_and_version) {
     proc_free(&p);
   }
   cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "run", NULL}), 0);
-  const char *keys[] = {"connections:", "concurrency:", "manifest:", "defaults:", "tasks:",
-                        "name:", "from:", "query:", "table:", "to:", "format:", "compression:",
-                        "level:", "header:", "delimiter:", "null:", "crlf:", "max_rows:",
-                        "max_bytes:", "timeout:", "retries:", "retry_backoff:"};
+  const char *keys[] = {
+      "connections:", "concurrency:", "manifest:",  "defaults:",     "tasks:",  "name:",
+      "from:",        "query:",       "table:",     "to:",           "format:", "compression:",
+      "level:",       "header:",      "delimiter:", "null:",         "crlf:",   "max_rows:",
+      "max_bytes:",   "timeout:",     "retries:",   "retry_backoff:"};
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     cr_expect_not_null(strstr(p.out, keys[i]), "help run does not explain %s", keys[i]);
   }
@@ -265,9 +268,9 @@ Test(cli, json_log_lines_are_objects_with_the_documented_keys) {
     const char *ts = j_str(&o, "ts"), *level = j_str(&o, "level"), *event = j_str(&o, "event");
     cr_assert(ts && level && event && j_str(&o, "message"), "missing keys: %s", line);
     cr_expect_eq(ts[strlen(ts) - 1], 'Z', "%s", ts);
-    cr_expect(strcmp(level, "info") == 0 || strcmp(level, "warning") == 0 ||
-                  strcmp(level, "error") == 0,
-              "%s", level);
+    cr_expect(
+        strcmp(level, "info") == 0 || strcmp(level, "warning") == 0 || strcmp(level, "error") == 0,
+        "%s", level);
     if (strncmp(event, "task_", 5) == 0) cr_expect_not_null(j_str(&o, "task"), "%s", line);
     if (strcmp(event, "task_started") == 0) {
       started++;
@@ -375,7 +378,8 @@ Test(cli, check_validates_without_touching_anything) {
   char want[600];
   const char *expect[] = {":4:58: unknown key 'colour'", ":5:12: duplicate task name 'a'",
                           ":5:21: task 'a': unknown connection 'oracle'",
-                          ":6:5: task 'c' needs 'query' or 'table'", ":6:52: task 'c': unknown format"};
+                          ":6:5: task 'c' needs 'query' or 'table'",
+                          ":6:52: task 'c': unknown format"};
   for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
     snprintf(want, sizeof want, "%s%s", job, expect[i]);
     cr_expect_not_null(strstr(p.err, want), "missing '%s' in:\n%s", want, p.err);
@@ -426,8 +430,8 @@ Test(cli, export_writes_a_table_a_query_and_a_manifest) {
 
   /* Bad SQL through export: exit 1 and no file. */
   cr_assert_eq(run_cli(&p, dir,
-                       (const char *[]){"export", "--from", pg, "--query", "SELECT nope",
-                                        "--to", "out/bad.csv", NULL}),
+                       (const char *[]){"export", "--from", pg, "--query", "SELECT nope", "--to",
+                                        "out/bad.csv", NULL}),
                1);
   cr_expect_not_null(strstr(p.err, "failed"));
   proc_free(&p);
@@ -445,10 +449,14 @@ Test(cli, a_password_never_appears_in_any_output) {
   snprintf(job, sizeof job, "%s/secret.yaml", dir);
   write_file(job,
              "connections:\n"
-             "  refused-pg: postgresql://dbpipe:" SECRET "@127.0.0.1:1/shop\n"
-             "  refused-my: mysql://dbpipe:" SECRET "@127.0.0.1:1/shop\n"
-             "  wrong-pg: postgresql://dbpipe:" SECRET "@%s:%d/%s\n"
-             "  wrong-my: mysql://dbpipe:" SECRET "@%s:%d/%s\n"
+             "  refused-pg: postgresql://dbpipe:" SECRET
+             "@127.0.0.1:1/shop\n"
+             "  refused-my: mysql://dbpipe:" SECRET
+             "@127.0.0.1:1/shop\n"
+             "  wrong-pg: postgresql://dbpipe:" SECRET
+             "@%s:%d/%s\n"
+             "  wrong-my: mysql://dbpipe:" SECRET
+             "@%s:%d/%s\n"
              "tasks:\n"
              "  - {name: a, from: refused-pg, query: SELECT 1, to: out/a.csv}\n"
              "  - {name: b, from: refused-my, query: SELECT 1, to: out/b.csv}\n"
@@ -497,6 +505,103 @@ Test(cli, a_password_never_appears_in_any_output) {
   for (size_t i = 0; i < 4; i++) {
     cr_expect_str_eq(j_str(&j_get(&m, "tasks")->items[i], "status"), "failed");
   }
+  j_free(&m);
+  free(text);
+}
+
+Test(cli, retries_back_off_and_only_for_retryable_errors) {
+  char job[512], fn[64];
+  /* A function that fails with a serialization failure (retryable) on its
+   * first call and returns rows after that. */
+  snprintf(fn, sizeof fn, "flaky_%d", (int)getpid());
+  PGconn *c = PQconnectdb(dbt_pg_dsn());
+  cr_assert_eq(PQstatus(c), CONNECTION_OK);
+  char sql[1024];
+  snprintf(sql, sizeof sql,
+           "DROP SEQUENCE IF EXISTS %s_calls; CREATE SEQUENCE %s_calls;"
+           "CREATE OR REPLACE FUNCTION %s() RETURNS SETOF int LANGUAGE plpgsql AS $f$ BEGIN "
+           "IF nextval('%s_calls') = 1 THEN RAISE EXCEPTION 'try again' USING ERRCODE = '40001';"
+           "END IF; RETURN QUERY SELECT generate_series(1, 5); END $f$",
+           fn, fn, fn, fn);
+  PGresult *r = PQexec(c, sql);
+  cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+  PQclear(r);
+
+  snprintf(job, sizeof job, "%s/retry.yaml", dir);
+  write_file(
+      job,
+      "connections:\n"
+      "  pg: ${DBPIPE_PG_DSN}\n"
+      "  refused: postgresql://u@127.0.0.1:1/d\n"
+      "defaults: {retries: 2, retry_backoff: 100ms}\n"
+      "tasks:\n"
+      "  - {name: flaky, from: pg, query: 'SELECT * FROM %s() AS n', to: out/flaky.csv}\n"
+      "  - {name: refused, from: refused, query: SELECT 1, to: out/refused.csv}\n"
+      "  - {name: badsql, from: pg, query: SELECT nope, to: out/badsql.csv, retries: 5}\n"
+      "  - {name: slow, from: pg, query: SELECT pg_sleep(5), to: out/slow.csv, timeout: 1s}\n",
+      fn);
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, NULL}), 1);
+  cr_expect_not_null(strstr(p.err, "flaky: attempt 1 of 3 failed ("), "%s", p.err);
+  cr_expect_not_null(strstr(p.err, "40001"));
+  cr_expect_not_null(strstr(p.err, "flaky: done: 5 rows"));
+  cr_expect_not_null(strstr(p.err, "refused: attempt 1 of 3 failed"));
+  cr_expect_not_null(strstr(p.err, "retrying in 100 ms"));
+  cr_expect_not_null(strstr(p.err, "refused: attempt 2 of 3 failed"));
+  cr_expect_not_null(strstr(p.err, "retrying in 200 ms"));
+  cr_expect_not_null(strstr(p.err, "(after 3 attempts)"));
+  cr_expect_null(strstr(p.err, "badsql: attempt"), "bad SQL is not worth a retry");
+  cr_expect_not_null(strstr(p.err, "slow: failed: timed out after 1.0 s"));
+  proc_free(&p);
+
+  char path[600];
+  snprintf(path, sizeof path, "%s/retry.manifest.json", dir);
+  char *text = read_file(path);
+  cr_assert_not_null(text);
+  jv m;
+  cr_assert(j_parse(text, &m));
+  cr_expect_eq(j_num(manifest_task(&m, "flaky"), "attempts"), 2);
+  cr_expect_str_eq(j_str(manifest_task(&m, "flaky"), "status"), "ok");
+  cr_expect_eq(j_num(manifest_task(&m, "refused"), "attempts"), 3);
+  cr_expect_eq(j_num(manifest_task(&m, "badsql"), "attempts"), 1);
+  cr_expect_str_eq(j_str(manifest_task(&m, "slow"), "status"), "failed");
+  j_free(&m);
+  free(text);
+  cr_expect(exists("%s/out/flaky.csv", dir));
+  cr_expect_not(exists("%s/out/slow.csv", dir));
+
+  snprintf(sql, sizeof sql, "DROP FUNCTION %s(); DROP SEQUENCE %s_calls", fn, fn);
+  PQclear(PQexec(c, sql));
+  PQfinish(c);
+}
+
+Test(cli, only_and_concurrency_select_what_runs) {
+  char job[512];
+  snprintf(job, sizeof job, "%s/sel.yaml", dir);
+  write_file(job,
+             "connections: {pg: \"${DBPIPE_PG_DSN}\"}\n"
+             "manifest: out/m.json\n"
+             "tasks:\n"
+             "  - {name: a, from: pg, table: customers, to: out/a.csv}\n"
+             "  - {name: b, from: pg, table: products, to: out/b.csv}\n"
+             "  - {name: c, from: pg, table: orders, to: out/c.csv}\n");
+  proc p;
+  cr_assert_eq(
+      run_cli(&p, NULL,
+              (const char *[]){"run", job, "--only", "c", "--only=a", "--concurrency", "1", NULL}),
+      0);
+  cr_expect_not_null(strstr(p.err, "running 2 tasks from"));
+  cr_expect_not_null(strstr(p.err, "1 at a time"));
+  proc_free(&p);
+  cr_expect(exists("%s/out/a.csv", dir));
+  cr_expect_not(exists("%s/out/b.csv", dir));
+  cr_expect(exists("%s/out/c.csv", dir));
+  char path[600];
+  snprintf(path, sizeof path, "%s/out/m.json", dir);
+  char *text = read_file(path);
+  jv m;
+  cr_assert(j_parse(text, &m));
+  cr_expect_eq(j_get(&m, "tasks")->n, 2);
   j_free(&m);
   free(text);
 }

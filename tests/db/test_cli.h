@@ -327,14 +327,30 @@ CLI_HELPER const char *j_string(const char *p, char **out) {
       p++;
       char c;
       switch (*p) {
-        case '"': c = '"'; break;
-        case '\\': c = '\\'; break;
-        case '/': c = '/'; break;
-        case 'b': c = '\b'; break;
-        case 'f': c = '\f'; break;
-        case 'n': c = '\n'; break;
-        case 'r': c = '\r'; break;
-        case 't': c = '\t'; break;
+        case '"':
+          c = '"';
+          break;
+        case '\\':
+          c = '\\';
+          break;
+        case '/':
+          c = '/';
+          break;
+        case 'b':
+          c = '\b';
+          break;
+        case 'f':
+          c = '\f';
+          break;
+        case 'n':
+          c = '\n';
+          break;
+        case 'r':
+          c = '\r';
+          break;
+        case 't':
+          c = '\t';
+          break;
         case 'u': {
           unsigned v = 0;
           for (int i = 1; i <= 4; i++) {
@@ -496,9 +512,9 @@ CLI_HELPER int my_running(const char *marker) {
   char err[256];
   cr_assert_eq(dbp_dsn_parse(dbt_my_dsn(), &d, err, sizeof err), 0, "%s", err);
   MYSQL *m = mysql_init(NULL);
-  cr_assert_not_null(mysql_real_connect(m, d.host, d.user, d.password, d.dbname,
-                                        (unsigned)d.port, NULL, 0),
-                     "%s", mysql_error(m));
+  cr_assert_not_null(
+      mysql_real_connect(m, d.host, d.user, d.password, d.dbname, (unsigned)d.port, NULL, 0), "%s",
+      mysql_error(m));
   dbp_dsn_free(&d);
   char q[512];
   snprintf(q, sizeof q,

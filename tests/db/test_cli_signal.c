@@ -121,9 +121,13 @@ static void interrupt_test(int sig) {
   free(text);
 }
 
-Test(cli_signal, sigint_cancels_queries_on_the_servers_and_exits_130) { interrupt_test(SIGINT); }
+Test(cli_signal, sigint_cancels_queries_on_the_servers_and_exits_130) {
+  interrupt_test(SIGINT);
+}
 
-Test(cli_signal, sigterm_does_the_same) { interrupt_test(SIGTERM); }
+Test(cli_signal, sigterm_does_the_same) {
+  interrupt_test(SIGTERM);
+}
 
 Test(cli_signal, a_second_sigint_exits_at_once) {
   char job[512];

@@ -417,18 +417,21 @@ Test(job, environment_expansion_rules) {
   dbp_job *job = parse_ok(
       "connections: {db: \"postgresql://u:p$$w@h/${EMPTY:-fallback}\"}\n"
       "tasks:\n"
-      "  - {name: a, from: db, query: \"SELECT '${EMPTY}', '$x', '$${OUT}'\", to: \"${OUT}/a.csv\"}\n");
+      "  - {name: a, from: db, query: \"SELECT '${EMPTY}', '$x', '$${OUT}'\", to: "
+      "\"${OUT}/a.csv\"}\n");
   cr_assert_str_eq(job->conns[0].dsn, "postgresql://u:p$w@h/fallback");
   cr_assert_str_eq(job->tasks[0].query, "SELECT '', '$x', '${OUT}'");
   cr_assert_str_eq(job->tasks[0].path, "/base/exports/a.csv");
   dbp_job_free(job);
 
-  expect_only("connections: {db: \"postgresql://h/${1BAD}\"}\n"
-              "tasks: [{name: a, from: db, table: a, to: a.csv}]\n",
-              1, 35, "bad variable reference '${1BAD}'");
-  expect_only("connections: {db: \"postgresql://h/${OPEN\"}\n"
-              "tasks: [{name: a, from: db, table: a, to: a.csv}]\n",
-              1, 35, "unterminated ${");
+  expect_only(
+      "connections: {db: \"postgresql://h/${1BAD}\"}\n"
+      "tasks: [{name: a, from: db, table: a, to: a.csv}]\n",
+      1, 35, "bad variable reference '${1BAD}'");
+  expect_only(
+      "connections: {db: \"postgresql://h/${OPEN\"}\n"
+      "tasks: [{name: a, from: db, table: a, to: a.csv}]\n",
+      1, 35, "unterminated ${");
 }
 
 Test(job, unknown_template) {
@@ -545,9 +548,10 @@ Test(job, load_resolves_paths_against_the_job_file) {
   snprintf(file, sizeof file, "%s/nightly.yml", sub);
   FILE *f = fopen(file, "w");
   cr_assert_not_null(f);
-  fputs("connections: {db: postgresql://h/d}\n"
-        "tasks: [{name: a, from: db, table: a, to: out/a.csv}]\n",
-        f);
+  fputs(
+      "connections: {db: postgresql://h/d}\n"
+      "tasks: [{name: a, from: db, table: a, to: out/a.csv}]\n",
+      f);
   fclose(f);
 
   dbp_job *job = NULL;
