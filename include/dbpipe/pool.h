@@ -41,18 +41,22 @@ typedef struct dbp_pool_stats {
   size_t in_use, idle, waiting, total; /* total = in_use + idle (+ opening) */
   uint64_t acquired;                   /* successful acquires */
   uint64_t timeouts;                   /* acquires that timed out */
-  uint64_t opened, closed, broken;     /* connections */
-  uint64_t wait_ms_total;              /* time spent waiting in acquire */
+  uint64_t opened, closed, broken;     /* connections; closed counts broken */
+  uint64_t wait_ms_total;              /* time spent in acquire, any outcome */
   size_t opening;                      /* connections being opened */
   size_t in_use_peak, total_peak;      /* highest in_use / total so far */
 } dbp_pool_stats;
 
-/* Does not connect (that happens on first acquire). `opts` may be NULL. */
+/* Does not connect (that happens on first acquire). `opts` may be NULL.
+ * DBP_EDSN for a malformed DSN, DBP_EINVAL for bad options (min_size above
+ * max_size, a negative duration other than DBP_FOREVER / DBP_POOL_NOW). */
 DBP_EXTERN int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options *opts,
                             dbp_pool **out);
 /* Waits: hands out an idle connection, opens one, or queues behind earlier
- * waiters. DBP_ETIMEDOUT after timeout_ms; never leaks a connection. `err`
- * (may be NULL) gets the connect error. */
+ * waiters. DBP_ETIMEDOUT after timeout_ms (the connect counts against it);
+ * never leaks a connection. An idle connection unused for check_after_ms is
+ * pinged first and replaced if dead. `err` (may be NULL) gets the connect
+ * error, or just the code. DBP_EPOOLCLOSED once dbp_pool_close began. */
 DBP_EXTERN int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr *err);
 /* Waits (for the reset): gives a connection back. Any coroutine may release
  * what another acquired. A broken connection, or one whose reset failed or
