@@ -100,7 +100,7 @@ void cli_progress_draw(cli_progress *p) {
       continue;
     uint64_t el = now > t->started_ms ? now - t->started_ms : 0;
     if (t->state == CLI_T_RUNNING) {
-      snprintf(line, sizeof line, " %-*.*s  %-10s %13s rows %11s rows/s %11s  %s", width, width,
+      snprintf(line, sizeof line, " %-*.*s  %-10s %11s rows %9s rows/s %10s %8s", width, width,
                t->jt->name, "running", cli_fmt_count(t->progress.rows, a, sizeof a),
                cli_fmt_count((uint64_t)(t->rate + 0.5), b, sizeof b),
                cli_fmt_bytes(t->progress.bytes_out, c, sizeof c),
