@@ -22,7 +22,6 @@
 typedef struct pg_conn {
   dbp_conn base;
   PGconn *pg;
-  PGcancel *cancel;
   PGresult *pending; /* the first row, read by query, handed out by fetch */
   PGresult *row;     /* the result holding the row handed out last */
   char *copy_buf;    /* libpq's buffer handed out by copy_read */
@@ -219,25 +218,74 @@ static int pg_finish(dbp_conn *c) {
 
 /* ---- clean-up after an interruption ---- */
 
+/* A cancel request on its way through the thread pool. It owns its
+ * PGcancel, so it may outlive both the wait for it and the connection. */
 typedef struct pg_cancel_job {
+  uv_work_t req;
+  dbp_waiter done;
   PGcancel *cancel;
   int ok;
+  bool abandoned; /* nobody waits any more: the job frees itself */
   char err[256];
 } pg_cancel_job;
 
-static void pg_cancel_work(void *arg) {
-  pg_cancel_job *j = arg;
+static void pg_cancel_work(uv_work_t *req) {
+  pg_cancel_job *j = req->data;
   j->ok = PQcancel(j->cancel, j->err, sizeof j->err);
 }
 
-/* Asks the server to cancel the running statement: PQcancel, which
- * connects and blocks, runs on the thread pool. Returns 0 or an error. */
-static int pg_send_cancel(dbp_conn *c) {
-  pg_cancel_job j = {.cancel = PG(c)->cancel, .ok = 0};
-  if (j.cancel == NULL) return DBP_ESTATE;
-  int rc = dbp_work(c->rt, pg_cancel_work, &j);
-  if (rc != 0) return rc;
-  return j.ok ? 0 : DBP_ECONNECT;
+static void pg_cancel_free(pg_cancel_job *j) {
+  PQfreeCancel(j->cancel);
+  free(j);
+}
+
+static void pg_cancel_after(uv_work_t *req, int status) {
+  pg_cancel_job *j = req->data;
+  if (j->abandoned)
+    pg_cancel_free(j);
+  else
+    dbp_wake(&j->done, status);
+}
+
+/* Asks the server to cancel the running statement. PQcancel opens a
+ * connection and blocks, so it runs on the thread pool; the wait for it
+ * ends at `deadline` (loop ms, -1 none) or on the caller's cancellation,
+ * and a request still out then finishes (or is dropped) on its own: a
+ * server that cannot be reached never holds the caller longer than its
+ * deadline. Returns 0 when the server took the request, else an error. */
+static int pg_send_cancel(dbp_conn *c, int64_t deadline) {
+  pg_conn *p = PG(c);
+  if (p->pg == NULL) return DBP_ESTATE;
+  pg_cancel_job *j = calloc(1, sizeof *j);
+  if (j == NULL) return DBP_ENOMEM;
+  j->cancel = PQgetCancel(p->pg);
+  if (j->cancel == NULL) {
+    free(j);
+    return DBP_ENOMEM;
+  }
+  j->req.data = j;
+  dbp_waiter_init(&j->done);
+  int rc = uv_queue_work(dbp_rt_loop(c->rt), &j->req, pg_cancel_work, pg_cancel_after);
+  if (rc != 0) {
+    pg_cancel_free(j);
+    return dbp_err_from_errno(rc);
+  }
+  int64_t t = DBP_FOREVER;
+  if (deadline >= 0) {
+    t = deadline - (int64_t)dbp_now(c->rt);
+    if (t < 0) t = 0;
+  }
+  rc = dbp_await(c->rt, &j->done, t);
+  if (rc != 0) {
+    /* Let it go: if still queued it is dropped, else it finishes alone;
+     * either way pg_cancel_after frees it. */
+    j->abandoned = true;
+    uv_cancel((uv_req_t *)&j->req);
+    return rc;
+  }
+  rc = j->ok && j->done.result == 0 ? 0 : DBP_ECONNECT;
+  pg_cancel_free(j);
+  return rc;
 }
 
 static void pg_drop_results(pg_conn *p) {
@@ -259,7 +307,7 @@ static int pg_abort(dbp_conn *c) {
     c->state = DBP__IDLE;
     return DBP_ECONNLOST;
   }
-  int rc = pg_send_cancel(c);
+  int rc = pg_send_cancel(c, c->deadline);
   if (rc == 0) rc = pg_flush(c);
   if (rc == 0) {
     rc = pg_finish(c);
@@ -271,8 +319,6 @@ static int pg_abort(dbp_conn *c) {
     dbp__unwatch(c);
     PQfinish(p->pg); /* no socket may stay behind in an unknown state */
     p->pg = NULL;
-    if (p->cancel != NULL) PQfreeCancel(p->cancel);
-    p->cancel = NULL;
     p->in_copy = false;
     if (rc == 0) rc = DBP_ECONNLOST;
   }
@@ -401,8 +447,6 @@ static int pg_connect(dbp_conn *c, const char *addr) {
     rc = pg_connect_error(c);
     goto done;
   }
-  p->cancel = PQgetCancel(p->pg);
-  if (p->cancel == NULL) rc = dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
 done:
   free(keys);
   free(vals);
@@ -412,11 +456,9 @@ done:
 static void pg_close(dbp_conn *c) {
   pg_conn *p = PG(c);
   pg_drop_results(p);
-  if (p->cancel != NULL) PQfreeCancel(p->cancel);
   /* PQfinish sends a Terminate message; on a nonblocking socket that never
    * waits. */
   if (p->pg != NULL) PQfinish(p->pg);
-  p->cancel = NULL;
   p->pg = NULL;
   free(p->bytes_cols);
   free(p->scratch);
@@ -841,7 +883,9 @@ static int pg_copy_read(dbp_conn *c, const char **buf, size_t *len) {
   }
 }
 
-static int pg_cancel(dbp_conn *c) { return pg_send_cancel(c); }
+static int pg_cancel(dbp_conn *c) {
+  return pg_send_cancel(c, (int64_t)dbp_now(c->rt) + DBP__CLEANUP_MS);
+}
 
 static bool pg_in_transaction(const dbp_conn *c) {
   const pg_conn *p = (const pg_conn *)c;

@@ -1,6 +1,7 @@
 /* Faults, on both databases: a port nobody listens on, a name that does
  * not resolve, a wrong password, a peer that never answers, a session the
- * server terminates in the middle of a stream.
+ * server terminates in the middle of a stream, a server that stops
+ * answering in the middle of a statement.
  *
  * Each test makes a runtime, runs its body in a coroutine (the database
  * calls wait), and checks what the body recorded. Bodies check with
@@ -16,6 +17,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "dbpipe.h"
 #include "dbtest.h"
@@ -384,4 +388,144 @@ Test(faults, pg_session_terminated_mid_stream, .timeout = 60) {
 Test(faults, mysql_session_killed_mid_stream, .timeout = 60) {
   int kind = DBT_MY;
   run(terminated_body, &kind);
+}
+
+/* ---- a server that stops answering mid-statement ---- */
+
+/* A TCP relay to the real server that can be told to stall: from then on
+ * it forwards nothing and takes no new connections (they wait in the
+ * backlog, handshake done, unanswered). */
+typedef struct relay {
+  int lfd, port;
+  struct sockaddr_in target;
+  pthread_t th;
+  atomic_bool stalled, quit;
+  int a[16], b[16];
+  int n;
+} relay;
+
+static void relay_drop(relay *r, int i) {
+  close(r->a[i]);
+  close(r->b[i]);
+  r->a[i] = r->a[r->n - 1];
+  r->b[i] = r->b[r->n - 1];
+  r->n--;
+}
+
+/* Copies what is readable on `from` to `to`; false at EOF or error. */
+static bool relay_pump(int from, int to) {
+  char buf[65536];
+  ssize_t n = read(from, buf, sizeof buf);
+  if (n <= 0) return false;
+  for (ssize_t off = 0; off < n;) {
+    ssize_t w = write(to, buf + off, (size_t)(n - off));
+    if (w <= 0) return false;
+    off += w;
+  }
+  return true;
+}
+
+static void *relay_main(void *arg) {
+  relay *r = arg;
+  while (!atomic_load(&r->quit)) {
+    struct pollfd p[33];
+    nfds_t np = 0;
+    bool stalled = atomic_load(&r->stalled);
+    if (!stalled) {
+      p[np++] = (struct pollfd){.fd = r->lfd, .events = POLLIN};
+      for (int i = 0; i < r->n; i++) {
+        p[np++] = (struct pollfd){.fd = r->a[i], .events = POLLIN};
+        p[np++] = (struct pollfd){.fd = r->b[i], .events = POLLIN};
+      }
+    }
+    if (poll(p, np, 20) <= 0 || stalled) continue;
+    if (p[0].revents & POLLIN) {
+      int a = accept(r->lfd, NULL, NULL);
+      int b = socket(AF_INET, SOCK_STREAM, 0);
+      if (a >= 0 && b >= 0 && r->n < 16 &&
+          connect(b, (struct sockaddr *)&r->target, sizeof r->target) == 0) {
+        r->a[r->n] = a;
+        r->b[r->n] = b;
+        r->n++;
+      } else {
+        if (a >= 0) close(a);
+        if (b >= 0) close(b);
+      }
+      continue; /* the pairs' slots in p are stale now */
+    }
+    for (int i = r->n - 1; i >= 0; i--) {
+      short ra = p[1 + 2 * i].revents, rb = p[2 + 2 * i].revents;
+      bool ok = true;
+      if (ra & (POLLIN | POLLHUP | POLLERR)) ok = relay_pump(r->a[i], r->b[i]);
+      if (ok && (rb & (POLLIN | POLLHUP | POLLERR))) ok = relay_pump(r->b[i], r->a[i]);
+      if (!ok) relay_drop(r, i);
+    }
+  }
+  return NULL;
+}
+
+static void relay_start(relay *r, int server_port) {
+  memset(r, 0, sizeof *r);
+  r->lfd = stalled_peer(&r->port);
+  r->target.sin_family = AF_INET;
+  r->target.sin_port = htons((uint16_t)server_port);
+  r->target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  cr_assert_eq(pthread_create(&r->th, NULL, relay_main, r), 0);
+}
+
+/* Stops the relay and closes every socket: whatever still waits on it
+ * (a cancel request in the thread pool, say) gets a reset. */
+static void relay_stop(relay *r) {
+  atomic_store(&r->quit, true);
+  pthread_join(r->th, NULL);
+  while (r->n > 0) relay_drop(r, 0);
+  close(r->lfd);
+}
+
+static int stall_body(dbp_rt *rt, void *arg) {
+  int kind = *(int *)arg;
+  dbp_dsn d;
+  char err[200];
+  CHECK(dbp_dsn_parse(dsn_of(kind), &d, err, sizeof err) == 0);
+  relay r;
+  relay_start(&r, d.port);
+  dbp_dsn_free(&d);
+  char dsn[600];
+  dsn_variant(dsn, sizeof dsn, kind, NULL, "127.0.0.1", r.port);
+  dbp_conn *c = NULL;
+  dbp_dberr e;
+  int rc = dbp_conn_open(rt, dsn, 10000, &c, &e);
+  cr_expect_eq(rc, 0, "%s", e.message);
+  if (rc == 0) rc = dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL);
+  if (rc == 0) {
+    atomic_store(&r.stalled, true);
+    uint64_t t0 = dbp_now(rt);
+    rc = dbp_exec(c, kind == DBT_PG ? "SELECT pg_sleep(10)" : "SELECT SLEEP(10)", 0, NULL, 200,
+                  NULL);
+    uint64_t took = dbp_now(rt) - t0;
+    char m[700];
+    cr_expect_eq(rc, DBP_ETIMEDOUT, "%s", dbp_dberr_format(dbp_conn_error(c), m, sizeof m));
+    /* The cancel cannot get through either: the connection is given up
+     * once the clean-up budget is spent, never left half-way. */
+    cr_expect(dbp_conn_is_broken(c));
+    cr_expect_lt(took, 10000, "took %" PRIu64 " ms", took);
+    rc = rc == DBP_ETIMEDOUT && dbp_conn_is_broken(c) ? 0 : -1;
+    if (rc == 0) {
+      int again = dbp_exec(c, "SELECT 1", 0, NULL, 1000, NULL);
+      cr_expect_eq(again, DBP_ECONNLOST);
+    }
+  }
+  if (c != NULL) dbp_conn_close(c);
+  relay_stop(&r);
+  return rc;
+}
+
+Test(faults, pg_server_stalls_mid_statement, .timeout = 60) {
+  int kind = DBT_PG;
+  run(stall_body, &kind);
+}
+
+Test(faults, mysql_server_stalls_mid_statement, .timeout = 60) {
+  int kind = DBT_MY;
+  run(stall_body, &kind);
 }
