@@ -165,6 +165,7 @@ static void log_started(cli_task *t) {
   cli_str_free(&text);
 }
 
+/* Logs a finished task: rows, bytes, duration and files, or the error. */
 static void log_finished(cli_task *t) {
   cli_run *run = t->run;
   uint64_t ms = t->finished_ms - t->started_ms;
@@ -218,6 +219,7 @@ static void log_finished(cli_task *t) {
   cli_str_free(&text);
 }
 
+/* Records how a task ended (rc 0, an error, or DBP_ECANCELED) and logs it. */
 static void finish(cli_task *t, int rc) {
   t->rc = rc;
   t->finished_ms = dbp_now(t->run->rt);
@@ -363,6 +365,10 @@ static int run_main(void *arg, void **result) {
   return rc;
 }
 
+/* SIGINT/SIGTERM, on the loop: the first cancels every task (each export
+ * cancels its statement on the server and removes its .part file, and the
+ * run then ends normally with status interrupted); the second exits at
+ * once. */
 static void on_signal(uv_signal_t *h, int signum) {
   cli_run *run = h->data;
   const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";

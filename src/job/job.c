@@ -349,6 +349,9 @@ static long find_conn(const dbp_job *job, const char *name) {
   return -1;
 }
 
+/* Reads one entry of connections: (a DSN, or a mapping with dsn and pool),
+ * expands and checks its DSN, and appends it to the job even when it is bad
+ * (so tasks naming it get no second, misleading error). */
 static void parse_connection(jp *p, const yaml_node_t *key, const yaml_node_t *val) {
   char where[160];
   snprintf(where, sizeof where, "connection '%s'", sval(key));
@@ -677,6 +680,9 @@ static const tset *pick(const tset *t, const tset *d, int k) {
   return d->ok[k] ? d : NULL;
 }
 
+/* Reads task #index, merges `defs` into it, checks it as a whole (required
+ * keys, format and compression against the file name, unique names and
+ * paths) and appends it to the job. */
 static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *defs) {
   char where[160];
   if (n->type != YAML_MAPPING_NODE) {
@@ -879,6 +885,8 @@ static void parse_tasks(jp *p, const yaml_node_t *n, const tset *defs) {
 
 /* ---- the whole file ---- */
 
+/* Reads the top-level mapping. Connections are read before tasks whatever
+ * their order in the file, so that tasks can refer to them. */
 static void parse_root(jp *p, const yaml_node_t *root, const char *file) {
   if (root->type != YAML_MAPPING_NODE) {
     ERR(p, root, "a job file is a mapping with 'connections' and 'tasks', not %s", kind_name(root));
