@@ -102,10 +102,15 @@ typedef struct dbp_conn_s dbp_conn;
 
 /* Waits: resolves the host with uv_getaddrinfo, then connects. timeout_ms
  * bounds the whole connect (DBP_FOREVER: the DSN's connect_timeout, else no
- * limit). */
+ * limit). Every address the name resolves to is tried in turn. Errors:
+ * DBP_EDSN (bad DSN or parameter), DBP_ERESOLVE, DBP_ECONNECT, DBP_EAUTH,
+ * DBP_ETIMEDOUT, DBP_ECANCELED; `err` (may be NULL) tells the details, with
+ * the DSN redacted. */
 DBP_EXTERN int dbp_conn_open(dbp_rt *rt, const char *dsn, int64_t timeout_ms, dbp_conn **out,
                              dbp_dberr *err);
-/* Closes and frees. Does not wait; safe outside coroutines. */
+/* Closes and frees. Does not wait; safe outside coroutines. Not while
+ * another coroutine is inside a call on c (dbp_conn_cancel excepted: the
+ * memory then goes when that cancel returns). */
 DBP_EXTERN void dbp_conn_close(dbp_conn *c);
 DBP_EXTERN dbp_db_kind dbp_conn_kind(const dbp_conn *c);
 /* True once the connection is known unusable (lost, protocol error). */
@@ -123,7 +128,16 @@ DBP_EXTERN uint64_t dbp_conn_opened_at(const dbp_conn *c);
 DBP_EXTERN uint64_t dbp_conn_used_at(const dbp_conn *c);
 
 /* Bound parameters: text form, NULL pointer = SQL NULL. Placeholders are
- * $1, $2... on PostgreSQL and ? on MySQL. Never spliced into the SQL. */
+ * $1, $2... on PostgreSQL and ? on MySQL. Never spliced into the SQL: on
+ * MySQL a statement with parameters is a server-side prepared statement
+ * (its result values come back as the same text the text protocol gives).
+ *
+ * The statement calls below fail with DBP_EQUERY (the server's error, see
+ * dbp_conn_error), DBP_ECONNLOST (the connection is broken), DBP_ETIMEDOUT
+ * or DBP_ECANCELED (the statement was cancelled on the server and the
+ * connection is idle again, or broken when that could not be done),
+ * DBP_ESTATE (a result is still open), DBP_EBUSY (another coroutine is
+ * using the connection) or DBP_EINVAL. */
 typedef struct dbp_param {
   const char *val;
   size_t len;
@@ -159,7 +173,9 @@ DBP_EXTERN int dbp_copy_start(dbp_conn *c, const char *copy_sql, int64_t timeout
 DBP_EXTERN int dbp_copy_read(dbp_conn *c, const char **buf, size_t *len);
 
 /* Waits: cancels the statement running on `c` on the server, from the
- * calling coroutine (any coroutine of the runtime). */
+ * calling coroutine (any coroutine of the runtime). The coroutine running
+ * the statement gets DBP_ECANCELED (or its normal result if the statement
+ * finished first). */
 DBP_EXTERN int dbp_conn_cancel(dbp_conn *c);
 
 /* Quotes an identifier for this connection's dialect ("a""b" / `a``b`),
