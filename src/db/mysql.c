@@ -201,6 +201,9 @@ static int my_options(MYSQL *m, const dbp_dsn *d, bool tcp, char *msg, size_t ml
    * mysql_stmt_fetch_column. */
   my_bool no_report = 0;
   mysql_options(m, MYSQL_REPORT_DATA_TRUNCATION, &no_report);
+  /* A server must not be able to ask for the client's files. */
+  unsigned no_local = 0;
+  mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &no_local);
   const char *charset = "utf8mb4";
   if (tcp) {
     unsigned proto = MYSQL_PROTOCOL_TCP;

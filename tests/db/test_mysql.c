@@ -456,6 +456,12 @@ static int tx_body(dbp_rt *rt, void *arg) {
   char v[16];
   CHECK_RC(c, one_value(c, "SELECT SUM(a) FROM tx_t", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "13") == 0);
+  /* The server cannot make the client send its files. */
+  CHECK_RC(c, dbp_exec(c, "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE tx_t", 0, NULL,
+                       10000, NULL),
+           DBP_EQUERY);
+  CHECK_RC(c, one_value(c, "SELECT COUNT(*) FROM tx_t", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "2") == 0);
   dbp_conn_close(c);
   return 0;
 }
