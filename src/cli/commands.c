@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -347,7 +348,12 @@ static int load_job(const char *cmd, const char *path, const cli_log *log, dbp_j
   for (size_t i = 0; i < diag.count; i++) {
     if (log != NULL && log->format == CLI_LOG_JSON) {
       cli_str s = {0};
-      cli_str_puts(&s, "{\"level\":\"error\",\"event\":\"job_invalid\",\"file\":");
+      struct timespec now;
+      char ts[40];
+      clock_gettime(CLOCK_REALTIME, &now);
+      cli_str_puts(&s, "{\"ts\":");
+      cli_str_json(&s, cli_fmt_iso(&now, ts, sizeof ts));
+      cli_str_puts(&s, ",\"level\":\"error\",\"event\":\"job_invalid\",\"file\":");
       cli_str_json(&s, path);
       cli_str_printf(&s, ",\"line\":%d,\"column\":%d,\"message\":", diag.errors[i].line,
                      diag.errors[i].column);

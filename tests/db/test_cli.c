@@ -304,6 +304,29 @@ Test(cli, json_log_lines_are_objects_with_the_documented_keys) {
   cr_expect_eq(run_done, 1);
   cr_expect_geq(lines, 9);
   proc_free(&p);
+
+  /* A bad job file's problems come as JSON too, with their positions. */
+  write_file(job, "connections: {pg: \"${DBPIPE_PG_DSN}\"}\ntasks: [{name: a, form: pg}]\n");
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, "--log-format=json", NULL}), 2);
+  int problems = 0, found = 0;
+  save = NULL;
+  for (char *line = strtok_r(p.err, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    jv o;
+    cr_assert(j_parse(line, &o), "not JSON: %s", line);
+    cr_expect_str_eq(j_str(&o, "event"), "job_invalid");
+    cr_expect_str_eq(j_str(&o, "level"), "error");
+    cr_expect_not_null(j_str(&o, "ts"));
+    problems++;
+    if (strstr(j_str(&o, "message"), "unknown key 'form'") != NULL) {
+      found++;
+      cr_expect_eq(j_num(&o, "line"), 2);
+      cr_expect_eq(j_num(&o, "column"), 19);
+    }
+    j_free(&o);
+  }
+  cr_expect_eq(problems, 4); /* no from, no to, no query/table, the unknown key */
+  cr_expect_eq(found, 1);
+  proc_free(&p);
 }
 
 Test(cli, quiet_prints_only_errors) {
