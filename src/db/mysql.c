@@ -211,15 +211,15 @@ static int my_options(MYSQL *m, const dbp_dsn *d, bool tcp, char *msg, size_t ml
   }
   for (size_t i = 0; i < d->nparams; i++) {
     const char *k = d->keys[i], *v = d->values[i];
-    if (key_is(k, "connect_timeout", "connect-timeout", NULL)) {
+    if (strcmp(k, "connect_timeout") == 0) {
+      /* Enforced by dbpipe's own connect deadline (conn.c), as for
+       * PostgreSQL; the library's timer would only race it. */
       char *end;
-      unsigned long secs = strtoul(v, &end, 10);
+      (void)strtoul(v, &end, 10);
       if (*end != '\0' || *v == '\0') {
         snprintf(msg, mlen, "invalid DSN: connect_timeout must be whole seconds");
         return DBP_EDSN;
       }
-      unsigned s = (unsigned)secs;
-      if (s > 0) mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &s);
     } else if (key_is(k, "charset", "character_set", NULL)) {
       charset = v;
     } else if (key_is(k, "sslmode", "ssl-mode", "ssl_mode")) {
