@@ -41,7 +41,9 @@ int dbp__seterr(dbp_conn *c, int code, const char *sqlstate, int db_errno, bool 
   return code;
 }
 
-void dbp__set_broken(dbp_conn *c) { c->broken = true; }
+void dbp__set_broken(dbp_conn *c) {
+  c->broken = true;
+}
 
 /* ---- waiting on the driver's socket ---- */
 
@@ -52,7 +54,9 @@ void dbp__watch_close(dbp__watch *ws) {
   ws->ino = 0;
 }
 
-void dbp__unwatch(dbp_conn *c) { dbp__watch_close(&c->watch); }
+void dbp__unwatch(dbp_conn *c) {
+  dbp__watch_close(&c->watch);
+}
 
 int dbp__wait_on(dbp_conn *c, dbp__watch *ws, int64_t deadline, int fd, int events,
                  int64_t timeout_ms, bool check, int *revents) {
@@ -126,8 +130,8 @@ int dbp__cleanup(dbp_conn *c, int (*fn)(dbp_conn *c)) {
   dbp_waiter_init(&job.done);
   int64_t saved = c->deadline;
   c->deadline = (int64_t)dbp_now(c->rt) + DBP__CLEANUP_MS;
-  dbp_spawn_options opts = {.name = "dbpipe-db-cleanup", .stack_size = 256 * 1024,
-                            .detached = true};
+  dbp_spawn_options opts = {
+      .name = "dbpipe-db-cleanup", .stack_size = 256 * 1024, .detached = true};
   int rc = dbp_spawn(c->rt, NULL, cleanup_main, &job, &opts);
   if (rc == 0) {
     /* The job lives on this stack: wait for it whatever happens. */
@@ -261,8 +265,7 @@ static int64_t connect_limit(const dbp_conn *c, int64_t timeout_ms) {
   return -1;
 }
 
-int dbp_conn_open(dbp_rt *rt, const char *dsn, int64_t timeout_ms, dbp_conn **out,
-                  dbp_dberr *err) {
+int dbp_conn_open(dbp_rt *rt, const char *dsn, int64_t timeout_ms, dbp_conn **out, dbp_dberr *err) {
   if (err != NULL) memset(err, 0, sizeof *err);
   if (out != NULL) *out = NULL;
   if (rt == NULL || dsn == NULL || out == NULL) {
@@ -356,18 +359,36 @@ void dbp_conn_close(dbp_conn *c) {
 
 /* ---- accessors ---- */
 
-dbp_db_kind dbp_conn_kind(const dbp_conn *c) { return c->kind; }
-bool dbp_conn_is_broken(const dbp_conn *c) { return c == NULL || c->broken; }
+dbp_db_kind dbp_conn_kind(const dbp_conn *c) {
+  return c->kind;
+}
+bool dbp_conn_is_broken(const dbp_conn *c) {
+  return c == NULL || c->broken;
+}
 bool dbp_conn_in_transaction(const dbp_conn *c) {
   return c != NULL && !c->broken && c->drv->in_transaction(c);
 }
-int64_t dbp_conn_backend_id(const dbp_conn *c) { return c->drv->backend_id(c); }
-const char *dbp_conn_dsn(const dbp_conn *c) { return c->redacted; }
-const dbp_dberr *dbp_conn_error(const dbp_conn *c) { return &c->err; }
-uint64_t dbp_conn_opened_at(const dbp_conn *c) { return c->opened_at; }
-uint64_t dbp_conn_used_at(const dbp_conn *c) { return c->used_at; }
-size_t dbp_ncols(const dbp_conn *c) { return c->ncols; }
-const dbp_column *dbp_columns(const dbp_conn *c) { return c->ncols > 0 ? c->cols : NULL; }
+int64_t dbp_conn_backend_id(const dbp_conn *c) {
+  return c->drv->backend_id(c);
+}
+const char *dbp_conn_dsn(const dbp_conn *c) {
+  return c->redacted;
+}
+const dbp_dberr *dbp_conn_error(const dbp_conn *c) {
+  return &c->err;
+}
+uint64_t dbp_conn_opened_at(const dbp_conn *c) {
+  return c->opened_at;
+}
+uint64_t dbp_conn_used_at(const dbp_conn *c) {
+  return c->used_at;
+}
+size_t dbp_ncols(const dbp_conn *c) {
+  return c->ncols;
+}
+const dbp_column *dbp_columns(const dbp_conn *c) {
+  return c->ncols > 0 ? c->cols : NULL;
+}
 
 /* ---- statements ---- */
 

@@ -39,18 +39,18 @@ struct dbp_conn_s {
   const dbp__driver *drv;
   dbp_rt *rt;
   dbp_db_kind kind;
-  dbp_dsn dsn;       /* parsed; keeps the password for side connections */
-  char *redacted;    /* the DSN with the password replaced */
-  char addr[64];     /* the numeric address connected to ("" for a socket) */
-  dbp_dberr err;     /* the last error */
+  dbp_dsn dsn;    /* parsed; keeps the password for side connections */
+  char *redacted; /* the DSN with the password replaced */
+  char addr[64];  /* the numeric address connected to ("" for a socket) */
+  dbp_dberr err;  /* the last error */
   dbp__state state;
-  bool broken;       /* unusable: lost, protocol error, cleanup failed */
-  bool busy;         /* a call is waiting inside the driver */
-  bool closing;      /* dbp_conn_close ran while a cancel still used it */
-  int refs;          /* dbp_conn_cancel calls in flight */
-  bool cancel_req;   /* dbp_conn_cancel asked the server to cancel */
+  bool broken;     /* unusable: lost, protocol error, cleanup failed */
+  bool busy;       /* a call is waiting inside the driver */
+  bool closing;    /* dbp_conn_close ran while a cancel still used it */
+  int refs;        /* dbp_conn_cancel calls in flight */
+  bool cancel_req; /* dbp_conn_cancel asked the server to cancel */
   uint64_t opened_at, used_at;
-  int64_t deadline;  /* loop ms when the running statement times out; -1 none */
+  int64_t deadline; /* loop ms when the running statement times out; -1 none */
 
   dbp__watch watch; /* on the driver's socket */
 

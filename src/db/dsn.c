@@ -154,8 +154,7 @@ static int parse_query(const char *q, size_t n, dbp_dsn *d, char *errbuf, size_t
     if (rc == 0) {
       rc = pct_decode(eq + 1, (size_t)(q + j - (eq + 1)), &val);
       if (rc == DBP_EDSN)
-        dsn_errf(errbuf, errlen, "bad percent-encoding in the value of query parameter '%s'",
-                 key);
+        dsn_errf(errbuf, errlen, "bad percent-encoding in the value of query parameter '%s'", key);
     } else if (rc == DBP_EDSN) {
       dsn_errf(errbuf, errlen, "bad percent-encoding in a query parameter name");
     }
@@ -269,8 +268,8 @@ int dbp_dsn_parse(const char *url, dbp_dsn *out, char *errbuf, size_t errlen) {
       if (pwlen == 0) {
         d.password = strdup("");
         if (d.password == NULL) goto nomem;
-      } else if ((rc = decode_part(colon + 1, pwlen, &d.password, "password", errbuf,
-                                   errlen)) != 0) {
+      } else if ((rc = decode_part(colon + 1, pwlen, &d.password, "password", errbuf, errlen)) !=
+                 0) {
         goto err;
       }
     }
@@ -290,8 +289,8 @@ int dbp_dsn_parse(const char *url, dbp_dsn *out, char *errbuf, size_t errlen) {
       rc = DBP_EDSN;
       goto err;
     }
-    if ((rc = decode_part(host + 1, (size_t)(close - host - 1), &d.host, "host", errbuf,
-                          errlen)) != 0)
+    if ((rc = decode_part(host + 1, (size_t)(close - host - 1), &d.host, "host", errbuf, errlen)) !=
+        0)
       goto err;
     if (close + 1 < aend) {
       if (close[1] != ':') {

@@ -17,8 +17,8 @@
  * a side connection, finishes that operation and drains what follows, so
  * the connection is idle again; if that fails it is closed and broken.
  */
-#include <mysql.h>
 #include <errmsg.h>
+#include <mysql.h>
 #include <mysqld_error.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +48,13 @@ struct my_conn {
   MYSQL *ret_mysql;
   MYSQL_ROW ret_row;
 
-  bool query_ok;   /* the last mysql_real_query succeeded */
-  MYSQL_RES *res;  /* the text-protocol result being streamed */
+  bool query_ok;    /* the last mysql_real_query succeeded */
+  MYSQL_RES *res;   /* the text-protocol result being streamed */
   MYSQL_STMT *stmt; /* the prepared statement in use */
-  MYSQL_RES *meta; /* its result metadata */
+  MYSQL_RES *meta;  /* its result metadata */
 
   unsigned char *conv; /* per column: CONV_* */
-  MYSQL_BIND *pbind; /* the parameters of the statement in use */
+  MYSQL_BIND *pbind;   /* the parameters of the statement in use */
   /* Result buffers of a prepared statement, one per column. */
   MYSQL_BIND *rbind;
   char **rbuf;
@@ -71,8 +71,8 @@ struct my_conn {
 /* Waits for what a libmariadb status asks for on socket of m, through ws,
  * until `deadline`. Stores the events for the _cont call in *ev. Returns 0
  * or the wait's error. */
-static int my_wait(dbp_conn *c, dbp__watch *ws, int64_t deadline, MYSQL *m, int status,
-                   bool check, int *ev) {
+static int my_wait(dbp_conn *c, dbp__watch *ws, int64_t deadline, MYSQL *m, int status, bool check,
+                   int *ev) {
   int events = 0;
   if (status & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT)) events |= DBP_READABLE;
   if (status & MYSQL_WAIT_WRITE) events |= DBP_WRITABLE;
@@ -124,10 +124,18 @@ static int my_drive(dbp_conn *c, int status, my_cont_fn cont, bool check) {
 static int cont_connect(my_conn *p, int ev) {
   return mysql_real_connect_cont(&p->ret_mysql, p->m, ev);
 }
-static int cont_query(my_conn *p, int ev) { return mysql_real_query_cont(&p->ret_int, p->m, ev); }
-static int cont_fetch(my_conn *p, int ev) { return mysql_fetch_row_cont(&p->ret_row, p->res, ev); }
-static int cont_free(my_conn *p, int ev) { return mysql_free_result_cont(p->res, ev); }
-static int cont_next(my_conn *p, int ev) { return mysql_next_result_cont(&p->ret_int, p->m, ev); }
+static int cont_query(my_conn *p, int ev) {
+  return mysql_real_query_cont(&p->ret_int, p->m, ev);
+}
+static int cont_fetch(my_conn *p, int ev) {
+  return mysql_fetch_row_cont(&p->ret_row, p->res, ev);
+}
+static int cont_free(my_conn *p, int ev) {
+  return mysql_free_result_cont(p->res, ev);
+}
+static int cont_next(my_conn *p, int ev) {
+  return mysql_next_result_cont(&p->ret_int, p->m, ev);
+}
 static int cont_prepare(my_conn *p, int ev) {
   return mysql_stmt_prepare_cont(&p->ret_int, p->stmt, ev);
 }
@@ -140,7 +148,9 @@ static int cont_sfetch(my_conn *p, int ev) {
 static int cont_sclose(my_conn *p, int ev) {
   return mysql_stmt_close_cont(&p->ret_bool, p->stmt, ev);
 }
-static int cont_ping(my_conn *p, int ev) { return mysql_ping_cont(&p->ret_int, p->m, ev); }
+static int cont_ping(my_conn *p, int ev) {
+  return mysql_ping_cont(&p->ret_int, p->m, ev);
+}
 
 /* ---- errors ---- */
 
@@ -269,8 +279,7 @@ static int my_options(MYSQL *m, const dbp_dsn *d, bool tcp, char *msg, size_t ml
 }
 
 /* Where to connect: a numeric address over TCP, or the DSN's socket. */
-static void my_target(const dbp_conn *c, const char *addr, const char **host,
-                      const char **sock) {
+static void my_target(const dbp_conn *c, const char *addr, const char **host, const char **sock) {
   const dbp_dsn *d = &c->dsn;
   *host = NULL;
   *sock = dbp__dsn_param(d, "socket");
@@ -292,8 +301,8 @@ static int my_real_connect(dbp_conn *c, dbp__watch *ws, int64_t deadline, MYSQL 
                            const char *host, const char *sock, const char *db) {
   const dbp_dsn *d = &c->dsn;
   MYSQL *ret = NULL;
-  int st = mysql_real_connect_start(&ret, m, host, d->user, d->password, db,
-                                    (unsigned)d->port, sock, CLIENT_MULTI_STATEMENTS);
+  int st = mysql_real_connect_start(&ret, m, host, d->user, d->password, db, (unsigned)d->port,
+                                    sock, CLIENT_MULTI_STATEMENTS);
   while (st != 0) {
     int ev = 0;
     int rc = my_wait(c, ws, deadline, m, st, true, &ev);
@@ -332,9 +341,8 @@ static int my_connect(dbp_conn *c, const char *addr) {
   int rc = my_options(p->m, &c->dsn, addr[0] != '\0', msg, sizeof msg);
   if (rc != 0) return dbp__seterr(c, rc, NULL, 0, false, "%s", msg);
   MYSQL *ret = NULL;
-  int st = mysql_real_connect_start(&ret, p->m, host, c->dsn.user, c->dsn.password,
-                                    c->dsn.dbname, (unsigned)c->dsn.port, sock,
-                                    CLIENT_MULTI_STATEMENTS);
+  int st = mysql_real_connect_start(&ret, p->m, host, c->dsn.user, c->dsn.password, c->dsn.dbname,
+                                    (unsigned)c->dsn.port, sock, CLIENT_MULTI_STATEMENTS);
   (void)ret;
   rc = my_drive(c, st, cont_connect, true);
   if (rc == DBP_ETIMEDOUT)
@@ -921,8 +929,7 @@ static int my_stmt_row(dbp_conn *c, dbp_row *row) {
     if (len > p->rsize[i]) {
       /* The value did not fit: grow the buffer, fetch the column again. */
       char *b = realloc(p->rbuf[i], len + 1);
-      if (b == NULL)
-        return my_fail(c, dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory"));
+      if (b == NULL) return my_fail(c, dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory"));
       p->rbuf[i] = b;
       p->rsize[i] = len + 1;
       MYSQL_BIND one;
@@ -935,8 +942,7 @@ static int my_stmt_row(dbp_conn *c, dbp_row *row) {
       one.length = &got;
       one.is_null = &isnull;
       one.error = &err;
-      if (mysql_stmt_fetch_column(p->stmt, &one, (unsigned)i, 0))
-        return my_fail(c, my_stmt_err(c));
+      if (mysql_stmt_fetch_column(p->stmt, &one, (unsigned)i, 0)) return my_fail(c, my_stmt_err(c));
       len = got;
       rebind = true;
     }
@@ -1133,7 +1139,9 @@ static bool my_in_transaction(const dbp_conn *c) {
   return (status & SERVER_STATUS_IN_TRANS) != 0;
 }
 
-static int64_t my_backend_id(const dbp_conn *c) { return (int64_t)((const my_conn *)c)->thread_id; }
+static int64_t my_backend_id(const dbp_conn *c) {
+  return (int64_t)((const my_conn *)c)->thread_id;
+}
 
 const dbp__driver dbp__mysql_driver = {
     .conn_size = sizeof(my_conn),

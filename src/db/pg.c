@@ -22,14 +22,14 @@
 typedef struct pg_conn {
   dbp_conn base;
   PGconn *pg;
-  PGresult *pending; /* the first row, read by query, handed out by fetch */
-  PGresult *row;     /* the result holding the row handed out last */
-  char *copy_buf;    /* libpq's buffer handed out by copy_read */
-  bool in_copy;      /* the server is sending COPY data */
-  size_t nbytes;     /* bytea columns of the current result ... */
+  PGresult *pending;  /* the first row, read by query, handed out by fetch */
+  PGresult *row;      /* the result holding the row handed out last */
+  char *copy_buf;     /* libpq's buffer handed out by copy_read */
+  bool in_copy;       /* the server is sending COPY data */
+  size_t nbytes;      /* bytea columns of the current result ... */
   size_t *bytes_cols; /* ... and their indexes */
   size_t bytes_cap;
-  char *scratch;     /* NUL-terminated copies of parameters */
+  char *scratch; /* NUL-terminated copies of parameters */
   size_t scratch_cap;
 } pg_conn;
 
@@ -118,8 +118,7 @@ static int pg_interrupted(dbp_conn *c, int why, int cr) {
                        what, prev);
   }
   (void)cr;
-  return dbp__seterr(c, why, "57014", 0, false, "statement %s and canceled on the server",
-                     what);
+  return dbp__seterr(c, why, "57014", 0, false, "statement %s and canceled on the server", what);
 }
 
 /* ---- waiting ---- */
@@ -394,11 +393,11 @@ static int pg_connect(dbp_conn *c, const char *addr) {
     goto done;
   }
   size_t n = 0;
-#define KV(k, v)     \
-  do {               \
-    keys[n] = (k);   \
-    vals[n] = (v);   \
-    n++;             \
+#define KV(k, v)   \
+  do {             \
+    keys[n] = (k); \
+    vals[n] = (v); \
+    n++;           \
   } while (0)
   KV("client_encoding", "UTF8");
   if (d->host != NULL) KV("host", d->host);
@@ -536,7 +535,8 @@ static int pg_columns(dbp_conn *c, const PGresult *res) {
   int rc = dbp__cols_begin(c, n, bytes);
   if (rc == 0 && n > p->bytes_cap) {
     size_t *b = realloc(p->bytes_cols, n * sizeof *b);
-    if (b == NULL) rc = DBP_ENOMEM;
+    if (b == NULL)
+      rc = DBP_ENOMEM;
     else {
       p->bytes_cols = b;
       p->bytes_cap = n;
@@ -635,8 +635,10 @@ static int pg_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
       *affected = t[0] ? strtoll(t, NULL, 10) : 0;
     } else if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN) {
       PQclear(res);
-      if (st == PGRES_COPY_OUT) p->in_copy = true;
-      else PQputCopyEnd(p->pg, "COPY FROM STDIN is not supported here");
+      if (st == PGRES_COPY_OUT)
+        p->in_copy = true;
+      else
+        PQputCopyEnd(p->pg, "COPY FROM STDIN is not supported here");
       rc = pg_finish(c);
       if (rc != 0 && dbp__interrupted(rc)) return pg_stop(c, rc);
       if (first == 0)

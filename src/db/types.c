@@ -154,8 +154,8 @@ static int pg_type_cmp(const void *key, const void *elem) {
 }
 
 const char *dbp__pg_type(uint32_t oid, dbp_type *type) {
-  const pg_type_entry *e =
-      bsearch(&oid, pg_types, sizeof pg_types / sizeof pg_types[0], sizeof pg_types[0], pg_type_cmp);
+  const pg_type_entry *e = bsearch(&oid, pg_types, sizeof pg_types / sizeof pg_types[0],
+                                   sizeof pg_types[0], pg_type_cmp);
   if (e == NULL) {
     *type = DBP_T_OTHER;
     return NULL;

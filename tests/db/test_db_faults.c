@@ -8,42 +8,42 @@
  * cr_expect and return nonzero on the first failure, so nothing jumps off a
  * coroutine stack.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "dbpipe.h"
 #include "dbtest.h"
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond);  \
-      return -1;                                                           \
-    }                                                                      \
+#define CHECK(cond)                                                       \
+  do {                                                                    \
+    if (!(cond)) {                                                        \
+      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond); \
+      return -1;                                                          \
+    }                                                                     \
   } while (0)
 
 /* Checks that a call returned `want`; on a mismatch shows the connection's
  * last error. */
-#define CHECK_RC(c, call, want)                                                          \
-  do {                                                                                   \
-    int rc_ = (call);                                                                    \
-    if (rc_ != (want)) {                                                                 \
-      char m_[700];                                                                      \
-      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call,    \
-                dbp_err_name(rc_), dbp_err_name(want),                                   \
-                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");          \
-      return -1;                                                                         \
-    }                                                                                    \
+#define CHECK_RC(c, call, want)                                                       \
+  do {                                                                                \
+    int rc_ = (call);                                                                 \
+    if (rc_ != (want)) {                                                              \
+      char m_[700];                                                                   \
+      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call, \
+                dbp_err_name(rc_), dbp_err_name(want),                                \
+                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");       \
+      return -1;                                                                      \
+    }                                                                                 \
   } while (0)
 
 typedef int (*body_fn)(dbp_rt *rt, void *arg);
@@ -74,9 +74,13 @@ static void run(body_fn body, void *arg) {
   cr_assert_eq(rc, 0, "the test body failed (%d)", rc);
 }
 
-static dbp_param P(const char *s) { return (dbp_param){s, s ? strlen(s) : 0}; }
+static dbp_param P(const char *s) {
+  return (dbp_param){s, s ? strlen(s) : 0};
+}
 
-static const char *dsn_of(int kind) { return kind == DBT_PG ? dbt_pg_dsn() : dbt_my_dsn(); }
+static const char *dsn_of(int kind) {
+  return kind == DBT_PG ? dbt_pg_dsn() : dbt_my_dsn();
+}
 
 /* Rebuilds the fixture DSN of `kind` with another host, port or password:
  * scheme://user:PASSWORD@HOST:PORT/db?params. NULL keeps the part. */
@@ -153,46 +157,66 @@ static int open_fail_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-static void open_fails(open_case *oc) { run(open_fail_body, oc); }
+static void open_fails(open_case *oc) {
+  run(open_fail_body, oc);
+}
 
 Test(faults, pg_port_nobody_listens_on, .timeout = 30) {
-  open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_ECONNECT,
-                  .must_say = "could not connect to postgresql://", .never_say = "pw-never-shown"};
+  open_case oc = {.kind = DBT_PG,
+                  .timeout_ms = 5000,
+                  .want = DBP_ECONNECT,
+                  .must_say = "could not connect to postgresql://",
+                  .never_say = "pw-never-shown"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "pw-never-shown", "127.0.0.1", free_port());
   open_fails(&oc);
 }
 
 Test(faults, mysql_port_nobody_listens_on, .timeout = 30) {
-  open_case oc = {.kind = DBT_MY, .timeout_ms = 5000, .want = DBP_ECONNECT,
-                  .must_say = "could not connect to mysql://", .never_say = "pw-never-shown"};
+  open_case oc = {.kind = DBT_MY,
+                  .timeout_ms = 5000,
+                  .want = DBP_ECONNECT,
+                  .must_say = "could not connect to mysql://",
+                  .never_say = "pw-never-shown"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "pw-never-shown", "127.0.0.1", free_port());
   open_fails(&oc);
 }
 
 Test(faults, pg_name_that_does_not_resolve, .timeout = 30) {
-  open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_ERESOLVE,
-                  .must_say = "'nonexistent.invalid'", .never_say = "pw-never-shown"};
+  open_case oc = {.kind = DBT_PG,
+                  .timeout_ms = 5000,
+                  .want = DBP_ERESOLVE,
+                  .must_say = "'nonexistent.invalid'",
+                  .never_say = "pw-never-shown"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "pw-never-shown", "nonexistent.invalid", 0);
   open_fails(&oc);
 }
 
 Test(faults, mysql_name_that_does_not_resolve, .timeout = 30) {
-  open_case oc = {.kind = DBT_MY, .timeout_ms = 5000, .want = DBP_ERESOLVE,
-                  .must_say = "'nonexistent.invalid'", .never_say = "pw-never-shown"};
+  open_case oc = {.kind = DBT_MY,
+                  .timeout_ms = 5000,
+                  .want = DBP_ERESOLVE,
+                  .must_say = "'nonexistent.invalid'",
+                  .never_say = "pw-never-shown"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "pw-never-shown", "nonexistent.invalid", 0);
   open_fails(&oc);
 }
 
 Test(faults, pg_wrong_password_is_never_shown, .timeout = 30) {
-  open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_EAUTH,
-                  .must_say = ":***@", .never_say = "Wr0ng-S3cret"};
+  open_case oc = {.kind = DBT_PG,
+                  .timeout_ms = 5000,
+                  .want = DBP_EAUTH,
+                  .must_say = ":***@",
+                  .never_say = "Wr0ng-S3cret"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "Wr0ng-S3cret", NULL, 0);
   open_fails(&oc);
 }
 
 Test(faults, mysql_wrong_password_is_never_shown, .timeout = 30) {
-  open_case oc = {.kind = DBT_MY, .timeout_ms = 5000, .want = DBP_EAUTH,
-                  .must_say = ":***@", .never_say = "Wr0ng-S3cret"};
+  open_case oc = {.kind = DBT_MY,
+                  .timeout_ms = 5000,
+                  .want = DBP_EAUTH,
+                  .must_say = ":***@",
+                  .never_say = "Wr0ng-S3cret"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "Wr0ng-S3cret", NULL, 0);
   open_fails(&oc);
 }
@@ -201,13 +225,19 @@ Test(faults, bad_dsns_fail_before_connecting, .timeout = 30) {
   open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_EDSN, .must_say = "scheme"};
   snprintf(oc.dsn, sizeof oc.dsn, "mongodb://u:p@h/db");
   open_fails(&oc);
-  open_case pq = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_EDSN,
-                  .must_say = "invalid connection option", .never_say = "pw-never-shown"};
+  open_case pq = {.kind = DBT_PG,
+                  .timeout_ms = 5000,
+                  .want = DBP_EDSN,
+                  .must_say = "invalid connection option",
+                  .never_say = "pw-never-shown"};
   dsn_variant(pq.dsn, sizeof pq.dsn, DBT_PG, "pw-never-shown", NULL, 0);
   strcat(pq.dsn, "?no_such_option=1");
   open_fails(&pq);
-  open_case my = {.kind = DBT_MY, .timeout_ms = 5000, .want = DBP_EDSN,
-                  .must_say = "'no_such_option' is not supported", .never_say = "pw-never-shown"};
+  open_case my = {.kind = DBT_MY,
+                  .timeout_ms = 5000,
+                  .want = DBP_EDSN,
+                  .must_say = "'no_such_option' is not supported",
+                  .never_say = "pw-never-shown"};
   dsn_variant(my.dsn, sizeof my.dsn, DBT_MY, "pw-never-shown", NULL, 0);
   strcat(my.dsn, "?no_such_option=1");
   open_fails(&my);
@@ -216,15 +246,22 @@ Test(faults, bad_dsns_fail_before_connecting, .timeout = 30) {
 static void stalled(int kind) {
   int port;
   int fd = stalled_peer(&port);
-  open_case oc = {.kind = kind, .timeout_ms = 300, .want = DBP_ETIMEDOUT,
-                  .must_say = "timed out connecting to", .never_say = "pw-never-shown"};
+  open_case oc = {.kind = kind,
+                  .timeout_ms = 300,
+                  .want = DBP_ETIMEDOUT,
+                  .must_say = "timed out connecting to",
+                  .never_say = "pw-never-shown"};
   dsn_variant(oc.dsn, sizeof oc.dsn, kind, "pw-never-shown", "127.0.0.1", port);
   run(open_fail_body, &oc);
   close(fd);
 }
 
-Test(faults, pg_stalled_peer_times_out, .timeout = 30) { stalled(DBT_PG); }
-Test(faults, mysql_stalled_peer_times_out, .timeout = 30) { stalled(DBT_MY); }
+Test(faults, pg_stalled_peer_times_out, .timeout = 30) {
+  stalled(DBT_PG);
+}
+Test(faults, mysql_stalled_peer_times_out, .timeout = 30) {
+  stalled(DBT_MY);
+}
 
 /* connect_timeout from the DSN bounds the connect when the caller gives
  * no limit. */
@@ -342,9 +379,8 @@ static int terminated_body(dbp_rt *rt, void *arg) {
   dbp_dberr err;
   CHECK(dbp_conn_open(rt, dsn_of(kind), 10000, &c, &err) == 0);
   CHECK(dbp_conn_open(rt, dsn_of(kind), 10000, &mon, &err) == 0);
-  const char *big = kind == DBT_PG
-                        ? "SELECT g, repeat('x', 50) FROM generate_series(1, 10000000) g"
-                        : "SELECT seq, REPEAT('x', 50) FROM seq_1_to_10000000";
+  const char *big = kind == DBT_PG ? "SELECT g, repeat('x', 50) FROM generate_series(1, 10000000) g"
+                                   : "SELECT seq, REPEAT('x', 50) FROM seq_1_to_10000000";
   CHECK_RC(c, dbp_query(c, big, 0, NULL, DBP_FOREVER), 0);
   dbp_row r;
   for (int i = 0; i < 100; i++) CHECK_RC(c, dbp_fetch(c, &r), 1);

@@ -14,26 +14,26 @@
 #include "dbpipe.h"
 #include "dbtest.h"
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond);  \
-      return -1;                                                           \
-    }                                                                      \
+#define CHECK(cond)                                                       \
+  do {                                                                    \
+    if (!(cond)) {                                                        \
+      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond); \
+      return -1;                                                          \
+    }                                                                     \
   } while (0)
 
 /* Checks that a call returned `want`; on a mismatch shows the connection's
  * last error. */
-#define CHECK_RC(c, call, want)                                                          \
-  do {                                                                                   \
-    int rc_ = (call);                                                                    \
-    if (rc_ != (want)) {                                                                 \
-      char m_[700];                                                                      \
-      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call,    \
-                dbp_err_name(rc_), dbp_err_name(want),                                   \
-                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");          \
-      return -1;                                                                         \
-    }                                                                                    \
+#define CHECK_RC(c, call, want)                                                       \
+  do {                                                                                \
+    int rc_ = (call);                                                                 \
+    if (rc_ != (want)) {                                                              \
+      char m_[700];                                                                   \
+      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call, \
+                dbp_err_name(rc_), dbp_err_name(want),                                \
+                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");       \
+      return -1;                                                                      \
+    }                                                                                 \
   } while (0)
 
 typedef int (*body_fn)(dbp_rt *rt, void *arg);
@@ -74,7 +74,9 @@ static int open_my(dbp_rt *rt, dbp_conn **c) {
   return rc;
 }
 
-static dbp_param P(const char *s) { return (dbp_param){s, s ? strlen(s) : 0}; }
+static dbp_param P(const char *s) {
+  return (dbp_param){s, s ? strlen(s) : 0};
+}
 
 /* True when the value is exactly the C string s. */
 static bool val_is(const dbp_row *r, size_t i, const char *s) {
@@ -101,11 +103,11 @@ static int one_value(dbp_conn *c, const char *sql, size_t np, const dbp_param *p
 
 typedef struct type_case {
   const char *sqltype;
-  const char *expr;  /* how the parameter goes in ("?" when NULL) */
-  const char *in;    /* parameter text */
-  size_t inlen;      /* for binary parameters; 0 = strlen(in) */
-  const char *out;   /* expected text (NULL = same as in) */
-  size_t outlen;     /* for binary expectations; 0 = strlen(out) */
+  const char *expr; /* how the parameter goes in ("?" when NULL) */
+  const char *in;   /* parameter text */
+  size_t inlen;     /* for binary parameters; 0 = strlen(in) */
+  const char *out;  /* expected text (NULL = same as in) */
+  size_t outlen;    /* for binary expectations; 0 = strlen(out) */
   dbp_type type;
   const char *db_type;
 } type_case;
@@ -153,8 +155,7 @@ static void check_type_row(const type_case *tc, const dbp_column *cols, const db
   cr_expect_str_eq(cols[0].name, "v");
   const char *want = tc->out ? tc->out : tc->in;
   size_t wlen = tc->outlen ? tc->outlen : strlen(want);
-  cr_expect(row->vals[0] != NULL && row->lens[0] == wlen &&
-                memcmp(row->vals[0], want, wlen) == 0,
+  cr_expect(row->vals[0] != NULL && row->lens[0] == wlen && memcmp(row->vals[0], want, wlen) == 0,
             "%s (%s): got '%.*s' (%zu bytes)", tc->sqltype, how, (int)row->lens[0],
             row->vals[0] ? row->vals[0] : "(null)", row->lens[0]);
   cr_expect_null(row->vals[1], "%s (%s): NULL came back as a value", tc->sqltype, how);
@@ -170,8 +171,7 @@ static int types_body(dbp_rt *rt, void *arg) {
   for (size_t i = 0; i < n; i++) {
     const type_case *tc = &my_cases[i];
     char sql[200];
-    CHECK_RC(c, dbp_exec(c, "DROP TEMPORARY TABLE IF EXISTS my_types_t", 0, NULL, 10000, NULL),
-             0);
+    CHECK_RC(c, dbp_exec(c, "DROP TEMPORARY TABLE IF EXISTS my_types_t", 0, NULL, 10000, NULL), 0);
     snprintf(sql, sizeof sql, "CREATE TEMPORARY TABLE my_types_t (v %s, w %s)", tc->sqltype,
              tc->sqltype);
     CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
@@ -200,7 +200,9 @@ static int types_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, every_type_round_trips, .timeout = 60) { run(types_body, NULL); }
+Test(mysql, every_type_round_trips, .timeout = 60) {
+  run(types_body, NULL);
+}
 
 static int null_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -227,7 +229,9 @@ static int null_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, null_and_empty_string_differ, .timeout = 30) { run(null_body, NULL); }
+Test(mysql, null_and_empty_string_differ, .timeout = 30) {
+  run(null_body, NULL);
+}
 
 static int big_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -241,9 +245,9 @@ static int big_body(dbp_rt *rt, void *arg) {
   char *bin = malloc(bn);
   CHECK(bin != NULL);
   for (size_t i = 0; i < bn; i++) bin[i] = (char)(i * 31 + i / 256);
-  CHECK_RC(c, dbp_exec(c, "CREATE TEMPORARY TABLE big_t (v LONGTEXT, b LONGBLOB)", 0, NULL, 10000,
-                       NULL),
-           0);
+  CHECK_RC(
+      c, dbp_exec(c, "CREATE TEMPORARY TABLE big_t (v LONGTEXT, b LONGBLOB)", 0, NULL, 10000, NULL),
+      0);
   dbp_param ps[2] = {{big, n}, {bin, bn}};
   CHECK_RC(c, dbp_exec(c, "INSERT INTO big_t VALUES (?, ?)", 2, ps, 60000, NULL), 0);
   for (int prepared = 0; prepared < 2; prepared++) {
@@ -264,7 +268,9 @@ static int big_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, sixteen_mib_value_round_trips, .timeout = 120) { run(big_body, NULL); }
+Test(mysql, sixteen_mib_value_round_trips, .timeout = 120) {
+  run(big_body, NULL);
+}
 
 static int stream_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -273,16 +279,18 @@ static int stream_body(dbp_rt *rt, void *arg) {
   for (int prepared = 0; prepared < 2; prepared++) {
     dbp_param three = P("3");
     if (prepared)
-      CHECK_RC(c, dbp_query(c,
-                            "SELECT seq, CONCAT('row-', seq), IF(seq % ? = 0, NULL, seq * 2) "
-                            "FROM seq_1_to_100000",
-                            1, &three, 60000),
+      CHECK_RC(c,
+               dbp_query(c,
+                         "SELECT seq, CONCAT('row-', seq), IF(seq % ? = 0, NULL, seq * 2) "
+                         "FROM seq_1_to_100000",
+                         1, &three, 60000),
                0);
     else
-      CHECK_RC(c, dbp_query(c,
-                            "SELECT seq, CONCAT('row-', seq), IF(seq % 3 = 0, NULL, seq * 2) "
-                            "FROM seq_1_to_100000",
-                            0, NULL, 60000),
+      CHECK_RC(c,
+               dbp_query(c,
+                         "SELECT seq, CONCAT('row-', seq), IF(seq % 3 = 0, NULL, seq * 2) "
+                         "FROM seq_1_to_100000",
+                         0, NULL, 60000),
                0);
     CHECK(dbp_ncols(c) == 3);
     dbp_row r;
@@ -307,7 +315,9 @@ static int stream_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, streams_100k_rows, .timeout = 120) { run(stream_body, NULL); }
+Test(mysql, streams_100k_rows, .timeout = 120) {
+  run(stream_body, NULL);
+}
 
 static int bad_sql_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -331,8 +341,9 @@ static int bad_sql_body(dbp_rt *rt, void *arg) {
   CHECK(dbp_conn_error(c)->db_errno == 1146);
   CHECK_RC(c, dbp_query(c, "SELECT ?, ?", 1, &p, 10000), DBP_EINVAL);
   /* An error in the middle of a stream. */
-  CHECK_RC(c, dbp_query(c, "SELECT IF(seq = 3, JSON_EXTRACT('{', '$'), seq) FROM seq_1_to_5", 0,
-                        NULL, 10000),
+  CHECK_RC(c,
+           dbp_query(c, "SELECT IF(seq = 3, JSON_EXTRACT('{', '$'), seq) FROM seq_1_to_5", 0, NULL,
+                     10000),
            0);
   dbp_row r;
   int rc;
@@ -353,7 +364,9 @@ static int bad_sql_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, bad_sql_reports_server_message_and_errno, .timeout = 30) { run(bad_sql_body, NULL); }
+Test(mysql, bad_sql_reports_server_message_and_errno, .timeout = 30) {
+  run(bad_sql_body, NULL);
+}
 
 static int splice_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -376,18 +389,20 @@ static int splice_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, parameters_are_never_spliced, .timeout = 30) { run(splice_body, NULL); }
+Test(mysql, parameters_are_never_spliced, .timeout = 30) {
+  run(splice_body, NULL);
+}
 
 static int describe_body(dbp_rt *rt, void *arg) {
   (void)arg;
   dbp_conn *c;
   CHECK_RC(NULL, open_my(rt, &c), 0);
-  CHECK_RC(c, dbp_exec(c, "CREATE TEMPORARY TABLE d_t (id BIGINT, name VARCHAR(20), at DATETIME)",
-                       0, NULL, 10000, NULL),
+  CHECK_RC(c,
+           dbp_exec(c, "CREATE TEMPORARY TABLE d_t (id BIGINT, name VARCHAR(20), at DATETIME)", 0,
+                    NULL, 10000, NULL),
            0);
-  CHECK_RC(c, dbp_describe(c, "SELECT id, name, at, CAST(id AS DECIMAL(10,2)) AS n FROM d_t",
-                           10000),
-           0);
+  CHECK_RC(
+      c, dbp_describe(c, "SELECT id, name, at, CAST(id AS DECIMAL(10,2)) AS n FROM d_t", 10000), 0);
   CHECK(dbp_ncols(c) == 4);
   const dbp_column *cols = dbp_columns(c);
   CHECK(strcmp(cols[0].name, "id") == 0 && cols[0].type == DBP_T_INTEGER);
@@ -405,23 +420,25 @@ static int describe_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, describe_gives_columns_without_rows, .timeout = 30) { run(describe_body, NULL); }
+Test(mysql, describe_gives_columns_without_rows, .timeout = 30) {
+  run(describe_body, NULL);
+}
 
 static int tx_body(dbp_rt *rt, void *arg) {
   (void)arg;
   dbp_conn *c;
   CHECK_RC(NULL, open_my(rt, &c), 0);
   CHECK(!dbp_conn_in_transaction(c));
-  CHECK_RC(c, dbp_exec(c, "CREATE TEMPORARY TABLE tx_t (a INT) ENGINE=InnoDB", 0, NULL, 10000,
-                       NULL),
-           0);
+  CHECK_RC(
+      c, dbp_exec(c, "CREATE TEMPORARY TABLE tx_t (a INT) ENGINE=InnoDB", 0, NULL, 10000, NULL), 0);
   CHECK_RC(c, dbp_exec(c, "BEGIN", 0, NULL, 10000, NULL), 0);
   CHECK(dbp_conn_in_transaction(c));
   CHECK_RC(c, dbp_exec(c, "ROLLBACK", 0, NULL, 10000, NULL), 0);
   CHECK(!dbp_conn_in_transaction(c));
   int64_t n = 0;
-  CHECK_RC(c, dbp_exec(c, "INSERT INTO tx_t SELECT seq FROM seq_1_to_7; DELETE FROM tx_t WHERE a > 5",
-                       0, NULL, 10000, &n),
+  CHECK_RC(c,
+           dbp_exec(c, "INSERT INTO tx_t SELECT seq FROM seq_1_to_7; DELETE FROM tx_t WHERE a > 5",
+                    0, NULL, 10000, &n),
            0);
   CHECK(n == 2);
   dbp_param p = P("3");
@@ -457,16 +474,19 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, one_value(c, "SELECT SUM(a) FROM tx_t", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "13") == 0);
   /* The server cannot make the client send its files. */
-  CHECK_RC(c, dbp_exec(c, "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE tx_t", 0, NULL,
-                       10000, NULL),
-           DBP_EQUERY);
+  CHECK_RC(
+      c,
+      dbp_exec(c, "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE tx_t", 0, NULL, 10000, NULL),
+      DBP_EQUERY);
   CHECK_RC(c, one_value(c, "SELECT COUNT(*) FROM tx_t", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "2") == 0);
   dbp_conn_close(c);
   return 0;
 }
 
-Test(mysql, transactions_and_state, .timeout = 30) { run(tx_body, NULL); }
+Test(mysql, transactions_and_state, .timeout = 30) {
+  run(tx_body, NULL);
+}
 
 /* ---- cancellation ---- */
 
@@ -519,9 +539,10 @@ static int timeout_arg_body(dbp_rt *rt, void *arg) {
   CHECK(after_cancel(rt, c, mon, t0) == 0);
   /* Rows first, then a long wait: the timeout covers the fetching. */
   t0 = dbp_now(rt);
-  CHECK_RC(c, dbp_query(c, "SELECT seq, IF(seq = 20000, SLEEP(10), 0) FROM seq_1_to_20000", 0,
-                        NULL, 500),
-           0);
+  CHECK_RC(
+      c,
+      dbp_query(c, "SELECT seq, IF(seq = 20000, SLEEP(10), 0) FROM seq_1_to_20000", 0, NULL, 500),
+      0);
   dbp_row r;
   int rc, rows = 0;
   while ((rc = dbp_fetch(c, &r)) == 1) rows++;
@@ -533,7 +554,9 @@ static int timeout_arg_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, timeout_argument_kills_on_server, .timeout = 60) { run(timeout_arg_body, NULL); }
+Test(mysql, timeout_argument_kills_on_server, .timeout = 60) {
+  run(timeout_arg_body, NULL);
+}
 
 static int deadline_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -553,7 +576,9 @@ static int deadline_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, coroutine_deadline_kills_on_server, .timeout = 60) { run(deadline_body, NULL); }
+Test(mysql, coroutine_deadline_kills_on_server, .timeout = 60) {
+  run(deadline_body, NULL);
+}
 
 typedef struct victim {
   dbp_conn *c;
@@ -611,13 +636,14 @@ static int close_early_body(dbp_rt *rt, void *arg) {
   for (int prepared = 0; prepared < 2; prepared++) {
     dbp_param p = P("x");
     if (prepared)
-      CHECK_RC(c, dbp_query(c, "SELECT seq, REPEAT(?, 100) FROM seq_1_to_10000000", 1, &p,
-                            DBP_FOREVER),
-               0);
+      CHECK_RC(
+          c, dbp_query(c, "SELECT seq, REPEAT(?, 100) FROM seq_1_to_10000000", 1, &p, DBP_FOREVER),
+          0);
     else
-      CHECK_RC(c, dbp_query(c, "SELECT seq, REPEAT('x', 100) FROM seq_1_to_10000000", 0, NULL,
-                            DBP_FOREVER),
-               0);
+      CHECK_RC(
+          c,
+          dbp_query(c, "SELECT seq, REPEAT('x', 100) FROM seq_1_to_10000000", 0, NULL, DBP_FOREVER),
+          0);
     dbp_row r;
     for (int i = 0; i < 10; i++) CHECK_RC(c, dbp_fetch(c, &r), 1);
     uint64_t t0 = dbp_now(rt);
@@ -638,4 +664,6 @@ static int close_early_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(mysql, query_close_abandons_a_big_result, .timeout = 60) { run(close_early_body, NULL); }
+Test(mysql, query_close_abandons_a_big_result, .timeout = 60) {
+  run(close_early_body, NULL);
+}

@@ -14,26 +14,26 @@
 #include "dbpipe.h"
 #include "dbtest.h"
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond);  \
-      return -1;                                                           \
-    }                                                                      \
+#define CHECK(cond)                                                       \
+  do {                                                                    \
+    if (!(cond)) {                                                        \
+      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond); \
+      return -1;                                                          \
+    }                                                                     \
   } while (0)
 
 /* Checks that a call returned `want`; on a mismatch shows the connection's
  * last error. */
-#define CHECK_RC(c, call, want)                                                          \
-  do {                                                                                   \
-    int rc_ = (call);                                                                    \
-    if (rc_ != (want)) {                                                                 \
-      char m_[700];                                                                      \
-      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call,    \
-                dbp_err_name(rc_), dbp_err_name(want),                                   \
-                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");          \
-      return -1;                                                                         \
-    }                                                                                    \
+#define CHECK_RC(c, call, want)                                                       \
+  do {                                                                                \
+    int rc_ = (call);                                                                 \
+    if (rc_ != (want)) {                                                              \
+      char m_[700];                                                                   \
+      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call, \
+                dbp_err_name(rc_), dbp_err_name(want),                                \
+                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");       \
+      return -1;                                                                      \
+    }                                                                                 \
   } while (0)
 
 typedef int (*body_fn)(dbp_rt *rt, void *arg);
@@ -74,7 +74,9 @@ static int open_pg(dbp_rt *rt, dbp_conn **c) {
   return rc;
 }
 
-static dbp_param P(const char *s) { return (dbp_param){s, s ? strlen(s) : 0}; }
+static dbp_param P(const char *s) {
+  return (dbp_param){s, s ? strlen(s) : 0};
+}
 
 /* True when the value is exactly the C string s. */
 static bool val_is(const dbp_row *r, size_t i, const char *s) {
@@ -101,9 +103,9 @@ static int one_value(dbp_conn *c, const char *sql, size_t np, const dbp_param *p
 
 typedef struct type_case {
   const char *sqltype;
-  const char *in;   /* parameter text */
-  const char *out;  /* expected text (NULL = same as in) */
-  size_t outlen;    /* for binary expectations; 0 = strlen(out) */
+  const char *in;  /* parameter text */
+  const char *out; /* expected text (NULL = same as in) */
+  size_t outlen;   /* for binary expectations; 0 = strlen(out) */
   dbp_type type;
   const char *db_type;
 } type_case;
@@ -157,8 +159,7 @@ static int types_body(dbp_rt *rt, void *arg) {
     CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
     dbp_param ps[2] = {P(tc->in), P(NULL)};
     int64_t affected = -1;
-    CHECK_RC(c, dbp_exec(c, "INSERT INTO pg_types_t VALUES ($1, $2)", 2, ps, 10000, &affected),
-             0);
+    CHECK_RC(c, dbp_exec(c, "INSERT INTO pg_types_t VALUES ($1, $2)", 2, ps, 10000, &affected), 0);
     CHECK(affected == 1);
     CHECK_RC(c, dbp_query(c, "SELECT v, w FROM pg_types_t", 0, NULL, 10000), 0);
     CHECK(dbp_ncols(c) == 2);
@@ -181,16 +182,18 @@ static int types_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, every_type_round_trips, .timeout = 60) { run(types_body, NULL); }
+Test(pg, every_type_round_trips, .timeout = 60) {
+  run(types_body, NULL);
+}
 
 static int null_body(dbp_rt *rt, void *arg) {
   (void)arg;
   dbp_conn *c;
   CHECK_RC(NULL, open_pg(rt, &c), 0);
   dbp_param ps[3] = {P(NULL), P(""), P("x")};
-  CHECK_RC(c, dbp_query(c, "SELECT $1::text, $2::text, $3::text, NULL::bytea, ''::bytea", 3, ps,
-                        10000),
-           0);
+  CHECK_RC(
+      c, dbp_query(c, "SELECT $1::text, $2::text, $3::text, NULL::bytea, ''::bytea", 3, ps, 10000),
+      0);
   dbp_row r;
   CHECK_RC(c, dbp_fetch(c, &r), 1);
   CHECK(r.ncols == 5);
@@ -206,7 +209,9 @@ static int null_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, null_and_empty_string_differ, .timeout = 30) { run(null_body, NULL); }
+Test(pg, null_and_empty_string_differ, .timeout = 30) {
+  run(null_body, NULL);
+}
 
 static int big_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -245,16 +250,19 @@ static int big_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, sixteen_mib_value_round_trips, .timeout = 120) { run(big_body, NULL); }
+Test(pg, sixteen_mib_value_round_trips, .timeout = 120) {
+  run(big_body, NULL);
+}
 
 static int stream_body(dbp_rt *rt, void *arg) {
   (void)arg;
   dbp_conn *c;
   CHECK_RC(NULL, open_pg(rt, &c), 0);
-  CHECK_RC(c, dbp_query(c,
-                        "SELECT g, 'row-' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g * 2 END "
-                        "FROM generate_series(1, 100000) AS g",
-                        0, NULL, 60000),
+  CHECK_RC(c,
+           dbp_query(c,
+                     "SELECT g, 'row-' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE g * 2 END "
+                     "FROM generate_series(1, 100000) AS g",
+                     0, NULL, 60000),
            0);
   CHECK(dbp_ncols(c) == 3);
   dbp_row r;
@@ -279,7 +287,9 @@ static int stream_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, streams_100k_rows, .timeout = 120) { run(stream_body, NULL); }
+Test(pg, streams_100k_rows, .timeout = 120) {
+  run(stream_body, NULL);
+}
 
 static int bad_sql_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -295,8 +305,7 @@ static int bad_sql_body(dbp_rt *rt, void *arg) {
   CHECK(strcmp(dbp_conn_error(c)->sqlstate, "42P01") == 0);
   CHECK(strstr(dbp_conn_error(c)->message, "no_such_table_here") != NULL);
   /* An error in the middle of a stream. */
-  CHECK_RC(c, dbp_query(c, "SELECT 10 / (3 - g) FROM generate_series(1, 5) g", 0, NULL, 10000),
-           0);
+  CHECK_RC(c, dbp_query(c, "SELECT 10 / (3 - g) FROM generate_series(1, 5) g", 0, NULL, 10000), 0);
   dbp_row r;
   CHECK_RC(c, dbp_fetch(c, &r), 1);
   CHECK_RC(c, dbp_fetch(c, &r), 1);
@@ -313,7 +322,9 @@ static int bad_sql_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, bad_sql_reports_server_message_and_sqlstate, .timeout = 30) { run(bad_sql_body, NULL); }
+Test(pg, bad_sql_reports_server_message_and_sqlstate, .timeout = 30) {
+  run(bad_sql_body, NULL);
+}
 
 static int splice_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -336,16 +347,19 @@ static int splice_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, parameters_are_never_spliced, .timeout = 30) { run(splice_body, NULL); }
+Test(pg, parameters_are_never_spliced, .timeout = 30) {
+  run(splice_body, NULL);
+}
 
 static int copy_body(dbp_rt *rt, void *arg) {
   (void)arg;
   dbp_conn *c;
   CHECK_RC(NULL, open_pg(rt, &c), 0);
-  CHECK_RC(c, dbp_copy_start(c,
-                             "COPY (SELECT g, 'v,' || g, NULL::int FROM generate_series(1, 5000) "
-                             "g) TO STDOUT (FORMAT csv, HEADER)",
-                             30000),
+  CHECK_RC(c,
+           dbp_copy_start(c,
+                          "COPY (SELECT g, 'v,' || g, NULL::int FROM generate_series(1, 5000) "
+                          "g) TO STDOUT (FORMAT csv, HEADER)",
+                          30000),
            0);
   size_t cap = 1 << 20, len = 0;
   char *all = malloc(cap);
@@ -375,8 +389,8 @@ static int copy_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, one_value(c, "SELECT 3", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "3") == 0);
   /* Abandoning a long COPY early leaves the connection idle. */
-  CHECK_RC(c, dbp_copy_start(c, "COPY (SELECT g FROM generate_series(1, 5000000) g) TO STDOUT",
-                             30000),
+  CHECK_RC(c,
+           dbp_copy_start(c, "COPY (SELECT g FROM generate_series(1, 5000000) g) TO STDOUT", 30000),
            0);
   CHECK_RC(c, dbp_copy_read(c, &buf, &n), 1);
   CHECK(n == 2 && memcmp(buf, "1\n", 2) == 0);
@@ -390,17 +404,20 @@ static int copy_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, copy_to_stdout_streams_and_matches, .timeout = 60) { run(copy_body, NULL); }
+Test(pg, copy_to_stdout_streams_and_matches, .timeout = 60) {
+  run(copy_body, NULL);
+}
 
 static int describe_body(dbp_rt *rt, void *arg) {
   (void)arg;
   dbp_conn *c;
   CHECK_RC(NULL, open_pg(rt, &c), 0);
-  CHECK_RC(c, dbp_exec(c, "CREATE TEMP TABLE d_t (id int8, name varchar(20), at timestamptz)", 0,
-                       NULL, 10000, NULL),
+  CHECK_RC(c,
+           dbp_exec(c, "CREATE TEMP TABLE d_t (id int8, name varchar(20), at timestamptz)", 0, NULL,
+                    10000, NULL),
            0);
-  CHECK_RC(c, dbp_describe(c, "SELECT id, name, at, id::numeric AS n, $1::text AS p FROM d_t",
-                           10000),
+  CHECK_RC(c,
+           dbp_describe(c, "SELECT id, name, at, id::numeric AS n, $1::text AS p FROM d_t", 10000),
            0);
   CHECK(dbp_ncols(c) == 5);
   const dbp_column *cols = dbp_columns(c);
@@ -421,7 +438,9 @@ static int describe_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, describe_gives_columns_without_rows, .timeout = 30) { run(describe_body, NULL); }
+Test(pg, describe_gives_columns_without_rows, .timeout = 30) {
+  run(describe_body, NULL);
+}
 
 static int tx_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -436,10 +455,11 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK(!dbp_conn_in_transaction(c));
   /* Several statements in one exec, and affected rows. */
   int64_t n = 0;
-  CHECK_RC(c, dbp_exec(c,
-                       "CREATE TEMP TABLE tx_t (a int); INSERT INTO tx_t SELECT generate_series(1, "
-                       "7)",
-                       0, NULL, 10000, &n),
+  CHECK_RC(c,
+           dbp_exec(c,
+                    "CREATE TEMP TABLE tx_t (a int); INSERT INTO tx_t SELECT generate_series(1, "
+                    "7)",
+                    0, NULL, 10000, &n),
            0);
   CHECK(n == 7);
   dbp_param p = P("3");
@@ -466,8 +486,7 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, one_value(c, "SELECT count(*) FROM tx_t", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "4") == 0);
   /* Misuse is refused without harm. */
-  CHECK_RC(c, dbp_query(c, "SELECT $1::int", 2, (dbp_param[]){P("1"), P("2")}, 10000),
-           DBP_EQUERY);
+  CHECK_RC(c, dbp_query(c, "SELECT $1::int", 2, (dbp_param[]){P("1"), P("2")}, 10000), DBP_EQUERY);
   CHECK(strcmp(dbp_conn_error(c)->sqlstate, "08P01") == 0);
   CHECK(!dbp_conn_is_broken(c));
   CHECK_RC(c, one_value(c, "SELECT 6", 0, NULL, v, sizeof v), 0);
@@ -476,7 +495,9 @@ static int tx_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, transactions_and_state, .timeout = 30) { run(tx_body, NULL); }
+Test(pg, transactions_and_state, .timeout = 30) {
+  run(tx_body, NULL);
+}
 
 /* ---- cancellation ---- */
 
@@ -524,10 +545,11 @@ static int timeout_arg_body(dbp_rt *rt, void *arg) {
   CHECK(after_cancel(rt, c, mon, t0) == 0);
   t0 = dbp_now(rt);
   /* Rows first (enough that the server sends them), then a long wait. */
-  CHECK_RC(c, dbp_query(c,
-                        "SELECT g, pg_sleep(CASE WHEN g = 20000 THEN 10 ELSE 0 END) "
-                        "FROM generate_series(1, 20000) g",
-                        0, NULL, 500),
+  CHECK_RC(c,
+           dbp_query(c,
+                     "SELECT g, pg_sleep(CASE WHEN g = 20000 THEN 10 ELSE 0 END) "
+                     "FROM generate_series(1, 20000) g",
+                     0, NULL, 500),
            0);
   dbp_row r;
   int rc, rows = 0;
@@ -540,7 +562,9 @@ static int timeout_arg_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, timeout_argument_cancels_on_server, .timeout = 60) { run(timeout_arg_body, NULL); }
+Test(pg, timeout_argument_cancels_on_server, .timeout = 60) {
+  run(timeout_arg_body, NULL);
+}
 
 static int deadline_body(dbp_rt *rt, void *arg) {
   (void)arg;
@@ -560,7 +584,9 @@ static int deadline_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, coroutine_deadline_cancels_on_server, .timeout = 60) { run(deadline_body, NULL); }
+Test(pg, coroutine_deadline_cancels_on_server, .timeout = 60) {
+  run(deadline_body, NULL);
+}
 
 typedef struct victim {
   dbp_conn *c;
@@ -617,8 +643,9 @@ static int close_early_body(dbp_rt *rt, void *arg) {
   dbp_conn *c, *mon;
   CHECK_RC(NULL, open_pg(rt, &c), 0);
   CHECK_RC(NULL, open_pg(rt, &mon), 0);
-  CHECK_RC(c, dbp_query(c, "SELECT g, repeat('x', 100) FROM generate_series(1, 10000000) g", 0,
-                        NULL, DBP_FOREVER),
+  CHECK_RC(c,
+           dbp_query(c, "SELECT g, repeat('x', 100) FROM generate_series(1, 10000000) g", 0, NULL,
+                     DBP_FOREVER),
            0);
   dbp_row r;
   for (int i = 0; i < 10; i++) CHECK_RC(c, dbp_fetch(c, &r), 1);
@@ -639,4 +666,6 @@ static int close_early_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
-Test(pg, query_close_abandons_a_big_result, .timeout = 60) { run(close_early_body, NULL); }
+Test(pg, query_close_abandons_a_big_result, .timeout = 60) {
+  run(close_early_body, NULL);
+}

@@ -21,8 +21,9 @@ static const char *param(const dbp_dsn *d, const char *key) {
 }
 
 Test(dsn, full_postgresql_url) {
-  dbp_dsn d = parse_ok("postgresql://app:s3cret@db.example.com:6543/shop?sslmode=require&"
-                       "application_name=dbpipe&connect_timeout=5");
+  dbp_dsn d = parse_ok(
+      "postgresql://app:s3cret@db.example.com:6543/shop?sslmode=require&"
+      "application_name=dbpipe&connect_timeout=5");
   cr_expect_eq(d.kind, DBP_DB_PG);
   cr_expect_str_eq(d.user, "app");
   cr_expect_str_eq(d.password, "s3cret");
@@ -43,9 +44,9 @@ Test(dsn, every_scheme) {
     const char *url;
     dbp_db_kind kind;
   } cases[] = {
-      {"postgresql://h/db", DBP_DB_PG},  {"postgres://h/db", DBP_DB_PG},
-      {"POSTGRES://h/db", DBP_DB_PG},    {"mysql://h/db", DBP_DB_MYSQL},
-      {"mariadb://h/db", DBP_DB_MYSQL},  {"MariaDB://h", DBP_DB_MYSQL},
+      {"postgresql://h/db", DBP_DB_PG}, {"postgres://h/db", DBP_DB_PG},
+      {"POSTGRES://h/db", DBP_DB_PG},   {"mysql://h/db", DBP_DB_MYSQL},
+      {"mariadb://h/db", DBP_DB_MYSQL}, {"MariaDB://h", DBP_DB_MYSQL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     dbp_dsn d = parse_ok(cases[i].url);
@@ -97,8 +98,9 @@ Test(dsn, ipv6_hosts) {
 }
 
 Test(dsn, percent_decoding) {
-  dbp_dsn d = parse_ok("postgresql://us%40er:p%40ss%3Aw%2Fo%3Frd%25@%2Fvar%2Frun%2Fpostgresql/"
-                       "my%20db?application_name=a%26b%3Dc&options=-c%20x%3D1");
+  dbp_dsn d = parse_ok(
+      "postgresql://us%40er:p%40ss%3Aw%2Fo%3Frd%25@%2Fvar%2Frun%2Fpostgresql/"
+      "my%20db?application_name=a%26b%3Dc&options=-c%20x%3D1");
   cr_expect_str_eq(d.user, "us@er");
   cr_expect_str_eq(d.password, "p@ss:w/o?rd%");
   cr_expect_str_eq(d.host, "/var/run/postgresql");
@@ -188,17 +190,16 @@ Test(dsn, errors_never_echo_the_password) {
 
 Test(dsn, redaction) {
   char buf[256];
-  cr_expect_str_eq(dbp_dsn_redact("postgresql://app:s3cret@db:5432/shop?sslmode=require", buf,
-                                  sizeof buf),
-                   "postgresql://app:***@db:5432/shop?sslmode=require");
+  cr_expect_str_eq(
+      dbp_dsn_redact("postgresql://app:s3cret@db:5432/shop?sslmode=require", buf, sizeof buf),
+      "postgresql://app:***@db:5432/shop?sslmode=require");
   cr_expect_str_eq(dbp_dsn_redact("mysql://app@db/shop", buf, sizeof buf), "mysql://app@db/shop");
   cr_expect_str_eq(dbp_dsn_redact("mysql://db/shop", buf, sizeof buf), "mysql://db/shop");
   cr_expect_str_eq(dbp_dsn_redact("mysql://u:p@ss@h/d", buf, sizeof buf), "mysql://u:***@h/d");
   cr_expect_str_eq(dbp_dsn_redact("postgresql://u:@h/d", buf, sizeof buf),
                    "postgresql://u:***@h/d");
   cr_expect_str_eq(
-      dbp_dsn_redact("postgresql://h/d?user=u&password=topsecret&sslmode=disable", buf,
-                     sizeof buf),
+      dbp_dsn_redact("postgresql://h/d?user=u&password=topsecret&sslmode=disable", buf, sizeof buf),
       "postgresql://h/d?user=u&password=***&sslmode=disable");
   cr_expect_str_eq(dbp_dsn_redact("postgresql://h/d?%70assword=topsecret", buf, sizeof buf),
                    "postgresql://h/d?%70assword=***");
