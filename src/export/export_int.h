@@ -23,6 +23,11 @@ void dbp__sha256_init(dbp__sha256 *s);
 void dbp__sha256_update(dbp__sha256 *s, const void *data, size_t n);
 void dbp__sha256_final(dbp__sha256 *s, uint8_t out[32]);
 void dbp__sha256_final_hex(dbp__sha256 *s, char out[65]);
+/* The block function: portable C, or the x86 SHA extensions when the CPU
+ * has them (chosen once). Exposed so tests can check one against the other. */
+enum { DBP__SHA256_PORTABLE = 0, DBP__SHA256_SHA_NI = 1 };
+int dbp__sha256_impl(void);
+void dbp__sha256_compress(uint32_t h[8], const uint8_t *p, size_t nblocks, int impl);
 
 /* ---- names ---- */
 

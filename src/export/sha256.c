@@ -1,4 +1,6 @@
 /* SHA-256 (FIPS 180-4), for the checksum of every exported file. */
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "export/export_int.h"
@@ -24,7 +26,7 @@ static inline uint32_t load_be32(const uint8_t *p) {
 }
 
 /* Compresses nblocks consecutive 64-byte blocks into the state. */
-static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t nblocks) {
+static void sha256_blocks_portable(uint32_t h[8], const uint8_t *p, size_t nblocks) {
   uint32_t w[64];
   while (nblocks-- > 0) {
     for (int i = 0; i < 16; i++) w[i] = load_be32(p + 4 * i);
@@ -60,6 +62,88 @@ static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t nblocks) {
     h[7] += k;
     p += 64;
   }
+}
+
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHA_NI 1
+
+/* The same compression with the x86 SHA extensions: the state lives in two
+ * registers as (A,B,E,F) and (C,D,G,H); each sha256rnds2 does two rounds and
+ * the roles of the two registers swap after it. The message schedule is
+ * built four words at a time with sha256msg1/msg2. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void sha256_blocks_ni(uint32_t h[8],
+                                                                          const uint8_t *p,
+                                                                          size_t nblocks) {
+  const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+  __m128i t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xB1); /* C D A B */
+  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[4]), 0x1B); /* E F G H */
+  __m128i s0 = _mm_alignr_epi8(t, s1, 8);                                          /* A B E F */
+  s1 = _mm_blend_epi16(s1, t, 0xF0);                                               /* C D G H */
+  while (nblocks-- > 0) {
+    __m128i save0 = s0, save1 = s1, w[4];
+    for (int g = 0; g < 16; g++) {
+      if (g < 4) {
+        w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), bswap);
+      } else {
+        /* w[g & 3] still holds the group g - 4. */
+        __m128i x = _mm_sha256msg1_epu32(w[g & 3], w[(g - 3) & 3]);
+        x = _mm_add_epi32(x, _mm_alignr_epi8(w[(g - 1) & 3], w[(g - 2) & 3], 4));
+        w[g & 3] = _mm_sha256msg2_epu32(x, w[(g - 1) & 3]);
+      }
+      __m128i m = _mm_add_epi32(w[g & 3], _mm_loadu_si128((const __m128i *)&K[4 * g]));
+      s1 = _mm_sha256rnds2_epu32(s1, s0, m);
+      s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(m, 0x0E));
+    }
+    s0 = _mm_add_epi32(s0, save0);
+    s1 = _mm_add_epi32(s1, save1);
+    p += 64;
+  }
+  t = _mm_shuffle_epi32(s0, 0x1B);  /* F E B A */
+  s1 = _mm_shuffle_epi32(s1, 0xB1); /* D C H G */
+  _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(t, s1, 0xF0)); /* D C B A */
+  _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(s1, t, 8));    /* H G F E */
+}
+
+static bool cpu_has_sha_ni(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 29))) return false;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  return (c & bit_SSSE3) && (c & bit_SSE4_1);
+}
+#endif
+
+/* Which implementation this machine uses: checked once (CPUID), cached. */
+int dbp__sha256_impl(void) {
+  static _Atomic int impl = -1;
+  int v = atomic_load_explicit(&impl, memory_order_relaxed);
+  if (v < 0) {
+    v = DBP__SHA256_PORTABLE;
+#ifdef HAVE_SHA_NI
+    if (cpu_has_sha_ni()) v = DBP__SHA256_SHA_NI;
+#endif
+    atomic_store_explicit(&impl, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+/* Compresses nblocks 64-byte blocks with implementation `impl` (falling
+ * back to the portable one where it does not exist). */
+void dbp__sha256_compress(uint32_t h[8], const uint8_t *p, size_t nblocks, int impl) {
+#ifdef HAVE_SHA_NI
+  if (impl == DBP__SHA256_SHA_NI) {
+    sha256_blocks_ni(h, p, nblocks);
+    return;
+  }
+#endif
+  (void)impl;
+  sha256_blocks_portable(h, p, nblocks);
+}
+
+static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t nblocks) {
+  dbp__sha256_compress(h, p, nblocks, dbp__sha256_impl());
 }
 
 void dbp__sha256_init(dbp__sha256 *s) {

@@ -173,6 +173,26 @@ Test(writer, sha256_known_vectors) {
   free(a);
 }
 
+/* The SHA extensions path (when this CPU has it) and the portable one agree
+ * block by block on pseudo-random data. */
+Test(writer, sha256_implementations_agree) {
+  uint8_t *data = malloc(64 * 1000);
+  uint32_t s = 7;
+  for (size_t i = 0; i < 64 * 1000; i++) {
+    s = s * 1664525 + 1013904223;
+    data[i] = (uint8_t)(s >> 24);
+  }
+  uint32_t a[8] = {1, 2, 3, 4, 5, 6, 7, 8}, b[8];
+  memcpy(b, a, sizeof a);
+  for (size_t n = 1, off = 0; off + 64 * n <= 64 * 1000; off += 64 * n, n = n % 7 + 1) {
+    dbp__sha256_compress(a, data + off, n, DBP__SHA256_PORTABLE);
+    dbp__sha256_compress(b, data + off, n, DBP__SHA256_SHA_NI);
+    cr_assert(memcmp(a, b, sizeof a) == 0, "diverged at block %zu", off / 64);
+  }
+  cr_log_info("SHA-256 in use: %s", dbp__sha256_impl() == DBP__SHA256_SHA_NI ? "SHA-NI" : "portable");
+  free(data);
+}
+
 /* ---- plain files ---- */
 
 typedef struct {
