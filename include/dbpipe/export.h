@@ -45,21 +45,31 @@ DBP_EXTERN int dbp_buf_append(dbp_buf *b, const void *p, size_t n);
 DBP_EXTERN void dbp_buf_free(dbp_buf *b);
 
 typedef struct dbp_encode_options {
-  dbp_format format;      /* CSV, TSV or JSONL */
-  bool no_header;         /* CSV/TSV: omit the header row */
-  char delimiter;         /* 0 = ',' for CSV, '\t' for TSV */
+  dbp_format format;       /* CSV, TSV or JSONL */
+  bool no_header;          /* CSV/TSV: omit the header row */
+  char delimiter;          /* 0 = ',' for CSV, '\t' for TSV */
   const char *null_string; /* NULL = "" for CSV, "\\N" for TSV */
-  bool crlf;              /* "\r\n" line ends */
+  bool crlf;               /* "\r\n" line ends */
 } dbp_encode_options;
 
 typedef struct dbp_encoder_s dbp_encoder;
-/* The encoder keeps its own copy of the column metadata. */
-DBP_EXTERN int dbp_encoder_new(const dbp_encode_options *opts, const dbp_column *cols,
-                               size_t ncols, dbp_encoder **out);
+/* Encoders write rows the way PostgreSQL's COPY does (CSV: quoting, NULL
+ * as the NULL string, a lone \. quoted; TSV: the text format's escapes), so
+ * any source gives the same bytes. Binary values (DBP_T_BYTES, raw bytes)
+ * are written as \x + lowercase hex in every format. JSON Lines: numbers with
+ * the server's digits when they form a JSON number (else a string), t/f as
+ * true/false, json columns embedded, invalid UTF-8 replaced by U+FFFD.
+ *
+ * dbp_encoder_new refuses (DBP_EINVAL) options COPY would refuse: a
+ * delimiter that is CR, LF, non-ASCII, the CSV quote, or for TSV a
+ * backslash, '.', a lowercase letter or a digit; a NULL string holding CR,
+ * LF, the delimiter or (CSV) the quote. The encoder keeps its own copy of
+ * the column metadata. */
+DBP_EXTERN int dbp_encoder_new(const dbp_encode_options *opts, const dbp_column *cols, size_t ncols,
+                               dbp_encoder **out);
 DBP_EXTERN int dbp_encoder_header(dbp_encoder *e, dbp_buf *out); /* appends; no-op for JSONL */
 DBP_EXTERN int dbp_encoder_row(dbp_encoder *e, const dbp_row *row, dbp_buf *out);
 DBP_EXTERN void dbp_encoder_free(dbp_encoder *e);
-
 
 /* ---- the export pipeline: one query into one or more files ----
  *
@@ -76,11 +86,23 @@ DBP_EXTERN void dbp_encoder_free(dbp_encoder *e);
  * parts: "out.csv.gz" becomes "out-00001.csv.gz", "out-00002.csv.gz", ...
  * each with its own header. */
 
+/* Splitting: parts are numbered from 1 and each has its own header. A part
+ * holds at most max_rows rows. With max_bytes, an uncompressed part never
+ * grows past max_bytes unless a single row does; a compressed part is closed
+ * at the first row boundary after its compressed size reaches max_bytes
+ * (the size is known only after compression, so it may exceed max_bytes by
+ * a few chunks of compressed data).
+ *
+ * All or nothing: the files (every part) stay NAME.part until the whole
+ * export has succeeded; then all are renamed into place and the directory
+ * is fsynced. On failure or cancellation every .part is removed, and so is
+ * any final file the commit had already renamed. */
+
 typedef struct dbp_export_file {
-  char *path;          /* final path */
-  uint64_t rows;       /* data rows (header excluded) */
-  uint64_t bytes;      /* bytes on disk (after compression) */
-  char sha256[65];     /* hex digest of the bytes on disk */
+  char *path;      /* final path */
+  uint64_t rows;   /* data rows (header excluded) */
+  uint64_t bytes;  /* bytes on disk (after compression) */
+  char sha256[65]; /* hex digest of the bytes on disk */
 } dbp_export_file;
 
 /* Live counters, updated as the export runs (read them from a progress
@@ -92,31 +114,38 @@ typedef struct dbp_export_progress {
 } dbp_export_progress;
 
 typedef struct dbp_export_options {
-  dbp_format format;           /* AUTO: from the path */
-  dbp_compression compression; /* AUTO: from the path */
-  int level;                   /* compression level, 0 = the library default */
-  dbp_encode_options encode;   /* format field ignored (set from format) */
-  uint64_t max_rows;           /* split after this many rows per file; 0 = never */
-  uint64_t max_bytes;          /* split once a file reaches this size; 0 = never */
-  size_t batch_rows;           /* rows per batch; 0 = default */
-  size_t queue_batches;        /* channel capacity; 0 = default */
-  int64_t timeout_ms;          /* whole export; DBP_FOREVER = none */
-  bool no_fsync;               /* skip fsync before rename (tests, benchmarks) */
+  dbp_format format;             /* AUTO: from the path */
+  dbp_compression compression;   /* AUTO: from the path */
+  int level;                     /* compression level, 0 = the library default */
+  dbp_encode_options encode;     /* format field ignored (set from format) */
+  uint64_t max_rows;             /* split after this many rows per file; 0 = never */
+  uint64_t max_bytes;            /* split once a file reaches this size; 0 = never */
+  size_t batch_rows;             /* rows per batch; 0 = default */
+  size_t queue_batches;          /* channel capacity; 0 = default */
+  int64_t timeout_ms;            /* whole export; DBP_FOREVER or 0 = none */
+  bool no_fsync;                 /* skip fsync before rename (tests, benchmarks) */
   dbp_export_progress *progress; /* may be NULL */
 } dbp_export_options;
 
 typedef struct dbp_export_result {
-  uint64_t rows, bytes;        /* totals over all files */
+  uint64_t rows, bytes; /* totals over all files */
   size_t nfiles;
-  dbp_export_file *files;      /* owned; free with dbp_export_result_free */
-  dbp_dberr err;               /* details when the export failed */
+  dbp_export_file *files; /* owned; free with dbp_export_result_free */
+  dbp_dberr err;          /* details when the export failed */
 } dbp_export_result;
 
-/* Waits: runs `sql` on `c` and writes its rows to `path`. Returns 0, or an
- * error with details in res->err; on error no final file exists. */
+/* Waits: runs `sql` on `c` and writes its rows to `path` (parent
+ * directories are created). `opts` may be NULL. Returns 0 with res->files
+ * listing the files, or an error with details in res->err (the server's
+ * SQLSTATE / errno and message for a query error, the file and system error
+ * for a write error); on error no final file exists and res->files is NULL.
+ * The first failure on either side cancels the other; cancelling the calling
+ * coroutine cancels the statement on the server. Afterwards the connection
+ * is idle (or broken). Must run in a coroutine of the connection's runtime. */
 DBP_EXTERN int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams,
                                 const dbp_param *params, const char *path,
                                 const dbp_export_options *opts, dbp_export_result *res);
+/* Frees res->files; safe on a zeroed or already freed result. */
 DBP_EXTERN void dbp_export_result_free(dbp_export_result *res);
 
 #ifdef __cplusplus

@@ -58,8 +58,8 @@ static int hexval(char c) {
  * COPY's reader accepts: \b \f \n \r \t \v, octal \ooo, hex \xhh and a
  * backslash before any other byte. vals[i] == NULL means SQL NULL. Returns 0,
  * DBP_EPROTO when the field count is wrong, or DBP_ENOMEM. */
-int dbp__copytext_split(const char *line, size_t n, size_t ncols, const char **vals,
-                        size_t *lens, dbp_buf *scratch) {
+int dbp__copytext_split(const char *line, size_t n, size_t ncols, const char **vals, size_t *lens,
+                        dbp_buf *scratch) {
   scratch->len = 0;
   int rc = dbp_buf_reserve(scratch, n + 1);
   if (rc != 0) return rc;
@@ -123,7 +123,8 @@ int dbp__copytext_split(const char *line, size_t n, size_t ncols, const char **v
           default:
             if (c >= '0' && c <= '7') {
               int v = c - '0';
-              for (int k = 0; k < 2 && p < end && *p >= '0' && *p <= '7'; k++) v = v * 8 + (*p++ - '0');
+              for (int k = 0; k < 2 && p < end && *p >= '0' && *p <= '7'; k++)
+                v = v * 8 + (*p++ - '0');
               *o++ = (char)v;
             } else {
               *o++ = c;

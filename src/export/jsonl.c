@@ -117,7 +117,9 @@ int dbp__json_string(const char *s, size_t n, dbp_buf *out) {
   return 0;
 }
 
-static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(unsigned char c) {
+  return c >= '0' && c <= '9';
+}
 
 /* Index just past the JSON number starting at s[i], or 0 if none starts
  * there: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */

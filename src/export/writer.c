@@ -16,6 +16,8 @@
  * behind our back; plain unlink()/close() are used there, on purpose: cleanup
  * must not be cut short by the very cancellation that caused it.
  */
+#include "export/writer.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -26,7 +28,6 @@
 #include <unistd.h>
 
 #include "export/export_int.h"
-#include "export/writer.h"
 
 #define NSLOTS 4
 
@@ -39,16 +40,16 @@ typedef struct wfile {
 typedef struct wjob {
   dbp__writer *w;
   dbp_buf data;
-  bool open, close;  /* first / last chunk of its file */
-  size_t file;       /* index into w->files */
-  const char *part;  /* that file's .part path (stable string) */
+  bool open, close; /* first / last chunk of its file */
+  size_t file;      /* index into w->files */
+  const char *part; /* that file's .part path (stable string) */
   /* Results, written by the thread-pool task. */
   uint64_t file_out; /* bytes of the file on disk after this job */
   uint64_t written;  /* bytes this job wrote */
   char sha256[65];
-  int sys_errno;     /* the failed call's errno, or 0 */
-  int code;          /* a dbpipe code when not a system error */
-  const char *op;    /* "create", "write", ... */
+  int sys_errno;  /* the failed call's errno, or 0 */
+  int code;       /* a dbpipe code when not a system error */
+  const char *op; /* "create", "write", ... */
 } wjob;
 
 struct dbp__writer {
@@ -113,8 +114,7 @@ static char *str_cat(const char *a, const char *b) {
 }
 
 /* Creates the writer; see writer.h. One goto path frees a half-built one. */
-int dbp__writer_new(dbp_rt *rt, const char *path, const dbp__writer_options *o,
-                    dbp__writer **out) {
+int dbp__writer_new(dbp_rt *rt, const char *path, const dbp__writer_options *o, dbp__writer **out) {
   if (rt == NULL || path == NULL || *path == '\0' || o == NULL || out == NULL) return DBP_EINVAL;
   if (o->compression != DBP_COMP_NONE && o->compression != DBP_COMP_GZIP &&
       o->compression != DBP_COMP_ZSTD)
@@ -351,8 +351,7 @@ static int send_cur(dbp__writer *w) {
 
 int dbp__writer_begin(dbp__writer *w) {
   if (w->err) return w->err;
-  if (w->in_file || w->committed || w->removed || (!w->o.split && w->nfiles > 0))
-    return DBP_ESTATE;
+  if (w->in_file || w->committed || w->removed || (!w->o.split && w->nfiles > 0)) return DBP_ESTATE;
   if (w->nfiles == w->cap) {
     size_t cap = w->cap ? 2 * w->cap : 4;
     wfile *f = realloc(w->files, cap * sizeof *f);
@@ -388,7 +387,9 @@ int dbp__writer_begin(dbp__writer *w) {
   return 0;
 }
 
-dbp_buf *dbp__writer_buf(dbp__writer *w) { return w->cur ? &w->cur->data : NULL; }
+dbp_buf *dbp__writer_buf(dbp__writer *w) {
+  return w->cur ? &w->cur->data : NULL;
+}
 
 int dbp__writer_flush_if_full(dbp__writer *w) {
   if (w->err) return w->err;

@@ -39,12 +39,12 @@ void dbp__zstream_free(dbp__zstream *s);
 #define DBP__WRITER_CHUNK (256 * 1024)
 
 typedef struct dbp__writer_options {
-  dbp_compression compression; /* NONE, GZIP or ZSTD */
-  int level;                   /* 0 = the library's default */
-  bool split;                  /* numbered part names, even for one part */
-  bool no_fsync;               /* skip fsync of files and directory */
-  bool flush_chunks;           /* compressed: flush each chunk so sizes are current */
-  size_t chunk_size;           /* bytes per thread-pool job; 0 = DBP__WRITER_CHUNK */
+  dbp_compression compression;   /* NONE, GZIP or ZSTD */
+  int level;                     /* 0 = the library's default */
+  bool split;                    /* numbered part names, even for one part */
+  bool no_fsync;                 /* skip fsync of files and directory */
+  bool flush_chunks;             /* compressed: flush each chunk so sizes are current */
+  size_t chunk_size;             /* bytes per thread-pool job; 0 = DBP__WRITER_CHUNK */
   dbp_export_progress *progress; /* bytes_out kept current; may be NULL */
 } dbp__writer_options;
 
@@ -52,8 +52,7 @@ typedef struct dbp__writer dbp__writer;
 
 /* Creates a writer for `path` (copied). Touches no file yet. Returns 0,
  * DBP_EINVAL (bad compression or level) or DBP_ENOMEM. */
-int dbp__writer_new(dbp_rt *rt, const char *path, const dbp__writer_options *o,
-                    dbp__writer **out);
+int dbp__writer_new(dbp_rt *rt, const char *path, const dbp__writer_options *o, dbp__writer **out);
 /* Waits. Starts the next file (the first, or the next part). The previous
  * one must have been ended. Returns 0 or the writer's error. */
 int dbp__writer_begin(dbp__writer *w);

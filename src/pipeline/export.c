@@ -75,8 +75,8 @@ typedef struct xp {
   /* Sink state. */
   bool part_open;
   uint64_t part_rows, rows;
-  dbp_buf carry;   /* a row that goes on into the next batch */
-  dbp_buf hdr;     /* raw mode: the header line, repeated in every part */
+  dbp_buf carry; /* a row that goes on into the next batch */
+  dbp_buf hdr;   /* raw mode: the header line, repeated in every part */
   bool hdr_pending;
   bool in_quotes;
   dbp_buf scratch; /* a row moved to the next part; unescaped text fields */
@@ -197,7 +197,9 @@ static int batch_add_row(xp *x, batch *b, const dbp_row *row) {
   return 0;
 }
 
-static int send_batch(xp *x, batch *b) { return dbp_chan_send(x->full, b, DBP_FOREVER); }
+static int send_batch(xp *x, batch *b) {
+  return dbp_chan_send(x->full, b, DBP_FOREVER);
+}
 
 static int make_encoder(xp *x, const dbp_column *cols, size_t ncols) {
   dbp_encoder_free(x->e);
@@ -658,8 +660,9 @@ int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_par
     wo.flush_chunks = true;
   }
   rc = dbp__writer_new(rt, path, &wo, &x.w);
-  if (rc != 0) return res_error(res, rc, "invalid compression level %d for %s", o.level,
-                                dbp_compression_name(comp));
+  if (rc != 0)
+    return res_error(res, rc, "invalid compression level %d for %s", o.level,
+                     dbp_compression_name(comp));
 
   if (dbp_conn_kind(c) == DBP_DB_PG && nparams == 0) {
     bool raw = fmt != DBP_FMT_JSONL && copy_can_write(&x.enc);

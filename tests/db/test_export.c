@@ -44,7 +44,10 @@ static void check_all_formats(int kind, const char *sql, int qi) {
     for (int z = 0; z < 3; z++) {
       char name[64];
       snprintf(name, sizeof name, "q%d%s", qi, exts[f][z]);
-      xjob j = {.kind = kind, .sql = sql, .path = tmp_path(name), .want_ref = true,
+      xjob j = {.kind = kind,
+                .sql = sql,
+                .path = tmp_path(name),
+                .want_ref = true,
                 .o = {.timeout_ms = DBP_FOREVER}};
       run_in_coro(body_export, &j);
       cr_assert_eq(j.rc, 0, "%s: %s: %s", name, dbp_err_name(j.rc), j.res.err.message);
@@ -93,9 +96,9 @@ static void check_same_as_copy(const char *sql, const char *copy_opts, const cha
   size_t n;
   char *data = read_output(j.path, &n);
   cr_expect(n == j.copy.n && memcmp(data, j.copy.p, n) == 0,
-            "%s differs from %s\n--- got (%zu bytes)\n%.*s\n--- COPY (%zu bytes)\n%.*s", name,
-            copy, n, (int)(n < 2000 ? n : 2000), data, j.copy.n,
-            (int)(j.copy.n < 2000 ? j.copy.n : 2000), j.copy.p);
+            "%s differs from %s\n--- got (%zu bytes)\n%.*s\n--- COPY (%zu bytes)\n%.*s", name, copy,
+            n, (int)(n < 2000 ? n : 2000), data, j.copy.n, (int)(j.copy.n < 2000 ? j.copy.n : 2000),
+            j.copy.p);
   free(data);
   xjob_free(&j);
 }
@@ -109,8 +112,9 @@ Test(export, pg_csv_and_tsv_are_byte_for_byte_copy) {
                        (dbp_export_options){.encode = {.no_header = true}});
     check_same_as_copy(pg_queries[q], "FORMAT csv, HEADER, DELIMITER ';', NULL 'NULL'", "d.csv",
                        (dbp_export_options){.encode = {.delimiter = ';', .null_string = "NULL"}});
-    check_same_as_copy(pg_queries[q], "FORMAT text, DELIMITER '|', NULL ''", "d.tsv",
-                       (dbp_export_options){.encode = {.no_header = true, .delimiter = '|', .null_string = ""}});
+    check_same_as_copy(
+        pg_queries[q], "FORMAT text, DELIMITER '|', NULL ''", "d.tsv",
+        (dbp_export_options){.encode = {.no_header = true, .delimiter = '|', .null_string = ""}});
   }
 }
 
@@ -125,7 +129,10 @@ Test(export, pg_single_column_backslash_dot_matches_copy) {
 Test(export, pg_crlf_goes_through_the_encoder_with_the_same_bytes) {
   for (size_t q = 0; q < sizeof pg_queries / sizeof *pg_queries; q++) {
     dbp_export_options o = {.encode = {.crlf = true}};
-    xjob j = {.kind = DBT_PG, .sql = pg_queries[q], .path = tmp_path("crlf.csv"), .o = o,
+    xjob j = {.kind = DBT_PG,
+              .sql = pg_queries[q],
+              .path = tmp_path("crlf.csv"),
+              .o = o,
               .want_ref = true};
     char copy[2048];
     snprintf(copy, sizeof copy, "COPY (%s) TO STDOUT (FORMAT csv, HEADER)", pg_queries[q]);
@@ -198,9 +205,12 @@ Test(export, pg_parameters_match_copy_of_the_literal_query) {
   dbp_param p[] = {{"5", 1}, {"Zoë%", sizeof "Zoë%" - 1}};
   xjob j = {.kind = DBT_PG,
             .sql = "SELECT * FROM customers WHERE id > $1 OR full_name LIKE $2 ORDER BY id",
-            .nparams = 2, .params = p, .path = tmp_path("p.csv"),
-            .copy_sql = "COPY (SELECT * FROM customers WHERE id > 5 OR full_name LIKE 'Zoë%'"
-                        " ORDER BY id) TO STDOUT (FORMAT csv, HEADER)"};
+            .nparams = 2,
+            .params = p,
+            .path = tmp_path("p.csv"),
+            .copy_sql =
+                "COPY (SELECT * FROM customers WHERE id > 5 OR full_name LIKE 'Zoë%'"
+                " ORDER BY id) TO STDOUT (FORMAT csv, HEADER)"};
   run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0, "%s", j.res.err.message);
   size_t n;
@@ -213,8 +223,12 @@ Test(export, pg_parameters_match_copy_of_the_literal_query) {
 
 Test(export, mysql_parameters) {
   dbp_param p[] = {{"5", 1}};
-  xjob j = {.kind = DBT_MY, .sql = "SELECT id, email FROM customers WHERE id > ? ORDER BY id",
-            .nparams = 1, .params = p, .path = tmp_path("p.jsonl"), .want_ref = true};
+  xjob j = {.kind = DBT_MY,
+            .sql = "SELECT id, email FROM customers WHERE id > ? ORDER BY id",
+            .nparams = 1,
+            .params = p,
+            .path = tmp_path("p.jsonl"),
+            .want_ref = true};
   run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0, "%s", j.res.err.message);
   cr_expect_eq(j.res.rows, 15);
@@ -231,8 +245,8 @@ Test(export, mysql_parameters) {
 /* Statements COPY does not take, a trailing semicolon and a trailing
  * comment all work. */
 Test(export, pg_statements_copy_refuses_still_export) {
-  const char *sqls[] = {"SHOW server_version", "EXPLAIN SELECT 1",
-                        "SELECT 1 AS a;  ", "SELECT 2 AS a -- the answer"};
+  const char *sqls[] = {"SHOW server_version", "EXPLAIN SELECT 1", "SELECT 1 AS a;  ",
+                        "SELECT 2 AS a -- the answer"};
   for (int i = 0; i < 4; i++) {
     xjob j = {.kind = DBT_PG, .sql = sqls[i], .path = tmp_path("s.csv"), .want_ref = true};
     run_in_coro(body_export, &j);
@@ -244,8 +258,10 @@ Test(export, pg_statements_copy_refuses_still_export) {
 }
 
 Test(export, format_and_compression_from_options_override_the_name) {
-  xjob j = {.kind = DBT_PG, .sql = "SELECT id, email FROM customers ORDER BY id",
-            .path = tmp_path("data.out"), .want_ref = true,
+  xjob j = {.kind = DBT_PG,
+            .sql = "SELECT id, email FROM customers ORDER BY id",
+            .path = tmp_path("data.out"),
+            .want_ref = true,
             .o = {.format = DBP_FMT_JSONL, .compression = DBP_COMP_ZSTD, .level = 19}};
   run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0, "%s", j.res.err.message);
@@ -257,7 +273,8 @@ Test(export, format_and_compression_from_options_override_the_name) {
 }
 
 Test(export, empty_result_is_a_header_only_file) {
-  xjob j = {.kind = DBT_PG, .sql = "SELECT id, email FROM customers WHERE false",
+  xjob j = {.kind = DBT_PG,
+            .sql = "SELECT id, email FROM customers WHERE false",
             .path = tmp_path("e.csv")};
   run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0);
@@ -267,7 +284,8 @@ Test(export, empty_result_is_a_header_only_file) {
   cr_expect_eq(j.res.rows, 0);
   free(data);
   xjob_free(&j);
-  xjob m = {.kind = DBT_MY, .sql = "SELECT id, email FROM customers WHERE 1 = 0",
+  xjob m = {.kind = DBT_MY,
+            .sql = "SELECT id, email FROM customers WHERE 1 = 0",
             .path = tmp_path("e.tsv.gz")};
   run_in_coro(body_export, &m);
   cr_assert_eq(m.rc, 0);
@@ -279,7 +297,9 @@ Test(export, empty_result_is_a_header_only_file) {
 
 Test(export, progress_counters_match_the_result) {
   dbp_export_progress prog = {0};
-  xjob j = {.kind = DBT_PG, .sql = "SELECT * FROM orders ORDER BY id", .path = tmp_path("o.jsonl.gz"),
+  xjob j = {.kind = DBT_PG,
+            .sql = "SELECT * FROM orders ORDER BY id",
+            .path = tmp_path("o.jsonl.gz"),
             .o = {.progress = &prog}};
   run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0);

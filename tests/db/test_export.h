@@ -35,15 +35,19 @@ static __attribute__((unused)) void ts_add(tstr *s, const void *p, size_t n) {
   s->n += n;
   s->p[s->n] = '\0';
 }
-static __attribute__((unused)) void ts_addc(tstr *s, char c) { ts_add(s, &c, 1); }
-static __attribute__((unused)) void ts_adds(tstr *s, const char *z) { ts_add(s, z, strlen(z)); }
+static __attribute__((unused)) void ts_addc(tstr *s, char c) {
+  ts_add(s, &c, 1);
+}
+static __attribute__((unused)) void ts_adds(tstr *s, const char *z) {
+  ts_add(s, z, strlen(z));
+}
 
 /* ---- a table of text cells ---- */
 
 typedef struct cell {
   char *v; /* NULL = SQL NULL */
   size_t n;
-  int kind; /* JSON: 'n'ull 's'tring 'd'igits 'b'ool 'j'son; text formats: 0 */
+  int kind;  /* JSON: 'n'ull 's'tring 'd'igits 'b'ool 'j'son; text formats: 0 */
   char *raw; /* JSON: the value's text as written */
 } cell;
 
@@ -75,8 +79,8 @@ static __attribute__((unused)) char *memdup0(const char *p, size_t n) {
 }
 
 /* The rows of `sql` as dbp_query/dbp_fetch return them: the reference. */
-static __attribute__((unused)) int ref_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *params,
-                     table *t) {
+static __attribute__((unused)) int ref_query(dbp_conn *c, const char *sql, size_t nparams,
+                                             const dbp_param *params, table *t) {
   memset(t, 0, sizeof *t);
   int rc = dbp_query(c, sql, nparams, params, 30000);
   if (rc != 0) return rc;
@@ -220,7 +224,8 @@ static __attribute__((unused)) const char *tmp_path(const char *name) {
 
 /* CSV as COPY writes it: "..." with doubled quotes; an empty unquoted field
  * is NULL (with the default NULL string). */
-static __attribute__((unused)) void parse_csv(const char *s, size_t n, char delim, bool crlf, table *t, bool header) {
+static __attribute__((unused)) void parse_csv(const char *s, size_t n, char delim, bool crlf,
+                                              table *t, bool header) {
   memset(t, 0, sizeof *t);
   size_t i = 0, col = 0, row = 0;
   cell *cells = NULL;
@@ -290,19 +295,34 @@ static __attribute__((unused)) void text_unescape(const char *p, size_t n, tstr 
     }
     char c = p[++i];
     switch (c) {
-      case 'b': ts_addc(out, '\b'); break;
-      case 'f': ts_addc(out, '\f'); break;
-      case 'n': ts_addc(out, '\n'); break;
-      case 'r': ts_addc(out, '\r'); break;
-      case 't': ts_addc(out, '\t'); break;
-      case 'v': ts_addc(out, '\v'); break;
-      default: ts_addc(out, c); break;
+      case 'b':
+        ts_addc(out, '\b');
+        break;
+      case 'f':
+        ts_addc(out, '\f');
+        break;
+      case 'n':
+        ts_addc(out, '\n');
+        break;
+      case 'r':
+        ts_addc(out, '\r');
+        break;
+      case 't':
+        ts_addc(out, '\t');
+        break;
+      case 'v':
+        ts_addc(out, '\v');
+        break;
+      default:
+        ts_addc(out, c);
+        break;
     }
   }
 }
 
 /* PostgreSQL's text format: tab-separated, \N for NULL, backslash escapes. */
-static __attribute__((unused)) void parse_tsv(const char *s, size_t n, bool crlf, table *t, bool header) {
+static __attribute__((unused)) void parse_tsv(const char *s, size_t n, bool crlf, table *t,
+                                              bool header) {
   memset(t, 0, sizeof *t);
   size_t i = 0, row = 0, ncells = 0;
   cell *cells = NULL;
@@ -389,11 +409,21 @@ static __attribute__((unused)) void json_string(const char *s, size_t n, size_t 
     }
     char e = s[(*i)++];
     switch (e) {
-      case 'b': ts_addc(out, '\b'); break;
-      case 'f': ts_addc(out, '\f'); break;
-      case 'n': ts_addc(out, '\n'); break;
-      case 'r': ts_addc(out, '\r'); break;
-      case 't': ts_addc(out, '\t'); break;
+      case 'b':
+        ts_addc(out, '\b');
+        break;
+      case 'f':
+        ts_addc(out, '\f');
+        break;
+      case 'n':
+        ts_addc(out, '\n');
+        break;
+      case 'r':
+        ts_addc(out, '\r');
+        break;
+      case 't':
+        ts_addc(out, '\t');
+        break;
       case 'u': {
         unsigned cp = hex4(s + *i);
         *i += 4;
@@ -511,8 +541,8 @@ static __attribute__((unused)) bool is_json_number(const char *s) {
 
 /* Compares an exported table with the reference, cell by cell, by the rules
  * of the format. */
-static __attribute__((unused)) void compare_tables(const table *got, const table *ref, dbp_format fmt, bool names,
-                           const char *what) {
+static __attribute__((unused)) void compare_tables(const table *got, const table *ref,
+                                                   dbp_format fmt, bool names, const char *what) {
   cr_assert_eq(got->ncols, ref->ncols, "%s: %zu columns, want %zu", what, got->ncols, ref->ncols);
   cr_assert_eq(got->nrows, ref->nrows, "%s: %zu rows, want %zu", what, got->nrows, ref->nrows);
   if (names) {
@@ -563,8 +593,9 @@ static __attribute__((unused)) void compare_tables(const table *got, const table
 }
 
 /* Parses an export's bytes in its format. */
-static __attribute__((unused)) void parse_output(const char *s, size_t n, const dbp_export_options *o, dbp_format fmt,
-                         table *t) {
+static __attribute__((unused)) void parse_output(const char *s, size_t n,
+                                                 const dbp_export_options *o, dbp_format fmt,
+                                                 table *t) {
   bool crlf = o->encode.crlf, header = !o->encode.no_header;
   if (fmt == DBP_FMT_CSV)
     parse_csv(s, n, o->encode.delimiter ? o->encode.delimiter : ',', crlf, t, header);
@@ -577,7 +608,7 @@ static __attribute__((unused)) void parse_output(const char *s, size_t n, const 
 /* ---- running exports ---- */
 
 typedef struct xjob {
-  int kind;             /* DBT_PG / DBT_MY */
+  int kind; /* DBT_PG / DBT_MY */
   const char *sql;
   size_t nparams;
   const dbp_param *params;

@@ -41,8 +41,9 @@ Test(export_faults, pg_error_in_the_middle_of_the_stream) {
   const char *names[] = {"mid.csv", "mid.tsv.gz", "mid.jsonl.zst"};
   for (int i = 0; i < 3; i++) {
     xjob j = {.kind = DBT_PG,
-              .sql = "SELECT i, repeat('x', 50) AS pad, 1 / (i - 150000) AS boom"
-                     " FROM generate_series(1, 200000) AS i"};
+              .sql =
+                  "SELECT i, repeat('x', 50) AS pad, 1 / (i - 150000) AS boom"
+                  " FROM generate_series(1, 200000) AS i"};
     expect_failure(&j, names[i], DBP_EQUERY);
     cr_expect_str_eq(j.res.err.sqlstate, "22012");
     cr_expect(strstr(j.res.err.message, "division by zero"), "%s", j.res.err.message);
@@ -54,9 +55,10 @@ Test(export_faults, mysql_error_in_the_middle_of_the_stream) {
   const char *names[] = {"mid.csv", "mid.tsv.gz", "mid.jsonl.zst"};
   for (int i = 0; i < 3; i++) {
     xjob j = {.kind = DBT_MY,
-              .sql = "SELECT s1.seq, REPEAT('x', 50) AS pad,"
-                     " (SELECT s2.seq FROM seq_1_to_2 AS s2 WHERE s1.seq >= 150000) AS boom"
-                     " FROM seq_1_to_200000 AS s1"};
+              .sql =
+                  "SELECT s1.seq, REPEAT('x', 50) AS pad,"
+                  " (SELECT s2.seq FROM seq_1_to_2 AS s2 WHERE s1.seq >= 150000) AS boom"
+                  " FROM seq_1_to_200000 AS s1"};
     expect_failure(&j, names[i], DBP_EQUERY);
     cr_expect_eq(j.res.err.db_errno, 1242);
     cr_expect(strstr(j.res.err.message, "more than 1 row"), "%s", j.res.err.message);
@@ -68,15 +70,17 @@ Test(export_faults, mysql_error_in_the_middle_of_the_stream) {
 Test(export_faults, failed_split_export_leaves_no_part) {
   dbp_export_progress prog = {0};
   xjob j = {.kind = DBT_PG,
-            .sql = "SELECT i, repeat('x', 50) AS pad, 1 / (i - 150000) AS boom"
-                   " FROM generate_series(1, 200000) AS i",
+            .sql =
+                "SELECT i, repeat('x', 50) AS pad, 1 / (i - 150000) AS boom"
+                " FROM generate_series(1, 200000) AS i",
             .o = {.max_rows = 20000, .progress = &prog}};
   expect_failure(&j, "split.csv", DBP_EQUERY);
   cr_expect_gt(prog.bytes_out, 0, "parts were written before the failure");
   xjob_free(&j);
   xjob m = {.kind = DBT_MY,
-            .sql = "SELECT s1.seq, (SELECT s2.seq FROM seq_1_to_2 AS s2 WHERE s1.seq >= 150000)"
-                   " AS boom FROM seq_1_to_200000 AS s1",
+            .sql =
+                "SELECT s1.seq, (SELECT s2.seq FROM seq_1_to_2 AS s2 WHERE s1.seq >= 150000)"
+                " AS boom FROM seq_1_to_200000 AS s1",
             .o = {.max_bytes = 100000}};
   expect_failure(&m, "split.jsonl.gz", DBP_EQUERY);
   xjob_free(&m);
@@ -125,11 +129,10 @@ Test(export_faults, unwritable_target_is_a_clear_error) {
 /* Lots of rows at once, then a long sleep: the export is busy writing when
  * it is stopped. */
 static const char *slow_sql(int kind) {
-  return kind == DBT_PG
-             ? "SELECT i, repeat('x', 100) AS pad FROM generate_series(1, 100000) AS i"
-               " UNION ALL SELECT 0, pg_sleep(30)::text"
-             : "SELECT seq, REPEAT('x', 100) AS pad FROM seq_1_to_100000"
-               " UNION ALL SELECT 0, SLEEP(30)";
+  return kind == DBT_PG ? "SELECT i, repeat('x', 100) AS pad FROM generate_series(1, 100000) AS i"
+                          " UNION ALL SELECT 0, pg_sleep(30)::text"
+                        : "SELECT seq, REPEAT('x', 100) AS pad FROM seq_1_to_100000"
+                          " UNION ALL SELECT 0, SLEEP(30)";
 }
 
 typedef struct cjob {
@@ -217,7 +220,8 @@ Test(export_faults, cancelled_export_stops_the_query_and_leaves_nothing) {
       run_in_coro(body_cancel, &j);
       check_stopped(&j, DBP_ECANCELED);
       /* Generous: the sleep would last 30 s. */
-      cr_expect_lt(j.elapsed_ms, 5000, "stopped promptly (%llu ms)", (unsigned long long)j.elapsed_ms);
+      cr_expect_lt(j.elapsed_ms, 5000, "stopped promptly (%llu ms)",
+                   (unsigned long long)j.elapsed_ms);
     }
   }
 }
@@ -228,8 +232,8 @@ Test(export_faults, timed_out_export_stops_the_query_and_leaves_nothing) {
     cjob j = {.kind = kinds[k], .path = tmp_path("t.csv.gz"), .o = {.timeout_ms = 1500}};
     run_in_coro(body_cancel, &j);
     check_stopped(&j, DBP_ETIMEDOUT);
-    cr_expect(strstr(j.res.err.message, "timed out") || strstr(j.res.err.message, "timeout"),
-              "%s", j.res.err.message);
+    cr_expect(strstr(j.res.err.message, "timed out") || strstr(j.res.err.message, "timeout"), "%s",
+              j.res.err.message);
   }
 }
 

@@ -85,11 +85,11 @@ Test(export_split, by_rows_every_mode) {
     const char *name;
     dbp_export_options o;
   } cases[] = {
-      {DBT_PG, "o.csv", {.max_rows = 7}},                         /* COPY bytes through */
-      {DBT_PG, "o.tsv.gz", {.max_rows = 7}},                      /* COPY text through */
-      {DBT_PG, "o.jsonl.zst", {.max_rows = 7}},                   /* text COPY parsed */
+      {DBT_PG, "o.csv", {.max_rows = 7}},                           /* COPY bytes through */
+      {DBT_PG, "o.tsv.gz", {.max_rows = 7}},                        /* COPY text through */
+      {DBT_PG, "o.jsonl.zst", {.max_rows = 7}},                     /* text COPY parsed */
       {DBT_PG, "r.csv", {.max_rows = 7, .encode = {.crlf = true}}}, /* parsed, CRLF */
-      {DBT_MY, "m.csv", {.max_rows = 7}},                         /* fetched rows */
+      {DBT_MY, "m.csv", {.max_rows = 7}},                           /* fetched rows */
       {DBT_MY, "m.jsonl.gz", {.max_rows = 7}},
   };
   int files = 0;
@@ -120,8 +120,7 @@ Test(export_split, by_bytes_uncompressed_parts_fit) {
     dbp_export_options o = {.max_bytes = 700};
     size_t nparts;
     xjob j;
-    split_case(cases[k].kind, "SELECT * FROM customers ORDER BY id", cases[k].name, o, &nparts,
-               &j);
+    split_case(cases[k].kind, "SELECT * FROM customers ORDER BY id", cases[k].name, o, &nparts, &j);
     cr_expect_gt(nparts, 2, "%s: several parts", cases[k].name);
     for (size_t p = 0; p < nparts; p++) {
       const dbp_export_file *f = &j.res.files[p];
@@ -156,8 +155,10 @@ Test(export_split, by_bytes_compressed) {
 }
 
 Test(export_split, empty_result_is_one_part_with_the_header) {
-  xjob j = {.kind = DBT_PG, .sql = "SELECT id, email FROM customers WHERE false",
-            .path = tmp_path("e.csv"), .o = {.max_rows = 10}};
+  xjob j = {.kind = DBT_PG,
+            .sql = "SELECT id, email FROM customers WHERE false",
+            .path = tmp_path("e.csv"),
+            .o = {.max_rows = 10}};
   run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0);
   cr_assert_eq(j.res.nfiles, 1);

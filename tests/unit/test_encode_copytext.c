@@ -28,7 +28,8 @@ static size_t row_ends(const char *s, size_t step, size_t *ends, size_t max) {
 
 Test(copytext, csv_row_ends_respect_quotes_whatever_the_chunks) {
   const char *csv =
-      "id,note\n1,\"two\nlines\"\n2,\"say \"\"hi\"\"\"\n,\"\"\"\"\n3,plain text here and long enough\n";
+      "id,note\n1,\"two\nlines\"\n2,\"say \"\"hi\"\"\"\n,\"\"\"\"\n3,plain text here and long "
+      "enough\n";
   size_t want[] = {8, 22, 37, 43, 77};
   for (size_t step = 1; step <= strlen(csv); step++) {
     size_t ends[8];
@@ -40,7 +41,8 @@ Test(copytext, csv_row_ends_respect_quotes_whatever_the_chunks) {
 
 static void split(const char *line, size_t ncols, const char **vals, size_t *lens, dbp_buf *scratch,
                   int want_rc) {
-  cr_assert_eq(dbp__copytext_split(line, strlen(line), ncols, vals, lens, scratch), want_rc, "%s", line);
+  cr_assert_eq(dbp__copytext_split(line, strlen(line), ncols, vals, lens, scratch), want_rc, "%s",
+               line);
 }
 
 Test(copytext, text_fields_nulls_and_escapes) {

@@ -97,12 +97,10 @@ Test(encode_csv, header_names_follow_the_same_rules) {
 }
 
 Test(encode_csv, numbers_booleans_and_special_floats_as_the_server_wrote_them) {
-  static const dbp_column cols[] = {{"i", DBP_T_INTEGER, "int8", 20},
-                                    {"n", DBP_T_NUMERIC, "numeric", 1700},
-                                    {"f", DBP_T_FLOAT, "float8", 701},
-                                    {"g", DBP_T_FLOAT, "float8", 701},
-                                    {"b", DBP_T_BOOL, "bool", 16},
-                                    {"c", DBP_T_BOOL, "bool", 16}};
+  static const dbp_column cols[] = {
+      {"i", DBP_T_INTEGER, "int8", 20},  {"n", DBP_T_NUMERIC, "numeric", 1700},
+      {"f", DBP_T_FLOAT, "float8", 701}, {"g", DBP_T_FLOAT, "float8", 701},
+      {"b", DBP_T_BOOL, "bool", 16},     {"c", DBP_T_BOOL, "bool", 16}};
   const char *vals[] = {"-9223372036854775808", "9999999999.99", "NaN", "-Infinity", "t", "f"};
   size_t lens[6], n;
   for (int i = 0; i < 6; i++) lens[i] = strlen(vals[i]);

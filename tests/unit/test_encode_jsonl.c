@@ -32,7 +32,8 @@ static void check1(dbp_type t, const char *v, size_t n, const char *want, size_t
 }
 
 Test(encode_jsonl, null_is_null_for_every_type) {
-  for (int t = DBP_T_INTEGER; t <= DBP_T_OTHER; t++) check1((dbp_type)t, NULL, 0, V("{\"v\":null}\n"));
+  for (int t = DBP_T_INTEGER; t <= DBP_T_OTHER; t++)
+    check1((dbp_type)t, NULL, 0, V("{\"v\":null}\n"));
 }
 
 Test(encode_jsonl, integers_and_numerics_keep_the_servers_digits) {
@@ -86,7 +87,8 @@ Test(encode_jsonl, json_columns_are_embedded) {
 
 Test(encode_jsonl, json_line_breaks_between_tokens_become_spaces) {
   /* PostgreSQL's json type keeps the text as entered, newlines included. */
-  check1(DBP_T_JSON, V("{\"a\":\r\n  1,\n\"b\": \"x\"}\n"), V("{\"v\":{\"a\":    1, \"b\": \"x\"} }\n"));
+  check1(DBP_T_JSON, V("{\"a\":\r\n  1,\n\"b\": \"x\"}\n"),
+         V("{\"v\":{\"a\":    1, \"b\": \"x\"} }\n"));
 }
 
 Test(encode_jsonl, invalid_json_is_written_as_a_string) {
@@ -111,7 +113,11 @@ Test(encode_jsonl, deeply_nested_json_within_the_limit_is_embedded) {
 Test(encode_jsonl, strings_escape_quotes_backslashes_and_controls) {
   check1(DBP_T_TEXT, V("say \"hi\" C:\\dir"), V("{\"v\":\"say \\\"hi\\\" C:\\\\dir\"}\n"));
   check1(DBP_T_TEXT, V("\b\f\n\r\t"), V("{\"v\":\"\\b\\f\\n\\r\\t\"}\n"));
-  check1(DBP_T_TEXT, V("a\x01" "b\x1f" "c\x7f"), V("{\"v\":\"a\\u0001b\\u001fc\x7f\"}\n"));
+  check1(DBP_T_TEXT,
+         V("a\x01"
+           "b\x1f"
+           "c\x7f"),
+         V("{\"v\":\"a\\u0001b\\u001fc\x7f\"}\n"));
   check1(DBP_T_TEXT, V("nul\0byte"), V("{\"v\":\"nul\\u0000byte\"}\n"));
   check1(DBP_T_TEXT, V(""), V("{\"v\":\"\"}\n"));
   check1(DBP_T_TEXT, V("0123456789abcdef\"0123456789abcdef\n"),
@@ -120,19 +126,20 @@ Test(encode_jsonl, strings_escape_quotes_backslashes_and_controls) {
 
 Test(encode_jsonl, valid_utf8_passes_through) {
   check1(DBP_T_TEXT, V("Zoë 山田 😀 Ωμέγα أحمد"), V("{\"v\":\"Zoë 山田 😀 Ωμέγα أحمد\"}\n"));
-  check1(DBP_T_TEXT, V("\xef\xbf\xbf\xf4\x8f\xbf\xbf"), V("{\"v\":\"\xef\xbf\xbf\xf4\x8f\xbf\xbf\"}\n"));
+  check1(DBP_T_TEXT, V("\xef\xbf\xbf\xf4\x8f\xbf\xbf"),
+         V("{\"v\":\"\xef\xbf\xbf\xf4\x8f\xbf\xbf\"}\n"));
 }
 
 #define FFFD "\xef\xbf\xbd"
 
 Test(encode_jsonl, invalid_utf8_is_replaced_by_u_fffd) {
-  check1(DBP_T_TEXT, V("a\x80z"), V("{\"v\":\"a" FFFD "z\"}\n"));           /* lone continuation */
-  check1(DBP_T_TEXT, V("a\xc3"), V("{\"v\":\"a" FFFD "\"}\n"));             /* truncated at end */
-  check1(DBP_T_TEXT, V("\xe6\x97z"), V("{\"v\":\"" FFFD "z\"}\n"));         /* truncated 3-byte */
-  check1(DBP_T_TEXT, V("\xc0\xaf"), V("{\"v\":\"" FFFD FFFD "\"}\n"));      /* overlong */
+  check1(DBP_T_TEXT, V("a\x80z"), V("{\"v\":\"a" FFFD "z\"}\n"));      /* lone continuation */
+  check1(DBP_T_TEXT, V("a\xc3"), V("{\"v\":\"a" FFFD "\"}\n"));        /* truncated at end */
+  check1(DBP_T_TEXT, V("\xe6\x97z"), V("{\"v\":\"" FFFD "z\"}\n"));    /* truncated 3-byte */
+  check1(DBP_T_TEXT, V("\xc0\xaf"), V("{\"v\":\"" FFFD FFFD "\"}\n")); /* overlong */
   check1(DBP_T_TEXT, V("\xed\xa0\x80"), V("{\"v\":\"" FFFD FFFD FFFD "\"}\n")); /* surrogate */
   check1(DBP_T_TEXT, V("\xf4\x90\x80\x80"), V("{\"v\":\"" FFFD FFFD FFFD FFFD "\"}\n"));
-  check1(DBP_T_TEXT, V("\xf0\x9f\x98"), V("{\"v\":\"" FFFD "\"}\n"));       /* cut emoji */
+  check1(DBP_T_TEXT, V("\xf0\x9f\x98"), V("{\"v\":\"" FFFD "\"}\n")); /* cut emoji */
   check1(DBP_T_TEXT, V("\xff\xfe"), V("{\"v\":\"" FFFD FFFD "\"}\n"));
 }
 

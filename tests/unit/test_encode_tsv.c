@@ -32,8 +32,10 @@ static void expect_bytes(const char *got, size_t gotlen, const char *want, size_
 static const dbp_encode_options tsv = {.format = DBP_FMT_TSV};
 
 Test(encode_tsv, control_characters_backslash_null_and_empty) {
-  static const dbp_column cols[] = {{"a", DBP_T_TEXT, "text", 25}, {"b", DBP_T_TEXT, "text", 25},
-                                    {"c", DBP_T_TEXT, "text", 25}, {"d", DBP_T_TEXT, "text", 25}};
+  static const dbp_column cols[] = {{"a", DBP_T_TEXT, "text", 25},
+                                    {"b", DBP_T_TEXT, "text", 25},
+                                    {"c", DBP_T_TEXT, "text", 25},
+                                    {"d", DBP_T_TEXT, "text", 25}};
   const char *vals[] = {"\b\f\n\r\t\v", "x\x01y\\z\x7f", NULL, ""};
   size_t lens[] = {6, 6, 0, 0}, n;
   char *got = encode(&tsv, cols, 4, 1, vals, lens, &n);
@@ -82,7 +84,8 @@ Test(encode_tsv, numbers_and_booleans_as_the_server_wrote_them) {
 }
 
 Test(encode_tsv, header_names_are_escaped) {
-  static const dbp_column cols[] = {{"c\\d", DBP_T_TEXT, "text", 25}, {"t\tu", DBP_T_TEXT, "text", 25}};
+  static const dbp_column cols[] = {{"c\\d", DBP_T_TEXT, "text", 25},
+                                    {"t\tu", DBP_T_TEXT, "text", 25}};
   const char *vals[] = {"a\\b", "x"};
   size_t lens[] = {3, 1}, n;
   char *got = encode(&tsv, cols, 2, 1, vals, lens, &n);
@@ -103,10 +106,14 @@ Test(encode_tsv, other_delimiter_and_null_string) {
 Test(encode_tsv, control_character_delimiter_is_backslashed) {
   static const dbp_column cols[] = {{"a", DBP_T_TEXT, "text", 25}};
   dbp_encode_options o = {.format = DBP_FMT_TSV, .delimiter = '\x01'};
-  const char *vals[] = {"a\x01" "b\x02"};
+  const char *vals[] = {
+      "a\x01"
+      "b\x02"};
   size_t lens[] = {4}, n;
   char *got = encode(&o, cols, 1, 1, vals, lens, &n);
-  expect_bytes(got, n, V("a\na\\\x01" "b\x02\n"));
+  expect_bytes(got, n,
+               V("a\na\\\x01"
+                 "b\x02\n"));
   free(got);
 }
 

@@ -85,7 +85,9 @@ static int count_entries(const char *dir) {
   return n;
 }
 
-static bool exists(const char *path) { return access(path, F_OK) == 0; }
+static bool exists(const char *path) {
+  return access(path, F_OK) == 0;
+}
 
 static char *read_all(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -110,8 +112,8 @@ static void write_file(const char *path, const char *text) {
 /* Deterministic test data: lines of pseudo-random words, compressible but
  * not trivially so. */
 static char *make_data(size_t n) {
-  static const char *words[] = {"alpha", "beta", "gamma", "delta", "épsilon", "ζ", "山田", "42",
-                                "-0.50", "\"q\"", "x,y"};
+  static const char *words[] = {"alpha", "beta", "gamma", "delta", "épsilon", "ζ",
+                                "山田",  "42",   "-0.50", "\"q\"", "x,y"};
   char *p = malloc(n);
   uint32_t s = 12345;
   size_t i = 0;
@@ -189,7 +191,8 @@ Test(writer, sha256_implementations_agree) {
     dbp__sha256_compress(b, data + off, n, DBP__SHA256_SHA_NI);
     cr_assert(memcmp(a, b, sizeof a) == 0, "diverged at block %zu", off / 64);
   }
-  cr_log_info("SHA-256 in use: %s", dbp__sha256_impl() == DBP__SHA256_SHA_NI ? "SHA-NI" : "portable");
+  cr_log_info("SHA-256 in use: %s",
+              dbp__sha256_impl() == DBP__SHA256_SHA_NI ? "SHA-NI" : "portable");
   free(data);
 }
 
@@ -251,8 +254,11 @@ static void free_files(wcase *c) {
 }
 
 Test(writer, part_file_then_rename_with_sha256) {
-  wcase c = {.path = in_tmp("out.csv"), .o = {.compression = DBP_COMP_NONE, .chunk_size = 1000},
-             .data = "id,name\n1,\"x\"\n", .len = 14, .piece = 3};
+  wcase c = {.path = in_tmp("out.csv"),
+             .o = {.compression = DBP_COMP_NONE, .chunk_size = 1000},
+             .data = "id,name\n1,\"x\"\n",
+             .len = 14,
+             .piece = 3};
   cr_assert_eq(run_in_coro(body_write, &c), 0);
   cr_expect(c.part_seen, "out.csv.part exists while writing");
   cr_expect(!c.final_seen_early, "out.csv does not exist before the commit");
@@ -277,8 +283,11 @@ Test(writer, large_file_in_many_chunks_matches_sha256sum) {
   size_t len = 3 * 1024 * 1024 + 17;
   char *data = make_data(len);
   dbp_export_progress prog = {0};
-  wcase c = {.path = in_tmp("big.csv"), .o = {.compression = DBP_COMP_NONE, .progress = &prog},
-             .data = data, .len = len, .piece = 10007};
+  wcase c = {.path = in_tmp("big.csv"),
+             .o = {.compression = DBP_COMP_NONE, .progress = &prog},
+             .data = data,
+             .len = len,
+             .piece = 10007};
   cr_assert_eq(run_in_coro(body_write, &c), 0);
   size_t n;
   char *got = read_all(in_tmp("big.csv"), &n);
@@ -296,16 +305,23 @@ Test(writer, large_file_in_many_chunks_matches_sha256sum) {
 
 Test(writer, existing_file_replaced_only_by_a_complete_one) {
   write_file(in_tmp("out.csv"), "old contents\n");
-  wcase c = {.path = in_tmp("out.csv"), .o = {.compression = DBP_COMP_NONE},
-             .data = "new\n", .len = 4, .piece = 4, .abort = true};
+  wcase c = {.path = in_tmp("out.csv"),
+             .o = {.compression = DBP_COMP_NONE},
+             .data = "new\n",
+             .len = 4,
+             .piece = 4,
+             .abort = true};
   run_in_coro(body_write, &c);
   size_t n;
   char *got = read_all(in_tmp("out.csv"), &n);
   cr_expect_str_eq(got, "old contents\n", "an aborted write leaves the old file alone");
   cr_expect(!exists(in_tmp("out.csv.part")));
   free(got);
-  wcase ok = {.path = in_tmp("out.csv"), .o = {.compression = DBP_COMP_NONE},
-              .data = "new\n", .len = 4, .piece = 4};
+  wcase ok = {.path = in_tmp("out.csv"),
+              .o = {.compression = DBP_COMP_NONE},
+              .data = "new\n",
+              .len = 4,
+              .piece = 4};
   cr_assert_eq(run_in_coro(body_write, &ok), 0);
   got = read_all(in_tmp("out.csv"), &n);
   cr_expect_str_eq(got, "new\n");
@@ -318,7 +334,11 @@ Test(writer, abort_of_a_split_export_leaves_nothing) {
   char *data = make_data(600000);
   wcase c = {.path = in_tmp("out.csv"),
              .o = {.compression = DBP_COMP_GZIP, .split = true, .chunk_size = 65536},
-             .data = data, .len = 600000, .piece = 4096, .parts = 3, .abort = true};
+             .data = data,
+             .len = 600000,
+             .piece = 4096,
+             .parts = 3,
+             .abort = true};
   run_in_coro(body_write, &c);
   cr_expect(c.part_seen);
   cr_expect_eq(count_entries(tmpdir), 0, "no part and no final file is left");
@@ -326,8 +346,12 @@ Test(writer, abort_of_a_split_export_leaves_nothing) {
 }
 
 Test(writer, split_parts_are_numbered_and_complete) {
-  wcase c = {.path = in_tmp("out.csv"), .o = {.compression = DBP_COMP_NONE, .split = true},
-             .data = "a,b\n1,2\n", .len = 8, .piece = 8, .parts = 3};
+  wcase c = {.path = in_tmp("out.csv"),
+             .o = {.compression = DBP_COMP_NONE, .split = true},
+             .data = "a,b\n1,2\n",
+             .len = 8,
+             .piece = 8,
+             .parts = 3};
   cr_assert_eq(run_in_coro(body_write, &c), 0);
   cr_assert_eq(c.nfiles, 3);
   for (int i = 0; i < 3; i++) {
@@ -345,16 +369,22 @@ Test(writer, split_parts_are_numbered_and_complete) {
 }
 
 Test(writer, parent_directories_are_created) {
-  wcase c = {.path = in_tmp("a/b/c/out.tsv"), .o = {.compression = DBP_COMP_NONE},
-             .data = "x\n", .len = 2, .piece = 2};
+  wcase c = {.path = in_tmp("a/b/c/out.tsv"),
+             .o = {.compression = DBP_COMP_NONE},
+             .data = "x\n",
+             .len = 2,
+             .piece = 2};
   cr_assert_eq(run_in_coro(body_write, &c), 0);
   cr_expect(exists(in_tmp("a/b/c/out.tsv")));
   free_files(&c);
 }
 
 Test(writer, unwritable_location_is_a_clear_error) {
-  wcase c = {.path = "/proc/dbpipe-nope/out.csv", .o = {.compression = DBP_COMP_NONE},
-             .data = "x\n", .len = 2, .piece = 2};
+  wcase c = {.path = "/proc/dbpipe-nope/out.csv",
+             .o = {.compression = DBP_COMP_NONE},
+             .data = "x\n",
+             .len = 2,
+             .piece = 2};
   int rc = run_in_coro(body_write, &c);
   cr_expect_neq(rc, 0);
   cr_expect_eq(c.err, rc);
@@ -408,7 +438,9 @@ static void round_trip(dbp_compression comp, int level, bool flush) {
   dbp_export_progress prog = {0};
   wcase c = {.path = in_tmp(comp == DBP_COMP_GZIP ? "out.csv.gz" : "out.csv.zst"),
              .o = {.compression = comp, .level = level, .flush_chunks = flush, .progress = &prog},
-             .data = data, .len = len, .piece = 65536};
+             .data = data,
+             .len = len,
+             .piece = 65536};
   cr_assert_eq(run_in_coro(body_write, &c), 0);
   size_t n, m;
   char *file = read_all(c.path, &n);
@@ -421,7 +453,8 @@ static void round_trip(dbp_compression comp, int level, bool flush) {
   cr_expect(memcmp(plain, data, len) == 0);
   /* The command-line tools read it too. */
   char cmd[320];
-  snprintf(cmd, sizeof cmd, "%s '%s' > /dev/null 2>&1", comp == DBP_COMP_GZIP ? "gzip -t" : "zstd -t -q", c.path);
+  snprintf(cmd, sizeof cmd, "%s '%s' > /dev/null 2>&1",
+           comp == DBP_COMP_GZIP ? "gzip -t" : "zstd -t -q", c.path);
   if (comp == DBP_COMP_GZIP || system("command -v zstd > /dev/null") == 0)
     cr_expect_eq(system(cmd), 0, "%s", cmd);
   free(plain);
@@ -430,14 +463,25 @@ static void round_trip(dbp_compression comp, int level, bool flush) {
   free_files(&c);
 }
 
-Test(writer, gzip_round_trip) { round_trip(DBP_COMP_GZIP, 0, false); }
-Test(writer, gzip_round_trip_level_1_flushed_chunks) { round_trip(DBP_COMP_GZIP, 1, true); }
-Test(writer, zstd_round_trip) { round_trip(DBP_COMP_ZSTD, 0, false); }
-Test(writer, zstd_round_trip_level_19_flushed_chunks) { round_trip(DBP_COMP_ZSTD, 19, true); }
+Test(writer, gzip_round_trip) {
+  round_trip(DBP_COMP_GZIP, 0, false);
+}
+Test(writer, gzip_round_trip_level_1_flushed_chunks) {
+  round_trip(DBP_COMP_GZIP, 1, true);
+}
+Test(writer, zstd_round_trip) {
+  round_trip(DBP_COMP_ZSTD, 0, false);
+}
+Test(writer, zstd_round_trip_level_19_flushed_chunks) {
+  round_trip(DBP_COMP_ZSTD, 19, true);
+}
 
 Test(writer, empty_compressed_file_is_a_valid_stream) {
-  wcase c = {.path = in_tmp("empty.jsonl.gz"), .o = {.compression = DBP_COMP_GZIP},
-             .data = "", .len = 0, .piece = 1};
+  wcase c = {.path = in_tmp("empty.jsonl.gz"),
+             .o = {.compression = DBP_COMP_GZIP},
+             .data = "",
+             .len = 0,
+             .piece = 1};
   cr_assert_eq(run_in_coro(body_write, &c), 0);
   size_t n, m;
   char *file = read_all(c.path, &n);
@@ -452,17 +496,23 @@ Test(writer, empty_compressed_file_is_a_valid_stream) {
 static int body_levels(dbp_rt *rt, void *arg) {
   (void)arg;
   dbp__writer *w = NULL;
-  cr_expect_eq(dbp__writer_new(rt, "x.gz", &(dbp__writer_options){.compression = DBP_COMP_GZIP, .level = 10}, &w),
-               DBP_EINVAL);
-  cr_expect_eq(dbp__writer_new(rt, "x.zst", &(dbp__writer_options){.compression = DBP_COMP_ZSTD, .level = 23}, &w),
-               DBP_EINVAL);
+  cr_expect_eq(
+      dbp__writer_new(rt, "x.gz", &(dbp__writer_options){.compression = DBP_COMP_GZIP, .level = 10},
+                      &w),
+      DBP_EINVAL);
+  cr_expect_eq(
+      dbp__writer_new(rt, "x.zst",
+                      &(dbp__writer_options){.compression = DBP_COMP_ZSTD, .level = 23}, &w),
+      DBP_EINVAL);
   cr_expect_eq(dbp__writer_new(rt, "x", &(dbp__writer_options){.compression = DBP_COMP_AUTO}, &w),
                DBP_EINVAL);
   cr_expect_null(w);
   return 0;
 }
 
-Test(writer, bad_compression_levels_are_refused) { run_in_coro(body_levels, NULL); }
+Test(writer, bad_compression_levels_are_refused) {
+  run_in_coro(body_levels, NULL);
+}
 
 /* ---- failures ---- */
 
@@ -471,13 +521,16 @@ Test(writer, file_size_limit_fails_cleanly) {
   struct rlimit rl = {100 * 1024, 100 * 1024};
   cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
   char *data = make_data(1024 * 1024);
-  wcase c = {.path = in_tmp("big.csv"), .o = {.compression = DBP_COMP_NONE},
-             .data = data, .len = 1024 * 1024, .piece = 65536};
+  wcase c = {.path = in_tmp("big.csv"),
+             .o = {.compression = DBP_COMP_NONE},
+             .data = data,
+             .len = 1024 * 1024,
+             .piece = 65536};
   int rc = run_in_coro(body_write, &c);
   cr_expect_neq(rc, 0);
   cr_expect_eq(c.err, rc);
-  cr_expect(strstr(c.msg, "write ") && strstr(c.msg, "big.csv.part: File too large"),
-            "message: %s", c.msg);
+  cr_expect(strstr(c.msg, "write ") && strstr(c.msg, "big.csv.part: File too large"), "message: %s",
+            c.msg);
   cr_expect_eq(count_entries(tmpdir), 0, "no file and no .part left");
   free(data);
 }
@@ -488,8 +541,12 @@ Test(writer, full_file_system_fails_cleanly) {
   cr_assert_eq(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
   cr_assert_eq(mount("tmpfs", tmpdir, "tmpfs", 0, "size=64k"), 0, "%s", strerror(errno));
   char *data = make_data(1024 * 1024);
-  wcase c = {.path = in_tmp("out.csv.zst"), .o = {.compression = DBP_COMP_ZSTD, .level = 1},
-             .data = data, .len = 1024 * 1024, .piece = 65536, .parts = 1};
+  wcase c = {.path = in_tmp("out.csv.zst"),
+             .o = {.compression = DBP_COMP_ZSTD, .level = 1},
+             .data = data,
+             .len = 1024 * 1024,
+             .piece = 65536,
+             .parts = 1};
   int rc = run_in_coro(body_write, &c);
   cr_expect_eq(rc, DBP_ENOSPC, "%s", dbp_err_name(rc));
   cr_expect(strstr(c.msg, "out.csv.zst.part: No space left on device"), "message: %s", c.msg);
