@@ -67,7 +67,7 @@ struct dbp__writer {
   bool bg_running;
   bool remove_on_exit; /* abort could not wait: the coroutine cleans up */
   bool orphan;         /* freed while running: the coroutine frees us */
-  dbp_event *bg_exit;
+  dbp_waiter bg_exit;  /* woken by the background coroutine as it returns */
   dbp_chan *jobs, *free_jobs;
   wjob *slots[NSLOTS];
   size_t nslots;
@@ -144,7 +144,6 @@ int dbp__writer_new(dbp_rt *rt, const char *path, const dbp__writer_options *o, 
   }
   if ((rc = dbp_chan_new(rt, NSLOTS, &w->jobs)) != 0) goto err;
   if ((rc = dbp_chan_new(rt, NSLOTS, &w->free_jobs)) != 0) goto err;
-  if ((rc = dbp_event_new(rt, &w->bg_exit)) != 0) goto err;
   *out = w;
   return 0;
 
@@ -298,17 +297,16 @@ static int bg_main(void *arg, void **result) {
     destroy(w);
     return rc;
   }
-  dbp_event_set(w->bg_exit);
+  dbp_wake(&w->bg_exit, rc);
   return rc;
 }
 
-/* Waits until the background coroutine has returned. */
+/* Waits until the background coroutine has returned; a cancellation or
+ * the caller's deadline ends the wait early. */
 static int wait_bg(dbp__writer *w) {
-  while (w->bg_running) {
-    int rc = dbp_event_wait(w->bg_exit, DBP_FOREVER);
-    if (rc != 0 && w->bg_running) return rc;
-  }
-  return 0;
+  if (!w->bg_running) return 0;
+  int rc = dbp_await(w->rt, &w->bg_exit, DBP_FOREVER);
+  return w->bg_running ? rc : 0;
 }
 
 /* ---- producer side ---- */
@@ -371,6 +369,7 @@ int dbp__writer_begin(dbp__writer *w) {
   w->nfiles++;
   if (!w->bg_running) {
     dbp_spawn_options so = {.name = "export-writer", .detached = true};
+    dbp_waiter_init(&w->bg_exit);
     int rc = dbp_spawn(w->rt, &w->bg, bg_main, w, &so);
     if (rc != 0) return rc;
     w->bg_running = true;
@@ -513,12 +512,11 @@ void dbp__writer_abort(dbp__writer *w) {
   if (w == NULL || w->committed || w->removed) return;
   if (w->bg_running) {
     dbp_cancel(w->bg);
-    /* A cancellation pending for the caller ends the first wait early;
-     * the next waits work. Outside a coroutine nothing can wait: the
-     * background coroutine then cleans up when it stops. */
-    for (int tries = 0; tries < 3 && w->bg_running; tries++) {
-      if (dbp_event_wait(w->bg_exit, DBP_FOREVER) == DBP_ENOTCORO) break;
-    }
+    /* Neither the caller's cancellation nor its deadline may cut this wait
+     * short: files can only be removed once no task can touch them. Outside
+     * a coroutine nothing can wait; the background coroutine then cleans
+     * up itself when it stops. */
+    dbp_await_done(w->rt, &w->bg_exit);
     if (w->bg_running) {
       w->remove_on_exit = true;
       return;
@@ -557,7 +555,6 @@ static void destroy(dbp__writer *w) {
   free(w->files);
   if (w->jobs) dbp_chan_free(w->jobs);
   if (w->free_jobs) dbp_chan_free(w->free_jobs);
-  if (w->bg_exit) dbp_event_free(w->bg_exit);
   dbp__zstream_free(w->z);
   free(w->path);
   free(w->dir);

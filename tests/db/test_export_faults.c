@@ -146,6 +146,7 @@ typedef struct cjob {
   uint64_t elapsed_ms; /* from the cancel to the export's return */
   bool running_after;  /* the server still runs the statement afterwards */
   bool idle_after;
+  int left_at_return; /* directory entries right after the call */
 } cjob;
 
 static int export_co(void *arg, void **result) {
@@ -234,6 +235,35 @@ Test(export_faults, timed_out_export_stops_the_query_and_leaves_nothing) {
     check_stopped(&j, DBP_ETIMEDOUT);
     cr_expect(strstr(j.res.err.message, "timed out") || strstr(j.res.err.message, "timeout"), "%s",
               j.res.err.message);
+  }
+}
+
+/* The caller's own deadline (not the export's timeout option) passes while
+ * the export runs: the same clean stop, and nothing left when it returns. */
+static int body_caller_deadline(dbp_rt *rt, void *arg) {
+  cjob *j = arg;
+  j->c = open_conn(rt, j->kind);
+  int64_t id = dbp_conn_backend_id(j->c);
+  uint64_t token;
+  cr_assert_eq(dbp_deadline_push(rt, 1500, &token), 0);
+  j->rc = dbp_export_query(j->c, slow_sql(j->kind), 0, NULL, j->path, &j->o, &j->res);
+  j->left_at_return = count_entries(g_tmp);
+  dbp_deadline_pop(rt, token);
+  j->running_after = server_runs(rt, j->kind, id);
+  dbp_row row;
+  j->idle_after = dbp_query(j->c, "SELECT 1", 0, NULL, 10000) == 0 && dbp_fetch(j->c, &row) == 1 &&
+                  dbp_fetch(j->c, &row) == 0;
+  dbp_conn_close(j->c);
+  return 0;
+}
+
+Test(export_faults, caller_deadline_stops_the_export_and_leaves_nothing) {
+  const int kinds[] = {DBT_PG, DBT_MY};
+  for (int k = 0; k < 2; k++) {
+    cjob j = {.kind = kinds[k], .path = tmp_path("d.jsonl.zst")};
+    run_in_coro(body_caller_deadline, &j);
+    cr_expect_eq(j.left_at_return, 0, "nothing left when the call returns");
+    check_stopped(&j, DBP_ETIMEDOUT);
   }
 }
 
