@@ -35,6 +35,7 @@
 
 #define BATCH_BYTES (256 * 1024)
 #define DEFAULT_BATCH_ROWS 4096
+#define BATCH_VALUES 65536 /* values per batch at most, for wide rows */
 #define DEFAULT_QUEUE 4
 #define CO_STACK (256 * 1024)
 
@@ -210,6 +211,9 @@ static int make_encoder(xp *x, const dbp_column *cols, size_t ncols) {
   x->vals = calloc(ncols ? ncols : 1, sizeof *x->vals);
   x->lens = calloc(ncols ? ncols : 1, sizeof *x->lens);
   if (x->vals == NULL || x->lens == NULL) return fail(x, DBP_ENOMEM, "out of memory");
+  /* Bound a batch's offset and length arrays however wide the rows are. */
+  if (ncols > 0 && x->batch_rows > BATCH_VALUES / ncols)
+    x->batch_rows = BATCH_VALUES / ncols > 16 ? BATCH_VALUES / ncols : 16;
   int rc = dbp_encoder_new(&x->enc, cols, ncols, &x->e);
   return rc ? fail(x, rc, "cannot encode the result: %s", dbp_strerror(rc)) : 0;
 }
@@ -603,6 +607,8 @@ int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_par
   memset(res, 0, sizeof *res);
   if (c == NULL || sql == NULL || path == NULL || *path == '\0' || (nparams > 0 && params == NULL))
     return res_error(res, DBP_EINVAL, "dbp_export_query: missing connection, SQL or path");
+  if (path[strlen(path) - 1] == '/')
+    return res_error(res, DBP_EINVAL, "the output path %s names a directory, not a file", path);
   dbp_rt *rt = c->rt;
   if (dbp_current(rt) == NULL)
     return res_error(res, DBP_ENOTCORO, "dbp_export_query must run inside a coroutine");

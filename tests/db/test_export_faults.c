@@ -113,6 +113,12 @@ Test(export_faults, options_are_checked_before_anything_runs) {
   xjob z = {.kind = DBT_MY, .sql = "SELECT 1", .o = {.level = 42}};
   expect_failure(&z, "opt.csv.gz", DBP_EINVAL);
   xjob_free(&z);
+  xjob d = {.kind = DBT_PG, .sql = "SELECT 1", .path = tmp_path("sub/")};
+  run_in_coro(body_export, &d);
+  cr_expect_eq(d.rc, DBP_EINVAL);
+  cr_expect(strstr(d.res.err.message, "directory"), "%s", d.res.err.message);
+  cr_expect_eq(count_entries(g_tmp), 0);
+  xjob_free(&d);
 }
 
 Test(export_faults, unwritable_target_is_a_clear_error) {
