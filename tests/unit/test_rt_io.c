@@ -170,6 +170,65 @@ Test(rt_io, fdwatch_wait_cancel_and_close) {
   cr_assert_eq(run_in_coro(body_fd_cancel, NULL), 0);
 }
 
+/* The watcher is closed from a libuv callback that runs after the runtime's
+ * drain in the same loop turn, so libuv's close callback runs before the
+ * waiting coroutine resumes: the coroutine must still see DBP_ECLOSED and
+ * the watcher's memory must outlive its wait (ASan checks that). */
+typedef struct {
+  dbp_fdwatch *w;
+  bool waiting;
+  int rc;
+  uv_check_t check;
+  uv_idle_t spin; /* keeps the loop turning so that the check runs */
+} late_close;
+
+static int body_wait_for_close(void *arg, void **result) {
+  (void)result;
+  late_close *l = arg;
+  l->waiting = true;
+  l->rc = dbp_fdwatch_wait(l->w, DBP_READABLE, DBP_FOREVER, NULL);
+  return 0;
+}
+
+static void close_from_check(uv_check_t *c) {
+  late_close *l = c->data;
+  if (!l->waiting) return;
+  dbp_fdwatch_close(l->w);
+  uv_close((uv_handle_t *)c, NULL);
+  uv_close((uv_handle_t *)&l->spin, NULL);
+}
+
+static void spin_idle(uv_idle_t *i) {
+  (void)i;
+}
+
+Test(rt_io, fdwatch_closed_before_the_waiter_resumes) {
+  uv_loop_t loop;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  late_close l = {0};
+  /* Started before the runtime's own check handle, so it runs after it. */
+  uv_check_init(&loop, &l.check);
+  l.check.data = &l;
+  uv_check_start(&l.check, close_from_check);
+  uv_idle_init(&loop, &l.spin);
+  uv_idle_start(&l.spin, spin_idle);
+  dbp_rt *rt;
+  cr_assert_eq(dbp_rt_new(&rt, &loop, NULL), 0);
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  cr_assert_eq(dbp_fdwatch_new(rt, fds[0], &l.w), 0);
+  dbp_co *co;
+  cr_assert_eq(dbp_spawn(rt, &co, body_wait_for_close, &l, NULL), 0);
+  cr_assert_eq(dbp_rt_run(rt), 0);
+  cr_assert_eq(dbp_join(co, NULL), 0);
+  cr_assert_eq(l.rc, DBP_ECLOSED);
+  close(fds[0]);
+  close(fds[1]);
+  cr_assert_eq(dbp_rt_free(rt), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
 /* ---- thread-pool work ---- */
 
 static void work_add(void *arg) {
