@@ -2,7 +2,7 @@
  * pool.
  *
  *   dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]
- *                        [--sql SQL] [--ids K]
+ *                        [--sql SQL] [--ids K] [--inline]
  *
  * N client coroutines share a dbp_pool of P connections. Each client loops:
  * acquire a connection, run the point query with one bound key drawn at
@@ -12,6 +12,11 @@
  * client runs one untimed query, so the pool's connections are open when the
  * measurement begins; queries still running when the time is up are not
  * counted.
+ *
+ * With --inline the key is written into the SQL text in place of its
+ * placeholder and the query is sent without parameters: the same work for
+ * the server, one round trip on every driver, which tells the cost of
+ * binding apart from the cost of the query.
  *
  * Prints one line: qps=... p50_us=... p99_us=... followed by the settings
  * and the number of failed queries.
@@ -47,6 +52,8 @@ typedef struct qb_client {
 struct qb_run {
   const char *dsn;
   const char *sql;
+  size_t sql_head;   /* --inline: bytes of sql before the placeholder */
+  size_t sql_holder; /* --inline: length of the placeholder, 0 = bind */
   size_t clients, pool_size;
   double seconds;
   uint64_t ids;
@@ -95,7 +102,7 @@ static void qb_fail(qb_run *r, int rc, const dbp_dberr *e) {
 static int qb_one(qb_run *r, uint64_t key) {
   dbp_conn *c = NULL;
   dbp_dberr err;
-  char buf[24];
+  char buf[24], text[1024];
   dbp_param p;
   dbp_row row;
   int rc;
@@ -108,7 +115,13 @@ static int qb_one(qb_run *r, uint64_t key) {
   }
   p.len = (size_t)snprintf(buf, sizeof buf, "%" PRIu64, key);
   p.val = buf;
-  rc = dbp_query(c, r->sql, 1, &p, QB_QUERY_TIMEOUT_MS);
+  if (r->sql_holder) {
+    const char *tail = r->sql + r->sql_head + r->sql_holder;
+    snprintf(text, sizeof text, "%.*s%s%s", (int)r->sql_head, r->sql, buf, tail);
+    rc = dbp_query(c, text, 0, NULL, QB_QUERY_TIMEOUT_MS);
+  } else {
+    rc = dbp_query(c, r->sql, 1, &p, QB_QUERY_TIMEOUT_MS);
+  }
   while (rc == 0 && (rc = dbp_fetch(c, &row)) == 1) rc = 0;
   if (rc < 0) qb_fail(r, rc, dbp_conn_error(c));
   dbp_pool_release(r->pool, c);
@@ -222,14 +235,15 @@ static uint32_t qb_quantile(const uint32_t *v, size_t n, double q) {
 static void qb_usage(FILE *f) {
   fputs(
       "usage: dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]\n"
-      "                            [--sql SQL] [--ids K]\n"
+      "                            [--sql SQL] [--ids K] [--inline]\n"
       "  --dsn DSN      postgresql://... or mysql://... (default: $DBPIPE_PG_DSN)\n"
       "  --clients N    coroutines issuing queries (default 16)\n"
       "  --pool P       pooled connections (default 4)\n"
       "  --seconds S    measured time (default 10)\n"
       "  --sql SQL      point query with one parameter (default: pgbench_accounts by aid\n"
       "                 on PostgreSQL, bench by id on MariaDB)\n"
-      "  --ids K        keys drawn from 1..K (default 1000000)\n",
+      "  --ids K        keys drawn from 1..K (default 1000000)\n"
+      "  --inline       write the key into the SQL instead of binding it\n",
       f);
 }
 
@@ -245,17 +259,21 @@ static int qb_parse_u64(const char *s, uint64_t *out) {
 }
 
 int dbpb_queries(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"dsn", required_argument, NULL, 'd'},  {"clients", required_argument, NULL, 'c'},
-      {"pool", required_argument, NULL, 'p'}, {"seconds", required_argument, NULL, 's'},
-      {"sql", required_argument, NULL, 'q'},  {"ids", required_argument, NULL, 'k'},
-      {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"dsn", required_argument, NULL, 'd'},
+                                           {"clients", required_argument, NULL, 'c'},
+                                           {"pool", required_argument, NULL, 'p'},
+                                           {"seconds", required_argument, NULL, 's'},
+                                           {"sql", required_argument, NULL, 'q'},
+                                           {"ids", required_argument, NULL, 'k'},
+                                           {"inline", no_argument, NULL, 'i'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
   qb_run r;
   dbp_co *main_co = NULL;
   uint32_t *all = NULL;
   size_t i, n = 0;
   uint64_t v;
-  int opt, rc, status = 1;
+  int opt, rc, status = 1, inline_key = 0;
 
   memset(&r, 0, sizeof r);
   r.dsn = getenv("DBPIPE_PG_DSN");
@@ -297,6 +315,9 @@ int dbpb_queries(int argc, char **argv) {
       case 'q':
         r.sql = optarg;
         break;
+      case 'i':
+        inline_key = 1;
+        break;
       case 'h':
         qb_usage(stdout);
         return 0;
@@ -312,6 +333,21 @@ int dbpb_queries(int argc, char **argv) {
   if (!r.sql) {
     int my = strncmp(r.dsn, "mysql:", 6) == 0 || strncmp(r.dsn, "mariadb:", 8) == 0;
     r.sql = my ? QB_MY_SQL : QB_PG_SQL;
+  }
+  if (inline_key) {
+    const char *q = strstr(r.sql, "$1");
+    size_t holder = 2;
+    if (!q) {
+      q = strchr(r.sql, '?');
+      holder = 1;
+    }
+    if (!q || strlen(r.sql) > 1000) {
+      fputs("dbpipe-bench queries: --inline needs a short SQL with a $1 or ? placeholder\n",
+            stderr);
+      return 2;
+    }
+    r.sql_head = (size_t)(q - r.sql);
+    r.sql_holder = holder;
   }
 
   r.cl = calloc(r.clients, sizeof *r.cl);
