@@ -390,7 +390,7 @@ int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *opts) {
   dbp_rt *rt = calloc(1, sizeof *rt);
   if (!rt) return DBP_ENOMEM;
   rt->timer_due = DBP__NEVER;
-  rt->stack_size = opts && opts->stack_size ? opts->stack_size : 64 * 1024;
+  rt->stack_size = opts && opts->stack_size ? opts->stack_size : (size_t)64 * 1024;
   if (loop) {
     rt->loop = loop;
   } else {

@@ -48,9 +48,9 @@
 #include "rt/rt_internal.h"
 
 #define CANARY_BYTES 64
-#define STACK_MIN (16 * 1024)
+#define STACK_MIN ((size_t)16 * 1024)
 #define CACHE_MAX 64
-#define ALTSTACK_SIZE (64 * 1024)
+#define ALTSTACK_SIZE ((size_t)64 * 1024)
 
 typedef struct guard_slot {
   _Atomic uintptr_t lo; /* 0: free */
