@@ -25,11 +25,11 @@ int dbp__seterr(dbp_conn *c, int code, const char *sqlstate, int db_errno, bool 
   e->code = code;
   e->db_errno = db_errno;
   e->retryable = retryable;
-  e->sqlstate[0] = '\0';
-  if (sqlstate != NULL) {
-    strncpy(e->sqlstate, sqlstate, sizeof e->sqlstate - 1);
-    e->sqlstate[sizeof e->sqlstate - 1] = '\0';
-  }
+  /* sqlstate may be e->sqlstate itself (a broken connection keeps its
+   * cause): copy through a temporary. */
+  char state[sizeof e->sqlstate] = "";
+  if (sqlstate != NULL) snprintf(state, sizeof state, "%s", sqlstate);
+  memcpy(e->sqlstate, state, sizeof state);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(e->message, sizeof e->message, fmt, ap);
