@@ -22,57 +22,9 @@
 #include <unistd.h>
 
 #include "dbpipe.h"
+#include "dbcheck.h"
 #include "dbtest.h"
-
-#define CHECK(cond)                                                       \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond); \
-      return -1;                                                          \
-    }                                                                     \
-  } while (0)
-
-/* Checks that a call returned `want`; on a mismatch shows the connection's
- * last error. */
-#define CHECK_RC(c, call, want)                                                       \
-  do {                                                                                \
-    int rc_ = (call);                                                                 \
-    if (rc_ != (want)) {                                                              \
-      char m_[700];                                                                   \
-      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call, \
-                dbp_err_name(rc_), dbp_err_name(want),                                \
-                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");       \
-      return -1;                                                                      \
-    }                                                                                 \
-  } while (0)
-
-typedef int (*body_fn)(dbp_rt *rt, void *arg);
-
-typedef struct run_arg {
-  dbp_rt *rt;
-  body_fn body;
-  void *arg;
-} run_arg;
-
-static int run_main(void *arg, void **result) {
-  (void)result;
-  run_arg *ra = arg;
-  return ra->body(ra->rt, ra->arg);
-}
-
-/* Runs body(rt, arg) in a coroutine on a fresh runtime; asserts it
- * returned 0. */
-static void run(body_fn body, void *arg) {
-  dbp_rt *rt = NULL;
-  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
-  run_arg ra = {rt, body, arg};
-  dbp_co *co = NULL;
-  cr_assert_eq(dbp_spawn(rt, &co, run_main, &ra, NULL), 0);
-  cr_assert_eq(dbp_rt_run(rt), 0);
-  int rc = dbp_join(co, NULL);
-  cr_assert_eq(dbp_rt_free(rt), 0);
-  cr_assert_eq(rc, 0, "the test body failed (%d)", rc);
-}
+#include "rttest.h"
 
 static dbp_param P(const char *s) {
   return (dbp_param){s, s ? strlen(s) : 0};
@@ -158,7 +110,7 @@ static int open_fail_body(dbp_rt *rt, void *arg) {
 }
 
 static void open_fails(open_case *oc) {
-  run(open_fail_body, oc);
+  dbt_run(open_fail_body, oc);
 }
 
 Test(faults, pg_port_nobody_listens_on, .timeout = 30) {
@@ -252,7 +204,7 @@ static void stalled(int kind) {
                   .must_say = "timed out connecting to",
                   .never_say = "pw-never-shown"};
   dsn_variant(oc.dsn, sizeof oc.dsn, kind, "pw-never-shown", "127.0.0.1", port);
-  run(open_fail_body, &oc);
+  dbt_run(open_fail_body, &oc);
   close(fd);
 }
 
@@ -285,12 +237,12 @@ static int stalled_param_body(dbp_rt *rt, void *arg) {
 
 Test(faults, pg_connect_timeout_parameter, .timeout = 30) {
   int kind = DBT_PG;
-  run(stalled_param_body, &kind);
+  dbt_run(stalled_param_body, &kind);
 }
 
 Test(faults, mysql_connect_timeout_parameter, .timeout = 30) {
   int kind = DBT_MY;
-  run(stalled_param_body, &kind);
+  dbt_run(stalled_param_body, &kind);
 }
 
 /* A coroutine cancelled while connecting to a silent peer stops at once;
@@ -337,12 +289,12 @@ static int cancel_connect_body(dbp_rt *rt, void *arg) {
 
 Test(faults, pg_connect_is_cancellable, .timeout = 30) {
   int kind = DBT_PG;
-  run(cancel_connect_body, &kind);
+  dbt_run(cancel_connect_body, &kind);
 }
 
 Test(faults, mysql_connect_is_cancellable, .timeout = 30) {
   int kind = DBT_MY;
-  run(cancel_connect_body, &kind);
+  dbt_run(cancel_connect_body, &kind);
 }
 
 /* "localhost" resolves to ::1 and 127.0.0.1; the servers listen on the
@@ -363,12 +315,12 @@ static int localhost_body(dbp_rt *rt, void *arg) {
 
 Test(faults, pg_localhost_tries_every_address, .timeout = 30) {
   int kind = DBT_PG;
-  run(localhost_body, &kind);
+  dbt_run(localhost_body, &kind);
 }
 
 Test(faults, mysql_localhost_tries_every_address, .timeout = 30) {
   int kind = DBT_MY;
-  run(localhost_body, &kind);
+  dbt_run(localhost_body, &kind);
 }
 
 /* ---- a session terminated by the server mid-stream ---- */
@@ -418,12 +370,12 @@ static int terminated_body(dbp_rt *rt, void *arg) {
 
 Test(faults, pg_session_terminated_mid_stream, .timeout = 60) {
   int kind = DBT_PG;
-  run(terminated_body, &kind);
+  dbt_run(terminated_body, &kind);
 }
 
 Test(faults, mysql_session_killed_mid_stream, .timeout = 60) {
   int kind = DBT_MY;
-  run(terminated_body, &kind);
+  dbt_run(terminated_body, &kind);
 }
 
 /* ---- a server that stops answering mid-statement ---- */
@@ -558,10 +510,10 @@ static int stall_body(dbp_rt *rt, void *arg) {
 
 Test(faults, pg_server_stalls_mid_statement, .timeout = 60) {
   int kind = DBT_PG;
-  run(stall_body, &kind);
+  dbt_run(stall_body, &kind);
 }
 
 Test(faults, mysql_server_stalls_mid_statement, .timeout = 60) {
   int kind = DBT_MY;
-  run(stall_body, &kind);
+  dbt_run(stall_body, &kind);
 }

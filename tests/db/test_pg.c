@@ -12,57 +12,9 @@
 #include <string.h>
 
 #include "dbpipe.h"
+#include "dbcheck.h"
 #include "dbtest.h"
-
-#define CHECK(cond)                                                       \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond); \
-      return -1;                                                          \
-    }                                                                     \
-  } while (0)
-
-/* Checks that a call returned `want`; on a mismatch shows the connection's
- * last error. */
-#define CHECK_RC(c, call, want)                                                       \
-  do {                                                                                \
-    int rc_ = (call);                                                                 \
-    if (rc_ != (want)) {                                                              \
-      char m_[700];                                                                   \
-      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call, \
-                dbp_err_name(rc_), dbp_err_name(want),                                \
-                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");       \
-      return -1;                                                                      \
-    }                                                                                 \
-  } while (0)
-
-typedef int (*body_fn)(dbp_rt *rt, void *arg);
-
-typedef struct run_arg {
-  dbp_rt *rt;
-  body_fn body;
-  void *arg;
-} run_arg;
-
-static int run_main(void *arg, void **result) {
-  (void)result;
-  run_arg *ra = arg;
-  return ra->body(ra->rt, ra->arg);
-}
-
-/* Runs body(rt, arg) in a coroutine on a fresh runtime; asserts it
- * returned 0. */
-static void run(body_fn body, void *arg) {
-  dbp_rt *rt = NULL;
-  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
-  run_arg ra = {rt, body, arg};
-  dbp_co *co = NULL;
-  cr_assert_eq(dbp_spawn(rt, &co, run_main, &ra, NULL), 0);
-  cr_assert_eq(dbp_rt_run(rt), 0);
-  int rc = dbp_join(co, NULL);
-  cr_assert_eq(dbp_rt_free(rt), 0);
-  cr_assert_eq(rc, 0, "the test body failed (%d)", rc);
-}
+#include "rttest.h"
 
 static int open_pg(dbp_rt *rt, dbp_conn **c) {
   dbp_dberr err;
@@ -183,7 +135,7 @@ static int types_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, every_type_round_trips, .timeout = 60) {
-  run(types_body, NULL);
+  dbt_run(types_body, NULL);
 }
 
 static int null_body(dbp_rt *rt, void *arg) {
@@ -210,7 +162,7 @@ static int null_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, null_and_empty_string_differ, .timeout = 30) {
-  run(null_body, NULL);
+  dbt_run(null_body, NULL);
 }
 
 static int big_body(dbp_rt *rt, void *arg) {
@@ -251,7 +203,7 @@ static int big_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, sixteen_mib_value_round_trips, .timeout = 120) {
-  run(big_body, NULL);
+  dbt_run(big_body, NULL);
 }
 
 static int stream_body(dbp_rt *rt, void *arg) {
@@ -288,7 +240,7 @@ static int stream_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, streams_100k_rows, .timeout = 120) {
-  run(stream_body, NULL);
+  dbt_run(stream_body, NULL);
 }
 
 static int bad_sql_body(dbp_rt *rt, void *arg) {
@@ -323,7 +275,7 @@ static int bad_sql_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, bad_sql_reports_server_message_and_sqlstate, .timeout = 30) {
-  run(bad_sql_body, NULL);
+  dbt_run(bad_sql_body, NULL);
 }
 
 static int splice_body(dbp_rt *rt, void *arg) {
@@ -348,7 +300,7 @@ static int splice_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, parameters_are_never_spliced, .timeout = 30) {
-  run(splice_body, NULL);
+  dbt_run(splice_body, NULL);
 }
 
 static int copy_body(dbp_rt *rt, void *arg) {
@@ -405,7 +357,7 @@ static int copy_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, copy_to_stdout_streams_and_matches, .timeout = 60) {
-  run(copy_body, NULL);
+  dbt_run(copy_body, NULL);
 }
 
 static int describe_body(dbp_rt *rt, void *arg) {
@@ -439,7 +391,7 @@ static int describe_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, describe_gives_columns_without_rows, .timeout = 30) {
-  run(describe_body, NULL);
+  dbt_run(describe_body, NULL);
 }
 
 static int tx_body(dbp_rt *rt, void *arg) {
@@ -496,7 +448,7 @@ static int tx_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, transactions_and_state, .timeout = 30) {
-  run(tx_body, NULL);
+  dbt_run(tx_body, NULL);
 }
 
 /* ---- cancellation ---- */
@@ -563,7 +515,7 @@ static int timeout_arg_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, timeout_argument_cancels_on_server, .timeout = 60) {
-  run(timeout_arg_body, NULL);
+  dbt_run(timeout_arg_body, NULL);
 }
 
 static int deadline_body(dbp_rt *rt, void *arg) {
@@ -585,7 +537,7 @@ static int deadline_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, coroutine_deadline_cancels_on_server, .timeout = 60) {
-  run(deadline_body, NULL);
+  dbt_run(deadline_body, NULL);
 }
 
 typedef struct victim {
@@ -630,12 +582,12 @@ static int cancel_body(dbp_rt *rt, void *arg) {
 
 Test(pg, coroutine_cancel_cancels_on_server, .timeout = 60) {
   int how = 0;
-  run(cancel_body, &how);
+  dbt_run(cancel_body, &how);
 }
 
 Test(pg, conn_cancel_from_another_coroutine, .timeout = 60) {
   int how = 1;
-  run(cancel_body, &how);
+  dbt_run(cancel_body, &how);
 }
 
 static int close_early_body(dbp_rt *rt, void *arg) {
@@ -667,5 +619,5 @@ static int close_early_body(dbp_rt *rt, void *arg) {
 }
 
 Test(pg, query_close_abandons_a_big_result, .timeout = 60) {
-  run(close_early_body, NULL);
+  dbt_run(close_early_body, NULL);
 }

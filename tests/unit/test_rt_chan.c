@@ -3,31 +3,8 @@
 #include <criterion/criterion.h>
 
 #include "dbpipe/rt.h"
+#include "rttest.h"
 
-typedef int (*body_fn)(dbp_rt *rt, void *arg);
-typedef struct {
-  dbp_rt *rt;
-  body_fn fn;
-  void *arg;
-} run_args;
-
-static int trampoline(void *arg, void **result) {
-  (void)result;
-  run_args *a = arg;
-  return a->fn(a->rt, a->arg);
-}
-
-static int run_in_coro(body_fn fn, void *arg) {
-  dbp_rt *rt;
-  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
-  run_args a = {rt, fn, arg};
-  dbp_co *co;
-  cr_assert_eq(dbp_spawn(rt, &co, trampoline, &a, NULL), 0);
-  cr_assert_eq(dbp_rt_run(rt), 0);
-  int rc = dbp_join(co, NULL);
-  cr_assert_eq(dbp_rt_free(rt), 0);
-  return rc;
-}
 
 #define P(i) ((void *)(intptr_t)(i))
 
@@ -74,7 +51,7 @@ static int body_backpressure(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_chan, sender_blocks_when_full_and_order_is_fifo) {
-  cr_assert_eq(run_in_coro(body_backpressure, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_backpressure, NULL), 0);
 }
 
 typedef struct {
@@ -141,7 +118,7 @@ static int body_close(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_chan, close_wakes_everyone_and_keeps_remaining_items) {
-  cr_assert_eq(run_in_coro(body_close, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_close, NULL), 0);
 }
 
 static int body_try_and_timeouts(dbp_rt *rt, void *arg) {
@@ -167,7 +144,7 @@ static int body_try_and_timeouts(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_chan, try_ops_and_timeouts) {
-  cr_assert_eq(run_in_coro(body_try_and_timeouts, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_try_and_timeouts, NULL), 0);
 }
 
 static int body_cancel_send_recv(dbp_rt *rt, void *arg) {
@@ -202,7 +179,7 @@ static int body_cancel_send_recv(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_chan, cancel_blocked_send_and_recv) {
-  cr_assert_eq(run_in_coro(body_cancel_send_recv, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_cancel_send_recv, NULL), 0);
 }
 
 static int body_priority(dbp_rt *rt, void *arg) {
@@ -223,7 +200,7 @@ static int body_priority(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_chan, priority_channel_order) {
-  cr_assert_eq(run_in_coro(body_priority, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_priority, NULL), 0);
 }
 
 typedef struct {
@@ -265,7 +242,7 @@ static int body_priority_full(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_chan, priority_channel_with_blocked_senders) {
-  cr_assert_eq(run_in_coro(body_priority_full, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_priority_full, NULL), 0);
 }
 
 typedef struct {
@@ -309,7 +286,7 @@ static int body_producers_consumers(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_chan, many_producers_and_consumers_lose_nothing) {
-  cr_assert_eq(run_in_coro(body_producers_consumers, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_producers_consumers, NULL), 0);
 }
 
 Test(rt_chan, waits_outside_a_coroutine_return_enotcoro) {

@@ -3,31 +3,8 @@
 #include <criterion/criterion.h>
 
 #include "dbpipe/rt.h"
+#include "rttest.h"
 
-typedef int (*body_fn)(dbp_rt *rt, void *arg);
-typedef struct {
-  dbp_rt *rt;
-  body_fn fn;
-  void *arg;
-} run_args;
-
-static int trampoline(void *arg, void **result) {
-  (void)result;
-  run_args *a = arg;
-  return a->fn(a->rt, a->arg);
-}
-
-static int run_in_coro(body_fn fn, void *arg) {
-  dbp_rt *rt;
-  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
-  run_args a = {rt, fn, arg};
-  dbp_co *co;
-  cr_assert_eq(dbp_spawn(rt, &co, trampoline, &a, NULL), 0);
-  cr_assert_eq(dbp_rt_run(rt), 0);
-  int rc = dbp_join(co, NULL);
-  cr_assert_eq(dbp_rt_free(rt), 0);
-  return rc;
-}
 
 /* A child that sleeps `ms`, then returns `rc` with result `id`; records
  * whether its cleanup ran after a cancel. */
@@ -77,7 +54,7 @@ static int body_gather_all(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_compose, gather_all_collects_every_result_and_error) {
-  cr_assert_eq(run_in_coro(body_gather_all, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_gather_all, NULL), 0);
 }
 
 static int body_gather_first_error(dbp_rt *rt, void *arg) {
@@ -105,7 +82,7 @@ static int body_gather_first_error(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_compose, gather_first_error_cancels_the_rest) {
-  cr_assert_eq(run_in_coro(body_gather_first_error, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_gather_first_error, NULL), 0);
 }
 
 typedef struct {
@@ -138,7 +115,7 @@ static int body_gather_cancelled(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_compose, cancelled_gather_cancels_and_awaits_children) {
-  cr_assert_eq(run_in_coro(body_gather_cancelled, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_gather_cancelled, NULL), 0);
 }
 
 static int body_wait_any(dbp_rt *rt, void *arg) {
@@ -159,7 +136,7 @@ static int body_wait_any(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_compose, wait_any_returns_the_first_to_finish) {
-  cr_assert_eq(run_in_coro(body_wait_any, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_wait_any, NULL), 0);
 }
 
 static int body_as_completed(dbp_rt *rt, void *arg) {
@@ -194,7 +171,7 @@ static int body_as_completed(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_compose, as_completed_hands_out_in_completion_order) {
-  cr_assert_eq(run_in_coro(body_as_completed, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_as_completed, NULL), 0);
 }
 
 /* ---- wait_for ---- */
@@ -217,7 +194,7 @@ static int body_wait_for(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_compose, wait_for_times_out_and_cancels_the_child) {
-  cr_assert_eq(run_in_coro(body_wait_for, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_wait_for, NULL), 0);
 }
 
 /* ---- deadlines ---- */
@@ -262,7 +239,7 @@ static int body_deadlines(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_compose, deadline_scopes_nest_and_bound_every_wait) {
-  cr_assert_eq(run_in_coro(body_deadlines, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_deadlines, NULL), 0);
 }
 
 /* ---- cancel at join ---- */
@@ -302,7 +279,7 @@ static int body_cancel_join(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_compose, cancel_at_join) {
-  cr_assert_eq(run_in_coro(body_cancel_join, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_cancel_join, NULL), 0);
 }
 
 static int body_detach(dbp_rt *rt, void *arg) {
@@ -319,7 +296,7 @@ static int body_detach(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_compose, detached_coroutine_frees_itself) {
-  cr_assert_eq(run_in_coro(body_detach, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_detach, NULL), 0);
 }
 
 Test(rt_compose, compose_outside_a_coroutine_returns_enotcoro) {

@@ -10,32 +10,8 @@
 #include <unistd.h>
 
 #include "dbpipe/rt.h"
+#include "rttest.h"
 
-typedef int (*body_fn)(dbp_rt *rt, void *arg);
-typedef struct {
-  dbp_rt *rt;
-  body_fn fn;
-  void *arg;
-} run_args;
-
-static int trampoline(void *arg, void **result) {
-  (void)result;
-  run_args *a = arg;
-  return a->fn(a->rt, a->arg);
-}
-
-/* Runs fn(rt, arg) in one coroutine of a fresh runtime; returns its code. */
-static int run_in_coro(body_fn fn, void *arg) {
-  dbp_rt *rt;
-  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
-  run_args a = {rt, fn, arg};
-  dbp_co *co;
-  cr_assert_eq(dbp_spawn(rt, &co, trampoline, &a, &(dbp_spawn_options){.name = "test"}), 0);
-  cr_assert_eq(dbp_rt_run(rt), 0);
-  int rc = dbp_join(co, NULL);
-  cr_assert_eq(dbp_rt_free(rt), 0);
-  return rc;
-}
 
 /* ---- fd watchers ---- */
 
@@ -100,7 +76,7 @@ static int body_pipe(dbp_rt *rt, void *arg) {
 Test(rt_io, fdwatch_waits_for_readable_and_fd_can_be_reused) {
   pipe_wrap pw;
   cr_assert_eq(pipe(pw.fds), 0);
-  cr_assert_eq(run_in_coro(body_pipe, &pw), 0);
+  cr_assert_eq(dbt_run_in_coro(body_pipe, &pw), 0);
 }
 
 static int body_writable(dbp_rt *rt, void *arg) {
@@ -121,7 +97,7 @@ static int body_writable(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_io, fdwatch_writable_and_hangup) {
-  cr_assert_eq(run_in_coro(body_writable, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_writable, NULL), 0);
 }
 
 typedef struct {
@@ -167,7 +143,7 @@ static int body_fd_cancel(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_io, fdwatch_wait_cancel_and_close) {
-  cr_assert_eq(run_in_coro(body_fd_cancel, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_fd_cancel, NULL), 0);
 }
 
 /* The watcher is closed from a libuv callback that runs after the runtime's
@@ -244,7 +220,7 @@ static int body_work(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_io, work_runs_on_the_pool) {
-  cr_assert_eq(run_in_coro(body_work, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_work, NULL), 0);
 }
 
 typedef struct {
@@ -289,7 +265,7 @@ static int body_work_cancel(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_io, work_cancel_while_running_completes_first) {
-  cr_assert_eq(run_in_coro(body_work_cancel, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_work_cancel, NULL), 0);
 }
 
 typedef struct {
@@ -336,12 +312,12 @@ static int body_work_deadline(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_io, work_deadline_waits_for_running_work) {
-  cr_assert_eq(run_in_coro(body_work_deadline, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_work_deadline, NULL), 0);
 }
 
 Test(rt_io, work_cancel_while_queued_drops_it) {
   setenv("UV_THREADPOOL_SIZE", "1", 1);
-  cr_assert_eq(run_in_coro(body_work_cancel_queued, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_work_cancel_queued, NULL), 0);
 }
 
 /* ---- name resolution ---- */
@@ -368,7 +344,7 @@ static int body_resolve(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_io, getaddrinfo_resolves_and_reports) {
-  cr_assert_eq(run_in_coro(body_resolve, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_resolve, NULL), 0);
 }
 
 /* ---- files ---- */
@@ -433,7 +409,7 @@ static int body_files(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_io, files_roundtrip, .init = make_tmpdir, .fini = rm_tmpdir) {
-  cr_assert_eq(run_in_coro(body_files, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_files, NULL), 0);
 }
 
 typedef struct {
@@ -473,7 +449,7 @@ static int body_fs_cancel(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_io, fs_op_cancelled_in_flight, .init = make_tmpdir, .fini = rm_tmpdir) {
-  cr_assert_eq(run_in_coro(body_fs_cancel, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_fs_cancel, NULL), 0);
 }
 
 static int body_fs_deadline(dbp_rt *rt, void *arg) {
@@ -495,7 +471,7 @@ static int body_fs_deadline(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_io, fs_op_ends_at_deadline, .init = make_tmpdir, .fini = rm_tmpdir) {
-  cr_assert_eq(run_in_coro(body_fs_deadline, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_fs_deadline, NULL), 0);
 }
 
 static int body_outside(dbp_rt *rt, void *arg) {

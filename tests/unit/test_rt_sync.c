@@ -3,31 +3,8 @@
 #include <criterion/criterion.h>
 
 #include "dbpipe/rt.h"
+#include "rttest.h"
 
-typedef int (*body_fn)(dbp_rt *rt, void *arg);
-typedef struct {
-  dbp_rt *rt;
-  body_fn fn;
-  void *arg;
-} run_args;
-
-static int trampoline(void *arg, void **result) {
-  (void)result;
-  run_args *a = arg;
-  return a->fn(a->rt, a->arg);
-}
-
-static int run_in_coro(body_fn fn, void *arg) {
-  dbp_rt *rt;
-  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
-  run_args a = {rt, fn, arg};
-  dbp_co *co;
-  cr_assert_eq(dbp_spawn(rt, &co, trampoline, &a, NULL), 0);
-  cr_assert_eq(dbp_rt_run(rt), 0);
-  int rc = dbp_join(co, NULL);
-  cr_assert_eq(dbp_rt_free(rt), 0);
-  return rc;
-}
 
 /* A shared record of who is inside a critical section. */
 typedef struct {
@@ -78,7 +55,7 @@ static int body_mutex_ten(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_sync, mutex_ten_coroutines_increment_with_yields_inside) {
-  cr_assert_eq(run_in_coro(body_mutex_ten, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_mutex_ten, NULL), 0);
 }
 
 static int body_mutex_order(void *arg, void **result) {
@@ -139,7 +116,7 @@ static int body_mutex_fifo_timeout_cancel(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_sync, mutex_fifo_timeout_and_cancel) {
-  cr_assert_eq(run_in_coro(body_mutex_fifo_timeout_cancel, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_mutex_fifo_timeout_cancel, NULL), 0);
 }
 
 /* ---- semaphore ---- */
@@ -178,7 +155,7 @@ static int body_sem_bound(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_sync, semaphore_bounds_concurrency) {
-  cr_assert_eq(run_in_coro(body_sem_bound, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_sem_bound, NULL), 0);
 }
 
 typedef struct {
@@ -216,7 +193,7 @@ static int body_sem_timeout_cancel(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_sync, semaphore_timeout_and_cancel) {
-  cr_assert_eq(run_in_coro(body_sem_timeout_cancel, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_sem_timeout_cancel, NULL), 0);
 }
 
 /* ---- event ---- */
@@ -267,7 +244,7 @@ static int body_event(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_sync, event_set_clear_timeout_cancel) {
-  cr_assert_eq(run_in_coro(body_event, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_event, NULL), 0);
 }
 
 /* ---- wait group ---- */
@@ -325,7 +302,7 @@ static int body_waitgroup(dbp_rt *rt, void *arg) {
 }
 
 Test(rt_sync, waitgroup_waits_for_count_zero) {
-  cr_assert_eq(run_in_coro(body_waitgroup, NULL), 0);
+  cr_assert_eq(dbt_run_in_coro(body_waitgroup, NULL), 0);
 }
 
 Test(rt_sync, sync_waits_outside_a_coroutine_return_enotcoro) {
