@@ -12,6 +12,13 @@
  * come in the binary protocol and are converted back to text by binding
  * every result column as a string.
  *
+ * Prepared statements are kept per connection for reuse (the statement
+ * cache below): a statement run again with the same SQL text is only
+ * executed, with no prepare and no close, so a bound point query costs one
+ * round trip like a text query. A statement goes back to the cache only
+ * when it finished cleanly (its result read to the end, nothing pending);
+ * on any error, interruption or abandoned result it is closed instead.
+ *
  * A call interrupted by a timeout or a cancellation leaves libmariadb in
  * the middle of an operation. The clean-up (my_abort) sends KILL QUERY from
  * a side connection, finishes that operation and drains what follows, so
@@ -28,6 +35,24 @@
 
 /* How a column's values are turned into dbpipe's form. */
 enum { CONV_NONE = 0, CONV_BIT1 = 1 };
+
+/* How many prepared statements a connection keeps for reuse, and the
+ * longest SQL text worth keeping (longer statements are prepared and
+ * closed every time, as they are rarely repeated verbatim). */
+#define MY_STMT_CACHE 16
+#define MY_STMT_CACHE_SQL_MAX 8192
+
+/* One kept statement: its SQL text (the key) and handle. */
+typedef struct my_cached {
+  char *sql; /* malloc'd; NULL = free slot */
+  size_t len;
+  uint64_t hash;
+  MYSQL_STMT *stmt;
+  uint64_t used; /* the cache clock at the last use, for LRU */
+  /* Where the library pointed mysql->fields after the last execution:
+   * the statement's own copy of its result metadata. */
+  const MYSQL_FIELD *fields;
+} my_cached;
 
 typedef struct my_conn my_conn;
 /* Continues an interrupted nonblocking call with the events that happened;
@@ -51,7 +76,13 @@ struct my_conn {
   bool query_ok;    /* the last mysql_real_query succeeded */
   MYSQL_RES *res;   /* the text-protocol result being streamed */
   MYSQL_STMT *stmt; /* the prepared statement in use */
+  my_cached *cur;   /* the cache slot that stmt belongs to, or NULL */
   MYSQL_RES *meta;  /* its result metadata */
+
+  /* Prepared statements kept for reuse; in use while p->cur points at
+   * one. Every handle here is owned by the cache. */
+  my_cached cache[MY_STMT_CACHE];
+  uint64_t clock;
 
   unsigned char *conv; /* per column: CONV_* */
   MYSQL_BIND *pbind;   /* the parameters of the statement in use */
@@ -376,8 +407,18 @@ static void my_close(dbp_conn *c) {
     mysql_close(p->m);
     p->m = NULL;
   }
-  if (p->stmt != NULL) mysql_stmt_close(p->stmt);
+  /* The session is gone, so every statement handle is detached: closing
+   * them only frees memory, with nothing sent. */
+  if (p->stmt != NULL && p->cur == NULL) mysql_stmt_close(p->stmt);
   p->stmt = NULL;
+  p->cur = NULL;
+  for (size_t i = 0; i < MY_STMT_CACHE; i++) {
+    my_cached *e = &p->cache[i];
+    if (e->sql == NULL) continue;
+    mysql_stmt_close(e->stmt);
+    free(e->sql);
+    memset(e, 0, sizeof *e);
+  }
   p->op_cont = NULL;
   for (size_t i = 0; i < p->rcap; i++) free(p->rbuf[i]);
   free(p->rbind);
@@ -636,20 +677,100 @@ static int my_kill(dbp_conn *c, int64_t deadline, bool whole) {
   return rc;
 }
 
+/* ---- the statement cache ---- */
+
+static uint64_t sql_hash(const char *sql, size_t len) {
+  uint64_t h = 14695981039346656037u; /* FNV-1a */
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)sql[i]) * 1099511628211u;
+  return h;
+}
+
+/* The kept statement for sql[0..len) with hash h, or NULL. */
+static my_cached *cache_find(my_conn *p, const char *sql, size_t len, uint64_t h) {
+  for (size_t i = 0; i < MY_STMT_CACHE; i++) {
+    my_cached *e = &p->cache[i];
+    if (e->sql != NULL && e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) return e;
+  }
+  return NULL;
+}
+
+/* Empties slot e. Its handle now belongs to whoever took it. */
+static void cache_forget(my_cached *e) {
+  free(e->sql);
+  memset(e, 0, sizeof *e);
+}
+
+/* A free slot, or NULL when all are taken (*lru then names the least
+ * recently used one). */
+static my_cached *cache_slot(my_conn *p, my_cached **lru) {
+  my_cached *old = NULL;
+  *lru = NULL;
+  for (size_t i = 0; i < MY_STMT_CACHE; i++) {
+    my_cached *e = &p->cache[i];
+    if (e->sql == NULL) return e;
+    if (old == NULL || e->used < old->used) old = e;
+  }
+  *lru = old;
+  return NULL;
+}
+
+/* Makes the freshly prepared statement in use (p->stmt, not yet kept) a
+ * kept one under sql[0..len), in slot e. When the text cannot be copied
+ * the statement simply stays unkept and is closed after use. */
+static void cache_keep(my_conn *p, my_cached *e, const char *sql, size_t len, uint64_t h) {
+  char *copy = malloc(len + 1);
+  if (copy == NULL) return;
+  memcpy(copy, sql, len);
+  copy[len] = '\0';
+  e->sql = copy;
+  e->len = len;
+  e->hash = h;
+  e->stmt = p->stmt;
+  e->used = ++p->clock;
+  p->cur = e;
+}
+
 /* ---- getting back to idle ---- */
 
 /* Closes the prepared statement in use (which reads any rows still
- * pending) and forgets its metadata. Returns 0 or a wait's code. */
+ * pending) and forgets its metadata; a kept statement leaves the cache.
+ * Closing sends COM_STMT_CLOSE, which the server never answers, so this
+ * waits only when the socket cannot take a few bytes. Returns 0 or a
+ * wait's code (the close then stays pending for the clean-up). */
 static int my_stmt_close(dbp_conn *c) {
   my_conn *p = MY(c);
   if (p->meta != NULL) {
     mysql_free_result(p->meta);
     p->meta = NULL;
   }
+  if (p->cur != NULL) {
+    cache_forget(p->cur);
+    p->cur = NULL;
+  }
   if (p->stmt == NULL) return 0;
   int st = mysql_stmt_close_start(&p->ret_bool, p->stmt);
   int rc = my_drive(c, st, cont_sclose, false);
   if (rc != 0) return rc;
+  p->stmt = NULL;
+  free(p->pbind);
+  p->pbind = NULL;
+  return 0;
+}
+
+/* Ends the use of the statement in use after it finished cleanly: a kept
+ * statement whose result was read to the end, with nothing else pending
+ * on the session, stays prepared for the next execution; any other is
+ * closed (my_stmt_close). Returns 0 or a wait's code. */
+static int my_stmt_done(dbp_conn *c) {
+  my_conn *p = MY(c);
+  if (p->cur == NULL || p->m->status != MYSQL_STATUS_READY || mysql_stmt_more_results(p->stmt))
+    return my_stmt_close(c);
+  if (p->meta != NULL) {
+    mysql_free_result(p->meta);
+    p->meta = NULL;
+  }
+  p->cur->used = ++p->clock;
+  p->cur = NULL;
   p->stmt = NULL;
   free(p->pbind);
   p->pbind = NULL;
@@ -844,18 +965,54 @@ static int my_prepare(dbp_conn *c, const char *sql) {
   return 0;
 }
 
-/* Prepares, binds the n text parameters (NULL pointer = SQL NULL) and
- * executes. The statement stays in p->stmt with its result pending. */
-static int my_stmt_start(dbp_conn *c, const char *sql, size_t n, const dbp_param *params) {
+/* Makes a prepared statement for sql[0..len) the one in use: the kept
+ * one when there is one (*reused set), else a fresh prepare that is kept
+ * for next time, making room by closing the least recently used one.
+ * Returns 0 or an error (the connection is then idle or broken). */
+static int my_stmt_get(dbp_conn *c, const char *sql, size_t len, bool *reused) {
   my_conn *p = MY(c);
+  uint64_t h = sql_hash(sql, len);
+  my_cached *e = cache_find(p, sql, len, h);
+  *reused = e != NULL;
+  if (e != NULL) {
+    p->stmt = e->stmt;
+    p->cur = e;
+    e->used = ++p->clock;
+    return 0;
+  }
+  my_cached *lru = NULL;
+  e = len <= MY_STMT_CACHE_SQL_MAX ? cache_slot(p, &lru) : NULL;
+  if (lru != NULL) {
+    /* Evict now rather than later: closing is one unanswered packet, so
+     * deferring it would save no round trip, only add state. */
+    p->stmt = lru->stmt;
+    p->cur = lru;
+    int rc = my_stmt_close(c);
+    if (rc != 0) return my_stop(c, rc);
+    e = lru;
+  }
   int rc = my_prepare(c, sql);
   if (rc != 0) return rc;
+  if (e != NULL) cache_keep(p, e, sql, len, h);
+  return 0;
+}
+
+/* Binds the n text parameters (NULL pointer = SQL NULL) to the statement
+ * in use and executes it. Returns 0 (its result is pending); 1 when
+ * `reused` and the kept statement turned out outdated by a schema change
+ * (ER_NEED_REPREPARE; a column count that changed: CR_NEW_STMT_METADATA;
+ * or new result metadata from the server), the statement still in use
+ * with any result pending; or an error, the statement then ended and the
+ * connection idle or broken. */
+static int my_stmt_exec(dbp_conn *c, size_t n, const dbp_param *params, bool reused) {
+  my_conn *p = MY(c);
   unsigned long want = mysql_stmt_param_count(p->stmt);
   if (want != n)
     return my_fail(c, dbp__seterr(c, DBP_EINVAL, "07001", 0, false,
                                   "the statement has %lu placeholders but %zu parameters were "
                                   "given",
                                   want, n));
+  free(p->pbind);
   p->pbind = calloc(n, sizeof *p->pbind);
   if (p->pbind == NULL)
     return my_fail(c, dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory"));
@@ -873,10 +1030,41 @@ static int my_stmt_start(dbp_conn *c, const char *sql, size_t n, const dbp_param
   }
   if (mysql_stmt_bind_param(p->stmt, p->pbind)) return my_fail(c, my_stmt_err(c));
   int st = mysql_stmt_execute_start(&p->ret_int, p->stmt);
-  rc = my_drive(c, st, cont_execute, false);
+  int rc = my_drive(c, st, cont_execute, false);
   if (rc != 0) return my_stop(c, rc);
-  if (p->ret_int != 0) return my_fail(c, my_stmt_err(c));
+  if (p->ret_int != 0) {
+    unsigned e = mysql_stmt_errno(p->stmt);
+    if (reused && (e == ER_NEED_REPREPARE || e == CR_NEW_STMT_METADATA)) return 1;
+    return my_fail(c, my_stmt_err(c));
+  }
+  if (p->cur != NULL && mysql_stmt_field_count(p->stmt) > 0) {
+    /* The server sends result metadata with an execution only when it
+     * changed (the statement was re-prepared after DDL); the library then
+     * points mysql->fields at the new metadata instead of the statement's
+     * own copy, which it updates only in part (types, not names or
+     * extended types). So new metadata on a kept statement means it is
+     * outdated: prepare it again for the right columns. */
+    if (reused && p->cur->fields != NULL && p->m->fields != p->cur->fields) return 1;
+    p->cur->fields = p->m->fields;
+  }
   return 0;
+}
+
+/* Prepares (or reuses), binds and executes. The statement stays in
+ * p->stmt with its result pending. A kept statement found outdated is
+ * closed and the text prepared afresh, once: the second pass never reuses,
+ * as the outdated statement has left the cache. */
+static int my_stmt_start(dbp_conn *c, const char *sql, size_t n, const dbp_param *params) {
+  size_t len = strlen(sql);
+  for (;;) {
+    bool reused = false;
+    int rc = my_stmt_get(c, sql, len, &reused);
+    if (rc != 0) return rc;
+    rc = my_stmt_exec(c, n, params, reused);
+    if (rc != 1) return rc;
+    /* Closing reads whatever result is pending. */
+    if ((rc = my_stmt_close(c)) != 0) return my_stop(c, rc);
+  }
 }
 
 /* Binds every result column of the statement as a string buffer. */
@@ -912,7 +1100,7 @@ static int my_stmt_row(dbp_conn *c, dbp_row *row) {
   int rc = my_drive(c, st, cont_sfetch, false);
   if (rc != 0) return my_stop(c, rc);
   if (p->ret_int == MYSQL_NO_DATA) {
-    rc = my_stmt_close(c);
+    rc = my_stmt_done(c);
     if (rc != 0) return my_stop(c, rc);
     c->state = DBP__IDLE;
     return 0;
@@ -995,10 +1183,11 @@ static int my_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
     if ((rc = my_stmt_start(c, sql, n, params)) != 0) return rc;
     *affected = (int64_t)mysql_stmt_affected_rows(p->stmt);
     if (mysql_stmt_field_count(p->stmt) > 0) {
-      /* Rows nobody asked for: closing the statement reads them. */
+      /* Rows nobody asked for: they are pending, so my_stmt_done closes
+       * the statement, which reads them. */
       *affected = 0;
     }
-    if ((rc = my_stmt_close(c)) != 0) return my_stop(c, rc);
+    if ((rc = my_stmt_done(c)) != 0) return my_stop(c, rc);
     c->state = DBP__IDLE;
     return 0;
   }
@@ -1034,7 +1223,7 @@ static int my_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
     p->meta = mysql_stmt_result_metadata(p->stmt);
     if (p->meta == NULL) {
       /* No result set (an UPDATE, say): nothing to fetch. */
-      if ((rc = my_stmt_close(c)) != 0) return my_stop(c, rc);
+      if ((rc = my_stmt_done(c)) != 0) return my_stop(c, rc);
       c->state = DBP__IDLE;
       return 0;
     }

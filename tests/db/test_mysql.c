@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dbpipe.h"
 #include "dbtest.h"
@@ -666,4 +667,273 @@ static int close_early_body(dbp_rt *rt, void *arg) {
 
 Test(mysql, query_close_abandons_a_big_result, .timeout = 60) {
   run(close_early_body, NULL);
+}
+
+/* ---- the statement cache ---- */
+
+/* How many prepared statements a connection keeps (src/db/mysql.c). */
+#define STMT_CACHE 16
+
+/* One of the server's session status counters of c, read through the text
+ * protocol (which moves none of the Com_stmt_* counters). */
+static int session_status(dbp_conn *c, const char *name, int64_t *out) {
+  char sql[128], v[32];
+  snprintf(sql, sizeof sql, "SHOW SESSION STATUS LIKE '%s'", name);
+  int rc = dbp_query(c, sql, 0, NULL, 10000);
+  if (rc != 0) return rc;
+  dbp_row row;
+  rc = dbp_fetch(c, &row);
+  if (rc != 1) return rc < 0 ? rc : DBP_EPROTO;
+  size_t n = row.lens[1] < sizeof v - 1 ? row.lens[1] : sizeof v - 1;
+  memcpy(v, row.vals[1], n);
+  v[n] = '\0';
+  *out = strtoll(v, NULL, 10);
+  rc = dbp_fetch(c, &row);
+  return rc == 0 ? 0 : (rc < 0 ? rc : DBP_EPROTO);
+}
+
+/* The prepared statements c's session holds on the server: prepared minus
+ * closed (every prepare in these tests succeeds). */
+static int open_stmts(dbp_conn *c, int64_t *out) {
+  int64_t prep = 0, closed = 0;
+  int rc = session_status(c, "Com_stmt_prepare", &prep);
+  if (rc == 0) rc = session_status(c, "Com_stmt_close", &closed);
+  *out = prep - closed;
+  return rc;
+}
+
+static int reuse_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  int64_t prep0, exec0, prep1, exec1;
+  CHECK_RC(c, session_status(c, "Com_stmt_prepare", &prep0), 0);
+  CHECK_RC(c, session_status(c, "Com_stmt_execute", &exec0), 0);
+  for (int i = 1; i <= 1000; i++) {
+    char id[16], twice[16];
+    snprintf(id, sizeof id, "%d", i);
+    snprintf(twice, sizeof twice, "%d", 2 * i);
+    dbp_param p = P(id);
+    CHECK_RC(c, dbp_query(c, "SELECT seq, seq * 2 FROM seq_1_to_1000 WHERE seq = ?", 1, &p, 10000),
+             0);
+    CHECK(dbp_ncols(c) == 2);
+    dbp_row r;
+    CHECK_RC(c, dbp_fetch(c, &r), 1);
+    CHECK(val_is(&r, 0, id) && val_is(&r, 1, twice));
+    CHECK_RC(c, dbp_fetch(c, &r), 0);
+  }
+  CHECK_RC(c, session_status(c, "Com_stmt_prepare", &prep1), 0);
+  CHECK_RC(c, session_status(c, "Com_stmt_execute", &exec1), 0);
+  cr_expect_eq(prep1 - prep0, 1, "prepared %" PRId64 " times", prep1 - prep0);
+  cr_expect_eq(exec1 - exec0, 1000, "executed %" PRId64 " times", exec1 - exec0);
+  CHECK(prep1 - prep0 == 1 && exec1 - exec0 == 1000);
+  /* dbp_exec shares the cache. */
+  dbp_param p = P("7");
+  int64_t affected = -1;
+  for (int i = 0; i < 3; i++) CHECK_RC(c, dbp_exec(c, "DO ?", 1, &p, 10000, &affected), 0);
+  CHECK_RC(c, session_status(c, "Com_stmt_prepare", &prep1), 0);
+  CHECK(prep1 - prep0 == 2);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(stmt_cache, repeated_statement_is_prepared_once, .timeout = 60) {
+  run(reuse_body, NULL);
+}
+
+static int evict_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  int64_t before = 0, open = 0, global = 0;
+  CHECK_RC(c, open_stmts(c, &before), 0);
+  CHECK(before == 0);
+  /* Three rounds over more distinct statements than the cache holds, in
+   * an order that keeps evicting. */
+  for (int round = 0; round < 3; round++) {
+    for (int k = 0; k < 2 * STMT_CACHE + 8; k++) {
+      char sql[64], want[32];
+      snprintf(sql, sizeof sql, "SELECT ? + %d", k);
+      snprintf(want, sizeof want, "%d", 1000 * round + k);
+      char in[16], v[32];
+      snprintf(in, sizeof in, "%d", 1000 * round);
+      dbp_param p = P(in);
+      CHECK_RC(c, one_value(c, sql, 1, &p, v, sizeof v), 0);
+      cr_expect_str_eq(v, want);
+      CHECK(strcmp(v, want) == 0);
+      CHECK_RC(c, open_stmts(c, &open), 0);
+      CHECK(open >= 1 && open <= STMT_CACHE);
+    }
+  }
+  cr_expect_eq(open, STMT_CACHE, "%" PRId64 " statements open", open);
+  CHECK(open == STMT_CACHE);
+  /* The server agrees (other sessions may hold statements too). */
+  dbp_row r;
+  CHECK_RC(c, dbp_query(c, "SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'", 0, NULL, 10000), 0);
+  CHECK_RC(c, dbp_fetch(c, &r), 1);
+  global = strtoll(r.vals[1], NULL, 10);
+  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  CHECK(global >= STMT_CACHE);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(stmt_cache, more_statements_than_it_holds_all_work, .timeout = 60) {
+  run(evict_body, NULL);
+}
+
+/* Runs `SELECT * FROM tbl WHERE id = ?` for id 1 and checks the column
+ * names (comma-separated) and the values. */
+static int select_star(dbp_conn *c, const char *tbl, const char *names, const char *vals) {
+  char sql[128], got_names[128] = "", got_vals[128] = "";
+  snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE id = ?", tbl);
+  dbp_param p = P("1");
+  CHECK_RC(c, dbp_query(c, sql, 1, &p, 10000), 0);
+  const dbp_column *cols = dbp_columns(c);
+  for (size_t i = 0; i < dbp_ncols(c); i++) {
+    strcat(got_names, i ? "," : "");
+    strcat(got_names, cols[i].name);
+  }
+  dbp_row r;
+  CHECK_RC(c, dbp_fetch(c, &r), 1);
+  for (size_t i = 0; i < r.ncols; i++) {
+    strcat(got_vals, i ? "," : "");
+    strncat(got_vals, r.vals[i] ? r.vals[i] : "NULL", r.vals[i] ? r.lens[i] : 4);
+  }
+  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  cr_expect_str_eq(got_names, names);
+  cr_expect_str_eq(got_vals, vals);
+  CHECK(strcmp(got_names, names) == 0 && strcmp(got_vals, vals) == 0);
+  return 0;
+}
+
+static int alter_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  char tbl[64], sql[256];
+  snprintf(tbl, sizeof tbl, "stmt_alter_%ld", (long)getpid());
+  snprintf(sql, sizeof sql, "CREATE OR REPLACE TABLE %s (id INT PRIMARY KEY, a VARCHAR(10))", tbl);
+  CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
+  snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (?, 'one')", tbl);
+  dbp_param one = P("1");
+  CHECK_RC(c, dbp_exec(c, sql, 1, &one, 10000, NULL), 0);
+  /* A failing execution (duplicate key) leaves the statement usable. */
+  CHECK_RC(c, dbp_exec(c, sql, 1, &one, 10000, NULL), DBP_EQUERY);
+  CHECK(dbp_conn_error(c)->db_errno == 1062);
+  dbp_param two = P("2");
+  int64_t affected = 0;
+  CHECK_RC(c, dbp_exec(c, sql, 1, &two, 10000, &affected), 0);
+  CHECK(affected == 1);
+
+  CHECK(select_star(c, tbl, "id,a", "1,one") == 0);
+  CHECK(select_star(c, tbl, "id,a", "1,one") == 0);
+  snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN b INT NOT NULL DEFAULT 7", tbl);
+  CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
+  CHECK(select_star(c, tbl, "id,a,b", "1,one,7") == 0);
+  /* The same number of columns, other names and types. */
+  snprintf(sql, sizeof sql, "ALTER TABLE %s CHANGE a c VARCHAR(20), MODIFY b VARCHAR(5)", tbl);
+  CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
+  snprintf(sql, sizeof sql, "UPDATE %s SET c = ?, b = 'x' WHERE id = 1", tbl);
+  dbp_param d = P("uno");
+  CHECK_RC(c, dbp_exec(c, sql, 1, &d, 10000, &affected), 0);
+  CHECK(select_star(c, tbl, "id,c,b", "1,uno,x") == 0);
+  snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE id = ?", tbl);
+  CHECK_RC(c, dbp_query(c, sql, 1, &one, 10000), 0);
+  CHECK(dbp_columns(c)[2].type == DBP_T_TEXT);
+  CHECK_RC(c, dbp_query_close(c), 0);
+  /* Fewer columns. */
+  snprintf(sql, sizeof sql, "ALTER TABLE %s DROP COLUMN c", tbl);
+  CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
+  CHECK(select_star(c, tbl, "id,b", "1,x") == 0);
+  snprintf(sql, sizeof sql, "DROP TABLE %s", tbl);
+  CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(stmt_cache, cached_statement_follows_alter_table, .timeout = 60) {
+  run(alter_body, NULL);
+}
+
+static int cached_timeout_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c, *mon;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  CHECK_RC(NULL, open_my(rt, &mon), 0);
+  char v[16];
+  dbp_param zero = P("0"), ten = P("10");
+  for (int round = 0; round < 2; round++) {
+    CHECK_RC(c, one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
+    CHECK(strcmp(v, "0") == 0);
+    CHECK_RC(c, one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
+    uint64_t t0 = dbp_now(rt);
+    CHECK_RC(c, dbp_query(c, "SELECT SLEEP(?)", 1, &ten, 100), DBP_ETIMEDOUT);
+    CHECK(after_cancel(rt, c, mon, t0) == 0);
+    CHECK(!dbp_conn_is_broken(c));
+    CHECK_RC(c, one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
+    CHECK(strcmp(v, "0") == 0);
+    t0 = dbp_now(rt);
+    CHECK_RC(c, dbp_exec(c, "SELECT SLEEP(?)", 1, &ten, 100, NULL), DBP_ETIMEDOUT);
+    CHECK(after_cancel(rt, c, mon, t0) == 0);
+    CHECK(!dbp_conn_is_broken(c));
+  }
+  CHECK_RC(c, one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
+  CHECK(strcmp(v, "0") == 0);
+  int64_t open = 0;
+  CHECK_RC(c, open_stmts(c, &open), 0);
+  CHECK(open >= 1 && open <= STMT_CACHE);
+  dbp_conn_close(c);
+  dbp_conn_close(mon);
+  return 0;
+}
+
+Test(stmt_cache, timed_out_cached_statement_runs_again, .timeout = 60) {
+  run(cached_timeout_body, NULL);
+}
+
+/* Reads the rest of `SELECT seq ... WHERE seq >= from` and checks every
+ * row follows on. */
+static int read_from(dbp_conn *c, int from, int to) {
+  dbp_row r;
+  int rc, want = from;
+  while ((rc = dbp_fetch(c, &r)) == 1) {
+    char s[16];
+    snprintf(s, sizeof s, "%d", want++);
+    CHECK(val_is(&r, 0, s));
+  }
+  CHECK_RC(c, rc, 0);
+  CHECK(want == to + 1);
+  return 0;
+}
+
+static int abandon_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  const char *big = "SELECT seq, REPEAT('x', 100) FROM seq_1_to_1000000 WHERE seq >= ?";
+  const char *small = "SELECT seq FROM seq_1_to_5 WHERE seq >= ?";
+  dbp_param one = P("1"), three = P("3"), k = P("999000");
+  dbp_row r;
+  for (int round = 0; round < 2; round++) {
+    /* Abandoned halfway, with much left on the server. */
+    CHECK_RC(c, dbp_query(c, big, 1, &one, 30000), 0);
+    for (int i = 0; i < 10; i++) CHECK_RC(c, dbp_fetch(c, &r), 1);
+    CHECK_RC(c, dbp_query_close(c), 0);
+    CHECK(!dbp_conn_is_broken(c));
+    CHECK_RC(c, dbp_query(c, big, 1, &k, 30000), 0);
+    CHECK(read_from(c, 999000, 1000000) == 0);
+    /* Abandoned with the rest already read by the library. */
+    CHECK_RC(c, dbp_query(c, small, 1, &one, 10000), 0);
+    CHECK_RC(c, dbp_fetch(c, &r), 1);
+    CHECK_RC(c, dbp_query_close(c), 0);
+    CHECK_RC(c, dbp_query(c, small, 1, &three, 10000), 0);
+    CHECK(read_from(c, 3, 5) == 0);
+  }
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(stmt_cache, abandoned_stream_then_same_statement, .timeout = 120) {
+  run(abandon_body, NULL);
 }
