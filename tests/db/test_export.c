@@ -312,7 +312,7 @@ Test(export, progress_counters_match_the_result) {
 }
 
 /* 200,000 rows through every path, compared with generate_series. */
-Test(export, many_rows_stream_through, .timeout = 300) {
+Test(export, many_rows_stream_through) {
   struct {
     int kind;
     const char *sql, *name;
