@@ -49,9 +49,6 @@ typedef struct my_cached {
   uint64_t hash;
   MYSQL_STMT *stmt;
   uint64_t used; /* the cache clock at the last use, for LRU */
-  /* Where the library pointed mysql->fields after the last execution:
-   * the statement's own copy of its result metadata. */
-  const MYSQL_FIELD *fields;
 } my_cached;
 
 typedef struct my_conn my_conn;
@@ -997,6 +994,35 @@ static int my_stmt_get(dbp_conn *c, const char *sql, size_t len, bool *reused) {
   return 0;
 }
 
+/* True when two extended metadata attributes differ. */
+static bool attr_differs(const MYSQL_FIELD *a, const MYSQL_FIELD *b,
+                         enum mariadb_field_attr_t which) {
+  MARIADB_CONST_STRING x = field_attr(a, which), y = field_attr(b, which);
+  return x.length != y.length || memcmp(x.str, y.str, x.length) != 0;
+}
+
+/* True when the result metadata of the execution that just ran (in
+ * mysql->fields: what the server sent, or a copy of the statement's own)
+ * differs from the statement's own metadata. The server sends metadata
+ * with an execution when the statement was re-prepared after DDL, and the
+ * library then updates the statement's copy only in part (types, not
+ * names or extended types), so a difference means the kept statement is
+ * outdated. */
+static bool meta_changed(const my_conn *p) {
+  const MYSQL_STMT *s = p->stmt;
+  const MYSQL *m = p->m;
+  if (s->field_count == 0 || m->fields == NULL || m->field_count != s->field_count) return false;
+  for (unsigned i = 0; i < s->field_count; i++) {
+    const MYSQL_FIELD *a = &m->fields[i], *b = &s->fields[i];
+    if (a->type != b->type || a->charsetnr != b->charsetnr || a->name_length != b->name_length ||
+        memcmp(a->name, b->name, a->name_length) != 0 ||
+        attr_differs(a, b, MARIADB_FIELD_ATTR_FORMAT_NAME) ||
+        attr_differs(a, b, MARIADB_FIELD_ATTR_DATA_TYPE_NAME))
+      return true;
+  }
+  return false;
+}
+
 /* Binds the n text parameters (NULL pointer = SQL NULL) to the statement
  * in use and executes it. Returns 0 (its result is pending); 1 when
  * `reused` and the kept statement turned out outdated by a schema change
@@ -1037,16 +1063,7 @@ static int my_stmt_exec(dbp_conn *c, size_t n, const dbp_param *params, bool reu
     if (reused && (e == ER_NEED_REPREPARE || e == CR_NEW_STMT_METADATA)) return 1;
     return my_fail(c, my_stmt_err(c));
   }
-  if (p->cur != NULL && mysql_stmt_field_count(p->stmt) > 0) {
-    /* The server sends result metadata with an execution only when it
-     * changed (the statement was re-prepared after DDL); the library then
-     * points mysql->fields at the new metadata instead of the statement's
-     * own copy, which it updates only in part (types, not names or
-     * extended types). So new metadata on a kept statement means it is
-     * outdated: prepare it again for the right columns. */
-    if (reused && p->cur->fields != NULL && p->m->fields != p->cur->fields) return 1;
-    p->cur->fields = p->m->fields;
-  }
+  if (reused && meta_changed(p)) return 1;
   return 0;
 }
 
