@@ -446,6 +446,15 @@ static void commit_work(void *arg) {
     }
     w->files[i].renamed = true;
   }
+  /* A split export replaces the whole set: parts numbered past this run's
+   * last one are left over from an earlier, longer run and would read as
+   * part of this one. */
+  for (unsigned k = (unsigned)w->nfiles + 1; w->o.split; k++) {
+    char *stale = dbp__part_path(w->path, k);
+    bool gone = stale == NULL || unlink(stale) != 0;
+    free(stale);
+    if (gone) break;
+  }
   if (w->o.no_fsync) return;
   int dfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) {

@@ -181,3 +181,36 @@ Test(export_split, rows_and_bytes_together) {
   }
   xjob_free(&j);
 }
+
+/* A re-run that needs fewer parts replaces the whole set: the earlier run's
+ * higher-numbered parts go, files that are not parts of it stay. */
+Test(export_split, rerun_with_fewer_parts_removes_the_old_extra_parts) {
+  xjob first = {.kind = DBT_PG,
+                .sql = "SELECT id, email FROM customers ORDER BY id",
+                .path = tmp_path("r.csv"),
+                .o = {.max_rows = 5}};
+  run_in_coro(body_export, &first);
+  cr_assert_eq(first.rc, 0, "%s", first.res.err.message);
+  cr_assert_gt(first.res.nfiles, 2);
+  size_t nfirst = first.res.nfiles;
+  xjob_free(&first);
+  FILE *other = fopen(tmp_path("r-notes.csv"), "w");
+  cr_assert_not_null(other);
+  fputs("kept\n", other);
+  fclose(other);
+
+  xjob second = {.kind = DBT_PG,
+                 .sql = "SELECT id, email FROM customers ORDER BY id LIMIT 7",
+                 .path = tmp_path("r.csv"),
+                 .o = {.max_rows = 5}};
+  run_in_coro(body_export, &second);
+  cr_assert_eq(second.rc, 0, "%s", second.res.err.message);
+  cr_assert_eq(second.res.nfiles, 2);
+  for (size_t k = 1; k <= nfirst; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "r-%05zu.csv", k);
+    cr_expect_eq(access(tmp_path(name), F_OK) == 0, k <= 2, "%s", name);
+  }
+  cr_expect_eq(access(tmp_path("r-notes.csv"), F_OK), 0);
+  xjob_free(&second);
+}
