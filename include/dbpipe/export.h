@@ -94,8 +94,9 @@ DBP_EXTERN void dbp_encoder_free(dbp_encoder *e);
  * a few chunks of compressed data).
  *
  * All or nothing: the files (every part) stay NAME.part until the whole
- * export has succeeded; then all are renamed into place and the directory
- * is fsynced. On failure or cancellation every .part is removed, and so is
+ * export has succeeded; then all are renamed into place, parts numbered
+ * past the last one (left by an earlier, longer run) are removed, and the
+ * directory is fsynced. On failure or cancellation every .part is removed, and so is
  * any final file the commit had already renamed. */
 
 typedef struct dbp_export_file {
