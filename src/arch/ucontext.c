@@ -50,6 +50,8 @@ void dbp__ctx_make(dbp__ctx *ctx, void *lo, size_t size, dbp__ctx_entry entry, v
 
 void dbp__ctx_switch(dbp__ctx *from, dbp__ctx *to) {
   ucontext_t here;
+  /* The saved context lives on this stack while it is suspended. */
+  /* cppcheck-suppress autoVariables */
   from->sp = &here;
   swapcontext(&here, (ucontext_t *)to->sp);
 }

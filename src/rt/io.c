@@ -102,6 +102,8 @@ int dbp_fdwatch_wait(dbp_fdwatch *w, int events, int64_t timeout_ms, int *revent
   }
   dbp_waiter wt;
   dbp_waiter_init(&wt);
+  /* Lives on this stack only while it waits; cleared on wake-up. */
+  /* cppcheck-suppress autoVariables */
   w->waiter = &wt;
   w->want = events & (DBP_READABLE | DBP_WRITABLE);
   w->waiting = true;
