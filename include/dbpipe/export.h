@@ -31,6 +31,9 @@ DBP_EXTERN const char *dbp_compression_name(dbp_compression c);
  * each optionally followed by .gz or .zst. Unknown endings give CSV / none.
  * Either pointer may be NULL. */
 DBP_EXTERN void dbp_format_from_path(const char *path, dbp_format *fmt, dbp_compression *comp);
+/* The same reading without defaults: AUTO for what the name does not say
+ * (so a caller can tell "data.csv" from "data.txt"). */
+DBP_EXTERN void dbp_format_detect(const char *path, dbp_format *fmt, dbp_compression *comp);
 /* Parses "csv"/"tsv"/"jsonl" and "none"/"gzip"/"gz"/"zstd"/"zst". */
 DBP_EXTERN int dbp_format_parse(const char *s, dbp_format *out);
 DBP_EXTERN int dbp_compression_parse(const char *s, dbp_compression *out);

@@ -97,11 +97,6 @@ static bool want_progress(const cli_log *log) {
   return log->format == CLI_LOG_TEXT && !log->quiet && isatty(STDERR_FILENO);
 }
 
-static bool ends_with(const char *s, const char *suffix) {
-  size_t ls = strlen(s), lx = strlen(suffix);
-  return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
-}
-
 /* ---- dbpipe export ---- */
 
 enum {
@@ -148,25 +143,6 @@ static const cli_opt export_opts[] = {[E_FROM] = {"from", true},
                                       [E_LOG_FORMAT] = {"log-format", true},
                                       [E_HELP] = {"help", false},
                                       {NULL, false}};
-
-/* What a file name says about format and compression (AUTO: nothing). */
-static void name_says(const char *path, dbp_format *fmt, dbp_compression *comp) {
-  char base[4096];
-  snprintf(base, sizeof base, "%s", path);
-  size_t n = strlen(base);
-  *comp = DBP_COMP_AUTO;
-  *fmt = DBP_FMT_AUTO;
-  if (ends_with(base, ".gz")) {
-    *comp = DBP_COMP_GZIP;
-    base[n - 3] = '\0';
-  } else if (ends_with(base, ".zst")) {
-    *comp = DBP_COMP_ZSTD;
-    base[n - 4] = '\0';
-  }
-  if (ends_with(base, ".csv")) *fmt = DBP_FMT_CSV;
-  if (ends_with(base, ".tsv")) *fmt = DBP_FMT_TSV;
-  if (ends_with(base, ".jsonl")) *fmt = DBP_FMT_JSONL;
-}
 
 int cli_cmd_export(int argc, char **argv) {
   cli_args a = {.argc = argc, .argv = argv, .i = 0, .cmd = "export", .opts = export_opts};
@@ -223,7 +199,7 @@ int cli_cmd_export(int argc, char **argv) {
 
   dbp_format pf;
   dbp_compression pc;
-  name_says(t.path, &pf, &pc);
+  dbp_format_detect(t.path, &pf, &pc);
   t.format = pf != DBP_FMT_AUTO ? pf : DBP_FMT_CSV;
   t.compression = pc != DBP_COMP_AUTO ? pc : DBP_COMP_NONE;
   if (v[E_FORMAT] != NULL) {

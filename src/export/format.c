@@ -97,10 +97,18 @@ size_t dbp__path_split_ext(const char *path, dbp_format *fmt, dbp_compression *c
   return stem;
 }
 
-void dbp_format_from_path(const char *path, dbp_format *fmt, dbp_compression *comp) {
+void dbp_format_detect(const char *path, dbp_format *fmt, dbp_compression *comp) {
   dbp_format f = DBP_FMT_AUTO;
   dbp_compression c = DBP_COMP_AUTO;
   if (path != NULL) dbp__path_split_ext(path, &f, &c);
+  if (fmt) *fmt = f;
+  if (comp) *comp = c;
+}
+
+void dbp_format_from_path(const char *path, dbp_format *fmt, dbp_compression *comp) {
+  dbp_format f;
+  dbp_compression c;
+  dbp_format_detect(path, &f, &c);
   if (fmt) *fmt = f == DBP_FMT_AUTO ? DBP_FMT_CSV : f;
   if (comp) *comp = c == DBP_COMP_AUTO ? DBP_COMP_NONE : c;
 }

@@ -651,26 +651,6 @@ static bool ends_with(const char *s, const char *suffix) {
   return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
-/* What the file name says: compression from .gz/.zst, the format from
- * .csv/.tsv/.jsonl before it; AUTO where it says nothing. */
-static void path_says(const char *path, dbp_format *fmt, dbp_compression *comp) {
-  char base[PATH_MAX];
-  snprintf(base, sizeof base, "%s", path);
-  *comp = DBP_COMP_AUTO;
-  *fmt = DBP_FMT_AUTO;
-  size_t n = strlen(base);
-  if (ends_with(base, ".gz")) {
-    *comp = DBP_COMP_GZIP;
-    base[n - 3] = '\0';
-  } else if (ends_with(base, ".zst")) {
-    *comp = DBP_COMP_ZSTD;
-    base[n - 4] = '\0';
-  }
-  if (ends_with(base, ".csv")) *fmt = DBP_FMT_CSV;
-  if (ends_with(base, ".tsv")) *fmt = DBP_FMT_TSV;
-  if (ends_with(base, ".jsonl")) *fmt = DBP_FMT_JSONL;
-}
-
 /* ---- tasks ---- */
 
 /* Picks a setting: the task's own when given, else the default's. Returns
@@ -763,7 +743,7 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
   if (task.path != NULL) {
     dbp_format pf;
     dbp_compression pc;
-    path_says(task.path, &pf, &pc);
+    dbp_format_detect(task.path, &pf, &pc);
     const char *base = strrchr(task.path, '/') ? strrchr(task.path, '/') + 1 : task.path;
 
     task.compression = pc != DBP_COMP_AUTO ? pc : DBP_COMP_NONE;

@@ -30,6 +30,24 @@ Test(encode_format, from_path) {
   dbp_format_from_path("x.tsv", NULL, NULL); /* either pointer may be NULL */
 }
 
+/* detect says only what the name says: AUTO for the rest. */
+Test(encode_format, detect_leaves_unknown_auto) {
+  dbp_format f;
+  dbp_compression c;
+  dbp_format_detect("out.txt", &f, &c);
+  cr_expect_eq(f, DBP_FMT_AUTO);
+  cr_expect_eq(c, DBP_COMP_AUTO);
+  dbp_format_detect("out.gz", &f, &c);
+  cr_expect_eq(f, DBP_FMT_AUTO);
+  cr_expect_eq(c, DBP_COMP_GZIP);
+  dbp_format_detect("a/out.JSONL", &f, &c);
+  cr_expect_eq(f, DBP_FMT_JSONL);
+  cr_expect_eq(c, DBP_COMP_AUTO);
+  dbp_format_detect("out.tsv.zst", &f, &c);
+  cr_expect_eq(f, DBP_FMT_TSV);
+  cr_expect_eq(c, DBP_COMP_ZSTD);
+}
+
 Test(encode_format, parse_and_names) {
   dbp_format f;
   dbp_compression c;
