@@ -52,12 +52,6 @@ static char *csv_field(const dbp_encoder *e, char *w, const char *p, size_t n, b
   return w;
 }
 
-static char *line_end(const dbp_encoder *e, char *w) {
-  if (e->crlf) *w++ = '\r';
-  *w++ = '\n';
-  return w;
-}
-
 int dbp__csv_header(dbp_encoder *e, dbp_buf *out) {
   size_t need = 2;
   for (size_t i = 0; i < e->ncols; i++) need += 2 * strlen(e->cols[i].name) + 3;
@@ -69,7 +63,7 @@ int dbp__csv_header(dbp_encoder *e, dbp_buf *out) {
     const char *name = e->cols[i].name;
     w = csv_field(e, w, name, strlen(name), e->ncols == 1);
   }
-  w = line_end(e, w);
+  w = dbp__line_end(e, w);
   out->len = (size_t)(w - out->data);
   return 0;
 }
@@ -105,7 +99,7 @@ int dbp__csv_row(dbp_encoder *e, const dbp_row *row, dbp_buf *out) {
       w = csv_field(e, w, v, row->lens[i], single);
     }
   }
-  w = line_end(e, w);
+  w = dbp__line_end(e, w);
   out->len = (size_t)(w - out->data);
   return 0;
 }

@@ -62,6 +62,13 @@ struct dbp_encoder_s {
   dbp_buf scratch;      /* CSV: hex text of a binary value */
 };
 
+/* Writes the encoder's line end at w (room reserved by the caller). */
+static inline char *dbp__line_end(const dbp_encoder *e, char *w) {
+  if (e->crlf) *w++ = '\r';
+  *w++ = '\n';
+  return w;
+}
+
 int dbp__csv_header(dbp_encoder *e, dbp_buf *out);
 int dbp__csv_row(dbp_encoder *e, const dbp_row *row, dbp_buf *out);
 int dbp__tsv_header(dbp_encoder *e, dbp_buf *out);

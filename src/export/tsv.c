@@ -65,12 +65,6 @@ static char *tsv_field(const dbp_encoder *e, char *w, const char *p, size_t n) {
   }
 }
 
-static char *line_end(const dbp_encoder *e, char *w) {
-  if (e->crlf) *w++ = '\r';
-  *w++ = '\n';
-  return w;
-}
-
 int dbp__tsv_header(dbp_encoder *e, dbp_buf *out) {
   size_t need = 2;
   for (size_t i = 0; i < e->ncols; i++) need += 2 * strlen(e->cols[i].name) + 1;
@@ -81,7 +75,7 @@ int dbp__tsv_header(dbp_encoder *e, dbp_buf *out) {
     if (i > 0) *w++ = e->delim;
     w = tsv_field(e, w, e->cols[i].name, strlen(e->cols[i].name));
   }
-  w = line_end(e, w);
+  w = dbp__line_end(e, w);
   out->len = (size_t)(w - out->data);
   return 0;
 }
@@ -114,7 +108,7 @@ int dbp__tsv_row(dbp_encoder *e, const dbp_row *row, dbp_buf *out) {
       w = tsv_field(e, w, v, row->lens[i]);
     }
   }
-  w = line_end(e, w);
+  w = dbp__line_end(e, w);
   out->len = (size_t)(w - out->data);
   return 0;
 }
