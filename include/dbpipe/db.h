@@ -113,6 +113,8 @@ DBP_EXTERN int dbp_conn_open(dbp_rt *rt, const char *dsn, int64_t timeout_ms, db
  * memory then goes when that cancel returns). */
 DBP_EXTERN void dbp_conn_close(dbp_conn *c);
 DBP_EXTERN dbp_db_kind dbp_conn_kind(const dbp_conn *c);
+/* The runtime the connection was opened on. */
+DBP_EXTERN dbp_rt *dbp_conn_rt(const dbp_conn *c);
 /* True once the connection is known unusable (lost, protocol error). */
 DBP_EXTERN bool dbp_conn_is_broken(const dbp_conn *c);
 /* True inside an open (or failed) transaction block. */

@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/driver.h" /* the connection's runtime */
 #include "export/export_int.h"
 #include "export/writer.h"
 
@@ -609,7 +608,7 @@ int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_par
     return res_error(res, DBP_EINVAL, "dbp_export_query: missing connection, SQL or path");
   if (path[strlen(path) - 1] == '/')
     return res_error(res, DBP_EINVAL, "the output path %s names a directory, not a file", path);
-  dbp_rt *rt = c->rt;
+  dbp_rt *rt = dbp_conn_rt(c);
   if (dbp_current(rt) == NULL)
     return res_error(res, DBP_ENOTCORO, "dbp_export_query must run inside a coroutine");
   dbp_export_options o = {0};

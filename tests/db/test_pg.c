@@ -100,6 +100,7 @@ static int types_body(dbp_rt *rt, void *arg) {
   dbp_conn *c;
   CHECK_RC(NULL, open_pg(rt, &c), 0);
   CHECK(dbp_conn_kind(c) == DBP_DB_PG);
+  CHECK(dbp_conn_rt(c) == rt);
   CHECK_RC(c, dbp_exec(c, "SET TimeZone = 'UTC'", 0, NULL, 10000, NULL), 0);
   size_t n = sizeof pg_cases / sizeof pg_cases[0];
   for (size_t i = 0; i < n; i++) {
