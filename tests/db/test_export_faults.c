@@ -278,7 +278,11 @@ Test(export_faults, caller_deadline_stops_the_export_and_leaves_nothing) {
 /* A 256 KiB tmpfs in a private mount namespace (this test's process only). */
 Test(export_faults, full_disk_fails_cleanly) {
   if (unshare(CLONE_NEWNS) != 0) cr_skip_test("unshare(CLONE_NEWNS): %s", strerror(errno));
-  cr_assert_eq(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+  /* Our mounts must not reach the machine's namespace. Under chroot "/" is
+   * no mount point (EINVAL) and cannot be made private: a limit of the
+   * place the test runs in, not a failure of dbpipe. */
+  if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    cr_skip_test("cannot make / a private mount here: %s", strerror(errno));
   cr_assert_eq(mount("tmpfs", g_tmp, "tmpfs", 0, "size=256k"), 0, "%s", strerror(errno));
   const int kinds[] = {DBT_PG, DBT_MY};
   for (int k = 0; k < 2; k++) {

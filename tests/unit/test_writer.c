@@ -538,7 +538,11 @@ Test(writer, file_size_limit_fails_cleanly) {
 /* A 64 KiB tmpfs in a private mount namespace (this test's process only). */
 Test(writer, full_file_system_fails_cleanly) {
   if (unshare(CLONE_NEWNS) != 0) cr_skip_test("unshare(CLONE_NEWNS): %s", strerror(errno));
-  cr_assert_eq(mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+  /* Our mounts must not reach the machine's namespace. Under chroot "/" is
+   * no mount point (EINVAL) and cannot be made private: a limit of the
+   * place the test runs in, not a failure of dbpipe. */
+  if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+    cr_skip_test("cannot make / a private mount here: %s", strerror(errno));
   cr_assert_eq(mount("tmpfs", tmpdir, "tmpfs", 0, "size=64k"), 0, "%s", strerror(errno));
   char *data = make_data(1024 * 1024);
   wcase c = {.path = in_tmp("out.csv.zst"),
