@@ -13,57 +13,9 @@
 #include <unistd.h>
 
 #include "dbpipe.h"
+#include "dbcheck.h"
 #include "dbtest.h"
-
-#define CHECK(cond)                                                       \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      cr_expect(0, "%s:%d: check failed: %s", __FILE__, __LINE__, #cond); \
-      return -1;                                                          \
-    }                                                                     \
-  } while (0)
-
-/* Checks that a call returned `want`; on a mismatch shows the connection's
- * last error. */
-#define CHECK_RC(c, call, want)                                                       \
-  do {                                                                                \
-    int rc_ = (call);                                                                 \
-    if (rc_ != (want)) {                                                              \
-      char m_[700];                                                                   \
-      cr_expect(0, "%s:%d: %s returned %s, wanted %s: %s", __FILE__, __LINE__, #call, \
-                dbp_err_name(rc_), dbp_err_name(want),                                \
-                (c) ? dbp_dberr_format(dbp_conn_error(c), m_, sizeof m_) : "");       \
-      return -1;                                                                      \
-    }                                                                                 \
-  } while (0)
-
-typedef int (*body_fn)(dbp_rt *rt, void *arg);
-
-typedef struct run_arg {
-  dbp_rt *rt;
-  body_fn body;
-  void *arg;
-} run_arg;
-
-static int run_main(void *arg, void **result) {
-  (void)result;
-  run_arg *ra = arg;
-  return ra->body(ra->rt, ra->arg);
-}
-
-/* Runs body(rt, arg) in a coroutine on a fresh runtime; asserts it
- * returned 0. */
-static void run(body_fn body, void *arg) {
-  dbp_rt *rt = NULL;
-  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
-  run_arg ra = {rt, body, arg};
-  dbp_co *co = NULL;
-  cr_assert_eq(dbp_spawn(rt, &co, run_main, &ra, NULL), 0);
-  cr_assert_eq(dbp_rt_run(rt), 0);
-  int rc = dbp_join(co, NULL);
-  cr_assert_eq(dbp_rt_free(rt), 0);
-  cr_assert_eq(rc, 0, "the test body failed (%d)", rc);
-}
+#include "rttest.h"
 
 static int open_my(dbp_rt *rt, dbp_conn **c) {
   dbp_dberr err;
@@ -202,7 +154,7 @@ static int types_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, every_type_round_trips, .timeout = 60) {
-  run(types_body, NULL);
+  dbt_run(types_body, NULL);
 }
 
 static int null_body(dbp_rt *rt, void *arg) {
@@ -231,7 +183,7 @@ static int null_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, null_and_empty_string_differ, .timeout = 30) {
-  run(null_body, NULL);
+  dbt_run(null_body, NULL);
 }
 
 static int big_body(dbp_rt *rt, void *arg) {
@@ -270,7 +222,7 @@ static int big_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, sixteen_mib_value_round_trips, .timeout = 120) {
-  run(big_body, NULL);
+  dbt_run(big_body, NULL);
 }
 
 static int stream_body(dbp_rt *rt, void *arg) {
@@ -317,7 +269,7 @@ static int stream_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, streams_100k_rows, .timeout = 120) {
-  run(stream_body, NULL);
+  dbt_run(stream_body, NULL);
 }
 
 static int bad_sql_body(dbp_rt *rt, void *arg) {
@@ -366,7 +318,7 @@ static int bad_sql_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, bad_sql_reports_server_message_and_errno, .timeout = 30) {
-  run(bad_sql_body, NULL);
+  dbt_run(bad_sql_body, NULL);
 }
 
 static int splice_body(dbp_rt *rt, void *arg) {
@@ -391,7 +343,7 @@ static int splice_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, parameters_are_never_spliced, .timeout = 30) {
-  run(splice_body, NULL);
+  dbt_run(splice_body, NULL);
 }
 
 static int describe_body(dbp_rt *rt, void *arg) {
@@ -422,7 +374,7 @@ static int describe_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, describe_gives_columns_without_rows, .timeout = 30) {
-  run(describe_body, NULL);
+  dbt_run(describe_body, NULL);
 }
 
 static int tx_body(dbp_rt *rt, void *arg) {
@@ -486,7 +438,7 @@ static int tx_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, transactions_and_state, .timeout = 30) {
-  run(tx_body, NULL);
+  dbt_run(tx_body, NULL);
 }
 
 /* ---- cancellation ---- */
@@ -556,7 +508,7 @@ static int timeout_arg_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, timeout_argument_kills_on_server, .timeout = 60) {
-  run(timeout_arg_body, NULL);
+  dbt_run(timeout_arg_body, NULL);
 }
 
 static int deadline_body(dbp_rt *rt, void *arg) {
@@ -578,7 +530,7 @@ static int deadline_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, coroutine_deadline_kills_on_server, .timeout = 60) {
-  run(deadline_body, NULL);
+  dbt_run(deadline_body, NULL);
 }
 
 typedef struct victim {
@@ -621,12 +573,12 @@ static int cancel_body(dbp_rt *rt, void *arg) {
 
 Test(mysql, coroutine_cancel_kills_on_server, .timeout = 60) {
   int how = 0;
-  run(cancel_body, &how);
+  dbt_run(cancel_body, &how);
 }
 
 Test(mysql, conn_cancel_from_another_coroutine, .timeout = 60) {
   int how = 1;
-  run(cancel_body, &how);
+  dbt_run(cancel_body, &how);
 }
 
 static int close_early_body(dbp_rt *rt, void *arg) {
@@ -666,7 +618,7 @@ static int close_early_body(dbp_rt *rt, void *arg) {
 }
 
 Test(mysql, query_close_abandons_a_big_result, .timeout = 60) {
-  run(close_early_body, NULL);
+  dbt_run(close_early_body, NULL);
 }
 
 /* ---- the statement cache ---- */
@@ -738,7 +690,7 @@ static int reuse_body(dbp_rt *rt, void *arg) {
 }
 
 Test(stmt_cache, repeated_statement_is_prepared_once, .timeout = 60) {
-  run(reuse_body, NULL);
+  dbt_run(reuse_body, NULL);
 }
 
 static int evict_body(dbp_rt *rt, void *arg) {
@@ -779,7 +731,7 @@ static int evict_body(dbp_rt *rt, void *arg) {
 }
 
 Test(stmt_cache, more_statements_than_it_holds_all_work, .timeout = 60) {
-  run(evict_body, NULL);
+  dbt_run(evict_body, NULL);
 }
 
 /* Runs `SELECT * FROM tbl WHERE id = ?` for id 1 and checks the column
@@ -853,7 +805,7 @@ static int alter_body(dbp_rt *rt, void *arg) {
 }
 
 Test(stmt_cache, cached_statement_follows_alter_table, .timeout = 60) {
-  run(alter_body, NULL);
+  dbt_run(alter_body, NULL);
 }
 
 static int cached_timeout_body(dbp_rt *rt, void *arg) {
@@ -889,7 +841,7 @@ static int cached_timeout_body(dbp_rt *rt, void *arg) {
 }
 
 Test(stmt_cache, timed_out_cached_statement_runs_again, .timeout = 60) {
-  run(cached_timeout_body, NULL);
+  dbt_run(cached_timeout_body, NULL);
 }
 
 /* Reads the rest of `SELECT seq ... WHERE seq >= from` and checks every
@@ -935,5 +887,5 @@ static int abandon_body(dbp_rt *rt, void *arg) {
 }
 
 Test(stmt_cache, abandoned_stream_then_same_statement, .timeout = 120) {
-  run(abandon_body, NULL);
+  dbt_run(abandon_body, NULL);
 }
