@@ -49,7 +49,7 @@ static void check_all_formats(int kind, const char *sql, int qi) {
                 .path = tmp_path(name),
                 .want_ref = true,
                 .o = {.timeout_ms = DBP_FOREVER}};
-      run_in_coro(body_export, &j);
+      dbt_run_in_coro(body_export, &j);
       cr_assert_eq(j.rc, 0, "%s: %s: %s", name, dbp_err_name(j.rc), j.res.err.message);
       cr_expect(j.conn_idle_after, "%s: connection reusable", name);
       cr_assert_eq(j.res.nfiles, 1);
@@ -91,7 +91,7 @@ static void check_same_as_copy(const char *sql, const char *copy_opts, const cha
   char copy[2048];
   snprintf(copy, sizeof copy, "COPY (%s) TO STDOUT (%s)", sql, copy_opts);
   xjob j = {.kind = DBT_PG, .sql = sql, .path = tmp_path(name), .copy_sql = copy, .o = o};
-  run_in_coro(body_export, &j);
+  dbt_run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0, "%s: %s", name, j.res.err.message);
   size_t n;
   char *data = read_output(j.path, &n);
@@ -137,7 +137,7 @@ Test(export, pg_crlf_goes_through_the_encoder_with_the_same_bytes) {
     char copy[2048];
     snprintf(copy, sizeof copy, "COPY (%s) TO STDOUT (FORMAT csv, HEADER)", pg_queries[q]);
     j.copy_sql = copy;
-    run_in_coro(body_export, &j);
+    dbt_run_in_coro(body_export, &j);
     cr_assert_eq(j.rc, 0, "%s", j.res.err.message);
     size_t n;
     char *data = read_output(j.path, &n);
@@ -181,8 +181,8 @@ Test(export, mysql_output_equals_postgresql_output) {
       snprintf(my_name, sizeof my_name, "my-%s", names[f]);
       xjob pg = {.kind = DBT_PG, .sql = shared[q], .path = tmp_path(pg_name)};
       xjob my = {.kind = DBT_MY, .sql = shared[q], .path = tmp_path(my_name)};
-      run_in_coro(body_export, &pg);
-      run_in_coro(body_export, &my);
+      dbt_run_in_coro(body_export, &pg);
+      dbt_run_in_coro(body_export, &my);
       cr_assert_eq(pg.rc, 0, "%s", pg.res.err.message);
       cr_assert_eq(my.rc, 0, "%s", my.res.err.message);
       size_t a, b;
@@ -211,7 +211,7 @@ Test(export, pg_parameters_match_copy_of_the_literal_query) {
             .copy_sql =
                 "COPY (SELECT * FROM customers WHERE id > 5 OR full_name LIKE 'Zoë%'"
                 " ORDER BY id) TO STDOUT (FORMAT csv, HEADER)"};
-  run_in_coro(body_export, &j);
+  dbt_run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0, "%s", j.res.err.message);
   size_t n;
   char *data = read_output(j.path, &n);
@@ -229,7 +229,7 @@ Test(export, mysql_parameters) {
             .params = p,
             .path = tmp_path("p.jsonl"),
             .want_ref = true};
-  run_in_coro(body_export, &j);
+  dbt_run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0, "%s", j.res.err.message);
   cr_expect_eq(j.res.rows, 15);
   size_t n;
@@ -249,7 +249,7 @@ Test(export, pg_statements_copy_refuses_still_export) {
                         "SELECT 2 AS a -- the answer"};
   for (int i = 0; i < 4; i++) {
     xjob j = {.kind = DBT_PG, .sql = sqls[i], .path = tmp_path("s.csv"), .want_ref = true};
-    run_in_coro(body_export, &j);
+    dbt_run_in_coro(body_export, &j);
     cr_assert_eq(j.rc, 0, "%s: %s", sqls[i], j.res.err.message);
     cr_expect_eq(j.res.rows, j.ref.nrows, "%s", sqls[i]);
     cr_expect(j.conn_idle_after);
@@ -263,7 +263,7 @@ Test(export, format_and_compression_from_options_override_the_name) {
             .path = tmp_path("data.out"),
             .want_ref = true,
             .o = {.format = DBP_FMT_JSONL, .compression = DBP_COMP_ZSTD, .level = 19}};
-  run_in_coro(body_export, &j);
+  dbt_run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0, "%s", j.res.err.message);
   size_t n;
   char *raw = read_raw(j.path, &n);
@@ -276,7 +276,7 @@ Test(export, empty_result_is_a_header_only_file) {
   xjob j = {.kind = DBT_PG,
             .sql = "SELECT id, email FROM customers WHERE false",
             .path = tmp_path("e.csv")};
-  run_in_coro(body_export, &j);
+  dbt_run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0);
   size_t n;
   char *data = read_output(j.path, &n);
@@ -287,7 +287,7 @@ Test(export, empty_result_is_a_header_only_file) {
   xjob m = {.kind = DBT_MY,
             .sql = "SELECT id, email FROM customers WHERE 1 = 0",
             .path = tmp_path("e.tsv.gz")};
-  run_in_coro(body_export, &m);
+  dbt_run_in_coro(body_export, &m);
   cr_assert_eq(m.rc, 0);
   data = read_output(m.path, &n);
   cr_expect_str_eq(data, "id\temail\n");
@@ -301,7 +301,7 @@ Test(export, progress_counters_match_the_result) {
             .sql = "SELECT * FROM orders ORDER BY id",
             .path = tmp_path("o.jsonl.gz"),
             .o = {.progress = &prog}};
-  run_in_coro(body_export, &j);
+  dbt_run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0);
   size_t n;
   free(read_output(j.path, &n));
@@ -323,7 +323,7 @@ Test(export, many_rows_stream_through) {
   };
   for (int k = 0; k < 3; k++) {
     xjob j = {.kind = cases[k].kind, .sql = cases[k].sql, .path = tmp_path(cases[k].name)};
-    run_in_coro(body_export, &j);
+    dbt_run_in_coro(body_export, &j);
     cr_assert_eq(j.rc, 0, "%s", j.res.err.message);
     cr_expect_eq(j.res.rows, 200000);
     size_t n;
@@ -364,7 +364,7 @@ Test(export, wide_rows) {
     const char *names[] = {"wide.csv", "wide.jsonl.gz"};
     for (int f = 0; f < 2; f++) {
       xjob j = {.kind = kinds[k], .sql = sql.p, .path = tmp_path(names[f]), .want_ref = true};
-      run_in_coro(body_export, &j);
+      dbt_run_in_coro(body_export, &j);
       cr_assert_eq(j.rc, 0, "%s", j.res.err.message);
       size_t n;
       char *data = read_output(j.path, &n);

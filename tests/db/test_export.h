@@ -17,6 +17,7 @@
 
 #include "dbpipe.h"
 #include "dbtest.h"
+#include "rttest.h"
 
 /* ---- a growable string ---- */
 
@@ -642,32 +643,6 @@ typedef struct xjob {
   tstr copy;
   bool conn_idle_after; /* SELECT 1 works on the connection afterwards */
 } xjob;
-
-typedef int (*body_fn)(dbp_rt *rt, void *arg);
-typedef struct {
-  dbp_rt *rt;
-  body_fn fn;
-  void *arg;
-} run_args;
-
-static __attribute__((unused)) int trampoline(void *arg, void **result) {
-  (void)result;
-  run_args *a = arg;
-  return a->fn(a->rt, a->arg);
-}
-
-/* Runs fn(rt, arg) in one coroutine of a fresh runtime; returns its code. */
-static __attribute__((unused)) int run_in_coro(body_fn fn, void *arg) {
-  dbp_rt *rt;
-  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
-  run_args a = {rt, fn, arg};
-  dbp_co *co;
-  cr_assert_eq(dbp_spawn(rt, &co, trampoline, &a, &(dbp_spawn_options){.name = "test"}), 0);
-  cr_assert_eq(dbp_rt_run(rt), 0);
-  int rc = dbp_join(co, NULL);
-  cr_assert_eq(dbp_rt_free(rt), 0);
-  return rc;
-}
 
 static __attribute__((unused)) dbp_conn *open_conn(dbp_rt *rt, int kind) {
   dbp_conn *c = NULL;

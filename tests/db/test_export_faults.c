@@ -23,7 +23,7 @@ static void write_file(const char *path, const char *text) {
 static void expect_failure(xjob *j, const char *name, int code) {
   j->path = tmp_path(name);
   write_file(j->path, "old\n");
-  run_in_coro(body_export, j);
+  dbt_run_in_coro(body_export, j);
   cr_expect_eq(j->rc, code, "%s: %s (%s)", name, dbp_err_name(j->rc), j->res.err.message);
   cr_expect_eq(j->res.err.code, j->rc);
   cr_expect_eq(j->res.nfiles, 0);
@@ -114,7 +114,7 @@ Test(export_faults, options_are_checked_before_anything_runs) {
   expect_failure(&z, "opt.csv.gz", DBP_EINVAL);
   xjob_free(&z);
   xjob d = {.kind = DBT_PG, .sql = "SELECT 1", .path = tmp_path("sub/")};
-  run_in_coro(body_export, &d);
+  dbt_run_in_coro(body_export, &d);
   cr_expect_eq(d.rc, DBP_EINVAL);
   cr_expect(strstr(d.res.err.message, "directory"), "%s", d.res.err.message);
   cr_expect_eq(count_entries(g_tmp), 0);
@@ -123,7 +123,7 @@ Test(export_faults, options_are_checked_before_anything_runs) {
 
 Test(export_faults, unwritable_target_is_a_clear_error) {
   xjob j = {.kind = DBT_PG, .sql = "SELECT * FROM customers", .path = "/proc/dbpipe/x/out.csv"};
-  run_in_coro(body_export, &j);
+  dbt_run_in_coro(body_export, &j);
   cr_expect_neq(j.rc, 0);
   cr_expect(strstr(j.res.err.message, "/proc/dbpipe/x/out.csv.part"), "%s", j.res.err.message);
   cr_expect(j.conn_idle_after);
@@ -224,7 +224,7 @@ Test(export_faults, cancelled_export_stops_the_query_and_leaves_nothing) {
   for (int k = 0; k < 2; k++) {
     for (int f = 0; f < 3; f++) {
       cjob j = {.kind = kinds[k], .path = tmp_path(names[f]), .cancel = true};
-      run_in_coro(body_cancel, &j);
+      dbt_run_in_coro(body_cancel, &j);
       check_stopped(&j, DBP_ECANCELED);
       /* Generous: the sleep would last 30 s. */
       cr_expect_lt(j.elapsed_ms, 5000, "stopped promptly (%llu ms)",
@@ -237,7 +237,7 @@ Test(export_faults, timed_out_export_stops_the_query_and_leaves_nothing) {
   const int kinds[] = {DBT_PG, DBT_MY};
   for (int k = 0; k < 2; k++) {
     cjob j = {.kind = kinds[k], .path = tmp_path("t.csv.gz"), .o = {.timeout_ms = 1500}};
-    run_in_coro(body_cancel, &j);
+    dbt_run_in_coro(body_cancel, &j);
     check_stopped(&j, DBP_ETIMEDOUT);
     cr_expect(strstr(j.res.err.message, "timed out") || strstr(j.res.err.message, "timeout"), "%s",
               j.res.err.message);
@@ -267,7 +267,7 @@ Test(export_faults, caller_deadline_stops_the_export_and_leaves_nothing) {
   const int kinds[] = {DBT_PG, DBT_MY};
   for (int k = 0; k < 2; k++) {
     cjob j = {.kind = kinds[k], .path = tmp_path("d.jsonl.zst")};
-    run_in_coro(body_caller_deadline, &j);
+    dbt_run_in_coro(body_caller_deadline, &j);
     cr_expect_eq(j.left_at_return, 0, "nothing left when the call returns");
     check_stopped(&j, DBP_ETIMEDOUT);
   }
@@ -290,7 +290,7 @@ Test(export_faults, full_disk_fails_cleanly) {
               .sql = kinds[k] == DBT_PG ? "SELECT i, md5(i::text) FROM generate_series(1, 100000) i"
                                         : "SELECT seq, MD5(seq) FROM seq_1_to_100000",
               .path = tmp_path("full.csv")};
-    run_in_coro(body_export, &j);
+    dbt_run_in_coro(body_export, &j);
     cr_expect_eq(j.rc, DBP_ENOSPC, "%s (%s)", dbp_err_name(j.rc), j.res.err.message);
     cr_expect(strstr(j.res.err.message, "full.csv.part: No space left on device"), "%s",
               j.res.err.message);

@@ -67,10 +67,10 @@ static void split_case(int kind, const char *sql, const char *name, dbp_export_o
   dbp_export_options wo = o;
   wo.max_rows = wo.max_bytes = 0;
   xjob w = {.kind = kind, .sql = sql, .path = tmp_path(whole_name), .o = wo};
-  run_in_coro(body_export, &w);
+  dbt_run_in_coro(body_export, &w);
   cr_assert_eq(w.rc, 0, "%s", w.res.err.message);
   xjob j = {.kind = kind, .sql = sql, .path = tmp_path(name), .o = o};
-  run_in_coro(body_export, &j);
+  dbt_run_in_coro(body_export, &j);
   dbp_format fmt;
   dbp_format_from_path(name, &fmt, NULL);
   *nparts = check_parts(&j, fmt, w.path);
@@ -159,7 +159,7 @@ Test(export_split, empty_result_is_one_part_with_the_header) {
             .sql = "SELECT id, email FROM customers WHERE false",
             .path = tmp_path("e.csv"),
             .o = {.max_rows = 10}};
-  run_in_coro(body_export, &j);
+  dbt_run_in_coro(body_export, &j);
   cr_assert_eq(j.rc, 0);
   cr_assert_eq(j.res.nfiles, 1);
   cr_expect_str_eq(j.res.files[0].path, tmp_path("e-00001.csv"));
@@ -189,7 +189,7 @@ Test(export_split, rerun_with_fewer_parts_removes_the_old_extra_parts) {
                 .sql = "SELECT id, email FROM customers ORDER BY id",
                 .path = tmp_path("r.csv"),
                 .o = {.max_rows = 5}};
-  run_in_coro(body_export, &first);
+  dbt_run_in_coro(body_export, &first);
   cr_assert_eq(first.rc, 0, "%s", first.res.err.message);
   cr_assert_gt(first.res.nfiles, 2);
   size_t nfirst = first.res.nfiles;
@@ -203,7 +203,7 @@ Test(export_split, rerun_with_fewer_parts_removes_the_old_extra_parts) {
                  .sql = "SELECT id, email FROM customers ORDER BY id LIMIT 7",
                  .path = tmp_path("r.csv"),
                  .o = {.max_rows = 5}};
-  run_in_coro(body_export, &second);
+  dbt_run_in_coro(body_export, &second);
   cr_assert_eq(second.rc, 0, "%s", second.res.err.message);
   cr_assert_eq(second.res.nfiles, 2);
   for (size_t k = 1; k <= nfirst; k++) {

@@ -20,34 +20,9 @@
 #include "dbpipe/rt.h"
 #include "export/export_int.h"
 #include "export/writer.h"
+#include "rttest.h"
 
 /* ---- helpers ---- */
-
-typedef int (*body_fn)(dbp_rt *rt, void *arg);
-typedef struct {
-  dbp_rt *rt;
-  body_fn fn;
-  void *arg;
-} run_args;
-
-static int trampoline(void *arg, void **result) {
-  (void)result;
-  run_args *a = arg;
-  return a->fn(a->rt, a->arg);
-}
-
-/* Runs fn(rt, arg) in one coroutine of a fresh runtime; returns its code. */
-static int run_in_coro(body_fn fn, void *arg) {
-  dbp_rt *rt;
-  cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
-  run_args a = {rt, fn, arg};
-  dbp_co *co;
-  cr_assert_eq(dbp_spawn(rt, &co, trampoline, &a, &(dbp_spawn_options){.name = "test"}), 0);
-  cr_assert_eq(dbp_rt_run(rt), 0);
-  int rc = dbp_join(co, NULL);
-  cr_assert_eq(dbp_rt_free(rt), 0);
-  return rc;
-}
 
 static char tmpdir[64];
 
@@ -259,7 +234,7 @@ Test(writer, part_file_then_rename_with_sha256) {
              .data = "id,name\n1,\"x\"\n",
              .len = 14,
              .piece = 3};
-  cr_assert_eq(run_in_coro(body_write, &c), 0);
+  cr_assert_eq(dbt_run_in_coro(body_write, &c), 0);
   cr_expect(c.part_seen, "out.csv.part exists while writing");
   cr_expect(!c.final_seen_early, "out.csv does not exist before the commit");
   cr_expect(!exists(in_tmp("out.csv.part")));
@@ -288,7 +263,7 @@ Test(writer, large_file_in_many_chunks_matches_sha256sum) {
              .data = data,
              .len = len,
              .piece = 10007};
-  cr_assert_eq(run_in_coro(body_write, &c), 0);
+  cr_assert_eq(dbt_run_in_coro(body_write, &c), 0);
   size_t n;
   char *got = read_all(in_tmp("big.csv"), &n);
   cr_assert_eq(n, len);
@@ -311,7 +286,7 @@ Test(writer, existing_file_replaced_only_by_a_complete_one) {
              .len = 4,
              .piece = 4,
              .abort = true};
-  run_in_coro(body_write, &c);
+  dbt_run_in_coro(body_write, &c);
   size_t n;
   char *got = read_all(in_tmp("out.csv"), &n);
   cr_expect_str_eq(got, "old contents\n", "an aborted write leaves the old file alone");
@@ -322,7 +297,7 @@ Test(writer, existing_file_replaced_only_by_a_complete_one) {
               .data = "new\n",
               .len = 4,
               .piece = 4};
-  cr_assert_eq(run_in_coro(body_write, &ok), 0);
+  cr_assert_eq(dbt_run_in_coro(body_write, &ok), 0);
   got = read_all(in_tmp("out.csv"), &n);
   cr_expect_str_eq(got, "new\n");
   cr_expect_eq(count_entries(tmpdir), 1);
@@ -339,7 +314,7 @@ Test(writer, abort_of_a_split_export_leaves_nothing) {
              .piece = 4096,
              .parts = 3,
              .abort = true};
-  run_in_coro(body_write, &c);
+  dbt_run_in_coro(body_write, &c);
   cr_expect(c.part_seen);
   cr_expect_eq(count_entries(tmpdir), 0, "no part and no final file is left");
   free(data);
@@ -352,7 +327,7 @@ Test(writer, split_parts_are_numbered_and_complete) {
              .len = 8,
              .piece = 8,
              .parts = 3};
-  cr_assert_eq(run_in_coro(body_write, &c), 0);
+  cr_assert_eq(dbt_run_in_coro(body_write, &c), 0);
   cr_assert_eq(c.nfiles, 3);
   for (int i = 0; i < 3; i++) {
     char name[32];
@@ -374,7 +349,7 @@ Test(writer, parent_directories_are_created) {
              .data = "x\n",
              .len = 2,
              .piece = 2};
-  cr_assert_eq(run_in_coro(body_write, &c), 0);
+  cr_assert_eq(dbt_run_in_coro(body_write, &c), 0);
   cr_expect(exists(in_tmp("a/b/c/out.tsv")));
   free_files(&c);
 }
@@ -385,7 +360,7 @@ Test(writer, unwritable_location_is_a_clear_error) {
              .data = "x\n",
              .len = 2,
              .piece = 2};
-  int rc = run_in_coro(body_write, &c);
+  int rc = dbt_run_in_coro(body_write, &c);
   cr_expect_neq(rc, 0);
   cr_expect_eq(c.err, rc);
   cr_expect(strstr(c.msg, "create /proc/dbpipe-nope/out.csv.part") != NULL, "message: %s", c.msg);
@@ -441,7 +416,7 @@ static void round_trip(dbp_compression comp, int level, bool flush) {
              .data = data,
              .len = len,
              .piece = 65536};
-  cr_assert_eq(run_in_coro(body_write, &c), 0);
+  cr_assert_eq(dbt_run_in_coro(body_write, &c), 0);
   size_t n, m;
   char *file = read_all(c.path, &n);
   cr_expect_lt(n, len / 2, "compressed");
@@ -482,7 +457,7 @@ Test(writer, empty_compressed_file_is_a_valid_stream) {
              .data = "",
              .len = 0,
              .piece = 1};
-  cr_assert_eq(run_in_coro(body_write, &c), 0);
+  cr_assert_eq(dbt_run_in_coro(body_write, &c), 0);
   size_t n, m;
   char *file = read_all(c.path, &n);
   cr_expect_gt(n, 0);
@@ -511,7 +486,7 @@ static int body_levels(dbp_rt *rt, void *arg) {
 }
 
 Test(writer, bad_compression_levels_are_refused) {
-  run_in_coro(body_levels, NULL);
+  dbt_run_in_coro(body_levels, NULL);
 }
 
 /* ---- failures ---- */
@@ -526,7 +501,7 @@ Test(writer, file_size_limit_fails_cleanly) {
              .data = data,
              .len = 1024 * 1024,
              .piece = 65536};
-  int rc = run_in_coro(body_write, &c);
+  int rc = dbt_run_in_coro(body_write, &c);
   cr_expect_neq(rc, 0);
   cr_expect_eq(c.err, rc);
   cr_expect(strstr(c.msg, "write ") && strstr(c.msg, "big.csv.part: File too large"), "message: %s",
@@ -551,7 +526,7 @@ Test(writer, full_file_system_fails_cleanly) {
              .len = 1024 * 1024,
              .piece = 65536,
              .parts = 1};
-  int rc = run_in_coro(body_write, &c);
+  int rc = dbt_run_in_coro(body_write, &c);
   cr_expect_eq(rc, DBP_ENOSPC, "%s", dbp_err_name(rc));
   cr_expect(strstr(c.msg, "out.csv.zst.part: No space left on device"), "message: %s", c.msg);
   cr_expect_eq(count_entries(tmpdir), 0, "no file and no .part left");
@@ -606,7 +581,7 @@ Test(writer, cancelled_producer_leaves_nothing) {
     cancel_case c;
     dbp_rt *rt;
   } a = {{.path = in_tmp("out.csv.gz")}, NULL};
-  int rc = run_in_coro(body_cancel, &a);
+  int rc = dbt_run_in_coro(body_cancel, &a);
   cr_expect_eq(rc, DBP_ECANCELED, "%s", dbp_err_name(rc));
   cr_expect_eq(a.c.rc, DBP_ECANCELED);
   cr_expect_eq(count_entries(tmpdir), 0, "no part and no final file is left");
