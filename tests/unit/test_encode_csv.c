@@ -4,33 +4,10 @@
 #include <string.h>
 
 #include "dbpipe/export.h"
+#include "enctest.h"
 
 #define V(s) s, sizeof(s) - 1
 #define NUL NULL, 0
-
-/* Encodes the header (unless opts says none) and `nrows` rows of `ncols`
- * values given as (pointer, length) pairs; returns the bytes, NUL-ended. */
-static char *encode(const dbp_encode_options *opts, const dbp_column *cols, size_t ncols,
-                    size_t nrows, const char *const *vals, const size_t *lens, size_t *outlen) {
-  dbp_encoder *e = NULL;
-  dbp_buf b = {0};
-  cr_assert_eq(dbp_encoder_new(opts, cols, ncols, &e), 0);
-  cr_assert_eq(dbp_encoder_header(e, &b), 0);
-  for (size_t r = 0; r < nrows; r++) {
-    dbp_row row = {ncols, vals + r * ncols, lens + r * ncols};
-    cr_assert_eq(dbp_encoder_row(e, &row, &b), 0);
-  }
-  dbp_encoder_free(e);
-  dbp_buf_append(&b, "", 1);
-  *outlen = b.len - 1;
-  return b.data;
-}
-
-static void expect_bytes(const char *got, size_t gotlen, const char *want, size_t wantlen) {
-  cr_assert(gotlen == wantlen && memcmp(got, want, wantlen) == 0,
-            "got  [%.*s] (%zu bytes)\nwant [%.*s] (%zu bytes)", (int)gotlen, got, gotlen,
-            (int)wantlen, want, wantlen);
-}
 
 static const dbp_column text2[] = {{"a", DBP_T_TEXT, "text", 25}, {"b", DBP_T_TEXT, "text", 25}};
 
@@ -39,8 +16,8 @@ static void check2(const dbp_encode_options *o, const char *a, size_t alen, cons
                    size_t blen, const char *want, size_t wantlen) {
   const char *vals[] = {a, b};
   size_t lens[] = {alen, blen}, n;
-  char *got = encode(o, text2, 2, 1, vals, lens, &n);
-  expect_bytes(got, n, want, wantlen);
+  char *got = dbt_encode(o, text2, 2, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, want, wantlen);
   free(got);
 }
 
@@ -79,8 +56,8 @@ Test(encode_csv, lone_backslash_dot_quoted_only_in_single_column_rows) {
   static const dbp_column one[] = {{"a", DBP_T_TEXT, "text", 25}};
   const char *vals[] = {"\\.", NULL, ""};
   size_t lens[] = {2, 0, 0}, n;
-  char *got = encode(&csv, one, 1, 3, vals, lens, &n);
-  expect_bytes(got, n, V("a\n\"\\.\"\n\n\"\"\n"));
+  char *got = dbt_encode(&csv, one, 1, 3, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("a\n\"\\.\"\n\n\"\"\n"));
   free(got);
 }
 
@@ -91,8 +68,8 @@ Test(encode_csv, header_names_follow_the_same_rules) {
                                     {"Größe", DBP_T_TEXT, "text", 25}};
   const char *vals[] = {"1", "2", "3", "4"};
   size_t lens[] = {1, 1, 1, 1}, n;
-  char *got = encode(&csv, cols, 4, 1, vals, lens, &n);
-  expect_bytes(got, n, V("id,\"a,b\",\"say \"\"x\"\"\",Größe\n1,2,3,4\n"));
+  char *got = dbt_encode(&csv, cols, 4, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("id,\"a,b\",\"say \"\"x\"\"\",Größe\n1,2,3,4\n"));
   free(got);
 }
 
@@ -104,8 +81,8 @@ Test(encode_csv, numbers_booleans_and_special_floats_as_the_server_wrote_them) {
   const char *vals[] = {"-9223372036854775808", "9999999999.99", "NaN", "-Infinity", "t", "f"};
   size_t lens[6], n;
   for (int i = 0; i < 6; i++) lens[i] = strlen(vals[i]);
-  char *got = encode(&csv, cols, 6, 1, vals, lens, &n);
-  expect_bytes(got, n, V("i,n,f,g,b,c\n-9223372036854775808,9999999999.99,NaN,-Infinity,t,f\n"));
+  char *got = dbt_encode(&csv, cols, 6, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("i,n,f,g,b,c\n-9223372036854775808,9999999999.99,NaN,-Infinity,t,f\n"));
   free(got);
 }
 
@@ -115,8 +92,8 @@ Test(encode_csv, binary_values_are_backslash_x_lowercase_hex) {
                                     {"n", DBP_T_BYTES, "bytea", 17}};
   const char *vals[] = {"\x00\xff\x0a\x0d\x2c\x22\x5c\x09", "", NULL};
   size_t lens[] = {8, 0, 0}, n;
-  char *got = encode(&csv, cols, 3, 1, vals, lens, &n);
-  expect_bytes(got, n, V("raw,empty,n\n\\x00ff0a0d2c225c09,\\x,\n"));
+  char *got = dbt_encode(&csv, cols, 3, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("raw,empty,n\n\\x00ff0a0d2c225c09,\\x,\n"));
   free(got);
 }
 
@@ -146,8 +123,8 @@ Test(encode_csv, crlf_line_ends) {
 
 Test(encode_csv, zero_rows_is_just_the_header) {
   size_t n;
-  char *got = encode(&csv, text2, 2, 0, NULL, NULL, &n);
-  expect_bytes(got, n, V("a,b\n"));
+  char *got = dbt_encode(&csv, text2, 2, 0, NULL, NULL, &n);
+  dbt_expect_bytes(got, n, V("a,b\n"));
   free(got);
 }
 
@@ -190,7 +167,7 @@ Test(encode_csv, encoder_keeps_its_own_copy_of_the_columns) {
   strcpy(name, "XXXXX");
   dbp_buf b = {0};
   cr_assert_eq(dbp_encoder_header(e, &b), 0);
-  expect_bytes(b.data, b.len, V("first\n"));
+  dbt_expect_bytes(b.data, b.len, V("first\n"));
   dbp_encoder_free(e);
   dbp_buf_free(&b);
 }

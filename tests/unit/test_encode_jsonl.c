@@ -3,14 +3,9 @@
 #include <string.h>
 
 #include "dbpipe/export.h"
+#include "enctest.h"
 
 #define V(s) s, sizeof(s) - 1
-
-static void expect_bytes(const char *got, size_t gotlen, const char *want, size_t wantlen) {
-  cr_assert(gotlen == wantlen && memcmp(got, want, wantlen) == 0,
-            "got  [%.*s] (%zu bytes)\nwant [%.*s] (%zu bytes)", (int)gotlen, got, gotlen,
-            (int)wantlen, want, wantlen);
-}
 
 /* Encodes one row of one column of type `t` holding v[0..n) (NULL: SQL NULL)
  * and compares the whole line with `want`. */
@@ -26,7 +21,7 @@ static void check1(dbp_type t, const char *v, size_t n, const char *want, size_t
   size_t lens[] = {n};
   dbp_row row = {1, vals, lens};
   cr_assert_eq(dbp_encoder_row(e, &row, &b), 0);
-  expect_bytes(b.data, b.len, want, wantlen);
+  dbt_expect_bytes(b.data, b.len, want, wantlen);
   dbp_encoder_free(e);
   dbp_buf_free(&b);
 }
@@ -169,7 +164,7 @@ Test(encode_jsonl, keys_in_column_order_escaped_and_crlf) {
     dbp_row row = {3, vals + 3 * r, lens + 3 * r};
     cr_assert_eq(dbp_encoder_row(e, &row, &b), 0);
   }
-  expect_bytes(b.data, b.len,
+  dbt_expect_bytes(b.data, b.len,
                V("{\"id\":7,\"say \\\"x\\\"\":\"\",\"Größe\\n\":false}\r\n"
                  "{\"id\":8,\"say \\\"x\\\"\":null,\"Größe\\n\":true}\r\n"));
   dbp_encoder_free(e);
@@ -183,7 +178,7 @@ Test(encode_jsonl, zero_columns_is_an_empty_object) {
   cr_assert_eq(dbp_encoder_new(&o, NULL, 0, &e), 0);
   dbp_row row = {0, NULL, NULL};
   cr_assert_eq(dbp_encoder_row(e, &row, &b), 0);
-  expect_bytes(b.data, b.len, V("{}\n"));
+  dbt_expect_bytes(b.data, b.len, V("{}\n"));
   dbp_encoder_free(e);
   dbp_buf_free(&b);
 }

@@ -4,30 +4,9 @@
 #include <string.h>
 
 #include "dbpipe/export.h"
+#include "enctest.h"
 
 #define V(s) s, sizeof(s) - 1
-
-static char *encode(const dbp_encode_options *opts, const dbp_column *cols, size_t ncols,
-                    size_t nrows, const char *const *vals, const size_t *lens, size_t *outlen) {
-  dbp_encoder *e = NULL;
-  dbp_buf b = {0};
-  cr_assert_eq(dbp_encoder_new(opts, cols, ncols, &e), 0);
-  cr_assert_eq(dbp_encoder_header(e, &b), 0);
-  for (size_t r = 0; r < nrows; r++) {
-    dbp_row row = {ncols, vals + r * ncols, lens + r * ncols};
-    cr_assert_eq(dbp_encoder_row(e, &row, &b), 0);
-  }
-  dbp_encoder_free(e);
-  dbp_buf_append(&b, "", 1);
-  *outlen = b.len - 1;
-  return b.data;
-}
-
-static void expect_bytes(const char *got, size_t gotlen, const char *want, size_t wantlen) {
-  cr_assert(gotlen == wantlen && memcmp(got, want, wantlen) == 0,
-            "got  [%.*s] (%zu bytes)\nwant [%.*s] (%zu bytes)", (int)gotlen, got, gotlen,
-            (int)wantlen, want, wantlen);
-}
 
 static const dbp_encode_options tsv = {.format = DBP_FMT_TSV};
 
@@ -38,8 +17,8 @@ Test(encode_tsv, control_characters_backslash_null_and_empty) {
                                     {"d", DBP_T_TEXT, "text", 25}};
   const char *vals[] = {"\b\f\n\r\t\v", "x\x01y\\z\x7f", NULL, ""};
   size_t lens[] = {6, 6, 0, 0}, n;
-  char *got = encode(&tsv, cols, 4, 1, vals, lens, &n);
-  expect_bytes(got, n, V("a\tb\tc\td\n\\b\\f\\n\\r\\t\\v\tx\x01y\\\\z\x7f\t\\N\t\n"));
+  char *got = dbt_encode(&tsv, cols, 4, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("a\tb\tc\td\n\\b\\f\\n\\r\\t\\v\tx\x01y\\\\z\x7f\t\\N\t\n"));
   free(got);
 }
 
@@ -47,8 +26,8 @@ Test(encode_tsv, long_values_escape_past_the_word_scan) {
   static const dbp_column cols[] = {{"a", DBP_T_TEXT, "text", 25}};
   const char *vals[] = {"0123456789abcdefgh\tij\\0123456789abcdefgh\n"};
   size_t lens[] = {strlen(vals[0])}, n;
-  char *got = encode(&tsv, cols, 1, 1, vals, lens, &n);
-  expect_bytes(got, n, V("a\n0123456789abcdefgh\\tij\\\\0123456789abcdefgh\\n\n"));
+  char *got = dbt_encode(&tsv, cols, 1, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("a\n0123456789abcdefgh\\tij\\\\0123456789abcdefgh\\n\n"));
   free(got);
 }
 
@@ -56,8 +35,8 @@ Test(encode_tsv, unicode_and_punctuation_pass_through) {
   static const dbp_column cols[] = {{"Größe", DBP_T_TEXT, "text", 25}};
   const char *vals[] = {"Zoë \"Zee\" O'Brien, 😀 山田 | \\N"};
   size_t lens[] = {strlen(vals[0])}, n;
-  char *got = encode(&tsv, cols, 1, 1, vals, lens, &n);
-  expect_bytes(got, n, V("Größe\nZoë \"Zee\" O'Brien, 😀 山田 | \\\\N\n"));
+  char *got = dbt_encode(&tsv, cols, 1, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("Größe\nZoë \"Zee\" O'Brien, 😀 山田 | \\\\N\n"));
   free(got);
 }
 
@@ -67,8 +46,8 @@ Test(encode_tsv, binary_text_form_is_escaped_like_text) {
                                     {"g", DBP_T_BYTES, "bytea", 17}};
   const char *vals[] = {"AB", "", NULL};
   size_t lens[] = {2, 0, 0}, n;
-  char *got = encode(&tsv, cols, 3, 1, vals, lens, &n);
-  expect_bytes(got, n, V("e\tf\tg\n\\\\x4142\t\\\\x\t\\N\n"));
+  char *got = dbt_encode(&tsv, cols, 3, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("e\tf\tg\n\\\\x4142\t\\\\x\t\\N\n"));
   free(got);
 }
 
@@ -78,8 +57,8 @@ Test(encode_tsv, numbers_and_booleans_as_the_server_wrote_them) {
                                     {"b", DBP_T_BOOL, "bool", 16}};
   const char *vals[] = {"-0.50", "Infinity", "t"};
   size_t lens[] = {5, 8, 1}, n;
-  char *got = encode(&tsv, cols, 3, 1, vals, lens, &n);
-  expect_bytes(got, n, V("n\tf\tb\n-0.50\tInfinity\tt\n"));
+  char *got = dbt_encode(&tsv, cols, 3, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("n\tf\tb\n-0.50\tInfinity\tt\n"));
   free(got);
 }
 
@@ -88,8 +67,8 @@ Test(encode_tsv, header_names_are_escaped) {
                                     {"t\tu", DBP_T_TEXT, "text", 25}};
   const char *vals[] = {"a\\b", "x"};
   size_t lens[] = {3, 1}, n;
-  char *got = encode(&tsv, cols, 2, 1, vals, lens, &n);
-  expect_bytes(got, n, V("c\\\\d\tt\\tu\na\\\\b\tx\n"));
+  char *got = dbt_encode(&tsv, cols, 2, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("c\\\\d\tt\\tu\na\\\\b\tx\n"));
   free(got);
 }
 
@@ -98,8 +77,8 @@ Test(encode_tsv, other_delimiter_and_null_string) {
   dbp_encode_options o = {.format = DBP_FMT_TSV, .delimiter = ',', .null_string = ""};
   const char *vals[] = {"a,b\tc", NULL};
   size_t lens[] = {5, 0}, n;
-  char *got = encode(&o, cols, 2, 1, vals, lens, &n);
-  expect_bytes(got, n, V("x\\,y,n\na\\,b\\tc,\n"));
+  char *got = dbt_encode(&o, cols, 2, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("x\\,y,n\na\\,b\\tc,\n"));
   free(got);
 }
 
@@ -110,8 +89,8 @@ Test(encode_tsv, control_character_delimiter_is_backslashed) {
       "a\x01"
       "b\x02"};
   size_t lens[] = {4}, n;
-  char *got = encode(&o, cols, 1, 1, vals, lens, &n);
-  expect_bytes(got, n,
+  char *got = dbt_encode(&o, cols, 1, 1, vals, lens, &n);
+  dbt_expect_bytes(got, n,
                V("a\na\\\x01"
                  "b\x02\n"));
   free(got);
@@ -122,8 +101,8 @@ Test(encode_tsv, no_header_and_crlf) {
   dbp_encode_options o = {.format = DBP_FMT_TSV, .no_header = true, .crlf = true};
   const char *vals[] = {"1", "two\nlines", "3", NULL};
   size_t lens[] = {1, 9, 1, 0}, n;
-  char *got = encode(&o, cols, 2, 2, vals, lens, &n);
-  expect_bytes(got, n, V("1\ttwo\\nlines\r\n3\t\\N\r\n"));
+  char *got = dbt_encode(&o, cols, 2, 2, vals, lens, &n);
+  dbt_expect_bytes(got, n, V("1\ttwo\\nlines\r\n3\t\\N\r\n"));
   free(got);
 }
 
