@@ -142,6 +142,15 @@ int dbp__cleanup(dbp_conn *c, int (*fn)(dbp_conn *c)) {
   return rc;
 }
 
+int dbp__abandon(dbp_conn *c, int (*fn)(dbp_conn *c)) {
+  int rc = dbp__cleanup(c, fn);
+  c->state = DBP__IDLE;
+  if (rc != 0)
+    return dbp__seterr(c, rc, NULL, 0, true,
+                       "could not abandon the result; the connection is closed");
+  return 0;
+}
+
 /* ---- column metadata and row arrays ---- */
 
 int dbp__cols_begin(dbp_conn *c, size_t n, size_t strbytes) {

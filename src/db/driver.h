@@ -145,6 +145,12 @@ void dbp__unwatch(dbp_conn *c);
  * fn's result, or DBP_ENOMEM when no coroutine could be made. */
 int dbp__cleanup(dbp_conn *c, int (*fn)(dbp_conn *c));
 
+/* Ends a result that dbp_query_close abandons: runs fn (cancel or drain)
+ * through dbp__cleanup and leaves c idle. Returns 0, or the error recorded
+ * in c->err when the result could not be abandoned (fn closed the
+ * connection then). */
+int dbp__abandon(dbp_conn *c, int (*fn)(dbp_conn *c));
+
 /* Starts new column metadata: room for n columns (c->ncols = n, entries
  * zeroed) and `strbytes` bytes of strings for dbp__cols_str, plus n values
  * in the row arrays. Returns 0 or DBP_ENOMEM (then c->ncols = 0). */

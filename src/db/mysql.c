@@ -1310,12 +1310,7 @@ static int my_discard(dbp_conn *c) {
     }
     if (!kill && mysql_more_results(p->m)) kill = true;
   }
-  int rc = dbp__cleanup(c, kill ? my_abort : my_settle);
-  c->state = DBP__IDLE;
-  if (rc != 0)
-    return dbp__seterr(c, rc, NULL, 0, true,
-                       "could not abandon the result; the connection is closed");
-  return 0;
+  return dbp__abandon(c, kill ? my_abort : my_settle);
 }
 
 static int my_describe(dbp_conn *c, const char *sql) {

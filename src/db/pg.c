@@ -770,12 +770,7 @@ static int pg_discard(dbp_conn *c) {
       PQclear(res);
     }
   }
-  int rc = dbp__cleanup(c, pg_abort);
-  c->state = DBP__IDLE;
-  if (rc != 0)
-    return dbp__seterr(c, rc, NULL, 0, true,
-                       "could not abandon the result; the connection is closed");
-  return 0;
+  return dbp__abandon(c, pg_abort);
 }
 
 /* Prepares `sql` as the unnamed statement and describes its result. */
