@@ -46,6 +46,7 @@
   X(ECONNLOST, -25, "connection to the database server lost")                  \
   X(EPROTO, -26, "unexpected reply from the database server")                  \
   X(ESTATE, -27, "operation not valid in the current state")                   \
+  X(ETOOMANY, -28, "the database server has too many connections")            \
   X(EPOOLCLOSED, -30, "the pool is closed")                                    \
   X(EFORMAT, -40, "invalid or unsupported output format")                      \
   X(ECOMPRESS, -41, "compression failed")                                      \

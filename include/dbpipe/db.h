@@ -92,6 +92,13 @@ typedef struct dbp_dsn {
 
 DBP_EXTERN int dbp_dsn_parse(const char *url, dbp_dsn *out, char *errbuf, size_t errlen);
 DBP_EXTERN void dbp_dsn_free(dbp_dsn *d);
+/* Checks a DSN offline, touching no server and no network: it parses, its
+ * scheme is known, and every query parameter is one the driver accepts
+ * with a valid value (PostgreSQL: what libpq's PQconninfoParse accepts;
+ * MySQL: dbpipe's documented list). A parameter that would override the
+ * URL's host is refused. Returns 0 or DBP_EDSN with a message that names
+ * the problem and shows the DSN redacted. */
+DBP_EXTERN int dbp_dsn_check(const char *url, char *errbuf, size_t errlen);
 /* Copies `url` into buf with the password replaced by "***". Always safe to
  * print. Returns buf. */
 DBP_EXTERN const char *dbp_dsn_redact(const char *url, char *buf, size_t len);
@@ -179,6 +186,41 @@ DBP_EXTERN int dbp_copy_read(dbp_conn *c, const char **buf, size_t *len);
  * the statement gets DBP_ECANCELED (or its normal result if the statement
  * finished first). */
 DBP_EXTERN int dbp_conn_cancel(dbp_conn *c);
+
+/* Checks offline that `sql` is exactly one statement in the dialect of
+ * `kind` (quotes, identifiers, comments and, on PostgreSQL, dollar quoting
+ * understood; one trailing ';' allowed). Returns 0, or DBP_EINVAL with a
+ * message: empty, or more than one statement (where the second begins). */
+DBP_EXTERN int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf,
+                                    size_t errlen);
+
+/* The default longest wait for a server to send or accept a byte while a
+ * statement runs (see dbp_conn_set_io_timeout). */
+#define DBP_DEFAULT_IO_TIMEOUT_MS ((int64_t)600000)
+
+/* Sets the no-progress limit of c: when a statement is running and the
+ * server sends nothing (and accepts nothing) for ms milliseconds, the
+ * statement fails with DBP_ETIMEDOUT (its message names the idle timeout),
+ * is cancelled on the server and the connection is left idle or broken.
+ * 0 = DBP_DEFAULT_IO_TIMEOUT_MS, DBP_FOREVER = no limit. Does not wait. */
+DBP_EXTERN void dbp_conn_set_io_timeout(dbp_conn *c, int64_t ms);
+
+/* Does not wait: true when an idle connection still looks usable. Peeks at
+ * the socket without blocking; a socket that is closed, in error or has
+ * unasked-for bytes (a server's goodbye) marks c broken and gives false. */
+DBP_EXTERN bool dbp_conn_alive(dbp_conn *c);
+
+/* Waits: a round trip to the server that proves the connection works. */
+DBP_EXTERN int dbp_conn_ping(dbp_conn *c, int64_t timeout_ms);
+
+/* Waits: makes an idle connection fit for its next user. Rolls back an
+ * open or failed transaction; then, unless keep_session, returns the
+ * session to its state right after connect (PostgreSQL: DISCARD ALL;
+ * MariaDB/MySQL: mysql_reset_connection): settings, user variables,
+ * temporary tables, prepared statements, advisory locks and LISTENs made by
+ * earlier users are gone. dbpipe's own cached statements stay correct.
+ * Returns 0, or an error with the connection marked broken. */
+DBP_EXTERN int dbp_conn_reset(dbp_conn *c, bool keep_session, int64_t timeout_ms);
 
 /* Quotes an identifier for this connection's dialect ("a""b" / `a``b`),
  * splitting on dots for schema.table. Returns a malloc'd string. */

@@ -149,6 +149,22 @@ typedef struct dbp_export_result {
 DBP_EXTERN int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams,
                                 const dbp_param *params, const char *path,
                                 const dbp_export_options *opts, dbp_export_result *res);
+/* Checks, without creating or changing anything, that `path` can be an
+ * export's target: not empty, not naming a directory (a trailing '/', an
+ * existing directory), and nothing but a regular file where a final file
+ * would go (a symbolic link, FIFO, device or socket there is refused; with
+ * `split`, the numbered part names are checked). "-" (standard output) is
+ * fine. Returns 0 or DBP_EINVAL with a message naming the path and why. */
+DBP_EXTERN int dbp_export_check_target(const char *path, bool split, char *errbuf, size_t errlen);
+
+/* Waits: writes `len` bytes to `path` the way an export writes its files
+ * (a temporary name nobody can predict or plant, fsync unless no_fsync,
+ * rename, directory fsync). Returns 0, or an error with a message naming
+ * the file and the failed operation; nothing is left at `path` or beside
+ * it on failure. Must run in a coroutine of rt. */
+DBP_EXTERN int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t len,
+                                     bool no_fsync, char *errbuf, size_t errlen);
+
 /* Frees res->files; safe on a zeroed or already freed result. */
 DBP_EXTERN void dbp_export_result_free(dbp_export_result *res);
 

@@ -35,6 +35,8 @@ typedef struct dbp_pool_options {
   int64_t idle_timeout_ms;    /* default 300000; DBP_FOREVER = never */
   int64_t max_lifetime_ms;    /* default 3600000; DBP_FOREVER = never */
   int64_t check_after_ms;     /* liveness check when idle longer; default 30000 */
+  int64_t io_timeout_ms;      /* per connection, see dbp_conn_set_io_timeout */
+  bool keep_session;          /* release only rolls back (see dbp_conn_reset) */
 } dbp_pool_options;
 
 typedef struct dbp_pool_stats {

@@ -394,6 +394,24 @@ uint64_t dbp_conn_opened_at(const dbp_conn *c) {
 uint64_t dbp_conn_used_at(const dbp_conn *c) {
   return c->used_at;
 }
+/* Placeholders until the no-progress limit, liveness peek, ping and
+ * session reset are built. */
+void dbp_conn_set_io_timeout(dbp_conn *c, int64_t ms) {
+  (void)c;
+  (void)ms;
+}
+bool dbp_conn_alive(dbp_conn *c) {
+  return c != NULL && !c->broken;
+}
+int dbp_conn_ping(dbp_conn *c, int64_t timeout_ms) {
+  return dbp_exec(c, "SELECT 1", 0, NULL, timeout_ms, NULL);
+}
+int dbp_conn_reset(dbp_conn *c, bool keep_session, int64_t timeout_ms) {
+  (void)keep_session;
+  if (!dbp_conn_in_transaction(c)) return 0;
+  return dbp_exec(c, "ROLLBACK", 0, NULL, timeout_ms, NULL);
+}
+
 size_t dbp_ncols(const dbp_conn *c) {
   return c->ncols;
 }

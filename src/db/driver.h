@@ -88,6 +88,12 @@ struct dbp__driver {
   int (*cancel)(dbp_conn *c);
   bool (*in_transaction)(const dbp_conn *c);
   int64_t (*backend_id)(const dbp_conn *c);
+  /* Returns an idle connection's session to the state it had right after
+   * connect (dbp_conn_reset with keep_session false): the driver's own
+   * cached statements are forgotten or kept valid, never left dangling. */
+  int (*reset)(dbp_conn *c);
+  /* The socket the client library uses, or -1. Does not wait. */
+  int (*socket)(const dbp_conn *c);
 };
 
 extern const dbp__driver dbp__pg_driver;

@@ -472,3 +472,11 @@ void dbp__scrub(char *msg, const char *secret) {
     msg = hit + 3;
   }
 }
+
+/* Placeholder until the offline parameter check is built: parses only. */
+int dbp_dsn_check(const char *url, char *errbuf, size_t errlen) {
+  dbp_dsn d;
+  int rc = dbp_dsn_parse(url, &d, errbuf, errlen);
+  if (rc == 0) dbp_dsn_free(&d);
+  return rc;
+}

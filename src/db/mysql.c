@@ -1344,6 +1344,17 @@ static int64_t my_backend_id(const dbp_conn *c) {
   return (int64_t)((const my_conn *)c)->thread_id;
 }
 
+/* Placeholder until the session reset is built: does nothing. */
+static int my_reset(dbp_conn *c) {
+  (void)c;
+  return 0;
+}
+
+static int my_sockfd(const dbp_conn *c) {
+  const my_conn *p = (const my_conn *)c;
+  return p->m != NULL ? (int)mysql_get_socket(p->m) : -1;
+}
+
 const dbp__driver dbp__mysql_driver = {
     .conn_size = sizeof(my_conn),
     .connect = my_connect,
@@ -1358,4 +1369,6 @@ const dbp__driver dbp__mysql_driver = {
     .cancel = my_cancel,
     .in_transaction = my_in_transaction,
     .backend_id = my_backend_id,
+    .reset = my_reset,
+    .socket = my_sockfd,
 };

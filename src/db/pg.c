@@ -896,6 +896,17 @@ static int64_t pg_backend_id(const dbp_conn *c) {
   return p->pg != NULL ? PQbackendPID(p->pg) : 0;
 }
 
+/* Placeholder until the session reset is built: does nothing. */
+static int pg_reset(dbp_conn *c) {
+  (void)c;
+  return 0;
+}
+
+static int pg_socket(const dbp_conn *c) {
+  const pg_conn *p = (const pg_conn *)c;
+  return p->pg != NULL ? PQsocket(p->pg) : -1;
+}
+
 const dbp__driver dbp__pg_driver = {
     .conn_size = sizeof(pg_conn),
     .connect = pg_connect,
@@ -910,4 +921,6 @@ const dbp__driver dbp__pg_driver = {
     .cancel = pg_cancel,
     .in_transaction = pg_in_transaction,
     .backend_id = pg_backend_id,
+    .reset = pg_reset,
+    .socket = pg_socket,
 };

@@ -579,3 +579,24 @@ void dbp__writer_free(dbp__writer *w) {
   }
   destroy(w);
 }
+
+/* Placeholders until target checks and atomic small files are built. */
+int dbp_export_check_target(const char *path, bool split, char *errbuf, size_t errlen) {
+  (void)split;
+  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
+  return path == NULL || *path == '\0' ? DBP_EINVAL : 0;
+}
+
+int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t len,
+                          bool no_fsync, char *errbuf, size_t errlen) {
+  dbp__writer_options o = {.compression = DBP_COMP_NONE, .no_fsync = no_fsync};
+  dbp__writer *w = NULL;
+  int rc = dbp__writer_new(rt, path, &o, &w);
+  if (rc == 0) rc = dbp__writer_begin(w);
+  if (rc == 0) rc = dbp__writer_write(w, data, len);
+  if (rc == 0) rc = dbp__writer_end(w, 0);
+  if (rc == 0) rc = dbp__writer_commit(w);
+  if (rc != 0 && w != NULL) dbp__writer_error(w, errbuf, errlen);
+  dbp__writer_free(w);
+  return rc;
+}
