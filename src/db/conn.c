@@ -406,10 +406,20 @@ bool dbp_conn_alive(dbp_conn *c) {
 int dbp_conn_ping(dbp_conn *c, int64_t timeout_ms) {
   return dbp_exec(c, "SELECT 1", 0, NULL, timeout_ms, NULL);
 }
+static int conn_ready(dbp_conn *c, dbp__state want);
+static void call_begin(dbp_conn *c, int64_t timeout_ms);
+static int call_end(dbp_conn *c, int rc);
 int dbp_conn_reset(dbp_conn *c, bool keep_session, int64_t timeout_ms) {
-  (void)keep_session;
-  if (!dbp_conn_in_transaction(c)) return 0;
-  return dbp_exec(c, "ROLLBACK", 0, NULL, timeout_ms, NULL);
+  if (c == NULL) return DBP_EINVAL;
+  if (dbp_conn_in_transaction(c)) {
+    int rc = dbp_exec(c, "ROLLBACK", 0, NULL, timeout_ms, NULL);
+    if (rc != 0) return rc;
+  }
+  if (keep_session) return 0;
+  int rc = conn_ready(c, DBP__IDLE);
+  if (rc != 0) return rc;
+  call_begin(c, timeout_ms);
+  return call_end(c, c->drv->reset(c));
 }
 
 size_t dbp_ncols(const dbp_conn *c) {
