@@ -385,8 +385,15 @@ static int describe_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, dbp_fetch(c, &r), 0);
   CHECK_RC(c, dbp_describe(c, "SELECT FROM nowhere_at_all", 10000), DBP_EQUERY);
   CHECK(strcmp(dbp_conn_error(c)->sqlstate, "42P01") == 0);
-  CHECK_RC(c, dbp_describe(c, "CREATE TEMP TABLE x_t (a int)", 10000), 0);
-  CHECK(dbp_ncols(c) == 0);
+  /* A statement without a result set is no query: the export's describe
+   * step must not take it for an empty one. */
+  CHECK_RC(c, dbp_describe(c, "CREATE TEMP TABLE x_t (a int)", 10000), DBP_EQUERY);
+  CHECK(strstr(dbp_conn_error(c)->message, "the statement returned no result set") != NULL);
+  CHECK_RC(c, dbp_describe(c, "SET TIME ZONE 'UTC'", 10000), DBP_EQUERY);
+  CHECK(strstr(dbp_conn_error(c)->message, "the statement returned no result set") != NULL);
+  CHECK(!dbp_conn_is_broken(c));
+  CHECK_RC(c, dbp_describe(c, "SELECT 1 AS one", 10000), 0);
+  CHECK(dbp_ncols(c) == 1);
   dbp_conn_close(c);
   return 0;
 }
@@ -428,8 +435,16 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL), 0);
   /* A query without rows, and a COPY where it does not belong. */
   dbp_row r;
-  CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + 1", 0, NULL, 10000), 0);
+  CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + 1", 0, NULL, 10000), DBP_EQUERY);
+  CHECK(strstr(dbp_conn_error(c)->message, "the statement returned no result set") != NULL);
+  CHECK(!dbp_conn_error(c)->retryable);
   CHECK(dbp_ncols(c) == 0);
+  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  CHECK_RC(c, dbp_query(c, "SET search_path TO public", 0, NULL, 10000), DBP_EQUERY);
+  CHECK(strstr(dbp_conn_error(c)->message, "the statement returned no result set") != NULL);
+  /* A query that finds no rows is still a result set. */
+  CHECK_RC(c, dbp_query(c, "SELECT a FROM tx_t WHERE false", 0, NULL, 10000), 0);
+  CHECK(dbp_ncols(c) == 1);
   CHECK_RC(c, dbp_fetch(c, &r), 0);
   CHECK_RC(c, dbp_exec(c, "COPY tx_t TO STDOUT", 0, NULL, 10000, NULL), DBP_EINVAL);
   CHECK_RC(c, dbp_query(c, "COPY tx_t TO STDOUT", 0, NULL, 10000), DBP_EINVAL);
