@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "db/driver.h"
 #include "dbpipe.h"
@@ -652,11 +653,24 @@ Test(pg, query_close_abandons_a_big_result, .timeout = 60) {
 #define STREAM_SERIES "(SELECT generate_series(1, 100000000) AS g) s"
 
 /* Stops a backend (SIGSTOP; the tests run as root or as the server's own
- * user) or lets it go on (SIGCONT). */
+ * user) or lets it go on (SIGCONT). A stopped backend would hold up the
+ * server's shutdown if this test died before letting it go, so a stop
+ * also leaves a child process behind that sends SIGCONT a while later
+ * whatever happens here (a backend that runs already ignores it). */
 static int signal_backend(pid_t pid, int sig) {
   if (pid <= 0 || kill(pid, sig) != 0) {
     cr_expect(0, "cannot signal backend %ld: %s", (long)pid, strerror(errno));
     return -1;
+  }
+  if (sig == SIGSTOP) {
+    pid_t guard = fork();
+    if (guard == 0) {
+      /* Hold no pipe of the test runner open meanwhile. */
+      for (int fd = 0; fd < 1024; fd++) close(fd);
+      sleep(30);
+      kill(pid, SIGCONT);
+      _exit(0);
+    }
   }
   return 0;
 }
