@@ -436,7 +436,10 @@ int dbp__conn_socket(const dbp_conn *c) {
  * administrator command" and MariaDB's error packet on a KILL both arrive
  * unasked) mean the server is gone or going: the connection is marked
  * broken. recv with MSG_PEEK consumes nothing, so a live connection is
- * untouched for the client library. */
+ * untouched for the client library. A PostgreSQL session that LISTENs and
+ * was notified while idle has unasked bytes too and is judged the same way:
+ * the peek cannot tell them apart, and a pooled session that outlives its
+ * LISTEN (keep_session) is the rare case that pays with a reconnect. */
 bool dbp_conn_alive(dbp_conn *c) {
   if (c == NULL || c->broken) return false;
   if (c->busy || c->state != DBP__IDLE) return true; /* in use: not ours to judge */
