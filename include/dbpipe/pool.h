@@ -67,8 +67,8 @@ DBP_EXTERN int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options 
 /* Waits: hands out an idle connection, opens one, or queues behind earlier
  * waiters. DBP_ETIMEDOUT after timeout_ms (the connect counts against it);
  * never leaks a connection. An idle connection is peeked at first, and
- * pinged when unused for check_after_ms; a dead one is replaced. `err` (may be NULL) gets the connect
- * error, or just the code. DBP_EPOOLCLOSED once dbp_pool_close began. */
+ * pinged when unused for check_after_ms; a dead one is replaced. `err` (may be NULL) gets the
+ * connect error, or just the code. DBP_EPOOLCLOSED once dbp_pool_close began. */
 DBP_EXTERN int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr *err);
 /* Waits (for the reset): gives a connection back. Any coroutine may release
  * what another acquired. A broken connection, or one whose reset failed or

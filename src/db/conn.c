@@ -454,13 +454,13 @@ bool dbp_conn_alive(dbp_conn *c) {
     if (n == 0)
       why = "the server closed the connection";
     else if (n > 0)
-      why = "the server sent a message while the connection was idle (it is likely shutting "
-            "down or terminated the session)";
+      why =
+          "the server sent a message while the connection was idle (it is likely shutting "
+          "down or terminated the session)";
     else
       why = strerror(errno);
   }
-  dbp__seterr(c, DBP_ECONNLOST, NULL, 0, true, "connection to the server lost while idle: %s",
-              why);
+  dbp__seterr(c, DBP_ECONNLOST, NULL, 0, true, "connection to the server lost while idle: %s", why);
   dbp__set_broken(c);
   return false;
 }

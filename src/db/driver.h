@@ -53,8 +53,8 @@ struct dbp_conn_s {
   int64_t deadline; /* loop ms when the running statement times out; -1 none */
   /* The no-progress limit (dbp_conn_set_io_timeout): ms, or DBP_FOREVER. */
   int64_t io_timeout_ms;
-  bool in_stmt;   /* a statement call runs: the no-progress limit applies */
-  bool io_idle;   /* the no-progress limit ended a wait of this call */
+  bool in_stmt; /* a statement call runs: the no-progress limit applies */
+  bool io_idle; /* the no-progress limit ended a wait of this call */
 
   dbp__watch watch; /* on the driver's socket */
 

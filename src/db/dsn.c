@@ -114,8 +114,8 @@ static bool query_looks_real(const char *q) {
     size_t n = strcspn(q, "&");
     if (n > 0) {
       size_t k = 0;
-      while (k < n && (isalnum((unsigned char)q[k]) || q[k] == '_' || q[k] == '-' ||
-                       q[k] == '.' || q[k] == '%'))
+      while (k < n && (isalnum((unsigned char)q[k]) || q[k] == '_' || q[k] == '-' || q[k] == '.' ||
+                       q[k] == '%'))
         k++;
       if (k == 0 || k >= n || q[k] != '=') return false;
     }
@@ -594,12 +594,12 @@ void dbp__scrub(char *msg, const char *secret) {
 
 /* What a parameter's value may be. */
 typedef enum val_kind {
-  V_ANY,   /* any text */
-  V_TEXT,  /* any non-empty text */
-  V_BOOL,  /* 0 or 1 */
-  V_UINT,  /* a whole number, 0 or more */
-  V_NAME,  /* letters, digits and '_' (a character set name) */
-  V_ENUM,  /* one of `words` (case-insensitive for MySQL) */
+  V_ANY,  /* any text */
+  V_TEXT, /* any non-empty text */
+  V_BOOL, /* 0 or 1 */
+  V_UINT, /* a whole number, 0 or more */
+  V_NAME, /* letters, digits and '_' (a character set name) */
+  V_ENUM, /* one of `words` (case-insensitive for MySQL) */
 } val_kind;
 
 typedef struct param_rule {
@@ -642,7 +642,7 @@ static const param_rule pg_rules[] = {
  *   keepalives_count (seconds / probes), tcp_user_timeout (ms)
  *                             TCP settings, as for PostgreSQL
  */
-#define MY_SSLMODES \
+#define MY_SSLMODES                                                                           \
   "disable|disabled|allow|prefer|preferred|require|required|verify-ca|verify_ca|verify-full|" \
   "verify_identity"
 static const param_rule my_rules[] = {
@@ -817,8 +817,7 @@ static int params_check(const dbp_dsn *d, char *msg, size_t mlen) {
       for (char *s = list; *s; s++)
         if (*s == '|') *s = ',';
       /* None of these parameters holds a secret, so the value is shown. */
-      snprintf(msg, mlen, "parameter '%s' has the invalid value '%.40s' (expected %s)", k, v,
-               list);
+      snprintf(msg, mlen, "parameter '%s' has the invalid value '%.40s' (expected %s)", k, v, list);
       return DBP_EDSN;
     }
   }

@@ -100,8 +100,7 @@ static int pg_result_error(dbp_conn *c, const PGresult *res) {
   }
   if (strcmp(state, "57014") == 0 && c->cancel_req)
     return dbp__seterr(c, DBP_ECANCELED, state, 0, false, "%s", msg);
-  if (strcmp(state, "53300") == 0)
-    return dbp__seterr(c, DBP_ETOOMANY, state, 0, true, "%s", msg);
+  if (strcmp(state, "53300") == 0) return dbp__seterr(c, DBP_ETOOMANY, state, 0, true, "%s", msg);
   /* 08P01 at ERROR level is the server refusing a malformed request (say,
    * the wrong number of parameters) on a session that lives on: a retry
    * would only repeat it. */
@@ -430,7 +429,7 @@ static int pg_connect_error(dbp_conn *c) {
 }
 
 const char *const dbp__pg_tcp_defaults[DBP__PG_TCP_DEFAULTS][2] = {
-    {"keepalives", "1"},       {"keepalives_idle", "60"},       {"keepalives_interval", "10"},
+    {"keepalives", "1"},       {"keepalives_idle", "60"},     {"keepalives_interval", "10"},
     {"keepalives_count", "6"}, {"tcp_user_timeout", "60000"},
 };
 

@@ -188,8 +188,8 @@ int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf, size_t
     return DBP_EINVAL;
   }
   lexer lx = {.s = sql, .i = 0, .line = 1, .col = 1, .pg = kind == DBP_DB_PG};
-  bool code = false;       /* the current statement has code */
-  bool ended = false;      /* a ';' ended the first statement */
+  bool code = false;  /* the current statement has code */
+  bool ended = false; /* a ';' ended the first statement */
   size_t semi_line = 0, semi_col = 0;
   bool exec_comment = false; /* inside MySQL's executable comment */
   for (;;) {
@@ -201,8 +201,7 @@ int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf, size_t
       step(&lx);
       continue;
     }
-    if ((ch == '-' && peek(&lx, 1) == '-' &&
-         (lx.pg || (unsigned char)peek(&lx, 2) <= ' ')) ||
+    if ((ch == '-' && peek(&lx, 1) == '-' && (lx.pg || (unsigned char)peek(&lx, 2) <= ' ')) ||
         (!lx.pg && ch == '#')) {
       skip_line(&lx);
       continue;
@@ -269,8 +268,7 @@ int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf, size_t
       step(&lx);
     }
     if (what != NULL) {
-      sql_errf(errbuf, errlen, "unterminated %s starting at line %zu, column %zu", what, line,
-               col);
+      sql_errf(errbuf, errlen, "unterminated %s starting at line %zu, column %zu", what, line, col);
       return DBP_EINVAL;
     }
     code = true;

@@ -364,8 +364,8 @@ static int pool_norm_options(const dbp_pool_options *in, dbp_pool_options *o) {
                          &o->max_lifetime_ms)) < 0 ||
       (rc = pool_norm_ms(in->check_after_ms, POOL_DEFAULT_CHECK_MS, true, &o->check_after_ms)) <
           0 ||
-      (rc = pool_norm_ms(in->io_timeout_ms, DBP_DEFAULT_IO_TIMEOUT_MS, false,
-                         &o->io_timeout_ms)) < 0)
+      (rc = pool_norm_ms(in->io_timeout_ms, DBP_DEFAULT_IO_TIMEOUT_MS, false, &o->io_timeout_ms)) <
+          0)
     return rc;
   o->keep_session = in->keep_session;
   return 0;

@@ -546,8 +546,7 @@ static int classify_body(dbp_rt *rt, void *arg) {
     dbp_dberr_format(&e, m, sizeof m);
     cr_expect_eq(rc, cc->want, "%s: got %s: %s", cc->what, dbp_err_name(rc), m);
     cr_expect_eq(e.retryable, cc->retryable, "%s: retryable %d: %s", cc->what, e.retryable, m);
-    if (cc->sqlstate != NULL)
-      cr_expect_str_eq(e.sqlstate, cc->sqlstate, "%s: %s", cc->what, m);
+    if (cc->sqlstate != NULL) cr_expect_str_eq(e.sqlstate, cc->sqlstate, "%s: %s", cc->what, m);
     if (c != NULL) dbp_conn_close(c);
   }
   return 0;
@@ -608,8 +607,8 @@ static int idle_end_body(dbp_rt *rt, void *arg) {
   snprintf(id, sizeof id, "%" PRId64, dbp_conn_backend_id(c));
   if (kind == DBT_PG) {
     dbp_param p = P(id);
-    CHECK_RC(mon,
-             dbp_exec(mon, "SELECT pg_terminate_backend($1::int, 10000)", 1, &p, 10000, NULL), 0);
+    CHECK_RC(mon, dbp_exec(mon, "SELECT pg_terminate_backend($1::int, 10000)", 1, &p, 10000, NULL),
+             0);
   } else {
     char sql[64];
     snprintf(sql, sizeof sql, "KILL %s", id);

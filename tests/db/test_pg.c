@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "db/driver.h"
-#include "dbpipe.h"
 #include "dbcheck.h"
+#include "dbpipe.h"
 #include "dbtest.h"
 #include "rttest.h"
 
@@ -700,8 +700,7 @@ static int stop_mid_copy_body(dbp_rt *rt, void *arg) {
   CHECK_RC(NULL, open_pg(rt, &c), 0);
   dbp_conn_set_io_timeout(c, 1000);
   CHECK_RC(c,
-           dbp_copy_start(c,
-                          "COPY (SELECT g, repeat('x', 100) FROM " STREAM_SERIES ") TO STDOUT",
+           dbp_copy_start(c, "COPY (SELECT g, repeat('x', 100) FROM " STREAM_SERIES ") TO STDOUT",
                           DBP_FOREVER),
            0);
   const char *buf;
@@ -728,8 +727,7 @@ static int stop_mid_fetch_body(dbp_rt *rt, void *arg) {
   dbp_conn *c;
   CHECK_RC(NULL, open_pg(rt, &c), 0);
   dbp_conn_set_io_timeout(c, 1000);
-  CHECK_RC(c,
-           dbp_query(c, "SELECT g, repeat('x', 100) FROM " STREAM_SERIES, 0, NULL, DBP_FOREVER),
+  CHECK_RC(c, dbp_query(c, "SELECT g, repeat('x', 100) FROM " STREAM_SERIES, 0, NULL, DBP_FOREVER),
            0);
   dbp_row r;
   for (int i = 0; i < 100; i++) CHECK_RC(c, dbp_fetch(c, &r), 1);

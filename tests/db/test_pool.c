@@ -1073,8 +1073,8 @@ POOL_TEST(io_timeout_applies_to_every_connection, 60) {
     dbp_conn *c = must_acquire(t, p);
     /* The statement's own timeout is far away: only the idle limit can
      * end a statement that keeps the server silent. */
-    int rc = dbp_exec(c, is_pg(t) ? "SELECT pg_sleep(30)" : "SELECT SLEEP(30)", 0, NULL, 60000,
-                      NULL);
+    int rc =
+        dbp_exec(c, is_pg(t) ? "SELECT pg_sleep(30)" : "SELECT SLEEP(30)", 0, NULL, 60000, NULL);
     cr_assert_eq(rc, DBP_ETIMEDOUT, "%s", dbp_err_name(rc));
     const char *m = dbp_conn_error(c)->message;
     cr_assert(strstr(m, "no data from the server for 0.3 s (idle timeout)") != NULL, "%s", m);
@@ -1082,8 +1082,8 @@ POOL_TEST(io_timeout_applies_to_every_connection, 60) {
       /* Keep the first busy so that the second is a new connection. */
       cr_assert_not(dbp_conn_is_broken(c), "%s", m);
       dbp_conn *c2 = must_acquire(t, p);
-      rc = dbp_exec(c2, is_pg(t) ? "SELECT pg_sleep(30)" : "SELECT SLEEP(30)", 0, NULL, 60000,
-                    NULL);
+      rc =
+          dbp_exec(c2, is_pg(t) ? "SELECT pg_sleep(30)" : "SELECT SLEEP(30)", 0, NULL, 60000, NULL);
       cr_assert_eq(rc, DBP_ETIMEDOUT);
       cr_assert(strstr(dbp_conn_error(c2)->message, "(idle timeout)") != NULL);
       dbp_pool_release(p, c2);

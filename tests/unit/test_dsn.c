@@ -403,13 +403,15 @@ static void check_bad(const char *url, const char *what) {
 
 Test(dsn, check_accepts_what_the_drivers_take) {
   check_ok("postgresql://u:s3cr3t-pw@h:5432/db");
-  check_ok("postgresql://u:s3cr3t-pw@h/db?sslmode=verify-full&application_name=x&"
-           "connect_timeout=5&keepalives_idle=30&options=-c%20statement_timeout%3D0&"
-           "target_session_attrs=read-write");
+  check_ok(
+      "postgresql://u:s3cr3t-pw@h/db?sslmode=verify-full&application_name=x&"
+      "connect_timeout=5&keepalives_idle=30&options=-c%20statement_timeout%3D0&"
+      "target_session_attrs=read-write");
   check_ok("postgres:///db?host=%2Frun%2Fpostgresql");
-  check_ok("mysql://u:s3cr3t-pw@h:3306/db?charset=utf8mb4&sslmode=REQUIRED&connect_timeout=3&"
-           "sslrootcert=/etc/ca.pem&application_name=dbpipe&keepalives=1&keepalives_idle=60&"
-           "keepalives_interval=10&keepalives_count=6&tcp_user_timeout=60000");
+  check_ok(
+      "mysql://u:s3cr3t-pw@h:3306/db?charset=utf8mb4&sslmode=REQUIRED&connect_timeout=3&"
+      "sslrootcert=/etc/ca.pem&application_name=dbpipe&keepalives=1&keepalives_idle=60&"
+      "keepalives_interval=10&keepalives_count=6&tcp_user_timeout=60000");
   check_ok("mariadb:///db?socket=/run/mysqld/mysqld.sock&ssl-mode=disabled");
 }
 
@@ -434,7 +436,6 @@ Test(dsn, check_refuses_unknown_parameters_and_bad_values) {
   check_bad("", "empty");
   /* The message shows the DSN, redacted. */
   char err[512];
-  cr_expect_eq(dbp_dsn_check("postgresql://u:s3cr3t-pw@h/db?sslmode=x", err, sizeof err),
-               DBP_EDSN);
+  cr_expect_eq(dbp_dsn_check("postgresql://u:s3cr3t-pw@h/db?sslmode=x", err, sizeof err), DBP_EDSN);
   cr_expect(strstr(err, "(in postgresql://u:***@h/db?sslmode=x)") != NULL, "%s", err);
 }

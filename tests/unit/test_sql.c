@@ -20,8 +20,8 @@ static void refused(dbp_db_kind kind, const char *sql, const char *what) {
   char err[256] = "";
   int rc = dbp_sql_check_single(kind, sql, err, sizeof err);
   cr_expect_eq(rc, DBP_EINVAL, "[%s] accepted: %s", kind == PG ? "pg" : "my", sql);
-  cr_expect(strstr(err, what) != NULL, "[%s] %s: message '%s' lacks '%s'",
-            kind == PG ? "pg" : "my", sql, err, what);
+  cr_expect(strstr(err, what) != NULL, "[%s] %s: message '%s' lacks '%s'", kind == PG ? "pg" : "my",
+            sql, err, what);
 }
 
 static void both_single(const char *sql) {
