@@ -307,7 +307,13 @@ static void pg_drop_results(pg_conn *p) {
 
 /* Runs in the clean-up coroutine: cancels the statement on the server and
  * reads the connection back to idle within the clean-up budget. On failure
- * the connection is marked broken (and its socket closed). */
+ * the connection is marked broken (and its socket closed). Nothing here can
+ * hang: the wait for the cancel request ends at the budget even when
+ * PQcancel itself blocks on the thread pool (see pg_send_cancel), and the
+ * drain waits on the socket under the same budget and the connection's
+ * no-progress limit. Closing the socket is the answer whenever the cancel
+ * could not be confirmed: the server then ends the statement when it next
+ * writes to the closed connection. */
 static int pg_abort(dbp_conn *c) {
   pg_conn *p = PG(c);
   pg_drop_results(p);
