@@ -81,7 +81,12 @@ DBP_EXTERN const char *dbp_dberr_format(const dbp_dberr *e, char *buf, size_t le
 
 /* A parsed DSN URL: postgresql:// postgres:// mysql:// mariadb://
  *   scheme://user:password@host:port/dbname?key=value&...
- * user, password and values are percent-decoded. */
+ * user, password and values are percent-decoded; a '/', '?' or '@' in the
+ * user name or password must be percent-encoded (%2F, %3F, %40), or the
+ * URL is refused. The query parameters host, hostaddr (and for MySQL
+ * socket / unix_socket), port, user, password and dbname may supply a part
+ * the URL leaves out (postgresql:///db?host=/run/postgresql), never replace
+ * one it gives, and each only once: anything else is DBP_EDSN. */
 typedef struct dbp_dsn {
   dbp_db_kind kind;
   char *user, *password, *host, *dbname; /* NULL when absent */
@@ -100,7 +105,8 @@ DBP_EXTERN void dbp_dsn_free(dbp_dsn *d);
  * the problem and shows the DSN redacted. */
 DBP_EXTERN int dbp_dsn_check(const char *url, char *errbuf, size_t errlen);
 /* Copies `url` into buf with the password replaced by "***". Always safe to
- * print. Returns buf. */
+ * print, even for a malformed URL: nothing between "://user:" and the '@'
+ * that ends the user information is shown. Returns buf. */
 DBP_EXTERN const char *dbp_dsn_redact(const char *url, char *buf, size_t len);
 
 /* ---- connections ---- */
@@ -190,7 +196,8 @@ DBP_EXTERN int dbp_conn_cancel(dbp_conn *c);
 /* Checks offline that `sql` is exactly one statement in the dialect of
  * `kind` (quotes, identifiers, comments and, on PostgreSQL, dollar quoting
  * understood; one trailing ';' allowed). Returns 0, or DBP_EINVAL with a
- * message: empty, or more than one statement (where the second begins). */
+ * message: empty, more than one statement (the line and column where the
+ * second begins), or a literal, quoted name or comment that never ends. */
 DBP_EXTERN int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf,
                                     size_t errlen);
 

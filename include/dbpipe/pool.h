@@ -1,11 +1,18 @@
 /* dbpipe pool: a bounded set of connections to one DSN.
  *
  * Connections are opened lazily up to max_size; waiters are served first
- * come, first served; a released connection is reset (an open transaction is
- * rolled back) or, if broken, discarded and replaced on demand. Connections
- * idle longer than idle_timeout_ms (above min_size) or older than
- * max_lifetime_ms are closed; one idle longer than check_after_ms is pinged
- * before it is handed out.
+ * come, first served; a released connection is reset (dbp_conn_reset: an
+ * open transaction rolled back and, unless keep_session, the session
+ * returned to its state after connect) or, if broken, discarded and
+ * replaced on demand. Connections idle longer than idle_timeout_ms (above
+ * min_size) or older than max_lifetime_ms are closed. Before an idle
+ * connection is handed out, a peek at its socket (dbp_conn_alive, which
+ * costs no round trip) finds one the server has closed; one idle longer
+ * than check_after_ms is also pinged. A dead one is replaced without the
+ * caller noticing. When the server refuses a connection for having too
+ * many (DBP_ETOOMANY) while the pool holds others, the acquire waits for
+ * one of those instead of failing, and the pool opens no more than the
+ * server allowed for a while.
  */
 #ifndef DBPIPE_POOL_H
 #define DBPIPE_POOL_H
@@ -34,9 +41,12 @@ typedef struct dbp_pool_options {
   int64_t connect_timeout_ms; /* per connection attempt; default 10000 */
   int64_t idle_timeout_ms;    /* default 300000; DBP_FOREVER = never */
   int64_t max_lifetime_ms;    /* default 3600000; DBP_FOREVER = never */
-  int64_t check_after_ms;     /* liveness check when idle longer; default 30000 */
-  int64_t io_timeout_ms;      /* per connection, see dbp_conn_set_io_timeout */
-  bool keep_session;          /* release only rolls back (see dbp_conn_reset) */
+  int64_t check_after_ms;     /* ping when idle longer; default 1000 */
+  int64_t io_timeout_ms;      /* every connection's no-progress limit (see
+                                 dbp_conn_set_io_timeout); default
+                                 DBP_DEFAULT_IO_TIMEOUT_MS, DBP_FOREVER none */
+  bool keep_session;          /* release only rolls back (see dbp_conn_reset);
+                                 default false: a full session reset */
 } dbp_pool_options;
 
 typedef struct dbp_pool_stats {
@@ -56,17 +66,17 @@ DBP_EXTERN int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options 
                             dbp_pool **out);
 /* Waits: hands out an idle connection, opens one, or queues behind earlier
  * waiters. DBP_ETIMEDOUT after timeout_ms (the connect counts against it);
- * never leaks a connection. An idle connection unused for check_after_ms is
- * pinged first and replaced if dead. `err` (may be NULL) gets the connect
- * error, or just the code. DBP_EPOOLCLOSED once dbp_pool_close began. */
+ * never leaks a connection. An idle connection is peeked at first, and
+ * pinged when unused for check_after_ms; a dead one is replaced. `err` (may be NULL) gets the
+ * connect error, or just the code. DBP_EPOOLCLOSED once dbp_pool_close began. */
 DBP_EXTERN int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr *err);
 /* Waits (for the reset): gives a connection back. Any coroutine may release
  * what another acquired. A broken connection, or one whose reset failed or
  * that outlived max_lifetime_ms, is closed and the oldest waiter may open a
  * replacement. With a cancellation pending the reset runs in a coroutine of
  * its own (the caller's cancellation is not swallowed); outside a coroutine
- * a connection that would need a ROLLBACK or an abandoned result drained is
- * closed instead. */
+ * a connection that would need a reset (a ROLLBACK, a session reset, an
+ * abandoned result drained) is closed instead. */
 DBP_EXTERN void dbp_pool_release(dbp_pool *p, dbp_conn *c);
 /* Waits: fails pending acquires with DBP_EPOOLCLOSED, waits up to
  * timeout_ms for connections in use to come back, closes everything and

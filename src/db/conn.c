@@ -6,6 +6,7 @@
  * the password scrubbed, and the column/row arrays reused between rows.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -88,12 +89,29 @@ int dbp__wait_on(dbp_conn *c, dbp__watch *ws, int64_t deadline, int fd, int even
       own = false;
     }
   }
+  /* The no-progress limit counts from the start of each wait: any
+   * readiness is progress. It guards only the statement's own socket; side
+   * connections (MariaDB's KILL) and the connect phase have their own
+   * limits. */
+  bool idle = false;
+  int64_t idle_ms = c->io_timeout_ms;
+  if (c->in_stmt && ws == &c->watch && !check && idle_ms >= 0 && (t < 0 || idle_ms < t)) {
+    t = idle_ms;
+    own = false;
+    idle = true;
+  }
   uint64_t start = dbp_now(c->rt);
   int rc = dbp_fdwatch_wait(ws->w, events, t, revents);
   if (rc == DBP_ETIMEDOUT && own && dbp_now(c->rt) >= start + (uint64_t)timeout_ms) {
     *revents = 0; /* the caller's own limit passed: not an error */
     return 0;
   }
+  /* A timeout that came from the idle limit (not the statement's deadline
+   * nor the coroutine's, which may be nearer still) is remembered, so the
+   * call's message can name it. */
+  if (rc == DBP_ETIMEDOUT && idle && dbp_now(c->rt) >= start + (uint64_t)idle_ms &&
+      (deadline < 0 || (int64_t)dbp_now(c->rt) < deadline))
+    c->io_idle = true;
   return rc;
 }
 
@@ -318,6 +336,7 @@ int dbp_conn_open(dbp_rt *rt, const char *dsn, int64_t timeout_ms, dbp_conn **ou
   c->dsn = parsed;
   c->watch.fd = -1;
   c->deadline = -1;
+  c->io_timeout_ms = DBP_DEFAULT_IO_TIMEOUT_MS;
   size_t rlen = strlen(dsn) + 16;
   c->redacted = malloc(rlen);
   if (c->redacted == NULL) {
@@ -394,32 +413,98 @@ uint64_t dbp_conn_opened_at(const dbp_conn *c) {
 uint64_t dbp_conn_used_at(const dbp_conn *c) {
   return c->used_at;
 }
-/* Placeholders until the no-progress limit, liveness peek, ping and
- * session reset are built. */
-void dbp_conn_set_io_timeout(dbp_conn *c, int64_t ms) {
-  (void)c;
-  (void)ms;
-}
-bool dbp_conn_alive(dbp_conn *c) {
-  return c != NULL && !c->broken;
-}
-int dbp_conn_ping(dbp_conn *c, int64_t timeout_ms) {
-  return dbp_exec(c, "SELECT 1", 0, NULL, timeout_ms, NULL);
-}
+
+/* ---- session upkeep: the idle limit, liveness, ping, reset ---- */
+
 static int conn_ready(dbp_conn *c, dbp__state want);
 static void call_begin(dbp_conn *c, int64_t timeout_ms);
 static int call_end(dbp_conn *c, int rc);
+
+void dbp_conn_set_io_timeout(dbp_conn *c, int64_t ms) {
+  if (c == NULL) return;
+  if (ms == 0) ms = DBP_DEFAULT_IO_TIMEOUT_MS;
+  c->io_timeout_ms = ms < 0 ? DBP_FOREVER : ms;
+}
+
+int dbp__conn_socket(const dbp_conn *c) {
+  return c->drv->socket(c);
+}
+
+/* The peek: an idle session has nothing to say, so a socket with nothing
+ * to read is alive (EAGAIN). End of file, an error (a reset, say) or bytes
+ * nobody asked for (PostgreSQL's FATAL "terminating connection due to
+ * administrator command" and MariaDB's error packet on a KILL both arrive
+ * unasked) mean the server is gone or going: the connection is marked
+ * broken. recv with MSG_PEEK consumes nothing, so a live connection is
+ * untouched for the client library. A PostgreSQL session that LISTENs and
+ * was notified while idle has unasked bytes too and is judged the same way:
+ * the peek cannot tell them apart, and a pooled session that outlives its
+ * LISTEN (keep_session) is the rare case that pays with a reconnect. */
+bool dbp_conn_alive(dbp_conn *c) {
+  if (c == NULL || c->broken) return false;
+  if (c->busy || c->state != DBP__IDLE) return true; /* in use: not ours to judge */
+  int fd = dbp__conn_socket(c);
+  const char *why = NULL;
+  if (fd < 0) {
+    why = "the connection has no socket";
+  } else {
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
+    if (n == 0)
+      why = "the server closed the connection";
+    else if (n > 0)
+      why =
+          "the server sent a message while the connection was idle (it is likely shutting "
+          "down or terminated the session)";
+    else
+      why = strerror(errno);
+  }
+  dbp__seterr(c, DBP_ECONNLOST, NULL, 0, true, "connection to the server lost while idle: %s", why);
+  dbp__set_broken(c);
+  return false;
+}
+
+/* A ping is the cheapest statement both dialects run the same way; it
+ * goes through the driver's exec, so it has the statement path's
+ * timeout, cancel and broken-connection handling. */
+int dbp_conn_ping(dbp_conn *c, int64_t timeout_ms) {
+  if (c == NULL) return DBP_EINVAL;
+  if (!dbp_conn_alive(c)) return conn_ready(c, DBP__IDLE); /* says why */
+  return dbp_exec(c, "SELECT 1", 0, NULL, timeout_ms, NULL);
+}
+
+/* Marks c broken after a failed reset, keeping the failure's message. */
+static int reset_failed(dbp_conn *c, int rc, const char *step) {
+  if (!c->broken) {
+    char prev[sizeof c->err.message];
+    snprintf(prev, sizeof prev, "%s", c->err.message);
+    dbp__seterr(c, rc, c->err.sqlstate, c->err.db_errno, c->err.retryable, "%s failed: %s", step,
+                prev);
+  }
+  dbp__set_broken(c);
+  return rc;
+}
+
 int dbp_conn_reset(dbp_conn *c, bool keep_session, int64_t timeout_ms) {
   if (c == NULL) return DBP_EINVAL;
-  if (dbp_conn_in_transaction(c)) {
-    int rc = dbp_exec(c, "ROLLBACK", 0, NULL, timeout_ms, NULL);
-    if (rc != 0) return rc;
+  int rc = conn_ready(c, DBP__IDLE);
+  if (rc != 0) {
+    /* Not idle or in use elsewhere: nobody can vouch for its session. */
+    if (rc != DBP_ENOTCORO && rc != DBP_EBUSY) dbp__set_broken(c);
+    return rc;
+  }
+  if (c->drv->in_transaction(c)) {
+    rc = dbp_exec(c, "ROLLBACK", 0, NULL, timeout_ms, NULL);
+    if (rc == 0 && c->drv->in_transaction(c))
+      rc = dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "still in a transaction after ROLLBACK");
+    if (rc != 0) return reset_failed(c, rc, "rolling back the open transaction");
   }
   if (keep_session) return 0;
-  int rc = conn_ready(c, DBP__IDLE);
-  if (rc != 0) return rc;
   call_begin(c, timeout_ms);
-  return call_end(c, c->drv->reset(c));
+  rc = call_end(c, c->drv->reset(c));
+  if (rc != 0) return reset_failed(c, rc, "resetting the session");
+  return 0;
 }
 
 size_t dbp_ncols(const dbp_conn *c) {
@@ -459,17 +544,37 @@ static int conn_ready(dbp_conn *c, dbp__state want) {
   return 0;
 }
 
-/* Marks the start of a call: busy, the statement's deadline. */
-static void call_begin(dbp_conn *c, int64_t timeout_ms) {
+/* Marks the start of a call that continues a statement (fetch, copy
+ * read, abandoning a result): busy, the no-progress limit armed. */
+static void call_resume(dbp_conn *c) {
   c->busy = true;
+  c->in_stmt = true;
+  c->io_idle = false;
+}
+
+/* Marks the start of a statement: busy, the statement's deadline. */
+static void call_begin(dbp_conn *c, int64_t timeout_ms) {
+  call_resume(c);
   c->cancel_req = false;
   c->deadline = timeout_ms >= 0 ? (int64_t)dbp_now(c->rt) + timeout_ms : -1;
 }
 
+/* Marks the end of a call. A timeout that the no-progress limit caused
+ * says so in its message: the caller's own timeout was not what ran out,
+ * the server fell silent. */
 static int call_end(dbp_conn *c, int rc) {
   c->busy = false;
+  c->in_stmt = false;
   c->used_at = dbp_now(c->rt);
   if (c->state == DBP__IDLE) c->deadline = -1;
+  if (rc == DBP_ETIMEDOUT && c->io_idle && c->err.code == DBP_ETIMEDOUT) {
+    char prev[sizeof c->err.message];
+    snprintf(prev, sizeof prev, "%s", c->err.message);
+    dbp__seterr(c, rc, c->err.sqlstate, c->err.db_errno, c->err.retryable,
+                "no data from the server for %g s (idle timeout); %s",
+                (double)c->io_timeout_ms / 1000.0, prev);
+  }
+  c->io_idle = false;
   return rc;
 }
 
@@ -507,10 +612,11 @@ int dbp_fetch(dbp_conn *c, dbp_row *row) {
     return 0; /* the result already ended (or there was none) */
   int rc = conn_ready(c, DBP__ROWS);
   if (rc != 0) return rc;
-  c->busy = true;
+  call_resume(c);
   rc = c->drv->fetch(c, row);
+  if (rc <= 0) return call_end(c, rc);
   c->busy = false;
-  if (rc <= 0) c->deadline = -1;
+  c->in_stmt = false;
   return rc;
 }
 
@@ -522,7 +628,7 @@ int dbp_query_close(dbp_conn *c) {
   if (c->busy)
     return dbp__seterr(c, DBP_EBUSY, NULL, 0, false,
                        "the connection is in use by another coroutine");
-  c->busy = true;
+  call_resume(c);
   int rc = c->drv->discard(c);
   return call_end(c, rc);
 }
@@ -556,10 +662,11 @@ int dbp_copy_read(dbp_conn *c, const char **buf, size_t *len) {
   if (c->state == DBP__IDLE && !c->busy && !c->broken && dbp_current(c->rt) != NULL) return 0;
   int rc = conn_ready(c, DBP__COPY);
   if (rc != 0) return rc;
-  c->busy = true;
+  call_resume(c);
   rc = c->drv->copy_read(c, buf, len);
+  if (rc <= 0) return call_end(c, rc);
   c->busy = false;
-  if (rc <= 0) c->deadline = -1;
+  c->in_stmt = false;
   return rc;
 }
 

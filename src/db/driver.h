@@ -51,6 +51,10 @@ struct dbp_conn_s {
   bool cancel_req; /* dbp_conn_cancel asked the server to cancel */
   uint64_t opened_at, used_at;
   int64_t deadline; /* loop ms when the running statement times out; -1 none */
+  /* The no-progress limit (dbp_conn_set_io_timeout): ms, or DBP_FOREVER. */
+  int64_t io_timeout_ms;
+  bool in_stmt; /* a statement call runs: the no-progress limit applies */
+  bool io_idle; /* the no-progress limit ended a wait of this call */
 
   dbp__watch watch; /* on the driver's socket */
 
@@ -99,6 +103,13 @@ struct dbp__driver {
 extern const dbp__driver dbp__pg_driver;
 extern const dbp__driver dbp__mysql_driver;
 
+/* ---- pg.c ---- */
+
+/* The libpq keywords and values every PostgreSQL connection gets unless
+ * its DSN sets them (TCP keepalives and a user timeout). */
+#define DBP__PG_TCP_DEFAULTS 5
+extern const char *const dbp__pg_tcp_defaults[DBP__PG_TCP_DEFAULTS][2];
+
 /* ---- dsn.c ---- */
 
 /* The value of query parameter `key` (the last one wins), or NULL. */
@@ -130,12 +141,20 @@ void dbp__set_broken(dbp_conn *c);
  * reopen sockets). Returns 0 with *revents set (0 when timeout_ms, the
  * caller's own limit, passed), DBP_ETIMEDOUT (deadline or the coroutine's
  * deadline), DBP_ECANCELED, or DBP_ECONNLOST / DBP_ENOMEM when the socket
- * cannot be watched. Records nothing in c->err. */
+ * cannot be watched. Records nothing in c->err.
+ *
+ * While a statement call runs (c->in_stmt) and ws is c's own watcher, the
+ * wait is also bounded by c's no-progress limit: a socket that shows no
+ * readiness for io_timeout_ms ends the wait with DBP_ETIMEDOUT and sets
+ * c->io_idle, so that the call's message can say it was the idle timeout.
+ * Both drivers wait through here, so both get the limit. */
 int dbp__wait_on(dbp_conn *c, dbp__watch *ws, int64_t deadline, int fd, int events,
                  int64_t timeout_ms, bool check, int *revents);
 /* dbp__wait_on for c's own socket and statement deadline; records a
  * socket failure in c->err. */
 int dbp__wait(dbp_conn *c, int fd, int events, int64_t timeout_ms, bool check, int *revents);
+/* The socket of c's client library, or -1 (the driver's `socket`). */
+int dbp__conn_socket(const dbp_conn *c);
 /* Drops a watcher (before its socket is closed). */
 void dbp__watch_close(dbp__watch *ws);
 /* Drops c's own watcher. */

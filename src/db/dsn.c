@@ -1,12 +1,25 @@
-/* DSN URLs: parsing, redaction and the helpers that keep passwords out of
- * every message.
+/* DSN URLs: parsing, redaction, the offline check and the helpers that
+ * keep passwords out of every message.
  *
  *   scheme://[user[:password]@][host][:port][/dbname][?key=value&...]
  *
  * The host may be a bracketed IPv6 literal ("[::1]") or, percent-encoded, a
  * Unix socket directory ("%2Fvar%2Frun%2Fpostgresql"), as libpq accepts.
+ *
+ * Where the user information ends is decided once (userinfo_end) and
+ * shared by the parser and the redaction, so that a password with an
+ * unencoded '/', '?' or '@' (a common slip) is hidden in every message even
+ * though the URL is refused.
+ *
+ * Query parameters may supply a part the URL leaves out (host, hostaddr,
+ * port, user, password, dbname; for MySQL also socket / unix_socket, which
+ * stand for the host), never replace one it gives: "postgresql://h/db?
+ * host=other" is refused, since a connection to somewhere the URL does not
+ * show is a trap, and "postgresql:///db?host=/run/postgresql" is the way
+ * to name a socket directory. Each of those parts may be given once.
  */
 #include <ctype.h>
+#include <libpq-fe.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +106,43 @@ void dbp_dsn_free(dbp_dsn *d) {
   memset(d, 0, sizeof *d);
 }
 
+/* True when q (a query string, up to its end) is a list of key=value
+ * pairs with plain keys: what a real query string looks like, as opposed
+ * to the tail of a password that happened to contain a '?'. */
+static bool query_looks_real(const char *q) {
+  while (*q) {
+    size_t n = strcspn(q, "&");
+    if (n > 0) {
+      size_t k = 0;
+      while (k < n && (isalnum((unsigned char)q[k]) || q[k] == '_' || q[k] == '-' || q[k] == '.' ||
+                       q[k] == '%'))
+        k++;
+      if (k == 0 || k >= n || q[k] != '=') return false;
+    }
+    q += n;
+    if (*q == '&') q++;
+  }
+  return true;
+}
+
+/* Finds the '@' that ends the user information of the URL text p (just
+ * after "scheme://"), or NULL when there is none. It is the last '@'
+ * before the query string; when the '?' may itself belong to the password
+ * (no '@' before it, or what follows is no list of key=value pairs) it is
+ * the last '@' of all. A wrong guess can only hide too much, never show a
+ * part of the password. */
+static const char *userinfo_end(const char *p) {
+  const char *q = strchr(p, '?');
+  const char *before = NULL, *last = NULL;
+  for (const char *s = p; *s; s++) {
+    if (*s != '@') continue;
+    last = s;
+    if (q == NULL || s < q) before = s;
+  }
+  if (q != NULL && before != NULL && query_looks_real(q + 1)) return before;
+  return last;
+}
+
 /* Parses "1".."65535" from s[0..n). Returns the port or -1. */
 static int parse_port(const char *s, size_t n) {
   if (n == 0 || n > 5) return -1;
@@ -104,8 +154,7 @@ static int parse_port(const char *s, size_t n) {
   return v >= 1 && v <= 65535 ? v : -1;
 }
 
-/* Stores a decoded field, replacing an earlier value (query parameters such
- * as ?host= override the URL's parts, as with libpq). */
+/* Stores a decoded field, replacing an earlier value. */
 static void set_field(char **field, char *val) {
   free(*field);
   *field = val;
@@ -129,9 +178,34 @@ nomem:
   return DBP_ENOMEM;
 }
 
+/* Refuses query parameter `key` when the part it stands for was given
+ * already (`given`): by the URL (`in_url`) or by an earlier parameter. */
+static int refuse_twice(const char *key, bool given, bool in_url, const char *part, char *errbuf,
+                        size_t errlen) {
+  if (!given) return 0;
+  if (in_url && (strcmp(key, "host") == 0 || strcmp(key, "hostaddr") == 0 ||
+                 strcmp(key, "socket") == 0 || strcmp(key, "unix_socket") == 0))
+    dsn_errf(errbuf, errlen,
+             "query parameter '%s' would override the host the URL names; give the host in one "
+             "place (leave the URL's host empty to use the parameter, as in scheme:///db?%s=...)",
+             key, key);
+  else if (in_url)
+    dsn_errf(errbuf, errlen,
+             "query parameter '%s' repeats the %s the URL gives; give it in one place", key, part);
+  else
+    dsn_errf(errbuf, errlen, "query parameter '%s' is given twice", key);
+  return DBP_EDSN;
+}
+
 /* Parses the query string q[0..n) into d. Keys host, port, user, password
- * and dbname override the URL's own parts; the rest are kept in order. */
+ * and dbname fill in the URL's own parts when the URL leaves them out (see
+ * the top of the file); hostaddr (and, for MySQL, socket) may stand in for
+ * a host the URL does not give; the rest are kept in order. */
 static int parse_query(const char *q, size_t n, dbp_dsn *d, char *errbuf, size_t errlen) {
+  /* What the URL itself gave, before any parameter. */
+  const bool url_host = d->host != NULL, url_port = d->port > 0, url_user = d->user != NULL,
+             url_pw = d->password != NULL, url_db = d->dbname != NULL;
+  bool hostish = url_host; /* host, hostaddr or socket given so far */
   size_t i = 0;
   while (i < n) {
     size_t j = i;
@@ -164,17 +238,48 @@ static int parse_query(const char *q, size_t n, dbp_dsn *d, char *errbuf, size_t
       if (rc == DBP_ENOMEM) dsn_errf(errbuf, errlen, "out of memory");
       return rc;
     }
-    if (strcmp(key, "host") == 0) {
-      set_field(&d->host, val);
-      free(key);
+    bool is_host = strcmp(key, "host") == 0;
+    bool is_hostish = strcmp(key, "hostaddr") == 0 ||
+                      (d->kind == DBP_DB_MYSQL &&
+                       (strcmp(key, "socket") == 0 || strcmp(key, "unix_socket") == 0));
+    char **field = NULL;
+    bool given = false, in_url = false;
+    const char *part = "";
+    if (is_host || is_hostish) {
+      /* A host and a socket (or a host and a hostaddr) name the server
+       * twice, so they count as one part. */
+      given = hostish;
+      in_url = url_host;
+      part = "host";
+      if (is_host) field = &d->host;
     } else if (strcmp(key, "user") == 0) {
-      set_field(&d->user, val);
-      free(key);
+      field = &d->user;
+      given = d->user != NULL;
+      in_url = url_user;
+      part = "user name";
     } else if (strcmp(key, "password") == 0) {
-      set_field(&d->password, val);
-      free(key);
+      field = &d->password;
+      given = d->password != NULL;
+      in_url = url_pw;
+      part = "password";
     } else if (strcmp(key, "dbname") == 0) {
-      set_field(&d->dbname, val);
+      field = &d->dbname;
+      given = d->dbname != NULL;
+      in_url = url_db;
+      part = "database name";
+    } else if (strcmp(key, "port") == 0) {
+      given = d->port > 0;
+      in_url = url_port;
+      part = "port";
+    }
+    if (refuse_twice(key, given, in_url, part, errbuf, errlen) != 0) {
+      free(key);
+      free(val);
+      return DBP_EDSN;
+    }
+    if (is_host || is_hostish) hostish = true;
+    if (field != NULL) {
+      set_field(field, val);
       free(key);
     } else if (strcmp(key, "port") == 0) {
       int port = parse_port(val, strlen(val));
@@ -240,7 +345,12 @@ int dbp_dsn_parse(const char *url, dbp_dsn *out, char *errbuf, size_t errlen) {
   size_t skip = match_scheme(url, &d.kind);
   if (skip == 0) {
     const char *colon = strstr(url, "://");
-    if (colon != NULL && colon - url <= 32)
+    /* Only a scheme-like word is echoed: text before "://" might be
+     * anything, a password included. */
+    bool word = colon != NULL && colon > url && colon - url <= 32;
+    for (const char *s = url; word && s < colon; s++)
+      word = isalnum((unsigned char)*s) || *s == '+' || *s == '-' || *s == '.';
+    if (word)
       dsn_errf(errbuf, errlen,
                "unknown scheme '%.*s' (expected postgresql://, postgres://, mysql:// or "
                "mariadb://)",
@@ -251,11 +361,19 @@ int dbp_dsn_parse(const char *url, dbp_dsn *out, char *errbuf, size_t errlen) {
     goto err;
   }
   const char *p = url + skip;
-  /* The authority runs to the first '/' or '?'; userinfo to its last '@'. */
+  /* The authority runs to the first '/' or '?' after the user information
+   * (see userinfo_end); a '/' or '?' inside the user information is a
+   * character that should have been percent-encoded. */
+  const char *at = userinfo_end(p);
   size_t alen = strcspn(p, "/?");
-  const char *at = NULL;
-  for (size_t i = 0; i < alen; i++)
-    if (p[i] == '@') at = p + i;
+  if (at != NULL && at >= p + alen) {
+    dsn_errf(errbuf, errlen,
+             "a '/' or '?' comes before the '@' that ends the user name and password; "
+             "percent-encode '/', '?' and '@' in them (%%2F, %%3F, %%40)");
+    rc = DBP_EDSN;
+    goto err;
+  }
+  if (at != NULL) alen = (size_t)(at - p) + 1 + strcspn(at + 1, "/?");
   const char *host = p;
   if (at != NULL) {
     size_t ulen = (size_t)(at - p);
@@ -436,10 +554,9 @@ const char *dbp_dsn_redact(const char *url, char *buf, size_t len) {
   }
   const char *p = sep + 3;
   put(buf, len, &pos, url, (size_t)(p - url));
-  size_t alen = strcspn(p, "/?");
-  const char *at = NULL;
-  for (size_t i = 0; i < alen; i++)
-    if (p[i] == '@') at = p + i;
+  /* Everything between "user:" and the '@' that ends the user information
+   * goes, however malformed the rest is. */
+  const char *at = userinfo_end(p);
   if (at != NULL) {
     const char *colon = memchr(p, ':', (size_t)(at - p));
     if (colon != NULL) {
@@ -473,10 +590,259 @@ void dbp__scrub(char *msg, const char *secret) {
   }
 }
 
-/* Placeholder until the offline parameter check is built: parses only. */
+/* ---- the offline check ---- */
+
+/* What a parameter's value may be. */
+typedef enum val_kind {
+  V_ANY,  /* any text */
+  V_TEXT, /* any non-empty text */
+  V_BOOL, /* 0 or 1 */
+  V_UINT, /* a whole number, 0 or more */
+  V_NAME, /* letters, digits and '_' (a character set name) */
+  V_ENUM, /* one of `words` (case-insensitive for MySQL) */
+} val_kind;
+
+typedef struct param_rule {
+  const char *key;
+  val_kind kind;
+  const char *words; /* V_ENUM: the accepted values, '|'-separated */
+} param_rule;
+
+/* Value rules for the PostgreSQL parameters dbpipe users set most; libpq
+ * (PQconninfoParse) vouches for the names of all others but checks no
+ * values before connecting. */
+static const param_rule pg_rules[] = {
+    {"sslmode", V_ENUM, "disable|allow|prefer|require|verify-ca|verify-full"},
+    {"gssencmode", V_ENUM, "disable|prefer|require"},
+    {"channel_binding", V_ENUM, "disable|prefer|require"},
+    {"target_session_attrs", V_ENUM, "any|read-write|read-only|primary|standby|prefer-standby"},
+    {"connect_timeout", V_UINT, NULL},
+    {"keepalives", V_BOOL, NULL},
+    {"keepalives_idle", V_UINT, NULL},
+    {"keepalives_interval", V_UINT, NULL},
+    {"keepalives_count", V_UINT, NULL},
+    {"tcp_user_timeout", V_UINT, NULL},
+    {"sslcompression", V_BOOL, NULL},
+};
+
+/* Every parameter the MySQL driver accepts (mysql.c), with its spellings:
+ *
+ *   connect_timeout           whole seconds (dbpipe's own connect deadline)
+ *   charset, character_set    a character set name (default utf8mb4)
+ *   sslmode, ssl-mode, ssl_mode
+ *                             disable(d), allow, prefer(red), require(d),
+ *                             verify-ca, verify_ca, verify-full,
+ *                             verify_identity
+ *   sslrootcert, ssl-ca, sslca, sslcert, ssl-cert, sslkey, ssl-key
+ *                             file paths
+ *   application_name, program_name
+ *                             sent as the program_name connection attribute
+ *   socket, unix_socket       a Unix socket path, only without a URL host
+ *   keepalives (0/1), keepalives_idle, keepalives_interval,
+ *   keepalives_count (seconds / probes), tcp_user_timeout (ms)
+ *                             TCP settings, as for PostgreSQL
+ */
+#define MY_SSLMODES                                                                           \
+  "disable|disabled|allow|prefer|preferred|require|required|verify-ca|verify_ca|verify-full|" \
+  "verify_identity"
+static const param_rule my_rules[] = {
+    {"connect_timeout", V_UINT, NULL},
+    {"charset", V_NAME, NULL},
+    {"character_set", V_NAME, NULL},
+    {"sslmode", V_ENUM, MY_SSLMODES},
+    {"ssl-mode", V_ENUM, MY_SSLMODES},
+    {"ssl_mode", V_ENUM, MY_SSLMODES},
+    {"sslrootcert", V_TEXT, NULL},
+    {"ssl-ca", V_TEXT, NULL},
+    {"sslca", V_TEXT, NULL},
+    {"sslcert", V_TEXT, NULL},
+    {"ssl-cert", V_TEXT, NULL},
+    {"sslkey", V_TEXT, NULL},
+    {"ssl-key", V_TEXT, NULL},
+    {"application_name", V_ANY, NULL},
+    {"program_name", V_ANY, NULL},
+    {"socket", V_TEXT, NULL},
+    {"unix_socket", V_TEXT, NULL},
+    {"keepalives", V_BOOL, NULL},
+    {"keepalives_idle", V_UINT, NULL},
+    {"keepalives_interval", V_UINT, NULL},
+    {"keepalives_count", V_UINT, NULL},
+    {"tcp_user_timeout", V_UINT, NULL},
+};
+
+/* True when v is one of the '|'-separated words. */
+static bool in_words(const char *v, const char *words, bool nocase) {
+  size_t n = strlen(v);
+  for (const char *w = words; *w;) {
+    size_t k = strcspn(w, "|");
+    if (k == n && (nocase ? strncasecmp(w, v, n) : strncmp(w, v, n)) == 0) return true;
+    w += k;
+    if (*w == '|') w++;
+  }
+  return false;
+}
+
+/* Checks value v against rule r. Returns NULL or what it should be. */
+static const char *rule_problem(const param_rule *r, const char *v, bool nocase) {
+  switch (r->kind) {
+    case V_ANY:
+      return NULL;
+    case V_TEXT:
+      return *v ? NULL : "a non-empty value";
+    case V_BOOL:
+      return strcmp(v, "0") == 0 || strcmp(v, "1") == 0 ? NULL : "0 or 1";
+    case V_UINT: {
+      if (*v == '\0' || strlen(v) > 9) return "a whole number";
+      for (const char *s = v; *s; s++)
+        if (!isdigit((unsigned char)*s)) return "a whole number";
+      return NULL;
+    }
+    case V_NAME: {
+      if (*v == '\0') return "a character set name";
+      for (const char *s = v; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_') return "a character set name";
+      return NULL;
+    }
+    case V_ENUM:
+      return in_words(v, r->words, nocase) ? NULL : r->words;
+  }
+  return NULL;
+}
+
+/* Appends "key='value'" to a libpq conninfo string in *buf (grown as
+ * needed), quoting as libpq's parser expects. Returns 0 or DBP_ENOMEM. */
+static int conninfo_add(char **buf, size_t *len, size_t *cap, const char *k, const char *v) {
+  size_t need = *len + strlen(k) + 2 * strlen(v) + 5;
+  if (need > *cap) {
+    size_t nc = *cap * 2 > need ? *cap * 2 : need;
+    char *nb = realloc(*buf, nc);
+    if (nb == NULL) return DBP_ENOMEM;
+    *buf = nb;
+    *cap = nc;
+  }
+  char *o = *buf + *len;
+  if (*len > 0) *o++ = ' ';
+  o += sprintf(o, "%s='", k);
+  for (const char *s = v; *s; s++) {
+    if (*s == '\'' || *s == '\\') *o++ = '\\';
+    *o++ = *s;
+  }
+  *o++ = '\'';
+  *o = '\0';
+  *len = (size_t)(o - *buf);
+  return 0;
+}
+
+/* Builds the conninfo the PostgreSQL driver would connect with (pg.c's
+ * pg_connect: its fixed keywords, the URL's parts, the parameters, the
+ * keepalive defaults) and lets libpq parse it, which refuses a keyword it
+ * does not know. Returns 0, DBP_EDSN with msg set, or DBP_ENOMEM. */
+static int pg_conninfo_check(const dbp_dsn *d, char *msg, size_t mlen) {
+  char *buf = NULL, port[12];
+  size_t len = 0, cap = 0;
+  int rc = conninfo_add(&buf, &len, &cap, "client_encoding", "UTF8");
+  if (rc == 0 && d->host) rc = conninfo_add(&buf, &len, &cap, "host", d->host);
+  if (rc == 0 && d->port > 0) {
+    snprintf(port, sizeof port, "%d", d->port);
+    rc = conninfo_add(&buf, &len, &cap, "port", port);
+  }
+  if (rc == 0 && d->dbname) rc = conninfo_add(&buf, &len, &cap, "dbname", d->dbname);
+  if (rc == 0 && d->user) rc = conninfo_add(&buf, &len, &cap, "user", d->user);
+  if (rc == 0 && d->password) rc = conninfo_add(&buf, &len, &cap, "password", d->password);
+  for (size_t i = 0; rc == 0 && i < d->nparams; i++)
+    rc = conninfo_add(&buf, &len, &cap, d->keys[i], d->values[i]);
+  for (size_t i = 0; rc == 0 && i < DBP__PG_TCP_DEFAULTS; i++)
+    if (dbp__dsn_param(d, dbp__pg_tcp_defaults[i][0]) == NULL)
+      rc = conninfo_add(&buf, &len, &cap, dbp__pg_tcp_defaults[i][0], dbp__pg_tcp_defaults[i][1]);
+  if (rc != 0) {
+    free(buf);
+    snprintf(msg, mlen, "out of memory");
+    return rc;
+  }
+  char *err = NULL;
+  PQconninfoOption *opts = PQconninfoParse(buf, &err);
+  /* The conninfo holds the password: wipe it before it is freed. */
+  memset(buf, 0, len);
+  free(buf);
+  if (opts != NULL) {
+    PQconninfoFree(opts);
+    return 0;
+  }
+  if (err == NULL) {
+    snprintf(msg, mlen, "out of memory");
+    return DBP_ENOMEM;
+  }
+  /* "invalid connection option "x"": name the parameter our way. */
+  const char *q1 = strchr(err, '"'), *q2 = q1 ? strchr(q1 + 1, '"') : NULL;
+  if (strstr(err, "invalid connection option") != NULL && q2 != NULL)
+    snprintf(msg, mlen, "unknown parameter '%.*s' for PostgreSQL (libpq has no such option)",
+             (int)(q2 - q1 - 1), q1 + 1);
+  else {
+    char one[256];
+    size_t j = 0;
+    for (const char *s = err; *s && j + 1 < sizeof one; s++) one[j++] = *s == '\n' ? ' ' : *s;
+    while (j > 0 && one[j - 1] == ' ') j--;
+    one[j] = '\0';
+    snprintf(msg, mlen, "libpq refuses the parameters: %s", one);
+    dbp__scrub(msg, d->password);
+  }
+  PQfreemem(err);
+  return DBP_EDSN;
+}
+
+/* Checks every parameter of d against the rules of its database. Returns
+ * 0 or DBP_EDSN with msg set. */
+static int params_check(const dbp_dsn *d, char *msg, size_t mlen) {
+  bool pg = d->kind == DBP_DB_PG;
+  const param_rule *rules = pg ? pg_rules : my_rules;
+  size_t nrules = pg ? sizeof pg_rules / sizeof pg_rules[0] : sizeof my_rules / sizeof my_rules[0];
+  for (size_t i = 0; i < d->nparams; i++) {
+    const char *k = d->keys[i], *v = d->values[i];
+    const param_rule *r = NULL;
+    for (size_t j = 0; j < nrules && r == NULL; j++)
+      if (strcmp(rules[j].key, k) == 0) r = &rules[j];
+    if (r == NULL) {
+      if (pg) continue; /* libpq judges the name */
+      snprintf(msg, mlen,
+               "unknown parameter '%.40s' for MySQL (accepted: connect_timeout, charset, "
+               "sslmode, sslrootcert, sslcert, sslkey, application_name, socket, keepalives, "
+               "keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout)",
+               k);
+      return DBP_EDSN;
+    }
+    const char *want = rule_problem(r, v, !pg);
+    if (want != NULL) {
+      char list[200];
+      snprintf(list, sizeof list, "%s", want);
+      for (char *s = list; *s; s++)
+        if (*s == '|') *s = ',';
+      /* None of these parameters holds a secret, so the value is shown. */
+      snprintf(msg, mlen, "parameter '%s' has the invalid value '%.40s' (expected %s)", k, v, list);
+      return DBP_EDSN;
+    }
+  }
+  return pg ? pg_conninfo_check(d, msg, mlen) : 0;
+}
+
 int dbp_dsn_check(const char *url, char *errbuf, size_t errlen) {
+  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
   dbp_dsn d;
-  int rc = dbp_dsn_parse(url, &d, errbuf, errlen);
-  if (rc == 0) dbp_dsn_free(&d);
+  char msg[400];
+  int rc = dbp_dsn_parse(url, &d, msg, sizeof msg);
+  if (rc == 0) {
+    char why[360];
+    rc = params_check(&d, why, sizeof why);
+    if (rc != 0) snprintf(msg, sizeof msg, "invalid DSN: %s", why);
+    dbp_dsn_free(&d);
+  }
+  if (rc != 0 && errbuf != NULL && errlen > 0) {
+    size_t rlen = (url ? strlen(url) : 0) + 16;
+    char *red = malloc(rlen);
+    if (red != NULL && url != NULL && *url)
+      snprintf(errbuf, errlen, "%s (in %s)", msg, dbp_dsn_redact(url, red, rlen));
+    else
+      snprintf(errbuf, errlen, "%s", msg);
+    free(red);
+  }
   return rc;
 }

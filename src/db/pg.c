@@ -31,6 +31,7 @@ typedef struct pg_conn {
   size_t bytes_cap;
   char *scratch; /* NUL-terminated copies of parameters */
   size_t scratch_cap;
+  bool cancel_stuck; /* a cancel request was left running on the thread pool */
 } pg_conn;
 
 #define PG(c) ((pg_conn *)(c))
@@ -99,6 +100,7 @@ static int pg_result_error(dbp_conn *c, const PGresult *res) {
   }
   if (strcmp(state, "57014") == 0 && c->cancel_req)
     return dbp__seterr(c, DBP_ECANCELED, state, 0, false, "%s", msg);
+  if (strcmp(state, "53300") == 0) return dbp__seterr(c, DBP_ETOOMANY, state, 0, true, "%s", msg);
   /* 08P01 at ERROR level is the server refusing a malformed request (say,
    * the wrong number of parameters) on a session that lives on: a retry
    * would only repeat it. */
@@ -255,6 +257,14 @@ static void pg_cancel_after(uv_work_t *req, int status) {
 static int pg_send_cancel(dbp_conn *c, int64_t deadline) {
   pg_conn *p = PG(c);
   if (p->pg == NULL) return DBP_ESTATE;
+  /* A PQcancel that blocks cannot be stopped: the thread pool keeps its
+   * thread (and the loop stays alive) until libpq gives up, which with the
+   * keepalive and tcp_user_timeout settings pg_connect passes takes at
+   * most a few minutes. One such request per connection is the limit: a
+   * server that did not answer the last one will not answer the next, and
+   * the caller (pg_abort) then closes the socket instead, which ends the
+   * statement just as surely for the client. */
+  if (p->cancel_stuck) return DBP_ETIMEDOUT;
   pg_cancel_job *j = calloc(1, sizeof *j);
   if (j == NULL) return DBP_ENOMEM;
   j->cancel = PQgetCancel(p->pg);
@@ -279,7 +289,7 @@ static int pg_send_cancel(dbp_conn *c, int64_t deadline) {
     /* Let it go: if still queued it is dropped, else it finishes alone;
      * either way pg_cancel_after frees it. */
     j->abandoned = true;
-    uv_cancel((uv_req_t *)&j->req);
+    if (uv_cancel((uv_req_t *)&j->req) != 0) p->cancel_stuck = true;
     return rc;
   }
   rc = j->ok && j->done.result == 0 ? 0 : DBP_ECONNECT;
@@ -297,7 +307,13 @@ static void pg_drop_results(pg_conn *p) {
 
 /* Runs in the clean-up coroutine: cancels the statement on the server and
  * reads the connection back to idle within the clean-up budget. On failure
- * the connection is marked broken (and its socket closed). */
+ * the connection is marked broken (and its socket closed). Nothing here can
+ * hang: the wait for the cancel request ends at the budget even when
+ * PQcancel itself blocks on the thread pool (see pg_send_cancel), and the
+ * drain waits on the socket under the same budget and the connection's
+ * no-progress limit. Closing the socket is the answer whenever the cancel
+ * could not be confirmed: the server then ends the statement when it next
+ * writes to the closed connection. */
 static int pg_abort(dbp_conn *c) {
   pg_conn *p = PG(c);
   pg_drop_results(p);
@@ -342,35 +358,86 @@ static int pg_stop(dbp_conn *c, int why) {
 
 /* ---- connect ---- */
 
+/* True when s[0..5) looks like a SQLSTATE: five digits or capitals. */
+static bool is_sqlstate(const char *s) {
+  for (int i = 0; i < 5; i++)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z'))) return false;
+  return true;
+}
+
+/* Takes the server's SQLSTATE out of a connect failure's message. The
+ * connect runs with verbose errors (see pg_connect), so a server's
+ * ErrorResponse reads "... failed: FATAL:  28P01: password authentication
+ * failed ..." followed by a LOCATION line. The code goes to `state` ("" when
+ * the server sent none: refused, unreachable, a client-side check), and
+ * `msg` keeps the plain message without the code and the LOCATION lines. */
+static void pg_split_state(char *msg, char state[6]) {
+  state[0] = '\0';
+  static const char *const sevs[] = {"FATAL:  ", "ERROR:  ", "PANIC:  "};
+  for (size_t i = 0; i < sizeof sevs / sizeof sevs[0] && state[0] == '\0'; i++) {
+    for (char *h = strstr(msg, sevs[i]); h != NULL; h = strstr(h + 1, sevs[i])) {
+      char *code = h + strlen(sevs[i]);
+      if (strlen(code) >= 7 && is_sqlstate(code) && code[5] == ':' && code[6] == ' ') {
+        memcpy(state, code, 5);
+        state[5] = '\0';
+        memmove(code, code + 7, strlen(code + 7) + 1);
+        break;
+      }
+    }
+  }
+  for (char *l = strstr(msg, "\nLOCATION:"); l != NULL; l = strstr(msg, "\nLOCATION:")) {
+    char *e = strchr(l + 1, '\n');
+    if (e == NULL)
+      *l = '\0';
+    else
+      memmove(l, e, strlen(e) + 1);
+  }
+}
+
 /* Sorts a libpq connect failure into a dbpipe code, SQLSTATE and
- * retryability by its message (libpq offers nothing better before a
- * session exists) and records it. */
+ * retryability, and records it. The SQLSTATE is the server's own, or
+ * empty: none is made up for failures the server never reported. A retry
+ * can help when the server could not be reached or went away, is starting
+ * up or shutting down, or has no connection to spare; it cannot when the
+ * credentials, the database name or a parameter are wrong. */
 static int pg_connect_error(dbp_conn *c) {
-  char msg[400];
-  one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
+  char raw[1024], msg[400], state[6];
+  snprintf(raw, sizeof raw, "%s", PQerrorMessage(PG(c)->pg));
+  pg_split_state(raw, state);
+  one_line(msg, sizeof msg, raw);
   int code = DBP_ECONNECT;
-  const char *state = "08001";
   bool retry = true;
-  if (strstr(msg, "authentication failed") || strstr(msg, "no password supplied") ||
-      strstr(msg, "password is required")) {
-    code = DBP_EAUTH;
-    state = "28P01";
-    retry = false;
-  } else if (strstr(msg, "too many clients") || strstr(msg, "too many connections")) {
-    state = "53300";
-  } else if (strstr(msg, "the database system is")) {
-    state = "57P03";
-  } else if (strstr(msg, "does not exist")) {
-    state = "3D000";
+  if (state[0] != '\0') {
+    if (strcmp(state, "28P01") == 0 || strcmp(state, "28000") == 0) {
+      code = DBP_EAUTH;
+      retry = false;
+    } else if (strcmp(state, "53300") == 0) {
+      code = DBP_ETOOMANY;
+    } else if (strcmp(state, "57P03") == 0 || strncmp(state, "08", 2) == 0 ||
+               strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
+               strcmp(state, "53000") == 0 || strcmp(state, "53200") == 0) {
+      retry = true;
+    } else {
+      /* 3D000 (no such database), 42704 (a bad option in `options`),
+       * and the like: the same request fails the same way again. */
+      retry = false;
+    }
+  } else if (strstr(msg, "no password supplied") || strstr(msg, "password is required")) {
+    code = DBP_EAUTH; /* libpq's own check: the server asked, we had none */
     retry = false;
   } else if (strstr(msg, "invalid connection option") || strstr(msg, "invalid sslmode") ||
-             strstr(msg, "invalid value for parameter") || strstr(msg, "invalid integer value")) {
+             strstr(msg, "invalid value for parameter") || strstr(msg, "invalid integer value") ||
+             strstr(msg, "invalid port number") || strstr(msg, "invalid ") == msg) {
     code = DBP_EDSN;
-    state = NULL;
     retry = false;
   }
   return dbp__seterr(c, code, state, 0, retry, "could not connect to %s: %s", c->redacted, msg);
 }
+
+const char *const dbp__pg_tcp_defaults[DBP__PG_TCP_DEFAULTS][2] = {
+    {"keepalives", "1"},       {"keepalives_idle", "60"},     {"keepalives_interval", "10"},
+    {"keepalives_count", "6"}, {"tcp_user_timeout", "60000"},
+};
 
 static void pg_ignore_notice(void *arg, const char *message) {
   (void)arg;
@@ -383,7 +450,7 @@ static void pg_ignore_notice(void *arg, const char *message) {
 static int pg_connect(dbp_conn *c, const char *addr) {
   pg_conn *p = PG(c);
   const dbp_dsn *d = &c->dsn;
-  size_t max = 8 + d->nparams;
+  size_t max = 8 + d->nparams + DBP__PG_TCP_DEFAULTS;
   const char **keys = calloc(max + 1, sizeof *keys);
   const char **vals = calloc(max + 1, sizeof *vals);
   char port[12];
@@ -410,12 +477,23 @@ static int pg_connect(dbp_conn *c, const char *addr) {
   if (d->user != NULL) KV("user", d->user);
   if (d->password != NULL) KV("password", d->password);
   for (size_t i = 0; i < d->nparams; i++) KV(d->keys[i], d->values[i]);
+  /* TCP keepalives and a user timeout unless the DSN chose otherwise: a
+   * peer that vanishes without a word (a dead host, a dropped route) is
+   * noticed within minutes, not hours. libpq 15 applies the same settings
+   * to PQcancel's own socket, which bounds a cancel request on the thread
+   * pool as well. */
+  for (size_t i = 0; i < DBP__PG_TCP_DEFAULTS; i++)
+    if (dbp__dsn_param(d, dbp__pg_tcp_defaults[i][0]) == NULL)
+      KV(dbp__pg_tcp_defaults[i][0], dbp__pg_tcp_defaults[i][1]);
 #undef KV
   p->pg = PQconnectStartParams(keys, vals, 0);
   if (p->pg == NULL) {
     rc = dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
     goto done;
   }
+  /* Verbose errors carry the server's SQLSTATE in the message, the only
+   * place libpq keeps it for a failed connect (see pg_split_state). */
+  PQsetErrorVerbosity(p->pg, PQERRORS_VERBOSE);
   if (PQstatus(p->pg) == CONNECTION_BAD) {
     rc = pg_connect_error(c);
     goto done;
@@ -442,6 +520,7 @@ static int pg_connect(dbp_conn *c, const char *addr) {
   }
   /* Notices (NOTICE, WARNING) are no errors; libpq would print them. */
   PQsetNoticeProcessor(p->pg, pg_ignore_notice, NULL);
+  PQsetErrorVerbosity(p->pg, PQERRORS_DEFAULT);
   if (PQsetnonblocking(p->pg, 1) != 0) {
     rc = pg_connect_error(c);
     goto done;
@@ -681,9 +760,16 @@ static int pg_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
       c->state = DBP__ROWS;
       return 0;
     case PGRES_TUPLES_OK:
-    case PGRES_COMMAND_OK:
       rc = pg_columns(c, res); /* an empty result still has columns */
       PQclear(res);
+      break;
+    case PGRES_COMMAND_OK:
+      /* UPDATE without RETURNING, SET, CREATE ...: the statement ran, but
+       * a query promises rows and this has none to give. */
+      PQclear(res);
+      rc = dbp__seterr(c, DBP_EQUERY, NULL, 0, false,
+                       "the statement returned no result set (use dbp_exec for statements "
+                       "without rows)");
       break;
     case PGRES_COPY_OUT:
     case PGRES_COPY_IN:
@@ -798,10 +884,16 @@ static int pg_describe(dbp_conn *c, const char *sql) {
   rc = pg_next(c, &res);
   if (rc != 0) return pg_stop(c, rc);
   if (res == NULL) return dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "the server sent no result");
-  if (PQresultStatus(res) == PGRES_COMMAND_OK)
-    rc = pg_columns(c, res);
-  else
+  if (PQresultStatus(res) != PGRES_COMMAND_OK)
     rc = pg_result_error(c, res);
+  else if (PQnfields(res) == 0)
+    /* The server answered NoData: the statement returns no rows (a zero-
+     * column SELECT looks the same and has nothing to export either). */
+    rc = dbp__seterr(c, DBP_EQUERY, NULL, 0, false,
+                     "the statement returned no result set (use dbp_exec for statements "
+                     "without rows)");
+  else
+    rc = pg_columns(c, res);
   PQclear(res);
   if (!c->broken) {
     int fr = pg_finish(c);
@@ -896,10 +988,15 @@ static int64_t pg_backend_id(const dbp_conn *c) {
   return p->pg != NULL ? PQbackendPID(p->pg) : 0;
 }
 
-/* Placeholder until the session reset is built: does nothing. */
+/* DISCARD ALL drops what a session collected: settings (SET, set_config),
+ * temporary tables, prepared statements, cursors, advisory locks, LISTENs
+ * and cached plans. The driver keeps no named prepared statements of its
+ * own (describe uses the unnamed one, which every new prepare replaces),
+ * so nothing of ours dangles afterwards. DISCARD ALL cannot run inside a
+ * transaction block; dbp_conn_reset rolls back first. */
 static int pg_reset(dbp_conn *c) {
-  (void)c;
-  return 0;
+  int64_t n = 0;
+  return pg_exec(c, "DISCARD ALL", 0, NULL, &n);
 }
 
 static int pg_socket(const dbp_conn *c) {

@@ -1,12 +1,285 @@
-/* Statement-level checks on SQL text, in each database's dialect. */
+/* Statement-level checks on SQL text, in each database's dialect.
+ *
+ * dbp_sql_check_single tells one statement from several without a parser:
+ * a small lexer per dialect skips what can hide a ';' (string literals,
+ * quoted identifiers, comments, PostgreSQL's dollar quoting) and notes
+ * where code is. A statement ends at a ';' outside all of those; anything
+ * but whitespace and comments after it is a second statement.
+ *
+ *   PostgreSQL  '...' with '' inside; E'...' also with backslash escapes;
+ *               "ident" with ""; $$...$$ and $tag$...$tag$ (a '$' after an
+ *               identifier character or before a digit, as in a$b or $1,
+ *               starts none); -- to the end of the line; block comments
+ *               (slash-star to star-slash), nested.
+ *   MySQL       '...' and "..." with backslash escapes and doubled quotes;
+ *               `ident` with ``; -- followed by a space, a control character
+ *               or the end; # to the end of the line; block comments, not
+ *               nested. A block comment that opens with '!' or "M!" right
+ *               after the slash-star is an executable comment: its text is
+ *               code and is lexed as such.
+ *
+ * The lexer follows the servers' defaults (standard_conforming_strings on;
+ * MySQL without NO_BACKSLASH_ESCAPES). Text that ends inside a literal,
+ * identifier or comment is reported, since the server would refuse it too
+ * and no statement boundary can be trusted after it.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dbpipe/db.h"
 
-/* Placeholder until the statement splitter is built: accepts everything. */
+/* The lexer's position: an offset plus the line and column it is on. */
+typedef struct lexer {
+  const char *s;
+  size_t i;
+  size_t line, col; /* 1-based; col counts bytes */
+  bool pg;
+} lexer;
+
+static void sql_errf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sql_errf(char *errbuf, size_t errlen, const char *fmt, ...) {
+  if (errbuf == NULL || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(errbuf, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static char peek(const lexer *lx, size_t ahead) {
+  /* The text is NUL-terminated: reading stops at the first NUL, so a look
+   * past it never happens. */
+  for (size_t k = 0; k < ahead; k++)
+    if (lx->s[lx->i + k] == '\0') return '\0';
+  return lx->s[lx->i + ahead];
+}
+
+/* Moves one byte on, keeping the line and column. */
+static void step(lexer *lx) {
+  if (lx->s[lx->i] == '\n') {
+    lx->line++;
+    lx->col = 1;
+  } else {
+    lx->col++;
+  }
+  lx->i++;
+}
+
+static void skip(lexer *lx, size_t n) {
+  while (n-- > 0 && lx->s[lx->i] != '\0') step(lx);
+}
+
+static bool is_space(char ch) {
+  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+/* Letters, digits, '_', '$' (PostgreSQL and MySQL both allow it inside
+ * names) and any byte of a multibyte UTF-8 character. */
+static bool is_ident(char ch) {
+  unsigned char u = (unsigned char)ch;
+  return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') || u == '_' ||
+         u == '$' || u >= 0x80;
+}
+
+static bool is_ident_start(char ch) {
+  unsigned char u = (unsigned char)ch;
+  return (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || u == '_' || u >= 0x80;
+}
+
+/* Skips a quoted run that starts at the opening quote q. A doubled quote
+ * stands for itself; with `backslash`, a backslash escapes the next byte.
+ * Returns false when the text ends first. */
+static bool skip_quoted(lexer *lx, char q, bool backslash) {
+  step(lx); /* the opening quote */
+  for (;;) {
+    char ch = peek(lx, 0);
+    if (ch == '\0') return false;
+    if (backslash && ch == '\\') {
+      step(lx);
+      if (peek(lx, 0) == '\0') return false;
+      step(lx);
+      continue;
+    }
+    step(lx);
+    if (ch == q) {
+      if (peek(lx, 0) != q) return true;
+      step(lx); /* a doubled quote */
+    }
+  }
+}
+
+/* At a '$': the length of a dollar-quote delimiter ("$$", "$tag$") that
+ * starts here, or 0 when this '$' starts none. */
+static size_t dollar_tag(const lexer *lx) {
+  if (lx->i > 0 && is_ident(lx->s[lx->i - 1])) return 0; /* a$b$ is a name */
+  size_t k = 1;
+  if (lx->s[lx->i + k] != '$') {
+    if (!is_ident_start(lx->s[lx->i + k])) return 0; /* $1 is a parameter */
+    while (lx->s[lx->i + k] != '\0' && lx->s[lx->i + k] != '$') {
+      char ch = lx->s[lx->i + k];
+      if (!is_ident(ch) || ch == '$') return 0;
+      k++;
+    }
+    if (lx->s[lx->i + k] != '$') return 0;
+  }
+  return k + 1;
+}
+
+/* Skips a dollar-quoted string whose delimiter is `n` bytes long. Returns
+ * false when the closing delimiter never comes. */
+static bool skip_dollar(lexer *lx, size_t n) {
+  const char *tag = lx->s + lx->i;
+  skip(lx, n);
+  for (;;) {
+    const char *hit = strstr(lx->s + lx->i, "$");
+    if (hit == NULL) return false;
+    skip(lx, (size_t)(hit - (lx->s + lx->i)));
+    if (strncmp(lx->s + lx->i, tag, n) == 0) {
+      skip(lx, n);
+      return true;
+    }
+    step(lx);
+  }
+}
+
+/* Skips a block comment from its opening slash-star. PostgreSQL nests them;
+ * MySQL does not. Returns false when the text ends first. */
+static bool skip_block(lexer *lx) {
+  int depth = 0;
+  for (;;) {
+    char ch = peek(lx, 0);
+    if (ch == '\0') return false;
+    if (ch == '/' && peek(lx, 1) == '*' && (depth == 0 || lx->pg)) {
+      depth++;
+      skip(lx, 2);
+    } else if (ch == '*' && peek(lx, 1) == '/') {
+      skip(lx, 2);
+      if (--depth == 0) return true;
+    } else {
+      step(lx);
+    }
+  }
+}
+
+static void skip_line(lexer *lx) {
+  while (peek(lx, 0) != '\0' && peek(lx, 0) != '\n') step(lx);
+}
+
+/* Copies up to 30 bytes of the text at s, up to the end of its line, for a
+ * message. */
+static void snippet(const char *s, char *buf, size_t len) {
+  size_t n = strcspn(s, "\r\n");
+  bool cut = n > 30;
+  if (cut) n = 30;
+  snprintf(buf, len, "%.*s%s", (int)n, s, cut ? "..." : "");
+}
+
 int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf, size_t errlen) {
-  (void)kind;
-  (void)sql;
   if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
+  if (kind != DBP_DB_PG && kind != DBP_DB_MYSQL) {
+    sql_errf(errbuf, errlen, "unknown database kind %d", (int)kind);
+    return DBP_EINVAL;
+  }
+  if (sql == NULL) {
+    sql_errf(errbuf, errlen, "no SQL given");
+    return DBP_EINVAL;
+  }
+  lexer lx = {.s = sql, .i = 0, .line = 1, .col = 1, .pg = kind == DBP_DB_PG};
+  bool code = false;  /* the current statement has code */
+  bool ended = false; /* a ';' ended the first statement */
+  size_t semi_line = 0, semi_col = 0;
+  bool exec_comment = false; /* inside MySQL's executable comment */
+  for (;;) {
+    char ch = peek(&lx, 0);
+    if (ch == '\0') break;
+    size_t line = lx.line, col = lx.col, at = lx.i;
+    /* Whitespace and comments first: they belong to no statement. */
+    if (is_space(ch)) {
+      step(&lx);
+      continue;
+    }
+    if ((ch == '-' && peek(&lx, 1) == '-' && (lx.pg || (unsigned char)peek(&lx, 2) <= ' ')) ||
+        (!lx.pg && ch == '#')) {
+      skip_line(&lx);
+      continue;
+    }
+    bool exec_open = !lx.pg && !exec_comment && ch == '/' && peek(&lx, 1) == '*' &&
+                     (peek(&lx, 2) == '!' || (peek(&lx, 2) == 'M' && peek(&lx, 3) == '!'));
+    if (ch == '/' && peek(&lx, 1) == '*' && !exec_open) {
+      if (!skip_block(&lx)) {
+        sql_errf(errbuf, errlen, "unterminated comment starting at line %zu, column %zu", line,
+                 col);
+        return DBP_EINVAL;
+      }
+      continue;
+    }
+    if (exec_comment && ch == '*' && peek(&lx, 1) == '/') {
+      exec_comment = false; /* its text was lexed as code already */
+      skip(&lx, 2);
+      continue;
+    }
+    /* Anything else is code: after the first statement's ';' it starts a
+     * second one. */
+    if (ended) {
+      char snip[40];
+      snippet(sql + at, snip, sizeof snip);
+      sql_errf(errbuf, errlen,
+               "more than one statement: a second one begins at line %zu, column %zu (\"%s\") "
+               "after the ';' at line %zu, column %zu",
+               line, col, snip, semi_line, semi_col);
+      return DBP_EINVAL;
+    }
+    const char *what = NULL; /* set when a literal never ends */
+    if (exec_open) {
+      /* The opener and the server version after it (40101 in a MySQL
+       * dump, 100100 after MariaDB's "M!") are no code themselves; the
+       * text after them is. */
+      exec_comment = true;
+      skip(&lx, peek(&lx, 2) == '!' ? 3 : 4);
+      while (peek(&lx, 0) >= '0' && peek(&lx, 0) <= '9') step(&lx);
+      continue;
+    } else if (ch == '\'') {
+      /* PostgreSQL: an E right before the quote (and not the end of a
+       * longer name) makes an escape string. */
+      bool e = !lx.pg || (at > 0 && (sql[at - 1] == 'E' || sql[at - 1] == 'e') &&
+                          (at == 1 || !is_ident(sql[at - 2])));
+      if (!skip_quoted(&lx, '\'', e)) what = "string literal";
+    } else if (ch == '"') {
+      if (!skip_quoted(&lx, '"', !lx.pg)) what = lx.pg ? "quoted identifier" : "string literal";
+    } else if (!lx.pg && ch == '`') {
+      if (!skip_quoted(&lx, '`', false)) what = "quoted identifier";
+    } else if (lx.pg && ch == '$' && dollar_tag(&lx) > 0) {
+      if (!skip_dollar(&lx, dollar_tag(&lx))) what = "dollar-quoted string";
+    } else if (ch == ';') {
+      if (!code) {
+        sql_errf(errbuf, errlen, "empty statement before the ';' at line %zu, column %zu", line,
+                 col);
+        return DBP_EINVAL;
+      }
+      ended = true;
+      semi_line = line;
+      semi_col = col;
+      step(&lx);
+      continue;
+    } else {
+      step(&lx);
+    }
+    if (what != NULL) {
+      sql_errf(errbuf, errlen, "unterminated %s starting at line %zu, column %zu", what, line, col);
+      return DBP_EINVAL;
+    }
+    code = true;
+  }
+  if (exec_comment) {
+    sql_errf(errbuf, errlen, "unterminated executable comment");
+    return DBP_EINVAL;
+  }
+  if (!code) {
+    sql_errf(errbuf, errlen, "empty SQL: nothing but whitespace and comments");
+    return DBP_EINVAL;
+  }
   return 0;
 }

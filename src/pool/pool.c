@@ -43,15 +43,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How long a liveness check (SELECT 1) and a reset (ROLLBACK) may take. */
+/* How long a liveness check (dbp_conn_ping) and a reset (dbp_conn_reset)
+ * may take. */
 #define POOL_CHECK_TIMEOUT_MS 2000
 #define POOL_RESET_TIMEOUT_MS 5000
+/* After the server refused a connection for having too many, how long the
+ * pool keeps to the number it had then before trying for more again. */
+#define POOL_TOOMANY_HOLD_MS 30000
 
 #define POOL_DEFAULT_MAX_SIZE 4
 #define POOL_DEFAULT_CONNECT_MS 10000
 #define POOL_DEFAULT_IDLE_MS 300000
 #define POOL_DEFAULT_LIFETIME_MS 3600000
-#define POOL_DEFAULT_CHECK_MS 30000
+#define POOL_DEFAULT_CHECK_MS 1000
 
 enum { HAND_NONE = 0, HAND_CONN, HAND_SLOT, HAND_CLOSED };
 
@@ -92,6 +96,11 @@ struct dbp_pool_s {
   uint64_t reaper_due;
 
   dbp_pool_stats st; /* counters; the gauges are computed on demand */
+
+  /* The server's own limit, learnt from a DBP_ETOOMANY: the pool opens no
+   * more than `cap` connections until `cap_until` (loop ms). */
+  size_t cap;
+  uint64_t cap_until;
 };
 
 /* ---- small helpers ---- */
@@ -102,6 +111,13 @@ static uint64_t pool_now(const dbp_pool *p) {
 
 static size_t pool_total(const dbp_pool *p) {
   return p->nused + p->nidle + p->opening;
+}
+
+/* How many connections the pool may have now: max_size, or fewer for a
+ * while after the server said it has too many. */
+static size_t pool_cap(const dbp_pool *p) {
+  if (p->cap > 0 && pool_now(p) < p->cap_until && p->cap < p->o.max_size) return p->cap;
+  return p->o.max_size;
 }
 
 static void pool_note_peaks(dbp_pool *p) {
@@ -168,14 +184,23 @@ static void pool_close_conn(dbp_pool *p, dbp_conn *c, bool broken) {
 
 /* ---- the waiter queue ---- */
 
-static void pool_wait_push(dbp_pool *p, pool_waiter *w) {
-  w->next = NULL;
-  w->prev = p->wtail;
-  if (p->wtail)
-    p->wtail->next = w;
-  else
+/* Queues w at the tail, or at the head when `first` (a waiter whose turn
+ * came but could not be used, so it keeps its place). */
+static void pool_wait_push(dbp_pool *p, pool_waiter *w, bool first) {
+  if (first && p->whead) {
+    w->prev = NULL;
+    w->next = p->whead;
+    p->whead->prev = w;
     p->whead = w;
-  p->wtail = w;
+  } else {
+    w->next = NULL;
+    w->prev = p->wtail;
+    if (p->wtail)
+      p->wtail->next = w;
+    else
+      p->whead = w;
+    p->wtail = w;
+  }
   p->nwait++;
 }
 
@@ -337,8 +362,12 @@ static int pool_norm_options(const dbp_pool_options *in, dbp_pool_options *o) {
           0 ||
       (rc = pool_norm_ms(in->max_lifetime_ms, POOL_DEFAULT_LIFETIME_MS, true,
                          &o->max_lifetime_ms)) < 0 ||
-      (rc = pool_norm_ms(in->check_after_ms, POOL_DEFAULT_CHECK_MS, true, &o->check_after_ms)) < 0)
+      (rc = pool_norm_ms(in->check_after_ms, POOL_DEFAULT_CHECK_MS, true, &o->check_after_ms)) <
+          0 ||
+      (rc = pool_norm_ms(in->io_timeout_ms, DBP_DEFAULT_IO_TIMEOUT_MS, false, &o->io_timeout_ms)) <
+          0)
     return rc;
+  o->keep_session = in->keep_session;
   return 0;
 }
 
@@ -409,11 +438,11 @@ static void pool_free(dbp_pool *p) {
  * set) or *slot is set (a reserved opening slot). On a timeout or
  * cancellation that raced with a hand-over, what was handed over is passed
  * on before returning the error. */
-static int pool_wait_turn(dbp_pool *p, uint64_t deadline, dbp_conn **c, bool *slot) {
+static int pool_wait_turn(dbp_pool *p, uint64_t deadline, bool first, dbp_conn **c, bool *slot) {
   pool_waiter w;
   memset(&w, 0, sizeof w);
   dbp_waiter_init(&w.w);
-  pool_wait_push(p, &w);
+  pool_wait_push(p, &w, first);
   int rc = dbp_await(p->rt, &w.w, pool_remaining(p, deadline));
 
   if (!dbp_waiter_fired(&w.w)) {
@@ -453,7 +482,7 @@ static int pool_check(dbp_pool *p, dbp_conn *c, uint64_t since, uint64_t deadlin
     pool_put_back(p, c, since);
     return DBP_ETIMEDOUT;
   }
-  int rc = dbp_exec(c, "SELECT 1", 0, NULL, tmo, NULL);
+  int rc = dbp_conn_ping(c, tmo);
   if (rc == 0 && !dbp_conn_is_broken(c)) return 0;
   bool ours = rc == DBP_ECANCELED || (rc == DBP_ETIMEDOUT && pool_remaining(p, deadline) == 0);
   if (ours && !dbp_conn_is_broken(c) && !dbp_conn_in_transaction(c)) {
@@ -492,6 +521,7 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
   dbp_conn *c = NULL;
   bool slot = false; /* we hold one unit of `opening` */
   bool connect_failed = false;
+  bool requeue = false; /* wait at the head of the queue (see DBP_ETOOMANY) */
   int rc = 0;
   p->busy++;
 
@@ -515,9 +545,12 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
         pool_idle top = p->idle[--p->nidle];
         c = top.conn;
         pool_used_add(p, c);
-        if (pool_expired(p, c)) {
+        bool dead = !dbp_conn_alive(c); /* a peek, it does not wait */
+        if (dead || pool_expired(p, c)) {
+          /* Dead (the server restarted or ended the session while it sat
+           * idle) or too old: replace it with the capacity it frees. */
           pool_used_remove(p, c);
-          pool_close_conn(p, c, false);
+          pool_close_conn(p, c, dead);
           c = NULL;
           p->opening++;
           slot = true;
@@ -541,12 +574,13 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
         }
         break;
       }
-      if (p->nwait == 0 && pool_total(p) < p->o.max_size) {
+      if (p->nwait == 0 && pool_total(p) < pool_cap(p)) {
         p->opening++;
         slot = true;
         pool_note_peaks(p);
       } else {
-        rc = pool_wait_turn(p, deadline, &c, &slot);
+        rc = pool_wait_turn(p, deadline, requeue, &c, &slot);
+        requeue = false;
         if (rc < 0) break;
         if (c) break;
         continue;
@@ -565,12 +599,25 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
     rc = dbp_conn_open(p->rt, p->dsn, tmo, &c, err);
     p->opening--;
     slot = false;
+    if (rc == DBP_ETOOMANY && p->nused + p->nidle > 0) {
+      /* The server has no connection to spare, but this pool holds some:
+       * keep to what the server allowed for a while and wait, in turn,
+       * for one of ours to come back instead of failing. This waiter was
+       * served already, so it goes back to the head of the queue. */
+      c = NULL;
+      rc = 0;
+      p->cap = p->nused + p->nidle + p->opening;
+      p->cap_until = pool_now(p) + POOL_TOOMANY_HOLD_MS;
+      requeue = true;
+      continue;
+    }
     if (rc < 0) {
       c = NULL;
       connect_failed = true;
       pool_give_slot(p);
       break;
     }
+    dbp_conn_set_io_timeout(c, p->o.io_timeout_ms);
     p->st.opened++;
     pool_used_add(p, c);
     break;
@@ -600,27 +647,27 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
 /* ---- release ---- */
 
 /* Makes a returned connection fit for the next user: abandons an unread
- * result and rolls back an open transaction. Returns true when it can go
- * back to the pool; *broken tells a failure apart from a deliberate drop.
- * Outside a coroutine nothing can wait, so a connection that needs more
- * than a glance is dropped (closing it ends the transaction on the server
- * too). */
+ * result, then dbp_conn_reset (rolls back an open transaction and, unless
+ * the pool keeps sessions, returns the session to its state after
+ * connect). Returns true when it can go back to the pool; *broken tells a
+ * failure apart from a deliberate drop. Outside a coroutine nothing can
+ * wait: only a connection with nothing to undo (idle, no transaction, and
+ * the pool keeps sessions) goes back; any other is dropped, which ends its
+ * transaction and session on the server just as well. */
 static bool pool_reset(dbp_pool *p, dbp_conn *c, bool *broken) {
   *broken = dbp_conn_is_broken(c);
   if (*broken) return false;
+  if (!dbp_current(p->rt))
+    return p->o.keep_session && !dbp_conn_in_transaction(c) && dbp_query_close(c) == 0;
   int rc = dbp_query_close(c); /* returns at once when no result is open */
-  if (rc == DBP_ENOTCORO) return false;
   if (rc < 0 || dbp_conn_is_broken(c)) {
     *broken = true;
     return false;
   }
-  if (dbp_conn_in_transaction(c)) {
-    if (!dbp_current(p->rt)) return false;
-    rc = dbp_exec(c, "ROLLBACK", 0, NULL, POOL_RESET_TIMEOUT_MS, NULL);
-    if (rc < 0 || dbp_conn_is_broken(c) || dbp_conn_in_transaction(c)) {
-      *broken = true;
-      return false;
-    }
+  rc = dbp_conn_reset(c, p->o.keep_session, POOL_RESET_TIMEOUT_MS);
+  if (rc < 0 || dbp_conn_is_broken(c)) {
+    *broken = true;
+    return false;
   }
   return true;
 }

@@ -910,3 +910,279 @@ POOL_TEST(ten_thousand_queries_from_a_hundred_coroutines, 300) {
   cr_assert_eq(s.closed, 0);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
+
+/* ---- the session a released connection hands on ---- */
+
+/* One piece of session state: `set` changes it, `get` reads it as one
+ * value ("ERROR" when the statement fails, as EXECUTE of a statement that
+ * is no longer prepared does). */
+typedef struct probe {
+  char set[160];
+  char get[200];
+} probe;
+
+/* The session state a user can leave behind on each database. */
+static size_t session_probes(tctx *t, probe *pr) {
+  long pid = (long)getpid();
+  size_t n = 0;
+  if (is_pg(t)) {
+    const char *const pg[][2] = {
+        {"SELECT set_config('search_path', 'pg_catalog, public', false)",
+         "SELECT current_setting('search_path')"},
+        {"SET TIME ZONE 'Pacific/Chatham'", "SELECT current_setting('TimeZone')"},
+        {"CREATE TEMP TABLE dbp_reset_t (a int)", "SELECT count(*) FROM dbp_reset_t"},
+        {"PREPARE dbp_reset_s AS SELECT 7", "EXECUTE dbp_reset_s"},
+        {"SELECT pg_advisory_lock(%ld)",
+         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"},
+        {"LISTEN dbp_reset_c", "SELECT count(*) FROM pg_listening_channels()"},
+    };
+    for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++, n++) {
+      snprintf(pr[n].set, sizeof pr[n].set, pg[i][0], pid);
+      snprintf(pr[n].get, sizeof pr[n].get, "%s", pg[i][1]);
+    }
+  } else {
+    const char *const my[][2] = {
+        {"SET time_zone = '+05:30'", "SELECT @@session.time_zone"},
+        {"SET @dbp_reset_v = 42", "SELECT COALESCE(@dbp_reset_v, 'unset')"},
+        {"SET SESSION sql_mode = 'ANSI_QUOTES'", "SELECT @@session.sql_mode"},
+        {"CREATE TEMPORARY TABLE dbp_reset_t_%ld (a int)", "SELECT COUNT(*) FROM dbp_reset_t_%ld"},
+        {"PREPARE dbp_reset_s FROM 'SELECT 7'", "EXECUTE dbp_reset_s"},
+    };
+    for (size_t i = 0; i < sizeof my / sizeof my[0]; i++, n++) {
+      snprintf(pr[n].set, sizeof pr[n].set, my[i][0], pid);
+      snprintf(pr[n].get, sizeof pr[n].get, my[i][1], pid);
+    }
+  }
+  return n;
+}
+
+/* Reads a probe's value into buf: the first column of the first row, or
+ * "ERROR" when the server refused the statement. */
+static void probe_get(dbp_conn *c, const char *sql, char *buf, size_t len) {
+  int rc = dbp_query(c, sql, 0, NULL, 10000);
+  if (rc == DBP_EQUERY) {
+    snprintf(buf, len, "ERROR");
+    return;
+  }
+  cr_assert_eq(rc, 0, "%s: %s", sql, dbp_conn_error(c)->message);
+  dbp_row row;
+  rc = dbp_fetch(c, &row);
+  cr_assert_eq(rc, 1, "%s: %s", sql, dbp_err_name(rc));
+  snprintf(buf, len, "%.*s", (int)row.lens[0], row.vals[0] ? row.vals[0] : "NULL");
+  while ((rc = dbp_fetch(c, &row)) > 0) {
+  }
+  cr_assert_eq(rc, 0);
+}
+
+/* Changes every piece of session state, gives the connection back and
+ * takes it again (the same session: max_size 1), then checks each piece
+ * is back to what a fresh session has, or, with keep_session, still
+ * changed. */
+static void session_cycle(tctx *t, bool keep) {
+  probe pr[8];
+  size_t n = session_probes(t, pr);
+  char before[8][128], changed[8][128], after[128];
+  dbp_pool_options o = {.max_size = 1, .keep_session = keep};
+  dbp_pool *p = mkpool(t, &o);
+  dbp_conn *c = must_acquire(t, p);
+  int64_t id = dbp_conn_backend_id(c);
+  for (size_t i = 0; i < n; i++) {
+    probe_get(c, pr[i].get, before[i], sizeof before[i]);
+    int rc = dbp_exec(c, pr[i].set, 0, NULL, 10000, NULL);
+    cr_assert_eq(rc, 0, "%s: %s", pr[i].set, dbp_conn_error(c)->message);
+    probe_get(c, pr[i].get, changed[i], sizeof changed[i]);
+    cr_assert_str_neq(before[i], changed[i], "'%s' changed nothing", pr[i].set);
+  }
+  dbp_pool_release(p, c);
+  c = must_acquire(t, p);
+  cr_assert_eq(dbp_conn_backend_id(c), id, "not the same session");
+  for (size_t i = 0; i < n; i++) {
+    probe_get(c, pr[i].get, after, sizeof after);
+    if (keep)
+      cr_expect_str_eq(after, changed[i], "keep_session lost '%s'", pr[i].set);
+    else
+      cr_expect_str_eq(after, before[i], "'%s' survived the release", pr[i].set);
+  }
+  dbp_pool_release(p, c);
+  dbp_pool_stats s = stats(p);
+  cr_assert_eq(s.opened, 1);
+  cr_assert_eq(s.closed, 0);
+  cr_assert_eq(dbp_pool_close(p, 10000), 0);
+}
+
+POOL_TEST(release_resets_the_session, 60) {
+  session_cycle(t, false);
+}
+
+POOL_TEST(keep_session_keeps_the_session, 60) {
+  session_cycle(t, true);
+}
+
+POOL_TEST(release_rolls_back_a_failed_transaction, 60) {
+  dbp_pool_options o = {.max_size = 1};
+  dbp_pool *p = mkpool(t, &o);
+  dbp_conn *c = must_acquire(t, p);
+  int64_t id = dbp_conn_backend_id(c);
+  cr_assert_eq(dbp_exec(c, is_pg(t) ? "BEGIN" : "START TRANSACTION", 0, NULL, 10000, NULL), 0);
+  cr_assert_eq(dbp_exec(c, "SELECT * FROM dbp_no_such_table", 0, NULL, 10000, NULL), DBP_EQUERY);
+  dbp_pool_release(p, c);
+  c = must_acquire(t, p);
+  cr_assert_eq(dbp_conn_backend_id(c), id);
+  cr_assert_not(dbp_conn_in_transaction(c));
+  ping(c);
+  dbp_pool_release(p, c);
+  cr_assert_eq(dbp_pool_close(p, 10000), 0);
+}
+
+/* ---- connections the server ended while they sat idle ---- */
+
+/* The server restarts, or an administrator ends idle sessions: the pool
+ * must notice at the hand-out, without a ping (these were idle for less
+ * than check_after_ms), and hand out working connections instead. */
+POOL_TEST(idle_connections_the_server_ended_are_replaced, 60) {
+  dbp_pool_options o = {.max_size = 3, .check_after_ms = DBP_FOREVER};
+  dbp_pool *p = mkpool(t, &o);
+  dbp_conn *cs[3];
+  int64_t ids[3];
+  for (int i = 0; i < 3; i++) {
+    cs[i] = must_acquire(t, p);
+    ids[i] = dbp_conn_backend_id(cs[i]);
+  }
+  for (int i = 0; i < 3; i++) dbp_pool_release(p, cs[i]);
+  for (int i = 0; i < 3; i++) kill_backend(t, ids[i]);
+  for (int i = 0; i < 3; i++) {
+    cs[i] = must_acquire(t, p);
+    for (int j = 0; j < 3; j++)
+      cr_assert_neq(dbp_conn_backend_id(cs[i]), ids[j], "a dead session was handed out");
+    ping(cs[i]);
+  }
+  for (int i = 0; i < 3; i++) dbp_pool_release(p, cs[i]);
+  dbp_pool_stats s = stats(p);
+  cr_assert_eq(s.broken, 3);
+  cr_assert_eq(s.opened, 6);
+  cr_assert_eq(s.total, 3);
+  cr_assert_eq(dbp_pool_close(p, 10000), 0);
+}
+
+/* ---- the no-progress limit on pooled connections ---- */
+
+POOL_TEST(io_timeout_applies_to_every_connection, 60) {
+  dbp_pool_options o = {.max_size = 2, .io_timeout_ms = 300};
+  dbp_pool *p = mkpool(t, &o);
+  for (int i = 0; i < 2; i++) {
+    dbp_conn *c = must_acquire(t, p);
+    /* The statement's own timeout is far away: only the idle limit can
+     * end a statement that keeps the server silent. */
+    int rc =
+        dbp_exec(c, is_pg(t) ? "SELECT pg_sleep(30)" : "SELECT SLEEP(30)", 0, NULL, 60000, NULL);
+    cr_assert_eq(rc, DBP_ETIMEDOUT, "%s", dbp_err_name(rc));
+    const char *m = dbp_conn_error(c)->message;
+    cr_assert(strstr(m, "no data from the server for 0.3 s (idle timeout)") != NULL, "%s", m);
+    if (i == 0) {
+      /* Keep the first busy so that the second is a new connection. */
+      cr_assert_not(dbp_conn_is_broken(c), "%s", m);
+      dbp_conn *c2 = must_acquire(t, p);
+      rc =
+          dbp_exec(c2, is_pg(t) ? "SELECT pg_sleep(30)" : "SELECT SLEEP(30)", 0, NULL, 60000, NULL);
+      cr_assert_eq(rc, DBP_ETIMEDOUT);
+      cr_assert(strstr(dbp_conn_error(c2)->message, "(idle timeout)") != NULL);
+      dbp_pool_release(p, c2);
+    }
+    dbp_pool_release(p, c);
+  }
+  cr_assert_eq(stats(p).opened, 2);
+  cr_assert_eq(dbp_pool_close(p, 10000), 0);
+}
+
+/* ---- a server with fewer connections to give than the pool wants ---- */
+
+typedef struct limit_arg {
+  tctx *t;
+  dbp_pool *p;
+  int ok, failed;
+  char why[600];
+} limit_arg;
+
+static int limit_worker(void *arg, void **result) {
+  (void)result;
+  limit_arg *l = arg;
+  for (int round = 0; round < 5; round++) {
+    dbp_conn *c = NULL;
+    dbp_dberr e;
+    int rc = dbp_pool_acquire(l->p, 30000, &c, &e);
+    if (rc != 0) {
+      l->failed++;
+      snprintf(l->why, sizeof l->why, "%s: %s", dbp_err_name(rc), e.message);
+      continue;
+    }
+    rc = dbp_exec(c, is_pg(l->t) ? "SELECT pg_sleep(0.02)" : "SELECT SLEEP(0.02)", 0, NULL, 10000,
+                  NULL);
+    if (rc == 0)
+      l->ok++;
+    else
+      l->failed++;
+    dbp_pool_release(l->p, c);
+  }
+  return 0;
+}
+
+/* A DSN for the same server with another user, password and database. */
+static void dsn_rebuild(tctx *t, char *buf, size_t len, const char *user, const char *pw,
+                        const char *db) {
+  dbp_dsn d;
+  char err[256];
+  cr_assert_eq(dbp_dsn_parse(t->dsn, &d, err, sizeof err), 0, "%s", err);
+  int n = snprintf(buf, len, "%s://%s:%s@%s:%d/%s", is_pg(t) ? "postgresql" : "mysql",
+                   user ? user : d.user, pw ? pw : d.password, d.host, d.port,
+                   db ? db : (d.dbname ? d.dbname : ""));
+  cr_assert(n > 0 && (size_t)n < len);
+  dbp_dsn_free(&d);
+}
+
+/* The server allows two sessions; the pool would open four. Every acquire
+ * must still succeed: those the server turns away wait for a connection
+ * the pool already has. On PostgreSQL the limit is a database's
+ * CONNECTION LIMIT (the test's role may create databases, not roles), on
+ * MariaDB a test user's MAX_USER_CONNECTIONS. */
+POOL_TEST(server_connection_limit_is_waited_out, 120) {
+  char name[64], sql[256], dsn[512];
+  snprintf(name, sizeof name, "dbp_lim_%ld", (long)getpid());
+  if (is_pg(t)) {
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    cr_assert_eq(dbp_exec(t->mon, sql, 0, NULL, 30000, NULL), 0, "%s",
+                 dbp_conn_error(t->mon)->message);
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s CONNECTION LIMIT 2", name);
+    cr_assert_eq(dbp_exec(t->mon, sql, 0, NULL, 10000, NULL), 0);
+    dsn_rebuild(t, dsn, sizeof dsn, NULL, NULL, name);
+  } else {
+    snprintf(sql, sizeof sql,
+             "CREATE USER '%s'@'%%' IDENTIFIED BY 'lim-pw' WITH MAX_USER_CONNECTIONS 2", name);
+    cr_assert_eq(dbp_exec(t->mon, sql, 0, NULL, 10000, NULL), 0, "%s",
+                 dbp_conn_error(t->mon)->message);
+    dsn_rebuild(t, dsn, sizeof dsn, name, "lim-pw", "");
+  }
+  dbp_pool *p = NULL;
+  dbp_pool_options o = {.max_size = 4};
+  cr_assert_eq(dbp_pool_new(t->rt, dsn, &o, &p), 0);
+  static limit_arg ls[8];
+  static dbp_co *cos[8];
+  for (int i = 0; i < 8; i++) {
+    ls[i] = (limit_arg){.t = t, .p = p};
+    spawn(t, &cos[i], limit_worker, &ls[i]);
+  }
+  join_all(cos, 8);
+  int ok = 0;
+  for (int i = 0; i < 8; i++) {
+    cr_expect_eq(ls[i].failed, 0, "worker %d: %s", i, ls[i].why);
+    ok += ls[i].ok;
+  }
+  cr_expect_eq(ok, 40);
+  cr_expect_leq(stats(p).opened, 2, "opened %" PRIu64, stats(p).opened);
+  cr_assert_eq(dbp_pool_close(p, 10000), 0);
+  if (is_pg(t))
+    snprintf(sql, sizeof sql, "DROP DATABASE %s WITH (FORCE)", name);
+  else
+    snprintf(sql, sizeof sql, "DROP USER '%s'@'%%'", name);
+  cr_assert_eq(dbp_exec(t->mon, sql, 0, NULL, 30000, NULL), 0, "%s",
+               dbp_conn_error(t->mon)->message);
+}

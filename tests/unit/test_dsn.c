@@ -122,8 +122,8 @@ Test(dsn, percent_decoding) {
   dbp_dsn_free(&d);
 }
 
-Test(dsn, query_parameters_override_url_parts) {
-  dbp_dsn d = parse_ok("postgresql:///shop?host=%2Ftmp&port=5544&user=x&password=y&dbname=z");
+Test(dsn, query_parameters_fill_in_missing_url_parts) {
+  dbp_dsn d = parse_ok("postgresql:///?host=%2Ftmp&port=5544&user=x&password=y&dbname=z");
   cr_expect_str_eq(d.host, "/tmp");
   cr_expect_eq(d.port, 5544);
   cr_expect_str_eq(d.user, "x");
@@ -276,4 +276,166 @@ Test(dsn, scrub_removes_a_password_from_any_text) {
   cr_expect_str_eq(shortpw, "a bad day");
   dbp__scrub(shortpw, NULL);
   dbp__scrub(NULL, "secret");
+}
+
+/* ---- parameters that would replace what the URL says ---- */
+
+Test(dsn, parameters_never_override_the_url) {
+  /* The host: the URL's, or a parameter's when the URL has none. */
+  parse_bad("postgresql://db.example.com/shop?host=evil.example.com",
+            "query parameter 'host' would override the host the URL names");
+  parse_bad("postgresql://db.example.com/shop?hostaddr=10.0.0.9",
+            "query parameter 'hostaddr' would override the host");
+  parse_bad("mysql://127.0.0.1/shop?socket=%2Frun%2Fmysqld%2Fmysqld.sock",
+            "query parameter 'socket' would override the host");
+  parse_bad("mysql://localhost/shop?unix_socket=/tmp/my.sock", "'unix_socket' would override");
+  parse_bad("postgresql:///shop?host=a&host=b", "query parameter 'host' is given twice");
+  parse_bad("mysql:///shop?socket=/a&host=b", "query parameter 'host' is given twice");
+  /* The other parts: once, in either place. */
+  parse_bad("postgresql://u@h/shop?user=root", "'user' repeats the user name the URL gives");
+  parse_bad("postgresql://u:pw@h/shop?password=x", "'password' repeats the password");
+  parse_bad("postgresql://h/shop?dbname=other", "'dbname' repeats the database name");
+  parse_bad("postgresql://h:5432/shop?port=5433", "'port' repeats the port");
+  parse_bad("postgresql://h/?dbname=a&dbname=b", "'dbname' is given twice");
+
+  dbp_dsn d = parse_ok("postgresql:///shop?host=%2Frun%2Fpostgresql");
+  cr_expect_str_eq(d.host, "/run/postgresql");
+  cr_expect_str_eq(d.dbname, "shop");
+  dbp_dsn_free(&d);
+  d = parse_ok("postgresql:///shop?hostaddr=127.0.0.1&port=5433");
+  cr_expect_null(d.host);
+  cr_expect_str_eq(param(&d, "hostaddr"), "127.0.0.1");
+  cr_expect_eq(d.port, 5433);
+  dbp_dsn_free(&d);
+  d = parse_ok("mysql:///shop?socket=/run/mysqld/mysqld.sock");
+  cr_expect_null(d.host);
+  cr_expect_str_eq(param(&d, "socket"), "/run/mysqld/mysqld.sock");
+  dbp_dsn_free(&d);
+  /* On PostgreSQL "socket" is no host: libpq judges it (dbp_dsn_check). */
+  d = parse_ok("postgresql://h/db?socket=x");
+  dbp_dsn_free(&d);
+}
+
+/* ---- malformed user information never shows the password ---- */
+
+/* True when s shows any piece of the secret "Tr0ub4dor". */
+static bool shows_secret(const char *s) {
+  static const char *const pieces[] = {"Tr0", "r0u", "0ub", "ub4", "b4d", "4do", "dor"};
+  for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++)
+    if (strstr(s, pieces[i]) != NULL) return true;
+  return false;
+}
+
+Test(dsn, malformed_user_information_is_redacted) {
+  const char *urls[] = {
+      "postgresql://app:Tr0ub4dor/3@host/db",
+      "postgresql://app:Tr0ub4dor/3@host:5432/db?sslmode=require",
+      "postgresql://app:Tr0ub/4dor@host/db?application_name=a@b",
+      "postgresql://app:Tr0ub4dor?3@host/db",
+      "postgresql://app:Tr0ub4dor?x=3@host/db",
+      "postgresql://app:Tr0ub4dor?x=3@host/db?sslmode=disable",
+      "postgresql://app:Tr0ub4dor?@host",
+      "postgresql://app:/Tr0ub4dor@host",
+      "postgresql://app:Tr0ub4dor//@host:5432/db",
+      "postgresql://app:Tr0ub@4dor/x@host/db",
+      "postgresql://app:Tr0ub@4dor?x@host/db",
+      "postgresql://app:Tr0ub4dor/@",
+      "postgresql://app:Tr0ub4dor/x/y/z@h",
+      "postgresql://app:Tr0ub4dor@[::1/db",
+      "postgresql://app:Tr0ub4dor@host:notaport/db",
+      "postgresql://app:Tr0ub4dor%zz/x@host/db",
+      "mysql://app:Tr0ub4dor/@host",
+      "mariadb://app:Tr0ub4dor?#@host/db?charset=utf8mb4",
+      "nosuch://app:Tr0ub4dor/x@host/db",
+      "postgresql://app:Tr0ub4dor@h/db?host=evil",
+      "postgresql://app:Tr0ub4dor@h/db?sslmode",
+  };
+  for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+    char buf[256];
+    dbp_dsn_redact(urls[i], buf, sizeof buf);
+    cr_expect(!shows_secret(buf), "redacted '%s' as '%s'", urls[i], buf);
+    cr_expect(strstr(buf, "app:***@") != NULL, "'%s' redacted as '%s'", urls[i], buf);
+    dbp_dsn d;
+    char err[256] = "";
+    int rc = dbp_dsn_parse(urls[i], &d, err, sizeof err);
+    cr_expect_eq(rc, DBP_EDSN, "'%s' parsed", urls[i]);
+    if (rc == 0) dbp_dsn_free(&d);
+    cr_expect(!shows_secret(err), "'%s': the error shows the password: %s", urls[i], err);
+    rc = dbp_dsn_check(urls[i], err, sizeof err);
+    cr_expect_eq(rc, DBP_EDSN);
+    cr_expect(!shows_secret(err), "'%s': the check shows the password: %s", urls[i], err);
+  }
+}
+
+Test(dsn, an_unencoded_slash_in_the_password_is_explained) {
+  parse_bad("postgresql://app:Tr0ub4dor/3@host/db", "percent-encode '/', '?' and '@'");
+  parse_bad("postgresql://app:pa?ss@host/db", "percent-encode");
+  /* Encoded, the same password is fine. */
+  dbp_dsn d = parse_ok("postgresql://app:Tr0ub4dor%2F3@host/db");
+  cr_expect_str_eq(d.password, "Tr0ub4dor/3");
+  cr_expect_str_eq(d.host, "host");
+  dbp_dsn_free(&d);
+  /* An '@' in a query value is no user information. */
+  char buf[256];
+  cr_expect_str_eq(dbp_dsn_redact("postgresql://u:pw@h/db?application_name=me@x", buf, sizeof buf),
+                   "postgresql://u:***@h/db?application_name=me@x");
+  cr_expect_str_eq(dbp_dsn_redact("postgresql://h/db?application_name=me@x", buf, sizeof buf),
+                   "postgresql://h/db?application_name=me@x");
+  d = parse_ok("postgresql://u:pw@h/db?application_name=me@x");
+  cr_expect_str_eq(d.host, "h");
+  cr_expect_str_eq(param(&d, "application_name"), "me@x");
+  dbp_dsn_free(&d);
+}
+
+/* ---- the offline check ---- */
+
+static void check_ok(const char *url) {
+  char err[512] = "";
+  cr_expect_eq(dbp_dsn_check(url, err, sizeof err), 0, "%s: %s", url, err);
+}
+
+static void check_bad(const char *url, const char *what) {
+  char err[512] = "";
+  cr_expect_eq(dbp_dsn_check(url, err, sizeof err), DBP_EDSN, "%s passed", url);
+  cr_expect(strstr(err, what) != NULL, "%s: message '%s' lacks '%s'", url, err, what);
+  cr_expect(strstr(err, "s3cr3t-pw") == NULL, "password shown: %s", err);
+}
+
+Test(dsn, check_accepts_what_the_drivers_take) {
+  check_ok("postgresql://u:s3cr3t-pw@h:5432/db");
+  check_ok(
+      "postgresql://u:s3cr3t-pw@h/db?sslmode=verify-full&application_name=x&"
+      "connect_timeout=5&keepalives_idle=30&options=-c%20statement_timeout%3D0&"
+      "target_session_attrs=read-write");
+  check_ok("postgres:///db?host=%2Frun%2Fpostgresql");
+  check_ok(
+      "mysql://u:s3cr3t-pw@h:3306/db?charset=utf8mb4&sslmode=REQUIRED&connect_timeout=3&"
+      "sslrootcert=/etc/ca.pem&application_name=dbpipe&keepalives=1&keepalives_idle=60&"
+      "keepalives_interval=10&keepalives_count=6&tcp_user_timeout=60000");
+  check_ok("mariadb:///db?socket=/run/mysqld/mysqld.sock&ssl-mode=disabled");
+}
+
+Test(dsn, check_refuses_unknown_parameters_and_bad_values) {
+  check_bad("postgresql://u:s3cr3t-pw@h/db?no_such_option=1",
+            "unknown parameter 'no_such_option' for PostgreSQL");
+  check_bad("postgresql://u:s3cr3t-pw@h/db?sslmode=sometimes",
+            "parameter 'sslmode' has the invalid value 'sometimes' (expected disable,allow,");
+  check_bad("postgresql://u:s3cr3t-pw@h/db?connect_timeout=soon",
+            "'connect_timeout' has the invalid value 'soon' (expected a whole number)");
+  check_bad("postgresql://u:s3cr3t-pw@h/db?keepalives=2", "(expected 0 or 1)");
+  check_bad("postgresql://u:s3cr3t-pw@h/db?tcp_user_timeout=-1", "'tcp_user_timeout'");
+  check_bad("postgresql://u:s3cr3t-pw@h/db?socket=/tmp", "unknown parameter 'socket'");
+  check_bad("mysql://u:s3cr3t-pw@h/db?sslmodee=require", "unknown parameter 'sslmodee' for MySQL");
+  check_bad("mysql://u:s3cr3t-pw@h/db?sslmode=sometimes", "'sslmode' has the invalid value");
+  check_bad("mysql://u:s3cr3t-pw@h/db?charset=utf8%3Bx", "'charset' has the invalid value");
+  check_bad("mysql://u:s3cr3t-pw@h/db?keepalives_idle=x", "'keepalives_idle'");
+  check_bad("mysql://u:s3cr3t-pw@h/db?sslcert=", "'sslcert'");
+  check_bad("mysql://u:s3cr3t-pw@h/db?host=x", "would override the host");
+  check_bad("mysql://u:s3cr3t-pw@h/db?socket=/x", "would override the host");
+  check_bad("oracle://u:s3cr3t-pw@h/db", "unknown scheme");
+  check_bad("", "empty");
+  /* The message shows the DSN, redacted. */
+  char err[512];
+  cr_expect_eq(dbp_dsn_check("postgresql://u:s3cr3t-pw@h/db?sslmode=x", err, sizeof err), DBP_EDSN);
+  cr_expect(strstr(err, "(in postgresql://u:***@h/db?sslmode=x)") != NULL, "%s", err);
 }
