@@ -33,16 +33,35 @@ static bool before(const dbp_job_error *a, const dbp_job_error *b) {
 }
 
 void dbp__job_diag_sort(dbp_job_diag *d) {
-  /* Insertion sort: stable, and the lists are short. */
-  for (size_t i = 1; i < d->count; i++) {
-    dbp_job_error e = d->errors[i];
-    size_t j = i;
-    while (j > 0 && before(&e, &d->errors[j - 1])) {
-      d->errors[j] = d->errors[j - 1];
-      j--;
+  /* A merge sort: stable, and n log n even when a generated job file has a
+   * problem in each of its many thousand tasks. */
+  if (d->count < 2) return;
+  dbp_job_error *tmp = malloc(d->count * sizeof *tmp);
+  if (tmp == NULL) {
+    /* Out of memory: insertion sort in place, slower but still right. */
+    for (size_t i = 1; i < d->count; i++) {
+      dbp_job_error e = d->errors[i];
+      size_t j = i;
+      while (j > 0 && before(&e, &d->errors[j - 1])) {
+        d->errors[j] = d->errors[j - 1];
+        j--;
+      }
+      d->errors[j] = e;
     }
-    d->errors[j] = e;
+    return;
   }
+  for (size_t width = 1; width < d->count; width *= 2) {
+    for (size_t lo = 0; lo < d->count; lo += 2 * width) {
+      size_t mid = lo + width < d->count ? lo + width : d->count;
+      size_t hi = lo + 2 * width < d->count ? lo + 2 * width : d->count;
+      size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) tmp[k++] = before(&d->errors[j], &d->errors[i]) ? d->errors[j++] : d->errors[i++];
+      while (i < mid) tmp[k++] = d->errors[i++];
+      while (j < hi) tmp[k++] = d->errors[j++];
+    }
+    memcpy(d->errors, tmp, d->count * sizeof *tmp);
+  }
+  free(tmp);
 }
 
 const char *dbp_job_diag_format(const dbp_job_diag *d, size_t i, char *buf, size_t len) {
