@@ -840,19 +840,29 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
       if (task.path == NULL) ok = false;
     }
   }
-  if (task.path != NULL) {
+  /* A setting given but invalid was reported already: nothing to compare. */
+  bool fmt_bad = (t.key[K_FORMAT] != NULL && !t.ok[K_FORMAT]) ||
+                 (t.key[K_FORMAT] == NULL && defs->key[K_FORMAT] != NULL && !defs->ok[K_FORMAT]);
+  bool comp_bad = (t.key[K_COMPRESSION] != NULL && !t.ok[K_COMPRESSION]) ||
+                  (t.key[K_COMPRESSION] == NULL && defs->key[K_COMPRESSION] != NULL &&
+                   !defs->ok[K_COMPRESSION]);
+  if (task.path != NULL && !fmt_bad && !comp_bad) {
     const tset *fs = pick(&t, defs, K_FORMAT), *cs = pick(&t, defs, K_COMPRESSION);
-    char why[400];
-    int bad = dbp__job_output_format(task.path, fs ? fs->format : DBP_FMT_AUTO,
-                                     cs ? cs->compression : DBP_COMP_AUTO, &task.format,
-                                     &task.compression, why, sizeof why);
-    if (bad != 0) {
-      const tset *src2 = bad == DBP__OUT_BAD_COMPRESSION ? cs : bad == DBP__OUT_BAD_FORMAT ? fs : &t;
-      int key = bad == DBP__OUT_BAD_COMPRESSION ? K_COMPRESSION : K_FORMAT;
-      const yaml_node_t *at = src2 == &t && bad != DBP__OUT_UNKNOWN_ENDING ? t.val[key] : t.val[K_TO];
-      ERR(p, at, "%s: %s%s%s", where, why,
-          src2 != &t && bad != DBP__OUT_UNKNOWN_ENDING ? " (from defaults)" : "",
-          bad == DBP__OUT_UNKNOWN_ENDING ? " with 'format:'" : "");
+    char ferr[400], cerr[400];
+    int bad = dbp__job_output_format(
+        task.path, fs ? fs->format : DBP_FMT_AUTO, fs == defs ? " (from defaults)" : "",
+        cs ? cs->compression : DBP_COMP_AUTO, cs == defs ? " (from defaults)" : "", &task.format,
+        &task.compression, ferr, cerr, sizeof ferr);
+    if (bad & DBP__OUT_BAD_COMPRESSION) {
+      ERR(p, cs == &t ? t.val[K_COMPRESSION] : t.val[K_TO], "%s: %s", where, cerr);
+      ok = false;
+    }
+    if (bad & DBP__OUT_BAD_FORMAT) {
+      ERR(p, fs == &t ? t.val[K_FORMAT] : t.val[K_TO], "%s: %s", where, ferr);
+      ok = false;
+    }
+    if (bad & DBP__OUT_UNKNOWN_ENDING) {
+      ERR(p, t.val[K_TO], "%s: %s with 'format:'", where, ferr);
       ok = false;
     }
   }

@@ -22,18 +22,19 @@ int dbp__parse_time_limit(const char *s, int64_t *ms);
 extern const char dbp__time_limit_syntax[];
 
 /* What is wrong with an output's format settings (dbp__job_output_format). */
-enum { DBP__OUT_BAD_COMPRESSION = 1, DBP__OUT_BAD_FORMAT, DBP__OUT_UNKNOWN_ENDING };
+enum { DBP__OUT_BAD_COMPRESSION = 1, DBP__OUT_BAD_FORMAT = 2, DBP__OUT_UNKNOWN_ENDING = 4 };
 
 /* Decides the format and compression written to `path` ("-" = standard
  * output) from its name and the settings given (AUTO = not given), for job
  * files and the command line alike: a given setting must agree with the
  * name; a name whose ending dbpipe does not write (".txt", ".json",
  * ".parquet", ...) needs an explicit format; otherwise CSV and no
- * compression. Returns 0, or one of DBP__OUT_* with the reason in err
- * (which does not name the setting's source). */
-int dbp__job_output_format(const char *path, dbp_format fmt, dbp_compression comp,
-                           dbp_format *out_fmt, dbp_compression *out_comp, char *err,
-                           size_t errlen);
+ * compression. The notes follow the setting's value in messages (" (from
+ * defaults)"). Returns 0, or the DBP__OUT_* bits of what is wrong with the
+ * reasons in ferr (format, unknown ending) and cerr (compression). */
+int dbp__job_output_format(const char *path, dbp_format fmt, const char *fmt_note,
+                           dbp_compression comp, const char *comp_note, dbp_format *out_fmt,
+                           dbp_compression *out_comp, char *ferr, char *cerr, size_t errlen);
 
 /* Receives one problem found in a string: `offset` is the byte offset in the
  * input string where the offending text starts. */

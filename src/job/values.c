@@ -162,43 +162,45 @@ static bool has_format_ending(const char *path) {
   return false;
 }
 
-int dbp__job_output_format(const char *path, dbp_format fmt, dbp_compression comp,
-                           dbp_format *out_fmt, dbp_compression *out_comp, char *err,
-                           size_t errlen) {
+int dbp__job_output_format(const char *path, dbp_format fmt, const char *fmt_note,
+                           dbp_compression comp, const char *comp_note, dbp_format *out_fmt,
+                           dbp_compression *out_comp, char *ferr, char *cerr, size_t errlen) {
   dbp_format pf = DBP_FMT_AUTO;
   dbp_compression pc = DBP_COMP_AUTO;
+  bool to_stdout = strcmp(path, "-") == 0;
   const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
-  err[0] = '\0';
-  if (strcmp(path, "-") != 0) dbp_format_detect(path, &pf, &pc);
+  int bad = 0;
+  ferr[0] = cerr[0] = '\0';
+  if (!to_stdout) dbp_format_detect(path, &pf, &pc);
   /* Compression: the name's, which an explicit setting must agree with. */
   dbp_compression c = pc != DBP_COMP_AUTO ? pc : DBP_COMP_NONE;
-  if (comp != DBP_COMP_AUTO && strcmp(path, "-") == 0) c = comp;
+  if (comp != DBP_COMP_AUTO && to_stdout) c = comp;
   if (comp != DBP_COMP_AUTO && comp != c) {
-    snprintf(err, errlen, "compression %s does not match the file name '%s' (%s)",
-             dbp_compression_name(comp), base,
+    snprintf(cerr, errlen, "compression '%s'%s does not match the file name '%s' (%s)",
+             dbp_compression_name(comp), comp_note, base,
              comp == DBP_COMP_NONE   ? "remove the .gz or .zst ending"
              : comp == DBP_COMP_GZIP ? "end it in .gz"
                                      : "end it in .zst");
-    return DBP__OUT_BAD_COMPRESSION;
+    bad |= DBP__OUT_BAD_COMPRESSION;
   }
   /* Format: the name's; an explicit one must agree with it, and a name
    * with an ending dbpipe does not write needs one. */
   dbp_format f = pf != DBP_FMT_AUTO ? pf : DBP_FMT_CSV;
   if (fmt != DBP_FMT_AUTO) {
     if (pf != DBP_FMT_AUTO && fmt != pf) {
-      snprintf(err, errlen, "format %s does not match the file name '%s' (which says %s)",
-               dbp_format_name(fmt), base, dbp_format_name(pf));
-      return DBP__OUT_BAD_FORMAT;
+      snprintf(ferr, errlen, "format '%s'%s does not match the file name '%s' (which says %s)",
+               dbp_format_name(fmt), fmt_note, base, dbp_format_name(pf));
+      bad |= DBP__OUT_BAD_FORMAT;
     }
     f = fmt;
-  } else if (pf == DBP_FMT_AUTO && strcmp(path, "-") != 0 && has_format_ending(path)) {
-    snprintf(err, errlen,
+  } else if (pf == DBP_FMT_AUTO && !to_stdout && has_format_ending(path)) {
+    snprintf(ferr, errlen,
              "dbpipe does not write the format of '%s' (it writes .csv, .tsv and .jsonl, "
-             "optionally .gz or .zst): rename it, or give the format to write",
+             "optionally .gz or .zst): rename it, or say which format to write",
              base);
-    return DBP__OUT_UNKNOWN_ENDING;
+    bad |= DBP__OUT_UNKNOWN_ENDING;
   }
   *out_fmt = f;
   *out_comp = c;
-  return 0;
+  return bad;
 }
