@@ -1,5 +1,6 @@
 /* Job-file diagnostics: "FILE:LINE:COLUMN: message", collected in order. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,10 +8,19 @@
 #include "dbpipe/job.h"
 #include "job/job_internal.h"
 
+void *dbp__grow(void *array, size_t count, size_t size) {
+  /* The room is 8 while count <= 8, then the next power of two. */
+  bool full = count == 0 || (count >= 8 && (count & (count - 1)) == 0);
+  if (array != NULL && !full) return array;
+  size_t room = count < 8 ? 8 : count * 2;
+  if (room > SIZE_MAX / size) return NULL;
+  return realloc(array, room * size);
+}
+
 int dbp__job_diag_vadd(dbp_job_diag *d, int line, int column, const char *fmt, va_list ap) {
   char *msg = NULL;
   if (vasprintf(&msg, fmt, ap) < 0) return DBP_ENOMEM;
-  dbp_job_error *e = realloc(d->errors, (d->count + 1) * sizeof *e);
+  dbp_job_error *e = dbp__grow(d->errors, d->count, sizeof *e);
   if (e == NULL) {
     free(msg);
     return DBP_ENOMEM;

@@ -493,8 +493,8 @@ static void parse_connection(jp *p, const yaml_node_t *key, const yaml_node_t *v
   }
 
   dbp_job *job = p->job;
-  dbp_job_conn *nc = realloc(job->conns, (job->nconns + 1) * sizeof *nc);
-  bool *nok = realloc(p->conn_ok, (job->nconns + 1) * sizeof *nok);
+  dbp_job_conn *nc = dbp__grow(job->conns, job->nconns, sizeof *nc);
+  bool *nok = dbp__grow(p->conn_ok, job->nconns, sizeof *nok);
   if (nok != NULL) p->conn_ok = nok;
   if (nc == NULL || nok == NULL) {
     if (nc != NULL) job->conns = nc;
@@ -935,7 +935,7 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
   }
 
   if (ok && !p->oom) {
-    dbp_job_task *nt = realloc(p->job->tasks, (p->job->ntasks + 1) * sizeof *nt);
+    dbp_job_task *nt = dbp__grow(p->job->tasks, p->job->ntasks, sizeof *nt);
     if (nt != NULL) {
       task.name = t.name;
       task.query = t.query;
@@ -957,7 +957,7 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
   free(task.path);
   free(task.null_string);
   if (t.ok[K_NAME]) {
-    dbp_job_task *nt = realloc(p->job->tasks, (p->job->ntasks + 1) * sizeof *nt);
+    dbp_job_task *nt = dbp__grow(p->job->tasks, p->job->ntasks, sizeof *nt);
     if (nt != NULL) {
       p->job->tasks = nt;
       if (!strset_add(&p->names, t.name, p->job->ntasks)) p->oom = true;

@@ -36,6 +36,14 @@ int dbp__job_output_format(const char *path, dbp_format fmt, const char *fmt_not
                            dbp_compression comp, const char *comp_note, dbp_format *out_fmt,
                            dbp_compression *out_comp, char *ferr, char *cerr, size_t errlen);
 
+/* Grows an array that holds `count` elements of `size` bytes so that one
+ * more fits, doubling its room (8, 16, 32, ...) instead of growing it by
+ * one: appending n elements costs O(n) copying even where realloc always
+ * moves. The room is implied by count, so every array grown this way must
+ * only ever grow through it. Returns the (maybe moved) array, or NULL when
+ * out of memory (the old one is then still valid). */
+void *dbp__grow(void *array, size_t count, size_t size);
+
 /* Receives one problem found in a string: `offset` is the byte offset in the
  * input string where the offending text starts. */
 typedef void (*dbp__job_report_fn)(void *ud, size_t offset, const char *message);
