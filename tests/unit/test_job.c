@@ -762,29 +762,36 @@ Test(job, dsn_parameters_run_would_refuse_are_refused_here) {
   dbp_job_diag_free(&d);
 }
 
-/* A generated job of `n` tasks; every task lacks 'to' when `broken`. */
-static char *many_tasks(size_t n, bool broken) {
+/* A generated job of `n` tasks, each without 'to' (MANY_NO_TO), all
+ * writing one file (MANY_SAME_TO) or each its own (MANY_OWN_TO). */
+enum { MANY_NO_TO, MANY_SAME_TO, MANY_OWN_TO };
+static char *many_tasks(size_t n, int mode) {
   size_t cap = 64 + n * 80, len = 0;
   char *text = malloc(cap);
   cr_assert_not_null(text);
   len += (size_t)snprintf(text, cap, "connections: {db: postgresql://h/d}\ntasks:\n");
   for (size_t i = 0; i < n; i++) {
-    len += (size_t)snprintf(text + len, cap - len,
-                            broken ? "  - {name: t%zu, from: db, query: SELECT %zu}\n"
-                                   : "  - {name: t%zu, from: db, query: SELECT %zu, to: t.csv}\n",
-                            i, i);
+    if (mode == MANY_NO_TO) {
+      len += (size_t)snprintf(text + len, cap - len, "  - {name: t%zu, from: db, query: SELECT %zu}\n",
+                              i, i);
+    } else if (mode == MANY_SAME_TO) {
+      len += (size_t)snprintf(text + len, cap - len,
+                              "  - {name: t%zu, from: db, query: SELECT %zu, to: u.csv}\n", i, i);
+    } else {
+      len += (size_t)snprintf(text + len, cap - len,
+                              "  - {name: t%zu, from: db, query: SELECT %zu, to: out/t%zu.csv}\n",
+                              i, i, i);
+    }
   }
   return text;
 }
 
 Test(job, a_hundred_thousand_tasks_load, .timeout = 300) {
-  char *text = many_tasks(100000, false);
-  /* The same output path everywhere would be a duplicate: make them unique. */
-  for (char *p = text; (p = strstr(p, "to: t.csv")) != NULL; p += 4) p[4] = 'u';
+  /* Every task after the first writes the same file: 99,999 problems. */
+  char *text = many_tasks(100000, MANY_SAME_TO);
   dbp_job *job = NULL;
   dbp_job_diag diag;
   int rc = dbp_job_parse(text, strlen(text), "job.yaml", &opts, &job, &diag);
-  /* "u.csv" everywhere: every task after the first writes the same file. */
   cr_assert_eq(rc, DBP_EJOB);
   cr_expect_eq(diag.count, 99999);
   char buf[256];
@@ -795,14 +802,7 @@ Test(job, a_hundred_thousand_tasks_load, .timeout = 300) {
   free(text);
 
   /* Distinct names and paths: all 100,000 load. */
-  size_t cap = 64 + 100000 * 80, len = 0;
-  text = malloc(cap);
-  len += (size_t)snprintf(text, cap, "connections: {db: postgresql://h/d}\ntasks:\n");
-  for (size_t i = 0; i < 100000; i++) {
-    len += (size_t)snprintf(text + len, cap - len,
-                            "  - {name: t%zu, from: db, query: SELECT %zu, to: out/t%zu.csv}\n", i,
-                            i, i);
-  }
+  text = many_tasks(100000, MANY_OWN_TO);
   job = parse_ok(text);
   cr_expect_eq(job->ntasks, 100000);
   cr_expect_str_eq(job->tasks[99999].name, "t99999");
@@ -812,7 +812,7 @@ Test(job, a_hundred_thousand_tasks_load, .timeout = 300) {
 }
 
 Test(job, many_problems_come_sorted, .timeout = 300) {
-  char *text = many_tasks(50000, true);
+  char *text = many_tasks(50000, MANY_NO_TO);
   dbp_job *job = NULL;
   dbp_job_diag diag;
   cr_assert_eq(dbp_job_parse(text, strlen(text), "job.yaml", &opts, &job, &diag), DBP_EJOB);
