@@ -180,10 +180,10 @@ typedef struct cli_run {
   bool interrupted;
   int signals;
   bool tasks_spawned, tasks_joined;
-  unsigned handles; /* initialised: bit i for sigs[i], CLI_NSIGNALS for the timer */
+  unsigned handles; /* initialised: bit i for sigs[i], bit 4 for the timer */
   bool use_progress;
   cli_progress progress;
-  uv_signal_t sigs[4]; /* SIGINT, SIGTERM, SIGHUP, SIGQUIT */
+  uv_signal_t sigs[4];  /* SIGINT, SIGTERM, SIGHUP, SIGQUIT */
   bool manifest_failed; /* the manifest could not be written */
   uv_timer_t timer;
   struct timespec started, finished; /* wall clock */

@@ -80,7 +80,8 @@ static int next_arg(cli_args *a, const char **val) {
 
 static int bad_value(const char *cmd, const char *opt, const char *val, const char *expect) {
   char rb[1024];
-  cli_errf("dbpipe %s: --%s: expected %s, got '%s'", cmd, opt, expect, cli_safe_arg(val, rb, sizeof rb));
+  cli_errf("dbpipe %s: --%s: expected %s, got '%s'", cmd, opt, expect,
+           cli_safe_arg(val, rb, sizeof rb));
   return CLI_USAGE;
 }
 
@@ -213,11 +214,10 @@ int cli_cmd_export(int argc, char **argv) {
     v[E_FROM] = from;
   }
   if (v[E_FROM] == NULL || v[E_TO] == NULL || (v[E_QUERY] == NULL) == (v[E_TABLE] == NULL)) {
-    cli_errf("dbpipe export: %s",
-             v[E_FROM] == NULL    ? "--from DSN (or --from-env VAR) is required"
-             : v[E_TO] == NULL    ? "--to PATH is required"
-             : v[E_QUERY] != NULL ? "give --query or --table, not both"
-                                  : "--query SQL or --table NAME is required");
+    cli_errf("dbpipe export: %s", v[E_FROM] == NULL ? "--from DSN (or --from-env VAR) is required"
+                                  : v[E_TO] == NULL ? "--to PATH is required"
+                                  : v[E_QUERY] != NULL ? "give --query or --table, not both"
+                                                       : "--query SQL or --table NAME is required");
     cli_errf("usage: dbpipe export --from DSN (--query SQL | --table NAME) --to PATH [options]");
     goto out;
   }
@@ -312,8 +312,9 @@ int cli_cmd_export(int argc, char **argv) {
     t.max_bytes = u;
   }
   if (to_stdout && (t.max_rows > 0 || t.max_bytes > 0)) {
-    cli_errf("dbpipe export: --max-rows and --max-bytes split into files; standard output "
-             "(--to -) is one stream");
+    cli_errf(
+        "dbpipe export: --max-rows and --max-bytes split into files; standard output "
+        "(--to -) is one stream");
     goto out;
   }
   /* --timeout and --idle-timeout read like a job file's timeout: and
@@ -577,8 +578,7 @@ int cli_cmd_check(int argc, char **argv) {
   if (load_job("check", path, NULL, &job) != 0) return CLI_USAGE;
   /* Names, paths and DSNs come from the file: shown, never obeyed. */
   cli_outf("%s: ok: %zu task%s, %zu connection%s, concurrency %zu", path, job->ntasks,
-           job->ntasks == 1 ? "" : "s", job->nconns, job->nconns == 1 ? "" : "s",
-           job->concurrency);
+           job->ntasks == 1 ? "" : "s", job->nconns, job->nconns == 1 ? "" : "s", job->concurrency);
   for (size_t i = 0; i < job->nconns; i++) {
     cli_outf("  connection %s: %s", job->conns[i].name, job->conns[i].dsn_redacted);
   }

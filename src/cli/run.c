@@ -121,8 +121,8 @@ static int attempt(cli_task *t, const char *sql, dbp_dberr *err) {
     return rc;
   }
   /* The no-progress limit is the task's, whoever used the connection before. */
-  dbp_conn_set_io_timeout(c, jt->idle_timeout_ms == DBP_JOB_NO_TIMEOUT ? DBP_FOREVER
-                                                                       : jt->idle_timeout_ms);
+  dbp_conn_set_io_timeout(
+      c, jt->idle_timeout_ms == DBP_JOB_NO_TIMEOUT ? DBP_FOREVER : jt->idle_timeout_ms);
   rc = make_parent(run->rt, jt->path, context, sizeof context);
   if (rc != 0) {
     dbp_pool_release(pool, c);

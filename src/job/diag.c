@@ -65,7 +65,8 @@ void dbp__job_diag_sort(dbp_job_diag *d) {
       size_t mid = lo + width < d->count ? lo + width : d->count;
       size_t hi = lo + 2 * width < d->count ? lo + 2 * width : d->count;
       size_t i = lo, j = mid, k = lo;
-      while (i < mid && j < hi) tmp[k++] = before(&d->errors[j], &d->errors[i]) ? d->errors[j++] : d->errors[i++];
+      while (i < mid && j < hi)
+        tmp[k++] = before(&d->errors[j], &d->errors[i]) ? d->errors[j++] : d->errors[i++];
       while (i < mid) tmp[k++] = d->errors[i++];
       while (j < hi) tmp[k++] = d->errors[j++];
     }

@@ -4,12 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -662,8 +662,7 @@ static void parse_setting(jp *p, tset *t, int k, const yaml_node_t *v, const cha
       /* The same parser as the command line's --timeout / --idle-timeout. */
       if ((s = want_scalar(p, v, kn, "a duration")) == NULL) return;
       if (dbp__parse_time_limit(s, k == K_TIMEOUT ? &t->timeout_ms : &t->idle_ms) != 0) {
-        ERR(p, v, "%s: bad duration '%s' for '%s' (use %s)", where, s, kn,
-            dbp__time_limit_syntax);
+        ERR(p, v, "%s: bad duration '%s' for '%s' (use %s)", where, s, kn, dbp__time_limit_syntax);
         return;
       }
       break;
@@ -1240,9 +1239,9 @@ int dbp_job_load(const char *path, const dbp_job_options *opts, dbp_job **out, d
     bool is_dir = S_ISDIR(st.st_mode);
     close(fd);
     diag->file = strdup(path);
-    dbp__job_diag_add(diag, 0, 0, "cannot read the job file: %s",
-                      is_dir ? "it is a directory"
-                             : "it is not a regular file (a FIFO, device or socket)");
+    dbp__job_diag_add(
+        diag, 0, 0, "cannot read the job file: %s",
+        is_dir ? "it is a directory" : "it is not a regular file (a FIFO, device or socket)");
     return DBP_EIO;
   }
   /* A regular file never blocks; reads go back to the ordinary mode. */

@@ -1,8 +1,8 @@
 /* Value syntax of job files and command-line options: durations, sizes,
  * integers and booleans. */
 #include <ctype.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -129,8 +129,7 @@ int dbp__parse_bool(const char *s, bool *out) {
   return DBP_EINVAL;
 }
 
-const char dbp__time_limit_syntax[] =
-    "a duration like 500ms, 30s, 10m or 1h (0 or none: no limit)";
+const char dbp__time_limit_syntax[] = "a duration like 500ms, 30s, 10m or 1h (0 or none: no limit)";
 
 int dbp__parse_time_limit(const char *s, int64_t *ms) {
   int64_t v;

@@ -705,10 +705,10 @@ Test(cli, several_statements_bad_targets_and_dsn_parameters_are_refused_first) {
   snprintf(dsn_host, sizeof dsn_host, "%s?host=10.11.12.13", pg);
   snprintf(dsn_param, sizeof dsn_param, "%s?no_such_parameter=1", pg);
   const char *const *cases[] = {
-      (const char *[]){"export", "--from", pg, "--query", "SELECT 1; DROP TABLE customers",
-                       "--to", "out/a.csv", NULL},
-      (const char *[]){"export", "--from", my, "--query", "SELECT 1; SELECT 2", "--to",
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1; DROP TABLE customers", "--to",
                        "out/a.csv", NULL},
+      (const char *[]){"export", "--from", my, "--query", "SELECT 1; SELECT 2", "--to", "out/a.csv",
+                       NULL},
       (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", sub, NULL},
       (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", fifo, NULL},
       (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "/dev/stdout",
@@ -719,8 +719,8 @@ Test(cli, several_statements_bad_targets_and_dsn_parameters_are_refused_first) {
       (const char *[]){"export", "--from", dsn_param, "--query", "SELECT 1", "--to", "out/a.csv",
                        NULL},
   };
-  const char *needles[] = {"--query", "--query", "taken.csv", "fifo.csv", "/dev/stdout",
-                           "out/",    "host",    "no_such_parameter"};
+  const char *needles[] = {"--query",     "--query", "taken.csv", "fifo.csv",
+                           "/dev/stdout", "out/",    "host",      "no_such_parameter"};
   expect_refused(cases, sizeof cases / sizeof cases[0], needles);
 
   /* The same in a job file, with positions, from check and run alike. */
@@ -836,8 +836,7 @@ Test(cli, too_many_connections_is_retried) {
   char err[256];
   cr_assert_eq(dbp_dsn_parse(dbt_pg_dsn(), &d, err, sizeof err), 0);
   char dsn[512];
-  snprintf(dsn, sizeof dsn, "postgresql://%s:%s@%s:%d/%s", d.user, d.password, d.host, d.port,
-           db);
+  snprintf(dsn, sizeof dsn, "postgresql://%s:%s@%s:%d/%s", d.user, d.password, d.host, d.port, db);
   dbp_dsn_free(&d);
   proc p;
   cr_expect_eq(run_cli(&p, dir,
@@ -855,12 +854,11 @@ Test(cli, too_many_connections_is_retried) {
 Test(cli, a_statement_without_rows_fails_an_export) {
   const char *pg = dbt_pg_dsn(), *my = dbt_my_dsn();
   const char *const *cases[] = {
-      (const char *[]){"export", "--from", pg, "--query", "UPDATE customers SET id = id WHERE false",
-                       "--to", "out/a.csv", NULL},
+      (const char *[]){"export", "--from", pg, "--query",
+                       "UPDATE customers SET id = id WHERE false", "--to", "out/a.csv", NULL},
       (const char *[]){"export", "--from", pg, "--query", "SET search_path = public", "--to",
                        "out/b.csv", NULL},
-      (const char *[]){"export", "--from", my, "--query", "SET @x = 1", "--to", "out/c.csv",
-                       NULL},
+      (const char *[]){"export", "--from", my, "--query", "SET @x = 1", "--to", "out/c.csv", NULL},
   };
   for (size_t i = 0; i < 3; i++) {
     proc p;
@@ -876,11 +874,11 @@ Test(cli, a_statement_without_rows_fails_an_export) {
 Test(cli, export_to_standard_output) {
   const char *pg = dbt_pg_dsn(), *my = dbt_my_dsn();
   proc p;
-  cr_assert_eq(run_cli(&p, dir,
-                       (const char *[]){"export", "--from", pg, "--query",
-                                        "SELECT g AS n FROM generate_series(1, 3) g", "--to", "-",
-                                        NULL}),
-               0);
+  cr_assert_eq(
+      run_cli(&p, dir,
+              (const char *[]){"export", "--from", pg, "--query",
+                               "SELECT g AS n FROM generate_series(1, 3) g", "--to", "-", NULL}),
+      0);
   cr_expect_str_eq(p.out, "n\n1\n2\n3\n");
   cr_expect_not_null(strstr(p.err, "done: 3 rows"), "logs stay on stderr: %s", p.err);
   proc_free(&p);
@@ -893,8 +891,8 @@ Test(cli, export_to_standard_output) {
   proc_free(&p);
   /* Compressed: gzip's magic number first. */
   cr_assert_eq(run_cli(&p, dir,
-                       (const char *[]){"export", "--from", pg, "--table", "customers", "--to",
-                                        "-", "--compression", "gzip", NULL}),
+                       (const char *[]){"export", "--from", pg, "--table", "customers", "--to", "-",
+                                        "--compression", "gzip", NULL}),
                0);
   cr_expect(p.out_len > 2 && (unsigned char)p.out[0] == 0x1f && (unsigned char)p.out[1] == 0x8b);
   proc_free(&p);
@@ -949,8 +947,8 @@ Test(cli, idle_timeout_fails_a_query_that_sends_nothing) {
   proc_free(&p);
 
   const char *const *bad[] = {
-      (const char *[]){"export", "--from", dbt_pg_dsn(), "--query", "SELECT 1", "--to",
-                       "out/x.csv", "--idle-timeout", "soon", NULL},
+      (const char *[]){"export", "--from", dbt_pg_dsn(), "--query", "SELECT 1", "--to", "out/x.csv",
+                       "--idle-timeout", "soon", NULL},
       (const char *[]){"run", job, "--idle-timeout", "-1", NULL},
   };
   const char *needles[] = {"--idle-timeout", "--idle-timeout"};
@@ -961,13 +959,13 @@ Test(cli, help_lists_every_new_option_and_key) {
   proc p;
   cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "export", NULL}), 0);
   const char *eopts[] = {"--from-env VAR", "--idle-timeout", "'-' writes the rows to standard",
-                         "SIGHUP", "PGPASSFILE", "MYSQL_PWD"};
+                         "SIGHUP",         "PGPASSFILE",     "MYSQL_PWD"};
   for (size_t i = 0; i < sizeof eopts / sizeof eopts[0]; i++)
     cr_expect_not_null(strstr(p.out, eopts[i]), "help export lacks %s", eopts[i]);
   proc_free(&p);
   cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "run", NULL}), 0);
-  const char *ropts[] = {"--idle-timeout", "idle_timeout:", "SIGQUIT", "standard output",
-                         "PGPASSWORD", ".my.cnf"};
+  const char *ropts[] = {"--idle-timeout",  "idle_timeout:", "SIGQUIT",
+                         "standard output", "PGPASSWORD",    ".my.cnf"};
   for (size_t i = 0; i < sizeof ropts / sizeof ropts[0]; i++)
     cr_expect_not_null(strstr(p.out, ropts[i]), "help run lacks %s", ropts[i]);
   proc_free(&p);

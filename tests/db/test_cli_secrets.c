@@ -116,11 +116,11 @@ Test(cli_secrets, from_env_reads_the_dsn_from_a_variable) {
   cr_expect_not(exists("%s/out/d.csv", dir));
 
   /* Both --from and --from-env: which one? */
-  cr_assert_eq(run_cli(&p, dir,
-                       (const char *[]){"export", "--from-env", "DBPIPE_TEST_SOURCE", "--from",
-                                        dbt_pg_dsn(), "--table", "customers", "--to",
-                                        "out/e.csv", NULL}),
-               2);
+  cr_assert_eq(
+      run_cli(&p, dir,
+              (const char *[]){"export", "--from-env", "DBPIPE_TEST_SOURCE", "--from", dbt_pg_dsn(),
+                               "--table", "customers", "--to", "out/e.csv", NULL}),
+      2);
   proc_free(&p);
 
   cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "export", NULL}), 0);
@@ -254,10 +254,9 @@ Test(cli_secrets, control_characters_are_escaped_in_log_lines) {
    * file's task path, all with a newline and a terminal escape. */
   proc p;
   cr_assert_eq(run_cli(&p, dir,
-                       (const char *[]){"export", "--from", dbt_pg_dsn(), "--query",
-                                        "SELECT 1 AS one", "--to",
-                                        "out/a\ndbpipe: forged\x1b[2J.csv", "--format", "csv",
-                                        NULL}),
+                       (const char *[]){
+                           "export", "--from", dbt_pg_dsn(), "--query", "SELECT 1 AS one", "--to",
+                           "out/a\ndbpipe: forged\x1b[2J.csv", "--format", "csv", NULL}),
                0);
   clean_lines(p.err, "dbpipe: ", NULL);
   cr_expect_not_null(strstr(p.err, "out/a\\ndbpipe: forged\\e[2J.csv"), "%s", p.err);

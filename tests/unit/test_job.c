@@ -772,8 +772,8 @@ static char *many_tasks(size_t n, int mode) {
   len += (size_t)snprintf(text, cap, "connections: {db: postgresql://h/d}\ntasks:\n");
   for (size_t i = 0; i < n; i++) {
     if (mode == MANY_NO_TO) {
-      len += (size_t)snprintf(text + len, cap - len, "  - {name: t%zu, from: db, query: SELECT %zu}\n",
-                              i, i);
+      len += (size_t)snprintf(text + len, cap - len,
+                              "  - {name: t%zu, from: db, query: SELECT %zu}\n", i, i);
     } else if (mode == MANY_SAME_TO) {
       len += (size_t)snprintf(text + len, cap - len,
                               "  - {name: t%zu, from: db, query: SELECT %zu, to: u.csv}\n", i, i);
