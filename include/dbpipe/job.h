@@ -13,6 +13,9 @@
  *       query: SELECT * FROM orders
  *       to: out/{name}-{date}.csv.gz
  *
+ * `timeout:` and `idle_timeout:` take a duration; 0 or `none` means no
+ * limit. `to: -` (standard output) is refused: tasks run side by side.
+ *
  * Loading a job expands ${VAR} / ${VAR:-default} ($$ is a literal $) in
  * connection strings, queries, table names, output paths and the manifest
  * path; replaces the {name} and {date} templates in output and manifest
@@ -33,6 +36,7 @@
 #include <time.h>
 
 #include "common.h"
+#include "db.h"
 #include "export.h"
 
 #ifdef __cplusplus
@@ -84,6 +88,10 @@ typedef struct dbp_job_task {
   bool crlf;
   uint64_t max_rows, max_bytes; /* split limits; 0 = never split */
   int64_t timeout_ms;           /* per attempt; DBP_JOB_NO_TIMEOUT = none */
+  int64_t idle_timeout_ms;      /* longest wait for the server to send or take a byte
+                                 * while the statement runs (dbp_conn_set_io_timeout);
+                                 * default DBP_DEFAULT_IO_TIMEOUT_MS; DBP_JOB_NO_TIMEOUT =
+                                 * none */
   int retries;                  /* extra attempts for retryable errors */
   int64_t retry_backoff_ms;     /* first delay; doubles each retry */
   int line, column;             /* where the task starts */

@@ -32,6 +32,22 @@ void cli_str_printf(cli_str *s, const char *fmt, ...) __attribute__((format(prin
  * replaced by U+FFFD). NULL appends null. */
 void cli_str_json(cli_str *s, const char *p);
 void cli_str_free(cli_str *s);
+/* Appends `p` with every control character made visible (\n, \r, \t, \e,
+ * \xNN, and the C1 controls U+0080..U+009F as \xc2\xNN), so that text from
+ * users and servers can neither start a new log line nor drive a
+ * terminal. */
+void cli_str_escaped(cli_str *s, const char *p);
+/* Prints one line to stderr: the formatted text with control characters
+ * escaped (see cli_str_escaped), then a newline. */
+void cli_errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same on stdout. */
+void cli_outf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* `arg` as it may be shown: redacted when it looks like a URL (a DSN given
+ * in the wrong place must not print its password). buf holds the copy. */
+const char *cli_safe_arg(const char *arg, char *buf, size_t len);
+/* Overwrites, in place, the password of a DSN argument (user:PASSWORD@ and
+ * ?password=) with '*', so that it leaves /proc/PID/cmdline and ps. */
+void cli_scrub_dsn_arg(char *arg);
 
 /* "1,234,567" */
 const char *cli_fmt_count(uint64_t n, char *buf, size_t len);
@@ -164,10 +180,11 @@ typedef struct cli_run {
   bool interrupted;
   int signals;
   bool tasks_spawned, tasks_joined;
-  unsigned handles; /* initialised: 1 sigint, 2 sigterm, 4 timer */
+  unsigned handles; /* initialised: bit i for sigs[i], bit 4 for the timer */
   bool use_progress;
   cli_progress progress;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigs[4];  /* SIGINT, SIGTERM, SIGHUP, SIGQUIT */
+  bool manifest_failed; /* the manifest could not be written */
   uv_timer_t timer;
   struct timespec started, finished; /* wall clock */
   uint64_t started_ms;               /* loop clock */

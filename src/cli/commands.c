@@ -46,7 +46,9 @@ static int next_arg(cli_args *a, const char **val) {
   }
   if (strcmp(s, "-h") == 0) s = "--help";
   if (s[1] != '-') {
-    fprintf(stderr, "dbpipe %s: unknown option '%s' (see dbpipe help %s)\n", a->cmd, s, a->cmd);
+    char rb[1024];
+    cli_errf("dbpipe %s: unknown option '%s' (see dbpipe help %s)", a->cmd,
+             cli_safe_arg(s, rb, sizeof rb), a->cmd);
     return ARG_ERROR;
   }
   const char *name = s + 2, *eq = strchr(name, '=');
@@ -71,13 +73,15 @@ static int next_arg(cli_args *a, const char **val) {
     }
     return k;
   }
-  fprintf(stderr, "dbpipe %s: unknown option '--%.*s' (see dbpipe help %s)\n", a->cmd, (int)nlen,
-          name, a->cmd);
+  cli_errf("dbpipe %s: unknown option '--%.*s' (see dbpipe help %s)", a->cmd, (int)nlen, name,
+           a->cmd);
   return ARG_ERROR;
 }
 
 static int bad_value(const char *cmd, const char *opt, const char *val, const char *expect) {
-  fprintf(stderr, "dbpipe %s: --%s: expected %s, got '%s'\n", cmd, opt, expect, val);
+  char rb[1024];
+  cli_errf("dbpipe %s: --%s: expected %s, got '%s'", cmd, opt, expect,
+           cli_safe_arg(val, rb, sizeof rb));
   return CLI_USAGE;
 }
 
@@ -101,6 +105,7 @@ static bool want_progress(const cli_log *log) {
 
 enum {
   E_FROM,
+  E_FROM_ENV,
   E_QUERY,
   E_TABLE,
   E_TO,
@@ -114,6 +119,7 @@ enum {
   E_MAX_ROWS,
   E_MAX_BYTES,
   E_TIMEOUT,
+  E_IDLE_TIMEOUT,
   E_RETRIES,
   E_POOL,
   E_MANIFEST,
@@ -123,6 +129,7 @@ enum {
 };
 
 static const cli_opt export_opts[] = {[E_FROM] = {"from", true},
+                                      [E_FROM_ENV] = {"from-env", true},
                                       [E_QUERY] = {"query", true},
                                       [E_TABLE] = {"table", true},
                                       [E_TO] = {"to", true},
@@ -136,6 +143,7 @@ static const cli_opt export_opts[] = {[E_FROM] = {"from", true},
                                       [E_MAX_ROWS] = {"max-rows", true},
                                       [E_MAX_BYTES] = {"max-bytes", true},
                                       [E_TIMEOUT] = {"timeout", true},
+                                      [E_IDLE_TIMEOUT] = {"idle-timeout", true},
                                       [E_RETRIES] = {"retries", true},
                                       [E_POOL] = {"pool", true},
                                       [E_MANIFEST] = {"manifest", true},
@@ -144,40 +152,74 @@ static const cli_opt export_opts[] = {[E_FROM] = {"from", true},
                                       [E_HELP] = {"help", false},
                                       {NULL, false}};
 
+/* Exports one query: parses and checks every option (exit code 2 before
+ * anything runs), scrubs the password out of the process's arguments and
+ * hands one task to the runner. */
 int cli_cmd_export(int argc, char **argv) {
   cli_args a = {.argc = argc, .argv = argv, .i = 0, .cmd = "export", .opts = export_opts};
   const char *v[E_HELP + 1] = {0};
   bool flags[E_HELP + 1] = {0};
   cli_log log = {.out = stderr};
+  char *from = NULL; /* our copy of the DSN: the argument itself is scrubbed */
+  int code = CLI_USAGE;
   const char *val;
   int k;
   while ((k = next_arg(&a, &val)) != ARG_END) {
-    if (k == ARG_ERROR) return CLI_USAGE;
+    if (k == ARG_ERROR) goto out;
     if (k == ARG_POSITIONAL) {
-      fprintf(stderr, "dbpipe export: unexpected argument '%s' (see dbpipe help export)\n", val);
-      return CLI_USAGE;
+      char rb[1024];
+      cli_errf("dbpipe export: unexpected argument '%s' (see dbpipe help export)",
+               cli_safe_arg(val, rb, sizeof rb));
+      goto out;
     }
     if (k == E_HELP) {
       cli_help(stdout, "export");
-      return CLI_OK;
+      code = CLI_OK;
+      goto out;
     }
     if (export_opts[k].arg && v[k] != NULL) {
-      fprintf(stderr, "dbpipe export: --%s given twice\n", export_opts[k].name);
-      return CLI_USAGE;
+      cli_errf("dbpipe export: --%s given twice", export_opts[k].name);
+      goto out;
+    }
+    if (k == E_FROM) {
+      /* Like the mariadb client: keep a copy, then overwrite the password
+       * in argv so that ps and /proc/PID/cmdline never show it. */
+      from = strdup(val);
+      if (from == NULL) {
+        code = CLI_FAILED;
+        goto out;
+      }
+      cli_scrub_dsn_arg((char *)val);
+      val = from;
     }
     v[k] = val;
     flags[k] = true;
   }
+  if (v[E_FROM] != NULL && v[E_FROM_ENV] != NULL) {
+    cli_errf("dbpipe export: give --from or --from-env, not both");
+    goto out;
+  }
+  if (v[E_FROM_ENV] != NULL) {
+    const char *env = getenv(v[E_FROM_ENV]);
+    if (*v[E_FROM_ENV] == '\0' || env == NULL || *env == '\0') {
+      cli_errf("dbpipe export: --from-env %s: the environment variable %s is %s", v[E_FROM_ENV],
+               v[E_FROM_ENV], env == NULL ? "not set" : "empty");
+      goto out;
+    }
+    from = strdup(env);
+    if (from == NULL) {
+      code = CLI_FAILED;
+      goto out;
+    }
+    v[E_FROM] = from;
+  }
   if (v[E_FROM] == NULL || v[E_TO] == NULL || (v[E_QUERY] == NULL) == (v[E_TABLE] == NULL)) {
-    fprintf(stderr, "dbpipe export: %s\n",
-            v[E_FROM] == NULL    ? "--from DSN is required"
-            : v[E_TO] == NULL    ? "--to PATH is required"
-            : v[E_QUERY] != NULL ? "give --query or --table, not both"
-                                 : "--query SQL or --table NAME is required");
-    fprintf(stderr,
-            "usage: dbpipe export --from DSN (--query SQL | --table NAME) --to PATH "
-            "[options]\n");
-    return CLI_USAGE;
+    cli_errf("dbpipe export: %s", v[E_FROM] == NULL ? "--from DSN (or --from-env VAR) is required"
+                                  : v[E_TO] == NULL ? "--to PATH is required"
+                                  : v[E_QUERY] != NULL ? "give --query or --table, not both"
+                                                       : "--query SQL or --table NAME is required");
+    cli_errf("usage: dbpipe export --from DSN (--query SQL | --table NAME) --to PATH [options]");
+    goto out;
   }
 
   dbp_job_task t = {.name = (char *)(v[E_TABLE] ? v[E_TABLE] : "export"),
@@ -188,115 +230,163 @@ int cli_cmd_export(int argc, char **argv) {
                     .crlf = flags[E_CRLF],
                     .null_string = (char *)v[E_NULL],
                     .timeout_ms = DBP_JOB_NO_TIMEOUT,
+                    .idle_timeout_ms = DBP_DEFAULT_IO_TIMEOUT_MS,
                     .retry_backoff_ms = DBP_JOB_DEFAULT_BACKOFF_MS};
   uint64_t u;
   int64_t i64;
-  if (*t.path == '\0') return bad_value("export", "to", "", "a file name");
-  if (v[E_QUERY] != NULL && *v[E_QUERY] == '\0')
-    return bad_value("export", "query", "", "an SQL query");
-  if (v[E_TABLE] != NULL && *v[E_TABLE] == '\0')
-    return bad_value("export", "table", "", "a table name");
+  bool to_stdout = strcmp(t.path, "-") == 0;
+  if (*t.path == '\0') {
+    code = bad_value("export", "to", "", "a file name, or - for standard output");
+    goto out;
+  }
+  if (v[E_QUERY] != NULL && *v[E_QUERY] == '\0') {
+    code = bad_value("export", "query", "", "an SQL query");
+    goto out;
+  }
+  if (v[E_TABLE] != NULL && *v[E_TABLE] == '\0') {
+    code = bad_value("export", "table", "", "a table name");
+    goto out;
+  }
 
-  dbp_format pf;
-  dbp_compression pc;
-  dbp_format_detect(t.path, &pf, &pc);
-  t.format = pf != DBP_FMT_AUTO ? pf : DBP_FMT_CSV;
-  t.compression = pc != DBP_COMP_AUTO ? pc : DBP_COMP_NONE;
-  if (v[E_FORMAT] != NULL) {
-    dbp_format f;
-    if (dbp_format_parse(v[E_FORMAT], &f) != 0 || f == DBP_FMT_AUTO)
-      return bad_value("export", "format", v[E_FORMAT], "csv, tsv or jsonl");
-    if (pf != DBP_FMT_AUTO && f != pf) {
-      fprintf(stderr,
-              "dbpipe export: --format %s does not match the file name '%s' (which says %s)\n",
-              dbp_format_name(f), t.path, dbp_format_name(pf));
-      return CLI_USAGE;
-    }
-    t.format = f;
+  /* Format and compression: the same rules as a job file's. */
+  dbp_format want_f = DBP_FMT_AUTO;
+  dbp_compression want_c = DBP_COMP_AUTO;
+  if (v[E_FORMAT] != NULL &&
+      (dbp_format_parse(v[E_FORMAT], &want_f) != 0 || want_f == DBP_FMT_AUTO)) {
+    code = bad_value("export", "format", v[E_FORMAT], "csv, tsv or jsonl");
+    goto out;
   }
-  if (v[E_COMPRESSION] != NULL) {
-    dbp_compression c;
-    if (dbp_compression_parse(v[E_COMPRESSION], &c) != 0 || c == DBP_COMP_AUTO)
-      return bad_value("export", "compression", v[E_COMPRESSION], "none, gzip or zstd");
-    if (c != t.compression) {
-      fprintf(stderr, "dbpipe export: --compression %s does not match the file name '%s' (%s)\n",
-              dbp_compression_name(c), t.path,
-              c == DBP_COMP_NONE   ? "remove the .gz or .zst ending"
-              : c == DBP_COMP_GZIP ? "end it in .gz"
-                                   : "end it in .zst");
-      return CLI_USAGE;
-    }
+  if (v[E_COMPRESSION] != NULL &&
+      (dbp_compression_parse(v[E_COMPRESSION], &want_c) != 0 || want_c == DBP_COMP_AUTO)) {
+    code = bad_value("export", "compression", v[E_COMPRESSION], "none, gzip or zstd");
+    goto out;
   }
+  char why[700], cwhy[400];
+  int bad = dbp__job_output_format(t.path, want_f, "", want_c, "", &t.format, &t.compression, why,
+                                   cwhy, sizeof cwhy);
+  if (bad & DBP__OUT_BAD_COMPRESSION) cli_errf("dbpipe export: --compression: %s", cwhy);
+  if (bad & DBP__OUT_BAD_FORMAT) cli_errf("dbpipe export: --format: %s", why);
+  if (bad & DBP__OUT_UNKNOWN_ENDING)
+    cli_errf("dbpipe export: --to: %s with --format csv, tsv or jsonl", why);
+  if (bad != 0) goto out;
   if (v[E_LEVEL] != NULL) {
     int64_t max = t.compression == DBP_COMP_GZIP ? 9 : 22;
     if (t.compression == DBP_COMP_NONE) {
-      fprintf(stderr, "dbpipe export: --level needs compression (a .gz or .zst file name)\n");
-      return CLI_USAGE;
+      cli_errf("dbpipe export: --level needs compression (a .gz or .zst file name%s)",
+               to_stdout ? ", or --compression with --to -" : "");
+      goto out;
     }
-    if (dbp__parse_int(v[E_LEVEL], 1, max, &i64) != 0)
-      return bad_value("export", "level", v[E_LEVEL],
+    if (dbp__parse_int(v[E_LEVEL], 1, max, &i64) != 0) {
+      code = bad_value("export", "level", v[E_LEVEL],
                        max == 9 ? "a gzip level from 1 to 9" : "a zstd level from 1 to 22");
+      goto out;
+    }
     t.level = (int)i64;
   }
   if (v[E_DELIMITER] != NULL) {
     const char *d = v[E_DELIMITER];
     if (strcmp(d, "tab") == 0 || strcmp(d, "\\t") == 0) d = "\t";
     if (strlen(d) != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r' ||
-        (unsigned char)d[0] >= 0x80)
-      return bad_value("export", "delimiter", v[E_DELIMITER], "one ASCII character (or 'tab')");
+        (unsigned char)d[0] >= 0x80) {
+      code = bad_value("export", "delimiter", v[E_DELIMITER], "one ASCII character (or 'tab')");
+      goto out;
+    }
     t.delimiter = d[0];
   }
   if (t.format == DBP_FMT_JSONL && (v[E_DELIMITER] || v[E_NULL] || flags[E_NO_HEADER])) {
-    fprintf(stderr, "dbpipe export: --delimiter, --null and --no-header do not apply to jsonl\n");
-    return CLI_USAGE;
+    cli_errf("dbpipe export: --delimiter, --null and --no-header do not apply to jsonl");
+    goto out;
   }
   if (v[E_MAX_ROWS] != NULL) {
-    if (dbp__parse_uint(v[E_MAX_ROWS], UINT64_MAX, &u) != 0 || u == 0)
-      return bad_value("export", "max-rows", v[E_MAX_ROWS], "a positive number");
+    if (dbp__parse_uint(v[E_MAX_ROWS], UINT64_MAX, &u) != 0 || u == 0) {
+      code = bad_value("export", "max-rows", v[E_MAX_ROWS], "a positive number");
+      goto out;
+    }
     t.max_rows = u;
   }
   if (v[E_MAX_BYTES] != NULL) {
-    if (dbp_parse_size(v[E_MAX_BYTES], &u) != 0 || u == 0)
-      return bad_value("export", "max-bytes", v[E_MAX_BYTES], "a size like 500MB or 1GiB");
+    if (dbp_parse_size(v[E_MAX_BYTES], &u) != 0 || u == 0) {
+      code = bad_value("export", "max-bytes", v[E_MAX_BYTES], "a size like 500MB or 1GiB");
+      goto out;
+    }
     t.max_bytes = u;
   }
-  if (v[E_TIMEOUT] != NULL) {
-    if (dbp_parse_duration(v[E_TIMEOUT], &i64) != 0 || i64 == 0)
-      return bad_value("export", "timeout", v[E_TIMEOUT], "a duration like 500ms, 30s, 10m or 1h");
-    t.timeout_ms = i64;
+  if (to_stdout && (t.max_rows > 0 || t.max_bytes > 0)) {
+    cli_errf(
+        "dbpipe export: --max-rows and --max-bytes split into files; standard output "
+        "(--to -) is one stream");
+    goto out;
+  }
+  /* --timeout and --idle-timeout read like a job file's timeout: and
+   * idle_timeout: (one parser). */
+  if (v[E_TIMEOUT] != NULL && dbp__parse_time_limit(v[E_TIMEOUT], &t.timeout_ms) != 0) {
+    code = bad_value("export", "timeout", v[E_TIMEOUT], dbp__time_limit_syntax);
+    goto out;
+  }
+  if (v[E_IDLE_TIMEOUT] != NULL &&
+      dbp__parse_time_limit(v[E_IDLE_TIMEOUT], &t.idle_timeout_ms) != 0) {
+    code = bad_value("export", "idle-timeout", v[E_IDLE_TIMEOUT], dbp__time_limit_syntax);
+    goto out;
   }
   if (v[E_RETRIES] != NULL) {
-    if (dbp__parse_uint(v[E_RETRIES], 100, &u) != 0)
-      return bad_value("export", "retries", v[E_RETRIES], "a number from 0 to 100");
+    if (dbp__parse_uint(v[E_RETRIES], 100, &u) != 0) {
+      code = bad_value("export", "retries", v[E_RETRIES], "a number from 0 to 100");
+      goto out;
+    }
     t.retries = (int)u;
   }
   dbp_job_conn conn = {.name = "db", .pool = 1};
   if (v[E_POOL] != NULL) {
-    if (dbp__parse_uint(v[E_POOL], 1000, &u) != 0 || u == 0)
-      return bad_value("export", "pool", v[E_POOL], "a number from 1 to 1000");
+    if (dbp__parse_uint(v[E_POOL], 1000, &u) != 0 || u == 0) {
+      code = bad_value("export", "pool", v[E_POOL], "a number from 1 to 1000");
+      goto out;
+    }
     conn.pool = (size_t)u;
   }
-  if (v[E_LOG_FORMAT] != NULL && cli_parse_log_format(v[E_LOG_FORMAT], &log.format) != 0)
-    return bad_value("export", "log-format", v[E_LOG_FORMAT], "text or json");
-  if (v[E_MANIFEST] != NULL && *v[E_MANIFEST] == '\0')
-    return bad_value("export", "manifest", "", "a file name");
+  if (v[E_LOG_FORMAT] != NULL && cli_parse_log_format(v[E_LOG_FORMAT], &log.format) != 0) {
+    code = bad_value("export", "log-format", v[E_LOG_FORMAT], "text or json");
+    goto out;
+  }
+  if (v[E_MANIFEST] != NULL && (*v[E_MANIFEST] == '\0' || strcmp(v[E_MANIFEST], "-") == 0)) {
+    code = bad_value("export", "manifest", v[E_MANIFEST], "a file name");
+    goto out;
+  }
   if (v[E_MANIFEST] != NULL && strcmp(v[E_MANIFEST], t.path) == 0) {
-    fprintf(stderr, "dbpipe export: --manifest and --to name the same file\n");
-    return CLI_USAGE;
+    cli_errf("dbpipe export: --manifest and --to name the same file");
+    goto out;
+  }
+  /* Nothing but a file may stand where the output goes (checked, not
+   * created: a directory, a FIFO or /dev/stdout is refused). */
+  why[0] = '\0';
+  if (dbp_export_check_target(t.path, t.max_rows > 0 || t.max_bytes > 0, why, sizeof why) != 0) {
+    cli_errf("dbpipe export: --to %s", why[0] ? why : "cannot write the output file there");
+    goto out;
   }
   log.quiet = flags[E_QUIET];
 
-  /* The DSN last: its error message is the one most worth reading. */
+  /* The DSN last: its error message is the one most worth reading. Every
+   * message shows it redacted. */
+  const char *opt = v[E_FROM_ENV] != NULL ? "--from-env" : "--from";
   dbp_dsn dsn;
-  char ebuf[256] = "", rbuf[1024];
+  char ebuf[512] = "", rbuf[1024];
   if (dbp_dsn_parse(v[E_FROM], &dsn, ebuf, sizeof ebuf) != 0) {
-    fprintf(stderr, "dbpipe export: --from: bad connection string %s: %s\n",
-            dbp_dsn_redact(v[E_FROM], rbuf, sizeof rbuf),
-            ebuf[0] ? ebuf : "expected postgresql://... or mysql://...");
-    return CLI_USAGE;
+    cli_errf("dbpipe export: %s: bad connection string %s: %s", opt,
+             dbp_dsn_redact(v[E_FROM], rbuf, sizeof rbuf),
+             ebuf[0] ? ebuf : "expected postgresql://... or mysql://...");
+    goto out;
   }
   conn.kind = dsn.kind;
   dbp_dsn_free(&dsn);
+  ebuf[0] = '\0';
+  if (dbp_dsn_check(v[E_FROM], ebuf, sizeof ebuf) != 0) {
+    cli_errf("dbpipe export: %s: bad connection string: %s", opt,
+             ebuf[0] ? ebuf : dbp_dsn_redact(v[E_FROM], rbuf, sizeof rbuf));
+    goto out;
+  }
+  if (t.query != NULL && dbp_sql_check_single(conn.kind, t.query, ebuf, sizeof ebuf) != 0) {
+    cli_errf("dbpipe export: --query: %s", ebuf[0] ? ebuf : "give exactly one statement");
+    goto out;
+  }
   conn.dsn = (char *)v[E_FROM];
   conn.dsn_redacted = (char *)dbp_dsn_redact(v[E_FROM], rbuf, sizeof rbuf);
 
@@ -308,7 +398,13 @@ int cli_cmd_export(int argc, char **argv) {
                  .concurrency = 1,
                  .manifest = (char *)v[E_MANIFEST]};
   cli_run_options ro = {.log = &log, .progress = want_progress(&log), .command = "export"};
-  int code = cli_run_job(&job, NULL, &ro);
+  code = cli_run_job(&job, NULL, &ro);
+
+out:
+  if (from != NULL) {
+    memset(from, 0, strlen(from));
+    free(from);
+  }
   cli_log_free(&log);
   return code;
 }
@@ -338,19 +434,20 @@ static int load_job(const char *cmd, const char *path, const cli_log *log, dbp_j
       if (s.p != NULL) fputs(s.p, stderr);
       cli_str_free(&s);
     } else {
-      fprintf(stderr, "%s\n", dbp_job_diag_format(&diag, i, buf, sizeof buf));
+      cli_errf("%s", dbp_job_diag_format(&diag, i, buf, sizeof buf));
     }
   }
   if (rc == DBP_EJOB && (log == NULL || log->format == CLI_LOG_TEXT)) {
-    fprintf(stderr, "dbpipe %s: %zu problem%s in %s; nothing was run\n", cmd, diag.count,
-            diag.count == 1 ? "" : "s", path);
+    cli_errf("dbpipe %s: %zu problem%s in %s; nothing was run", cmd, diag.count,
+             diag.count == 1 ? "" : "s", path);
   }
   dbp_job_diag_free(&diag);
   return CLI_USAGE;
 }
 
-enum { R_CONCURRENCY, R_ONLY, R_QUIET, R_LOG_FORMAT, R_HELP };
+enum { R_CONCURRENCY, R_ONLY, R_IDLE_TIMEOUT, R_QUIET, R_LOG_FORMAT, R_HELP };
 static const cli_opt run_opts[] = {[R_CONCURRENCY] = {"concurrency", true},
+                                   [R_IDLE_TIMEOUT] = {"idle-timeout", true},
                                    [R_ONLY] = {"only", true},
                                    [R_QUIET] = {"quiet", false},
                                    [R_LOG_FORMAT] = {"log-format", true},
@@ -363,6 +460,8 @@ int cli_cmd_run(int argc, char **argv) {
   const char *path = NULL, *val;
   const char **only = calloc((size_t)argc + 1, sizeof *only);
   size_t nonly = 0, concurrency = 0;
+  int64_t idle_ms = 0;
+  bool idle_given = false;
   uint64_t u;
   int k, code = CLI_USAGE;
   dbp_job *job = NULL;
@@ -372,7 +471,9 @@ int cli_cmd_run(int argc, char **argv) {
     if (k == ARG_ERROR) goto out;
     if (k == ARG_POSITIONAL) {
       if (path != NULL) {
-        fprintf(stderr, "dbpipe run: one job file at a time ('%s' and '%s')\n", path, val);
+        char r1[1024], r2[1024];
+        cli_errf("dbpipe run: one job file at a time ('%s' and '%s')",
+                 cli_safe_arg(path, r1, sizeof r1), cli_safe_arg(val, r2, sizeof r2));
         goto out;
       }
       path = val;
@@ -388,6 +489,13 @@ int cli_cmd_run(int argc, char **argv) {
       concurrency = (size_t)u;
     } else if (k == R_ONLY) {
       only[nonly++] = val;
+    } else if (k == R_IDLE_TIMEOUT) {
+      /* The parser of the job file's idle_timeout: one syntax. */
+      if (dbp__parse_time_limit(val, &idle_ms) != 0) {
+        code = bad_value("run", "idle-timeout", val, dbp__time_limit_syntax);
+        goto out;
+      }
+      idle_given = true;
     } else if (k == R_QUIET) {
       log.quiet = true;
     } else if (k == R_LOG_FORMAT) {
@@ -402,6 +510,8 @@ int cli_cmd_run(int argc, char **argv) {
     goto out;
   }
   if (load_job("run", path, &log, &job) != 0) goto out;
+  /* The command line wins over the job file, for every task. */
+  for (size_t i = 0; idle_given && i < job->ntasks; i++) job->tasks[i].idle_timeout_ms = idle_ms;
 
   if (nonly > 0) {
     selected = calloc(job->ntasks, sizeof *selected);
@@ -417,8 +527,8 @@ int cli_cmd_run(int argc, char **argv) {
         for (size_t j = 0; j < job->ntasks; j++) {
           cli_str_printf(&names, "%s%s", j ? ", " : "", job->tasks[j].name);
         }
-        fprintf(stderr, "dbpipe run: --only %s: %s has no such task (tasks: %s)\n", only[i], path,
-                names.p ? names.p : "");
+        cli_errf("dbpipe run: --only %s: %s has no such task (tasks: %s)", only[i], path,
+                 names.p ? names.p : "");
         cli_str_free(&names);
         bad = true;
         continue;
@@ -453,7 +563,9 @@ int cli_cmd_check(int argc, char **argv) {
       return CLI_OK;
     }
     if (path != NULL) {
-      fprintf(stderr, "dbpipe check: one job file at a time ('%s' and '%s')\n", path, val);
+      char r1[1024], r2[1024];
+      cli_errf("dbpipe check: one job file at a time ('%s' and '%s')",
+               cli_safe_arg(path, r1, sizeof r1), cli_safe_arg(val, r2, sizeof r2));
       return CLI_USAGE;
     }
     path = val;
@@ -464,19 +576,20 @@ int cli_cmd_check(int argc, char **argv) {
   }
   dbp_job *job;
   if (load_job("check", path, NULL, &job) != 0) return CLI_USAGE;
-  printf("%s: ok: %zu task%s, %zu connection%s, concurrency %zu\n", path, job->ntasks,
-         job->ntasks == 1 ? "" : "s", job->nconns, job->nconns == 1 ? "" : "s", job->concurrency);
+  /* Names, paths and DSNs come from the file: shown, never obeyed. */
+  cli_outf("%s: ok: %zu task%s, %zu connection%s, concurrency %zu", path, job->ntasks,
+           job->ntasks == 1 ? "" : "s", job->nconns, job->nconns == 1 ? "" : "s", job->concurrency);
   for (size_t i = 0; i < job->nconns; i++) {
-    printf("  connection %s: %s\n", job->conns[i].name, job->conns[i].dsn_redacted);
+    cli_outf("  connection %s: %s", job->conns[i].name, job->conns[i].dsn_redacted);
   }
   for (size_t i = 0; i < job->ntasks; i++) {
     const dbp_job_task *t = &job->tasks[i];
-    printf("  task %s: %s %s -> %s (%s%s%s)\n", t->name, job->conns[t->conn].name,
-           t->table ? t->table : "query", t->path, dbp_format_name(t->format),
-           t->compression != DBP_COMP_NONE ? ", " : "",
-           t->compression != DBP_COMP_NONE ? dbp_compression_name(t->compression) : "");
+    cli_outf("  task %s: %s %s -> %s (%s%s%s)", t->name, job->conns[t->conn].name,
+             t->table ? t->table : "query", t->path, dbp_format_name(t->format),
+             t->compression != DBP_COMP_NONE ? ", " : "",
+             t->compression != DBP_COMP_NONE ? dbp_compression_name(t->compression) : "");
   }
-  printf("  manifest: %s\n", job->manifest ? job->manifest : "none");
+  cli_outf("  manifest: %s", job->manifest ? job->manifest : "none");
   dbp_job_free(job);
   return CLI_OK;
 }

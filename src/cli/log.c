@@ -101,12 +101,18 @@ void cli_log_event(cli_log *log, cli_level level, const char *event, const char 
     }
     cli_str_puts(&line, "}\n");
   } else {
+    /* User input (task names, paths, SQL) and server messages reach these
+     * lines: their control characters are shown, never obeyed. */
     cli_str_puts(&line, "dbpipe: ");
     if (task == NULL && strcmp(event, "error") == 0) cli_str_puts(&line, "error: ");
-    if (task != NULL) cli_str_printf(&line, "%s: ", task);
-    cli_str_puts(&line, text);
+    if (task != NULL) {
+      cli_str_escaped(&line, task);
+      cli_str_puts(&line, ": ");
+    }
+    cli_str_escaped(&line, text);
     cli_str_puts(&line, "\n");
   }
+  cli_log_scrub(log, &line);
   if (line.p != NULL) {
     if (log->progress != NULL) cli_progress_clear(log->progress);
     fputs(line.p, log->out);

@@ -32,7 +32,11 @@ static void term_size(int fd, int *cols, int *rows) {
 
 /* Appends `line` cut to the terminal's width (so it never wraps, which
  * would break the line count), erasing what was there. */
-static void add_line(cli_str *frame, const char *line, int cols) {
+static void add_line(cli_str *frame, const char *raw, int cols) {
+  /* Task and connection names come from users: shown, never obeyed. */
+  cli_str esc = {0};
+  cli_str_escaped(&esc, raw);
+  const char *line = esc.p != NULL ? esc.p : "";
   size_t width = 0, n = 0;
   while (line[n] != '\0' && width + 1 < (size_t)cols) {
     if (((unsigned char)line[n] & 0xC0) != 0x80) width++;
@@ -41,6 +45,7 @@ static void add_line(cli_str *frame, const char *line, int cols) {
   while (((unsigned char)line[n] & 0xC0) == 0x80) n++; /* finish a UTF-8 sequence */
   cli_str_add(frame, line, n);
   cli_str_puts(frame, "\x1b[K\n");
+  cli_str_free(&esc);
 }
 
 void cli_progress_sample(cli_run *run) {

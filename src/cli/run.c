@@ -1,6 +1,7 @@
 /* Running a job: every task a coroutine on one runtime, at most
  * `concurrency` at once, one pool per database, retries with backoff, and
  * SIGINT/SIGTERM cancelling everything cleanly. */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,10 +37,11 @@ const char *cli_task_state_name(cli_task_state s) {
   return "?";
 }
 
-/* Worth another attempt: what the driver calls retryable, plus a server
- * that could not be reached (it may be restarting). */
+/* Worth another attempt: what the driver calls retryable (a refused or
+ * lost connection, a deadlock, ...; never a bad password or an unknown
+ * database), and a server with too many connections. */
 static bool retryable(const dbp_dberr *e, int rc) {
-  return e->retryable || rc == DBP_ECONNECT || rc == DBP_ECONNLOST;
+  return e->retryable || rc == DBP_ETOOMANY || e->code == DBP_ETOOMANY;
 }
 
 /* The statement a task runs; malloc'd, NULL when out of memory. */
@@ -58,7 +60,8 @@ static char *task_sql(const cli_task *t) {
 static void describe_error(cli_task *t, int rc, const dbp_dberr *e, const char *context) {
   char buf[700];
   cli_str s = {0};
-  if (rc == DBP_ETIMEDOUT && t->jt->timeout_ms != DBP_JOB_NO_TIMEOUT) {
+  bool idle = e != NULL && strstr(e->message, "idle") != NULL;
+  if (rc == DBP_ETIMEDOUT && t->jt->timeout_ms != DBP_JOB_NO_TIMEOUT && !idle) {
     char d[32];
     cli_str_printf(&s, "timed out after %s",
                    cli_fmt_duration((uint64_t)t->jt->timeout_ms, d, sizeof d));
@@ -80,6 +83,7 @@ static void describe_error(cli_task *t, int rc, const dbp_dberr *e, const char *
 
 /* Waits: creates the directory that will hold `path`. */
 static int make_parent(dbp_rt *rt, const char *path, char *why, size_t len) {
+  if (strcmp(path, "-") == 0) return 0; /* standard output */
   const char *slash = strrchr(path, '/');
   if (slash == NULL || slash == path) return 0;
   char *dir = strndup(path, (size_t)(slash - path));
@@ -116,6 +120,9 @@ static int attempt(cli_task *t, const char *sql, dbp_dberr *err) {
     describe_error(t, rc, err, rc == DBP_ECANCELED ? NULL : context);
     return rc;
   }
+  /* The no-progress limit is the task's, whoever used the connection before. */
+  dbp_conn_set_io_timeout(
+      c, jt->idle_timeout_ms == DBP_JOB_NO_TIMEOUT ? DBP_FOREVER : jt->idle_timeout_ms);
   rc = make_parent(run->rt, jt->path, context, sizeof context);
   if (rc != 0) {
     dbp_pool_release(pool, c);
@@ -159,7 +166,8 @@ static void log_started(cli_task *t) {
   cli_str_json(&f, jc->name);
   cli_str_puts(&f, ",\"path\":");
   cli_str_json(&f, t->jt->path);
-  cli_str_printf(&text, "started (from %s to %s)", jc->name, cli_display_path(t->jt->path));
+  cli_str_printf(&text, "started (from %s to %s)", jc->name,
+                 strcmp(t->jt->path, "-") == 0 ? "standard output" : cli_display_path(t->jt->path));
   cli_log_event(t->run->log, CLI_INFO, "task_started", t->jt->name, text.p, f.p);
   cli_str_free(&f);
   cli_str_free(&text);
@@ -290,6 +298,7 @@ static void close_handle(uv_handle_t *h) {
 }
 
 static void stop_handles(cli_run *run);
+static void write_manifest(cli_run *run, int rc);
 
 /* The coroutine that owns the run: pools, the slot semaphore, the tasks. */
 static int run_main(void *arg, void **result) {
@@ -361,22 +370,94 @@ static int run_main(void *arg, void **result) {
   free(cos);
   free(errs);
 
+  write_manifest(run, rc);
   stop_handles(run);
   return rc;
 }
 
-/* SIGINT/SIGTERM, on the loop: the first cancels every task (each export
- * cancels its statement on the server and removes its .part file, and the
- * run then ends normally with status interrupted); the second exits at
- * once. */
+static const int run_signals[4] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static const char *signal_name(int signum) {
+  return signum == SIGINT    ? "SIGINT"
+         : signum == SIGTERM ? "SIGTERM"
+         : signum == SIGHUP  ? "SIGHUP"
+                             : "SIGQUIT";
+}
+
+/* True when the directory entry `name` is a temporary file of an export to
+ * the file called `base` (split: into numbered parts of it): a name that
+ * starts with the target's name (or the part names' common stem), perhaps
+ * after a '.', and ends in ".part". */
+static bool is_temp_of(const char *name, const char *base, bool split) {
+  size_t n = strlen(name);
+  if (n < 5 || strcmp(name + n - 5, ".part") != 0 || strcmp(name, base) == 0) return false;
+  char prefix[1024];
+  snprintf(prefix, sizeof prefix, "%s", base);
+  if (split) {
+    /* "out.csv.gz" has parts "out-00001.csv.gz", ...: their stem is "out-". */
+    size_t len = strlen(prefix);
+    if (len > 3 && strcmp(prefix + len - 3, ".gz") == 0) prefix[len -= 3] = '\0';
+    if (len > 4 && strcmp(prefix + len - 4, ".zst") == 0) prefix[len -= 4] = '\0';
+    char *dot = strrchr(prefix, '.');
+    if (dot != NULL && dot != prefix) *dot = '\0';
+    strncat(prefix, "-", sizeof prefix - strlen(prefix) - 1);
+  }
+  size_t pl = strlen(prefix);
+  if (name[0] == '.' && prefix[0] != '.') name++;
+  return strncmp(name, prefix, pl) == 0;
+}
+
+/* Removes the temporary files of every task that has not finished (used
+ * when the process must exit before the exports clean up themselves). */
+static void remove_temp_files(cli_run *run) {
+  for (size_t i = 0; i < run->ntasks; i++) {
+    const cli_task *t = &run->tasks[i];
+    const char *path = t->jt->path;
+    if (t->state == CLI_T_DONE || strcmp(path, "-") == 0) continue;
+    char *dir = strdup(path);
+    if (dir == NULL) continue;
+    char *slash = strrchr(dir, '/');
+    const char *base = slash != NULL ? slash + 1 : dir;
+    const char *dname = ".";
+    if (slash == dir) {
+      dname = "/";
+    } else if (slash != NULL) {
+      *slash = '\0';
+      dname = dir;
+    }
+    bool split = t->jt->max_rows > 0 || t->jt->max_bytes > 0;
+    DIR *d = opendir(dname);
+    if (d != NULL) {
+      struct dirent *e;
+      while ((e = readdir(d)) != NULL) {
+        if (!is_temp_of(e->d_name, base, split)) continue;
+        char full[4096];
+        snprintf(full, sizeof full, "%s/%s", dname, e->d_name);
+        unlink(full);
+      }
+      closedir(d);
+    }
+    free(dir);
+  }
+}
+
+/* SIGINT, SIGTERM, SIGHUP and SIGQUIT, on the loop: the first cancels
+ * every task (each export cancels its statement on the server and removes
+ * its temporary files, and the run then ends normally with status
+ * interrupted); the second exits at once, without waiting for the servers,
+ * but after removing the temporary files itself. */
 static void on_signal(uv_signal_t *h, int signum) {
   cli_run *run = h->data;
-  const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+  const char *name = signal_name(signum);
   if (++run->signals > 1) {
     /* Again: the user does not want to wait for a clean stop. */
     if (run->use_progress) cli_progress_finish(&run->progress);
     run->log->progress = NULL;
-    cli_log_msg(run->log, CLI_WARN, "exit", "%s again: exiting at once", name);
+    remove_temp_files(run);
+    cli_log_msg(run->log, CLI_WARN, "exit",
+                "%s again: exiting at once (temporary files removed; queries may still run "
+                "on the servers until they notice)",
+                name);
     _exit(CLI_INTERRUPTED);
   }
   run->interrupted = true;
@@ -402,22 +483,23 @@ static void on_timer(uv_timer_t *h) {
   cli_progress_draw(&run->progress);
 }
 
+#define TIMER_HANDLE (1u << 4)
+
 /* Sets up signals and the display timer on the runtime's loop. Handles
  * that were initialised are flagged in run->handles for the clean-up. */
 static int start_handles(cli_run *run) {
   uv_loop_t *loop = dbp_rt_loop(run->rt);
-  int rc = uv_signal_init(loop, &run->sigint);
-  if (rc != 0) return dbp_err_from_errno(rc);
-  run->handles |= 1;
-  rc = uv_signal_init(loop, &run->sigterm);
-  if (rc != 0) return dbp_err_from_errno(rc);
-  run->handles |= 2;
-  run->sigint.data = run->sigterm.data = run;
-  rc = uv_signal_start(&run->sigint, on_signal, SIGINT);
-  if (rc == 0) rc = uv_signal_start(&run->sigterm, on_signal, SIGTERM);
+  int rc = 0;
+  for (unsigned i = 0; rc == 0 && i < 4; i++) {
+    rc = uv_signal_init(loop, &run->sigs[i]);
+    if (rc != 0) break;
+    run->handles |= 1u << i;
+    run->sigs[i].data = run;
+    rc = uv_signal_start(&run->sigs[i], on_signal, run_signals[i]);
+  }
   if (rc == 0 && run->use_progress) {
     rc = uv_timer_init(loop, &run->timer);
-    if (rc == 0) run->handles |= 4;
+    if (rc == 0) run->handles |= TIMER_HANDLE;
     run->timer.data = run;
     if (rc == 0) rc = uv_timer_start(&run->timer, on_timer, PROGRESS_MS, PROGRESS_MS);
   }
@@ -427,19 +509,39 @@ static int start_handles(cli_run *run) {
 /* Closes the handles start_handles set up; their memory is free once the
  * loop has run the close callbacks. */
 static void stop_handles(cli_run *run) {
-  if (run->handles & 1) {
-    uv_signal_stop(&run->sigint);
-    close_handle((uv_handle_t *)&run->sigint);
+  for (unsigned i = 0; i < 4; i++) {
+    if (!(run->handles & (1u << i))) continue;
+    uv_signal_stop(&run->sigs[i]);
+    close_handle((uv_handle_t *)&run->sigs[i]);
   }
-  if (run->handles & 2) {
-    uv_signal_stop(&run->sigterm);
-    close_handle((uv_handle_t *)&run->sigterm);
-  }
-  if (run->handles & 4) {
+  if (run->handles & TIMER_HANDLE) {
     uv_timer_stop(&run->timer);
     close_handle((uv_handle_t *)&run->timer);
   }
   run->handles = 0;
+}
+
+/* The run's status from its tasks: "interrupted", "failed" or "ok". */
+static const char *run_status(const cli_run *run, int rc) {
+  if (run->interrupted) return "interrupted";
+  bool failed = rc != 0;
+  for (size_t i = 0; i < run->ntasks; i++) failed |= run->tasks[i].state != CLI_T_DONE;
+  return failed ? "failed" : "ok";
+}
+
+/* Waits: writes the manifest (if the job names one) from the run's
+ * coroutine, once every task has ended. A failure is logged and makes the
+ * run fail. */
+static void write_manifest(cli_run *run, int rc) {
+  if (run->job->manifest == NULL) return;
+  clock_gettime(CLOCK_REALTIME, &run->finished);
+  char why[512] = "";
+  int m = cli_manifest_write(run->job->manifest, run, run_status(run, rc), why, sizeof why);
+  if (m != 0) {
+    run->manifest_failed = true;
+    cli_log_msg(run->log, CLI_ERROR, "error", "cannot write the manifest %s: %s",
+                run->job->manifest, why[0] ? why : dbp_strerror(m));
+  }
 }
 
 static void log_run_finished(cli_run *run, const char *status, int code) {
@@ -470,7 +572,7 @@ static void log_run_finished(cli_run *run, const char *status, int code) {
                  "\"rows\":%llu,\"bytes\":%llu,\"duration_ms\":%llu,\"exit_code\":%d",
                  run->ntasks, ok, failed, interrupted, (unsigned long long)rows,
                  (unsigned long long)bytes, (unsigned long long)ms, code);
-  if (run->job->manifest != NULL) {
+  if (run->job->manifest != NULL && !run->manifest_failed) {
     cli_str_puts(&f, ",\"manifest\":");
     cli_str_json(&f, run->job->manifest);
   }
@@ -543,21 +645,11 @@ int cli_run_job(dbp_job *job, const bool *selected, const cli_run_options *opts)
   clock_gettime(CLOCK_REALTIME, &run.finished);
   dbp_rt_free(run.rt);
 
-  bool failed = rc != 0;
-  for (size_t i = 0; i < run.ntasks; i++) failed |= run.tasks[i].state != CLI_T_DONE;
-  code = run.interrupted ? CLI_INTERRUPTED : failed ? CLI_FAILED : CLI_OK;
-  const char *status = code == CLI_INTERRUPTED ? "interrupted"
-                       : code == CLI_FAILED    ? "failed"
-                                               : "ok";
-  if (job->manifest != NULL) {
-    char why[512];
-    int m = cli_manifest_write(job->manifest, &run, status, why, sizeof why);
-    if (m != 0) {
-      cli_log_msg(run.log, CLI_ERROR, "error", "cannot write the manifest %s: %s", job->manifest,
-                  why);
-      if (code == CLI_OK) code = CLI_FAILED;
-    }
-  }
+  /* A run whose manifest is missing has not done what it was asked. */
+  const char *status = run.manifest_failed && !run.interrupted ? "failed" : run_status(&run, rc);
+  code = strcmp(status, "interrupted") == 0 ? CLI_INTERRUPTED
+         : strcmp(status, "failed") == 0    ? CLI_FAILED
+                                            : CLI_OK;
   log_run_finished(&run, status, code);
 
 done:

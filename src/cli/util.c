@@ -192,3 +192,82 @@ const char *cli_display_path(const char *path) {
   if (len > 1 && strncmp(path, cwd, len) == 0 && path[len] == '/') return path + len + 1;
   return path;
 }
+
+void cli_str_escaped(cli_str *s, const char *p) {
+  if (p == NULL) return;
+  const unsigned char *u = (const unsigned char *)p;
+  while (*u != '\0') {
+    unsigned char c = *u;
+    const char *esc = c == '\n'   ? "\\n"
+                      : c == '\r' ? "\\r"
+                      : c == '\t' ? "\\t"
+                      : c == 0x1B ? "\\e"
+                                  : NULL;
+    if (esc != NULL) {
+      cli_str_puts(s, esc);
+      u++;
+    } else if (c < 0x20 || c == 0x7F) {
+      cli_str_printf(s, "\\x%02x", c);
+      u++;
+    } else if (c == 0xC2 && u[1] >= 0x80 && u[1] <= 0x9F) {
+      /* U+0080..U+009F: C1 controls, which terminals obey like ESC [. */
+      cli_str_printf(s, "\\xc2\\x%02x", u[1]);
+      u += 2;
+    } else {
+      cli_str_add(s, (const char *)u, 1);
+      u++;
+    }
+  }
+}
+
+static void vline(FILE *f, const char *fmt, va_list ap) {
+  char buf[4096];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  cli_str s = {0};
+  cli_str_escaped(&s, buf);
+  cli_str_add(&s, "\n", 1);
+  if (s.p != NULL) fputs(s.p, f);
+  cli_str_free(&s);
+}
+
+void cli_errf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vline(stderr, fmt, ap);
+  va_end(ap);
+}
+
+void cli_outf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vline(stdout, fmt, ap);
+  va_end(ap);
+}
+
+const char *cli_safe_arg(const char *arg, char *buf, size_t len) {
+  /* Anything that looks like a URL is shown the way DSNs are. */
+  if (arg != NULL && strstr(arg, "://") != NULL) return dbp_dsn_redact(arg, buf, len);
+  return arg;
+}
+
+void cli_scrub_dsn_arg(char *arg) {
+  char *scheme = arg != NULL ? strstr(arg, "://") : NULL;
+  if (scheme == NULL) return;
+  char *auth = scheme + 3;
+  size_t alen = strcspn(auth, "/?#");
+  char *at = NULL;
+  for (size_t i = 0; i < alen; i++) {
+    if (auth[i] == '@') at = auth + i;
+  }
+  if (at != NULL) {
+    char *colon = memchr(auth, ':', (size_t)(at - auth));
+    if (colon != NULL) memset(colon + 1, '*', (size_t)(at - colon - 1));
+  }
+  /* A password given as a query parameter too. */
+  for (char *q = strchr(auth, '?'); q != NULL; q = strchr(q + 1, '&')) {
+    if (strncmp(q + 1, "password=", 9) == 0) {
+      char *v = q + 10;
+      memset(v, '*', strcspn(v, "&#"));
+    }
+  }
+}

@@ -3,11 +3,13 @@
 #include "dbpipe/job.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -39,6 +41,7 @@ enum {
   K_MAX_ROWS,
   K_MAX_BYTES,
   K_TIMEOUT,
+  K_IDLE_TIMEOUT,
   K_RETRIES,
   K_RETRY_BACKOFF,
   K_COUNT
@@ -63,6 +66,7 @@ static const struct {
     [K_MAX_ROWS] = {"max_rows", true},
     [K_MAX_BYTES] = {"max_bytes", true},
     [K_TIMEOUT] = {"timeout", true},
+    [K_IDLE_TIMEOUT] = {"idle_timeout", true},
     [K_RETRIES] = {"retries", true},
     [K_RETRY_BACKOFF] = {"retry_backoff", true},
 };
@@ -80,11 +84,76 @@ typedef struct tset {
   size_t conn;
   dbp_format format;
   dbp_compression compression;
-  int64_t level, retries, timeout_ms, backoff_ms;
+  int64_t level, retries, timeout_ms, idle_ms, backoff_ms;
   bool header, crlf;
   char delimiter;
   uint64_t max_rows, max_bytes;
 } tset;
+
+/* A hash set of strings owned elsewhere, each with a number: keeps finding
+ * duplicate task names and output paths linear in the number of tasks. */
+typedef struct strset {
+  const char **keys;
+  size_t *vals;
+  size_t cap, count; /* cap is 0 or a power of two */
+} strset;
+
+static uint64_t str_hash(const char *s) {
+  uint64_t h = 1469598103934665603u; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+  return h;
+}
+
+/* The number stored for `key`, or -1. */
+static long strset_find(const strset *set, const char *key) {
+  if (set->cap == 0) return -1;
+  for (size_t i = (size_t)str_hash(key) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
+    if (set->keys[i] == NULL) return -1;
+    if (strcmp(set->keys[i], key) == 0) return (long)set->vals[i];
+  }
+}
+
+/* Adds `key` (kept by pointer) with number `val`; a key already there keeps
+ * its first number. Returns false when out of memory. */
+static bool strset_add(strset *set, const char *key, size_t val) {
+  if ((set->count + 1) * 2 > set->cap) {
+    size_t cap = set->cap ? set->cap * 2 : 64;
+    const char **keys = calloc(cap, sizeof *keys);
+    size_t *vals = calloc(cap, sizeof *vals);
+    if (keys == NULL || vals == NULL) {
+      free(keys);
+      free(vals);
+      return false;
+    }
+    for (size_t i = 0; i < set->cap; i++) {
+      if (set->keys[i] == NULL) continue;
+      size_t j = (size_t)str_hash(set->keys[i]) & (cap - 1);
+      while (keys[j] != NULL) j = (j + 1) & (cap - 1);
+      keys[j] = set->keys[i];
+      vals[j] = set->vals[i];
+    }
+    free(set->keys);
+    free(set->vals);
+    set->keys = keys;
+    set->vals = vals;
+    set->cap = cap;
+  }
+  size_t i = (size_t)str_hash(key) & (set->cap - 1);
+  while (set->keys[i] != NULL) {
+    if (strcmp(set->keys[i], key) == 0) return true;
+    i = (i + 1) & (set->cap - 1);
+  }
+  set->keys[i] = key;
+  set->vals[i] = val;
+  set->count++;
+  return true;
+}
+
+static void strset_free(strset *set) {
+  free(set->keys);
+  free(set->vals);
+  *set = (strset){0};
+}
 
 /* Parser state. */
 typedef struct jp {
@@ -101,6 +170,8 @@ typedef struct jp {
   char date[16];
   bool oom;
   bool *conn_ok; /* per connection: its DSN checked out */
+  strset names;  /* task name -> task index, for duplicates */
+  strset paths;  /* output path -> task index */
 } jp;
 
 /* ---- positions ---- */
@@ -409,13 +480,21 @@ static void parse_connection(jp *p, const yaml_node_t *key, const yaml_node_t *v
         dbp_dsn_free(&d);
         char rbuf[1024];
         c.dsn_redacted = xstrdup(p, dbp_dsn_redact(c.dsn, rbuf, sizeof rbuf));
+        /* What `run` would refuse (unknown parameters, bad values, a host
+         * override) is refused here, before anything runs. */
+        ebuf[0] = '\0';
+        if (dbp_dsn_check(c.dsn, ebuf, sizeof ebuf) != 0) {
+          ERR(p, dsn_node, "%s: bad connection string: %s", where,
+              ebuf[0] ? ebuf : "a parameter dbpipe cannot use");
+          ok = false;
+        }
       }
     }
   }
 
   dbp_job *job = p->job;
-  dbp_job_conn *nc = realloc(job->conns, (job->nconns + 1) * sizeof *nc);
-  bool *nok = realloc(p->conn_ok, (job->nconns + 1) * sizeof *nok);
+  dbp_job_conn *nc = dbp__grow(job->conns, job->nconns, sizeof *nc);
+  bool *nok = dbp__grow(p->conn_ok, job->nconns, sizeof *nok);
   if (nok != NULL) p->conn_ok = nok;
   if (nc == NULL || nok == NULL) {
     if (nc != NULL) job->conns = nc;
@@ -579,21 +658,24 @@ static void parse_setting(jp *p, tset *t, int k, const yaml_node_t *v, const cha
       }
       break;
     case K_TIMEOUT:
-    case K_RETRY_BACKOFF: {
+    case K_IDLE_TIMEOUT:
+      /* The same parser as the command line's --timeout / --idle-timeout. */
       if ((s = want_scalar(p, v, kn, "a duration")) == NULL) return;
-      int64_t ms;
-      if (k == K_TIMEOUT && strcmp(s, "none") == 0) {
-        ms = DBP_JOB_NO_TIMEOUT;
-      } else if (dbp_parse_duration(s, &ms) != 0 || (k == K_TIMEOUT && ms == 0)) {
-        ERR(p, v,
-            "%s: bad duration '%s' for '%s' (use a number with ms, s, m or h: 500ms, 30s, "
-            "10m, 1h%s)",
-            where, s, kn, k == K_TIMEOUT ? "; or none" : "");
+      if (dbp__parse_time_limit(s, k == K_TIMEOUT ? &t->timeout_ms : &t->idle_ms) != 0) {
+        ERR(p, v, "%s: bad duration '%s' for '%s' (use %s)", where, s, kn, dbp__time_limit_syntax);
         return;
       }
-      *(k == K_TIMEOUT ? &t->timeout_ms : &t->backoff_ms) = ms;
       break;
-    }
+    case K_RETRY_BACKOFF:
+      if ((s = want_scalar(p, v, kn, "a duration")) == NULL) return;
+      if (dbp_parse_duration(s, &t->backoff_ms) != 0) {
+        ERR(p, v,
+            "%s: bad duration '%s' for '%s' (use a number with ms, s, m or h: 500ms, 30s, "
+            "10m, 1h)",
+            where, s, kn);
+        return;
+      }
+      break;
     case K_RETRIES:
       if ((s = want_scalar(p, v, kn, "a number")) == NULL) return;
       if (dbp__parse_uint(s, JOB_MAX_RETRIES, &u) != 0) {
@@ -660,6 +742,13 @@ static const tset *pick(const tset *t, const tset *d, int k) {
   return d->ok[k] ? d : NULL;
 }
 
+/* True when the task's connection (its own or the default one) is known
+ * and its DSN was valid. */
+static bool src_conn_ok(const jp *p, const tset *t, const tset *defs) {
+  const tset *src = pick(t, defs, K_FROM);
+  return src != NULL && p->conn_ok[src->conn];
+}
+
 /* Reads task #index, merges `defs` into it, checks it as a whole (required
  * keys, format and compression against the file name, unique names and
  * paths) and appends it to the job. */
@@ -714,7 +803,7 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
 
   /* Unique names. */
   if (t.ok[K_NAME]) {
-    long other = dbp_job_find_task(p->job, t.name);
+    long other = strset_find(&p->names, t.name);
     if (other >= 0) {
       ERR(p, t.val[K_NAME], "duplicate task name '%s' (first defined at line %d)", t.name,
           p->job->tasks[other].line);
@@ -726,6 +815,7 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
   dbp_job_task task = {.line = (int)n->start_mark.line + 1,
                        .column = (int)n->start_mark.column + 1,
                        .timeout_ms = DBP_JOB_NO_TIMEOUT,
+                       .idle_timeout_ms = DBP_DEFAULT_IO_TIMEOUT_MS,
                        .retry_backoff_ms = DBP_JOB_DEFAULT_BACKOFF_MS};
 
   if ((src = pick(&t, defs, K_FROM)) != NULL) {
@@ -737,35 +827,42 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
 
   /* The output path, then format and compression checked against it. */
   if (t.ok[K_TO] && t.ok[K_NAME]) {
-    task.path = output_path(p, t.val[K_TO], t.to, t.name, where);
-    if (task.path == NULL) ok = false;
+    if (strcmp(t.to, "-") == 0) {
+      /* Tasks run side by side: their rows would interleave on one stdout. */
+      ERR(p, t.val[K_TO],
+          "%s: 'to: -' (standard output) is not possible in a job file, whose tasks run "
+          "side by side; use dbpipe export --to - for one query",
+          where);
+      ok = false;
+    } else {
+      task.path = output_path(p, t.val[K_TO], t.to, t.name, where);
+      if (task.path == NULL) ok = false;
+    }
   }
-  if (task.path != NULL) {
-    dbp_format pf;
-    dbp_compression pc;
-    dbp_format_detect(task.path, &pf, &pc);
-    const char *base = strrchr(task.path, '/') ? strrchr(task.path, '/') + 1 : task.path;
-
-    task.compression = pc != DBP_COMP_AUTO ? pc : DBP_COMP_NONE;
-    if ((src = pick(&t, defs, K_COMPRESSION)) != NULL && src->compression != task.compression) {
-      const yaml_node_t *at = src == &t ? t.val[K_COMPRESSION] : t.val[K_TO];
-      ERR(p, at, "%s: compression '%s'%s does not match the file name '%s' (%s)", where,
-          dbp_compression_name(src->compression), src == &t ? "" : " (from defaults)", base,
-          src->compression == DBP_COMP_NONE   ? "remove the .gz or .zst ending"
-          : src->compression == DBP_COMP_GZIP ? "end it in .gz"
-                                              : "end it in .zst");
+  /* A setting given but invalid was reported already: nothing to compare. */
+  bool fmt_bad = (t.key[K_FORMAT] != NULL && !t.ok[K_FORMAT]) ||
+                 (t.key[K_FORMAT] == NULL && defs->key[K_FORMAT] != NULL && !defs->ok[K_FORMAT]);
+  bool comp_bad = (t.key[K_COMPRESSION] != NULL && !t.ok[K_COMPRESSION]) ||
+                  (t.key[K_COMPRESSION] == NULL && defs->key[K_COMPRESSION] != NULL &&
+                   !defs->ok[K_COMPRESSION]);
+  if (task.path != NULL && !fmt_bad && !comp_bad) {
+    const tset *fs = pick(&t, defs, K_FORMAT), *cs = pick(&t, defs, K_COMPRESSION);
+    char ferr[400], cerr[400];
+    int bad = dbp__job_output_format(
+        task.path, fs ? fs->format : DBP_FMT_AUTO, fs == defs ? " (from defaults)" : "",
+        cs ? cs->compression : DBP_COMP_AUTO, cs == defs ? " (from defaults)" : "", &task.format,
+        &task.compression, ferr, cerr, sizeof ferr);
+    if (bad & DBP__OUT_BAD_COMPRESSION) {
+      ERR(p, cs == &t ? t.val[K_COMPRESSION] : t.val[K_TO], "%s: %s", where, cerr);
       ok = false;
     }
-    task.format = pf != DBP_FMT_AUTO ? pf : DBP_FMT_CSV;
-    if ((src = pick(&t, defs, K_FORMAT)) != NULL) {
-      if (pf != DBP_FMT_AUTO && src->format != pf) {
-        const yaml_node_t *at = src == &t ? t.val[K_FORMAT] : t.val[K_TO];
-        ERR(p, at, "%s: format '%s'%s does not match the file name '%s' (which says %s)", where,
-            dbp_format_name(src->format), src == &t ? "" : " (from defaults)", base,
-            dbp_format_name(pf));
-        ok = false;
-      }
-      task.format = src->format;
+    if (bad & DBP__OUT_BAD_FORMAT) {
+      ERR(p, fs == &t ? t.val[K_FORMAT] : t.val[K_TO], "%s: %s", where, ferr);
+      ok = false;
+    }
+    if (bad & DBP__OUT_UNKNOWN_ENDING) {
+      ERR(p, t.val[K_TO], "%s: %s with 'format:'", where, ferr);
+      ok = false;
     }
   }
 
@@ -802,29 +899,51 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
   if ((src = pick(&t, defs, K_MAX_ROWS)) != NULL) task.max_rows = src->max_rows;
   if ((src = pick(&t, defs, K_MAX_BYTES)) != NULL) task.max_bytes = src->max_bytes;
   if ((src = pick(&t, defs, K_TIMEOUT)) != NULL) task.timeout_ms = src->timeout_ms;
+  if ((src = pick(&t, defs, K_IDLE_TIMEOUT)) != NULL) task.idle_timeout_ms = src->idle_ms;
   if ((src = pick(&t, defs, K_RETRIES)) != NULL) task.retries = (int)src->retries;
   if ((src = pick(&t, defs, K_RETRY_BACKOFF)) != NULL) task.retry_backoff_ms = src->backoff_ms;
 
+  /* One statement per task: a second one would run unseen. */
+  if (t.ok[K_QUERY] && src_conn_ok(p, &t, defs)) {
+    char why[400] = "";
+    const tset *fs = pick(&t, defs, K_FROM);
+    if (dbp_sql_check_single(p->job->conns[fs->conn].kind, t.query, why, sizeof why) != 0) {
+      ERR(p, t.val[K_QUERY], "%s: %s", where, why[0] ? why : "the query must be one statement");
+      ok = false;
+    }
+  }
+
+  /* What is at the output path must be replaceable by a file. */
+  if (task.path != NULL) {
+    char why[600] = "";
+    if (dbp_export_check_target(task.path, task.max_rows > 0 || task.max_bytes > 0, why,
+                                sizeof why) != 0) {
+      ERR(p, t.val[K_TO], "%s: %s", where, why[0] ? why : "cannot write the output file there");
+      ok = false;
+    }
+  }
+
   /* Two tasks writing one file would destroy each other's output. */
   if (task.path != NULL) {
-    for (size_t i = 0; i < p->job->ntasks; i++) {
-      if (strcmp(p->job->tasks[i].path, task.path) == 0) {
-        ERR(p, t.val[K_TO], "%s writes the same file as task '%s' (line %d)", where,
-            p->job->tasks[i].name, p->job->tasks[i].line);
-        ok = false;
-        break;
-      }
+    long other = strset_find(&p->paths, task.path);
+    if (other >= 0) {
+      ERR(p, t.val[K_TO], "%s writes the same file as task '%s' (line %d)", where,
+          p->job->tasks[other].name, p->job->tasks[other].line);
+      ok = false;
     }
   }
 
   if (ok && !p->oom) {
-    dbp_job_task *nt = realloc(p->job->tasks, (p->job->ntasks + 1) * sizeof *nt);
+    dbp_job_task *nt = dbp__grow(p->job->tasks, p->job->ntasks, sizeof *nt);
     if (nt != NULL) {
       task.name = t.name;
       task.query = t.query;
       task.table = t.table;
       t.name = t.query = t.table = NULL;
       p->job->tasks = nt;
+      if (!strset_add(&p->names, task.name, p->job->ntasks) ||
+          !strset_add(&p->paths, task.path, p->job->ntasks))
+        p->oom = true;
       p->job->tasks[p->job->ntasks++] = task;
       tset_free(&t);
       return;
@@ -837,9 +956,10 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const tset *de
   free(task.path);
   free(task.null_string);
   if (t.ok[K_NAME]) {
-    dbp_job_task *nt = realloc(p->job->tasks, (p->job->ntasks + 1) * sizeof *nt);
+    dbp_job_task *nt = dbp__grow(p->job->tasks, p->job->ntasks, sizeof *nt);
     if (nt != NULL) {
       p->job->tasks = nt;
+      if (!strset_add(&p->names, t.name, p->job->ntasks)) p->oom = true;
       p->job->tasks[p->job->ntasks++] = (dbp_job_task){
           .name = t.name, .line = task.line, .column = task.column, .path = xstrdup(p, "")};
       t.name = NULL;
@@ -1089,6 +1209,8 @@ done:
   dbp_job_free(p.job);
   free(p.lines);
   free(p.conn_ok);
+  strset_free(&p.names);
+  strset_free(&p.paths);
   if (rc == DBP_ENOMEM) {
     dbp_job_diag_free(diag);
     diag->file = strdup(file);
@@ -1104,10 +1226,32 @@ int dbp_job_load(const char *path, const dbp_job_options *opts, dbp_job **out, d
   int rc;
   char *text = NULL, *dir = NULL;
   int err = 0;
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
+  /* Opened without blocking and checked before reading: a FIFO or a device
+   * would otherwise hang the loader or feed it endless input. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
     err = errno;
     rc = err == ENOENT ? DBP_ENOENT : err == EACCES ? DBP_EACCES : DBP_EIO;
+    goto fail;
+  }
+  struct stat st = {0};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    bool is_dir = S_ISDIR(st.st_mode);
+    close(fd);
+    diag->file = strdup(path);
+    dbp__job_diag_add(
+        diag, 0, 0, "cannot read the job file: %s",
+        is_dir ? "it is a directory" : "it is not a regular file (a FIFO, device or socket)");
+    return DBP_EIO;
+  }
+  /* A regular file never blocks; reads go back to the ordinary mode. */
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  FILE *f = fdopen(fd, "rb");
+  if (f == NULL) {
+    err = errno;
+    close(fd);
+    rc = DBP_ENOMEM;
     goto fail;
   }
   text = malloc(JOB_MAX_FILE_BYTES + 1);

@@ -14,6 +14,36 @@ int dbp__parse_uint(const char *s, uint64_t max, uint64_t *out);
 int dbp__parse_int(const char *s, int64_t min, int64_t max, int64_t *out);
 int dbp__parse_bool(const char *s, bool *out);
 
+/* The one parser of time limits (timeout, idle timeout) for job files and
+ * the command line: a duration as dbp_parse_duration reads it, where 0 and
+ * "none" mean no limit (*ms = DBP_JOB_NO_TIMEOUT). 0 or DBP_EINVAL.
+ * dbp__time_limit_syntax says what is expected, for messages. */
+int dbp__parse_time_limit(const char *s, int64_t *ms);
+extern const char dbp__time_limit_syntax[];
+
+/* What is wrong with an output's format settings (dbp__job_output_format). */
+enum { DBP__OUT_BAD_COMPRESSION = 1, DBP__OUT_BAD_FORMAT = 2, DBP__OUT_UNKNOWN_ENDING = 4 };
+
+/* Decides the format and compression written to `path` ("-" = standard
+ * output) from its name and the settings given (AUTO = not given), for job
+ * files and the command line alike: a given setting must agree with the
+ * name; a name whose ending dbpipe does not write (".txt", ".json",
+ * ".parquet", ...) needs an explicit format; otherwise CSV and no
+ * compression. The notes follow the setting's value in messages (" (from
+ * defaults)"). Returns 0, or the DBP__OUT_* bits of what is wrong with the
+ * reasons in ferr (format, unknown ending) and cerr (compression). */
+int dbp__job_output_format(const char *path, dbp_format fmt, const char *fmt_note,
+                           dbp_compression comp, const char *comp_note, dbp_format *out_fmt,
+                           dbp_compression *out_comp, char *ferr, char *cerr, size_t errlen);
+
+/* Grows an array that holds `count` elements of `size` bytes so that one
+ * more fits, doubling its room (8, 16, 32, ...) instead of growing it by
+ * one: appending n elements costs O(n) copying even where realloc always
+ * moves. The room is implied by count, so every array grown this way must
+ * only ever grow through it. Returns the (maybe moved) array, or NULL when
+ * out of memory (the old one is then still valid). */
+void *dbp__grow(void *array, size_t count, size_t size);
+
 /* Receives one problem found in a string: `offset` is the byte offset in the
  * input string where the offending text starts. */
 typedef void (*dbp__job_report_fn)(void *ud, size_t offset, const char *message);

@@ -628,3 +628,345 @@ Test(cli, only_and_concurrency_select_what_runs) {
   j_free(&m);
   free(text);
 }
+
+/* ---- checks before anything runs, run outcomes, standard output ---- */
+
+/* Runs each case in `dir` and expects exit code 2, a reason on stderr
+ * containing `needle` (when not NULL), and nothing created. */
+static void expect_refused(const char *const *const *cases, size_t n, const char *const *needles) {
+  for (size_t i = 0; i < n; i++) {
+    proc p;
+    int code = run_cli(&p, dir, cases[i]);
+    cr_expect_eq(code, 2, "case %zu exited %d; stderr: %s", i, code, p.err);
+    cr_expect_gt(p.err_len, 0, "case %zu printed no reason", i);
+    if (needles != NULL && needles[i] != NULL)
+      cr_expect_not_null(strstr(p.err, needles[i]), "case %zu: no '%s' in: %s", i, needles[i],
+                         p.err);
+    proc_free(&p);
+    cr_expect_not(exists("%s/out", dir), "case %zu created the output directory", i);
+  }
+}
+
+Test(cli, endings_dbpipe_does_not_write_are_refused_unless_a_format_is_given) {
+  const char *pg = dbt_pg_dsn();
+  const char *endings[] = {"x.xlsx", "x.json", "x.csv.bz2", "x.txt", "x.parquet"};
+  for (size_t i = 0; i < 5; i++) {
+    char to[64], job[512];
+    snprintf(to, sizeof to, "out/%s", endings[i]);
+    snprintf(job, sizeof job, "%s/j%zu.yaml", dir, i);
+    write_file(job,
+               "connections: {pg: \"${DBPIPE_PG_DSN}\"}\n"
+               "tasks:\n"
+               "  - {name: t, from: pg, table: customers, to: %s}\n",
+               to);
+    const char *const *cases[] = {
+        (const char *[]){"export", "--from", pg, "--table", "customers", "--to", to, NULL},
+        (const char *[]){"check", job, NULL},
+        (const char *[]){"run", job, NULL},
+    };
+    char pos[600];
+    snprintf(pos, sizeof pos, "%s:3:47: task 't': dbpipe does not write the format of", job);
+    const char *needles[] = {"--format", pos, pos};
+    expect_refused(cases, 3, needles);
+  }
+  /* With the format said, the name is the user's business. */
+  proc p;
+  cr_assert_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", pg, "--table", "customers", "--to",
+                                        "out/x.txt", "--format", "tsv", NULL}),
+               0);
+  proc_free(&p);
+  char path[600];
+  snprintf(path, sizeof path, "%s/out/x.txt", dir);
+  char *text = read_file(path);
+  cr_assert_not_null(text);
+  cr_expect_eq(strncmp(text, "id\temail\t", 9), 0, "%.40s", text);
+  free(text);
+}
+
+Test(cli, check_refuses_a_fifo_job_file_without_blocking) {
+  char fifo[512];
+  snprintf(fifo, sizeof fifo, "%s/job.yaml", dir);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  const char *const *cases[] = {(const char *[]){"check", fifo, NULL},
+                                (const char *[]){"run", fifo, NULL}};
+  const char *needles[] = {"not a regular file", "not a regular file"};
+  expect_refused(cases, 2, needles);
+  cr_expect_not(exists("%s/job.manifest.json", dir));
+}
+
+Test(cli, several_statements_bad_targets_and_dsn_parameters_are_refused_first) {
+  const char *pg = dbt_pg_dsn(), *my = dbt_my_dsn();
+  char sub[512], fifo[512], job[512], dsn_host[1024], dsn_param[1024];
+  snprintf(sub, sizeof sub, "%s/taken.csv", dir);
+  snprintf(fifo, sizeof fifo, "%s/fifo.csv", dir);
+  cr_assert_eq(mkdir(sub, 0700), 0);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  snprintf(dsn_host, sizeof dsn_host, "%s?host=10.11.12.13", pg);
+  snprintf(dsn_param, sizeof dsn_param, "%s?no_such_parameter=1", pg);
+  const char *const *cases[] = {
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1; DROP TABLE customers", "--to",
+                       "out/a.csv", NULL},
+      (const char *[]){"export", "--from", my, "--query", "SELECT 1; SELECT 2", "--to", "out/a.csv",
+                       NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", sub, NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", fifo, NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "/dev/stdout",
+                       "--format", "csv", NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "out/", NULL},
+      (const char *[]){"export", "--from", dsn_host, "--query", "SELECT 1", "--to", "out/a.csv",
+                       NULL},
+      (const char *[]){"export", "--from", dsn_param, "--query", "SELECT 1", "--to", "out/a.csv",
+                       NULL},
+  };
+  const char *needles[] = {"--query",     "--query", "taken.csv", "fifo.csv",
+                           "/dev/stdout", "out/",    "host",      "no_such_parameter"};
+  expect_refused(cases, sizeof cases / sizeof cases[0], needles);
+
+  /* The same in a job file, with positions, from check and run alike. */
+  snprintf(job, sizeof job, "%s/bad.yaml", dir);
+  write_file(job,
+             "connections:\n"
+             "  pg: ${DBPIPE_PG_DSN}\n"
+             "  far: \"${DBPIPE_PG_DSN}?host=10.11.12.13\"\n"
+             "tasks:\n"
+             "  - {name: a, from: pg, query: 'SELECT 1; SELECT 2', to: out/a.csv}\n"
+             "  - {name: b, from: pg, query: SELECT 1, to: %s}\n"
+             "  - {name: c, from: pg, query: SELECT 1, to: %s}\n",
+             sub, fifo);
+  char want[4][700];
+  snprintf(want[0], sizeof want[0], "%s:3:8: connection 'far': bad connection string", job);
+  snprintf(want[1], sizeof want[1], "%s:5:32: task 'a': ", job);
+  snprintf(want[2], sizeof want[2], "%s:6:46: task 'b': ", job);
+  snprintf(want[3], sizeof want[3], "%s:7:46: task 'c': ", job);
+  const char *const *jcases[] = {(const char *[]){"check", job, NULL},
+                                 (const char *[]){"run", job, NULL}};
+  for (size_t i = 0; i < 2; i++) {
+    proc p;
+    cr_expect_eq(run_cli(&p, NULL, jcases[i]), 2);
+    for (size_t k = 0; k < 4; k++)
+      cr_expect_not_null(strstr(p.err, want[k]), "no '%s' in:\n%s", want[k], p.err);
+    proc_free(&p);
+  }
+  cr_expect_not(exists("%s/out", dir));
+  cr_expect_not(exists("%s/bad.manifest.json", dir));
+}
+
+Test(cli, a_manifest_that_cannot_be_written_fails_the_run) {
+  char mdir[512], job[512];
+  snprintf(mdir, sizeof mdir, "%s/manifest-is-a-dir", dir);
+  cr_assert_eq(mkdir(mdir, 0700), 0);
+  proc p;
+  cr_assert_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", dbt_pg_dsn(), "--table", "customers",
+                                        "--to", "out/c.csv", "--manifest", mdir, NULL}),
+               1, "%s", p.err);
+  cr_expect_not_null(strstr(p.err, "cannot write the manifest"), "%s", p.err);
+  cr_expect_not_null(strstr(p.err, "export failed"), "%s", p.err);
+  cr_expect_null(strstr(p.err, "export ok"), "%s", p.err);
+  proc_free(&p);
+
+  /* A job whose manifest would go below a regular file. */
+  snprintf(job, sizeof job, "%s/m.yaml", dir);
+  write_file(job,
+             "connections: {pg: \"${DBPIPE_PG_DSN}\"}\n"
+             "manifest: m.yaml/manifest.json\n"
+             "tasks: [{name: t, from: pg, table: customers, to: out/t.csv}]\n");
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, "--log-format", "json", NULL}), 1);
+  cr_expect_not_null(strstr(p.err, "cannot write the manifest"), "%s", p.err);
+  cr_expect_not_null(strstr(p.err, "\"status\":\"failed\""), "%s", p.err);
+  cr_expect_not_null(strstr(p.err, "\"exit_code\":1"), "%s", p.err);
+  proc_free(&p);
+}
+
+Test(cli, connect_errors_a_retry_cannot_fix_are_not_retried) {
+  dbp_dsn d;
+  char err[256];
+  cr_assert_eq(dbp_dsn_parse(dbt_pg_dsn(), &d, err, sizeof err), 0);
+  dbp_dsn m;
+  cr_assert_eq(dbp_dsn_parse(dbt_my_dsn(), &m, err, sizeof err), 0);
+  char job[512];
+  snprintf(job, sizeof job, "%s/noretry.yaml", dir);
+  write_file(job,
+             "connections:\n"
+             "  nodb-pg: postgresql://%s:%s@%s:%d/missing_db_here\n"
+             "  badpw-pg: postgresql://%s:wrong-password@%s:%d/%s\n"
+             "  nodb-my: mysql://%s:%s@%s:%d/missing_db_here\n"
+             "  badpw-my: mysql://%s:wrong-password@%s:%d/%s\n"
+             "defaults: {retries: 2, retry_backoff: 100ms}\n"
+             "tasks:\n"
+             "  - {name: nodb-pg, from: nodb-pg, query: SELECT 1, to: out/a.csv}\n"
+             "  - {name: badpw-pg, from: badpw-pg, query: SELECT 1, to: out/b.csv}\n"
+             "  - {name: nodb-my, from: nodb-my, query: SELECT 1, to: out/c.csv}\n"
+             "  - {name: badpw-my, from: badpw-my, query: SELECT 1, to: out/d.csv}\n",
+             d.user, d.password, d.host, d.port, d.user, d.host, d.port, d.dbname, m.user,
+             m.password, m.host, m.port, m.user, m.host, m.port, m.dbname);
+  dbp_dsn_free(&d);
+  dbp_dsn_free(&m);
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, NULL}), 1);
+  cr_expect_null(strstr(p.err, "retrying"), "retried:\n%s", p.err);
+  proc_free(&p);
+  char path[600];
+  snprintf(path, sizeof path, "%s/noretry.manifest.json", dir);
+  char *text = read_file(path);
+  cr_assert_not_null(text);
+  jv mf;
+  cr_assert(j_parse(text, &mf));
+  const char *names[] = {"nodb-pg", "badpw-pg", "nodb-my", "badpw-my"};
+  for (size_t i = 0; i < 4; i++) {
+    cr_expect_eq(j_num(manifest_task(&mf, names[i]), "attempts"), 1, "%s", names[i]);
+    cr_expect_str_eq(j_str(manifest_task(&mf, names[i]), "status"), "failed");
+  }
+  j_free(&mf);
+  free(text);
+}
+
+Test(cli, too_many_connections_is_retried) {
+  /* A database nobody may connect to: "too many connections" (53300). */
+  char db[64], sql[256];
+  snprintf(db, sizeof db, "dbpipe_full_%d", (int)getpid());
+  PGconn *c = PQconnectdb(dbt_pg_dsn());
+  cr_assert_eq(PQstatus(c), CONNECTION_OK);
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s CONNECTION LIMIT 0", db);
+  PGresult *r = PQexec(c, sql);
+  cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+  PQclear(r);
+  dbp_dsn d;
+  char err[256];
+  cr_assert_eq(dbp_dsn_parse(dbt_pg_dsn(), &d, err, sizeof err), 0);
+  char dsn[512];
+  snprintf(dsn, sizeof dsn, "postgresql://%s:%s@%s:%d/%s", d.user, d.password, d.host, d.port, db);
+  dbp_dsn_free(&d);
+  proc p;
+  cr_expect_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", dsn, "--query", "SELECT 1", "--to",
+                                        "out/x.csv", "--retries", "1", NULL}),
+               1);
+  cr_expect_not_null(strstr(p.err, "attempt 1 of 2 failed"), "not retried:\n%s", p.err);
+  cr_expect_not_null(strstr(p.err, "too many"), "%s", p.err);
+  proc_free(&p);
+  snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
+  PQclear(PQexec(c, sql));
+  PQfinish(c);
+}
+
+Test(cli, a_statement_without_rows_fails_an_export) {
+  const char *pg = dbt_pg_dsn(), *my = dbt_my_dsn();
+  const char *const *cases[] = {
+      (const char *[]){"export", "--from", pg, "--query",
+                       "UPDATE customers SET id = id WHERE false", "--to", "out/a.csv", NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SET search_path = public", "--to",
+                       "out/b.csv", NULL},
+      (const char *[]){"export", "--from", my, "--query", "SET @x = 1", "--to", "out/c.csv", NULL},
+  };
+  for (size_t i = 0; i < 3; i++) {
+    proc p;
+    cr_expect_eq(run_cli(&p, dir, cases[i]), 1, "case %zu", i);
+    cr_expect_not_null(strstr(p.err, "failed: "), "case %zu: %s", i, p.err);
+    proc_free(&p);
+  }
+  cr_expect_not(exists("%s/out/a.csv", dir));
+  cr_expect_not(exists("%s/out/b.csv", dir));
+  cr_expect_not(exists("%s/out/c.csv", dir));
+}
+
+Test(cli, export_to_standard_output) {
+  const char *pg = dbt_pg_dsn(), *my = dbt_my_dsn();
+  proc p;
+  cr_assert_eq(
+      run_cli(&p, dir,
+              (const char *[]){"export", "--from", pg, "--query",
+                               "SELECT g AS n FROM generate_series(1, 3) g", "--to", "-", NULL}),
+      0);
+  cr_expect_str_eq(p.out, "n\n1\n2\n3\n");
+  cr_expect_not_null(strstr(p.err, "done: 3 rows"), "logs stay on stderr: %s", p.err);
+  proc_free(&p);
+  cr_assert_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", my, "--query", "SELECT 1 AS one",
+                                        "--to", "-", "--format", "jsonl", "--quiet", NULL}),
+               0);
+  cr_expect_str_eq(p.out, "{\"one\":1}\n");
+  cr_expect_eq(p.err_len, 0, "%s", p.err);
+  proc_free(&p);
+  /* Compressed: gzip's magic number first. */
+  cr_assert_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", pg, "--table", "customers", "--to", "-",
+                                        "--compression", "gzip", NULL}),
+               0);
+  cr_expect(p.out_len > 2 && (unsigned char)p.out[0] == 0x1f && (unsigned char)p.out[1] == 0x8b);
+  proc_free(&p);
+  /* No file called "-", no manifest unless asked for. */
+  cr_expect_not(exists("%s/-", dir));
+  cr_expect_eq(count_suffix(dir, ".json"), 0);
+  cr_assert_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", pg, "--query", "SELECT 1 AS one",
+                                        "--to", "-", "--manifest", "m.json", NULL}),
+               0);
+  cr_expect_str_eq(p.out, "one\n1\n");
+  proc_free(&p);
+  cr_expect(exists("%s/m.json", dir));
+
+  const char *const *cases[] = {
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "-", "--max-rows",
+                       "10", NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "-", "--max-bytes",
+                       "1MB", NULL},
+  };
+  const char *needles[] = {"--max-rows", "--max-bytes"};
+  expect_refused(cases, 2, needles);
+}
+
+Test(cli, idle_timeout_fails_a_query_that_sends_nothing) {
+  proc p;
+  cr_assert_eq(run_cli(&p, dir,
+                       (const char *[]){"export", "--from", dbt_pg_dsn(), "--query",
+                                        "SELECT pg_sleep(5) AS slept", "--to", "out/s.csv",
+                                        "--idle-timeout", "1s", NULL}),
+               1);
+  cr_expect_not_null(strstr(p.err, "idle"), "%s", p.err);
+  proc_free(&p);
+  cr_expect_not(exists("%s/out/s.csv", dir));
+
+  char job[512];
+  snprintf(job, sizeof job, "%s/idle.yaml", dir);
+  write_file(job,
+             "connections: {my: \"${DBPIPE_MY_DSN}\"}\n"
+             "defaults: {idle_timeout: 1s}\n"
+             "tasks:\n"
+             "  - {name: nap, from: my, query: SELECT SLEEP(5) AS napped, to: out/n.csv}\n"
+             "  - {name: ok, from: my, query: SELECT SLEEP(5) AS napped, to: out/o.csv,"
+             " idle_timeout: 0}\n");
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, NULL}), 1);
+  cr_expect_not_null(strstr(p.err, "nap: failed: "), "%s", p.err);
+  cr_expect_not_null(strstr(p.err, "ok: done: 1 row"), "%s", p.err);
+  proc_free(&p);
+
+  /* The command line's value wins over the file's. */
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, "--idle-timeout", "none", NULL}), 0);
+  proc_free(&p);
+
+  const char *const *bad[] = {
+      (const char *[]){"export", "--from", dbt_pg_dsn(), "--query", "SELECT 1", "--to", "out/x.csv",
+                       "--idle-timeout", "soon", NULL},
+      (const char *[]){"run", job, "--idle-timeout", "-1", NULL},
+  };
+  const char *needles[] = {"--idle-timeout", "--idle-timeout"};
+  expect_refused(bad, 2, needles);
+}
+
+Test(cli, help_lists_every_new_option_and_key) {
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "export", NULL}), 0);
+  const char *eopts[] = {"--from-env VAR", "--idle-timeout", "'-' writes the rows to standard",
+                         "SIGHUP",         "PGPASSFILE",     "MYSQL_PWD"};
+  for (size_t i = 0; i < sizeof eopts / sizeof eopts[0]; i++)
+    cr_expect_not_null(strstr(p.out, eopts[i]), "help export lacks %s", eopts[i]);
+  proc_free(&p);
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "run", NULL}), 0);
+  const char *ropts[] = {"--idle-timeout",  "idle_timeout:", "SIGQUIT",
+                         "standard output", "PGPASSWORD",    ".my.cnf"};
+  for (size_t i = 0; i < sizeof ropts / sizeof ropts[0]; i++)
+    cr_expect_not_null(strstr(p.out, ropts[i]), "help run lacks %s", ropts[i]);
+  proc_free(&p);
+}

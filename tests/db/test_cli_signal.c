@@ -98,8 +98,13 @@ static void interrupt_test(int sig) {
   cr_assert_eq(code, 130, "exit code %d; stderr:\n%s", code, p.err);
   /* The generous bound the interface promises: a few seconds. */
   cr_expect_lt(took, 10000, "took %llu ms to stop", (unsigned long long)took);
-  cr_expect_not_null(strstr(p.err, sig == SIGINT ? "SIGINT: cancelling 3 running tasks"
-                                                 : "SIGTERM: cancelling 3 running tasks"));
+  char said[64];
+  snprintf(said, sizeof said, "%s: cancelling 3 running tasks",
+           sig == SIGINT    ? "SIGINT"
+           : sig == SIGTERM ? "SIGTERM"
+           : sig == SIGHUP  ? "SIGHUP"
+                            : "SIGQUIT");
+  cr_expect_not_null(strstr(p.err, said), "%s", p.err);
   cr_expect_not_null(strstr(p.err, "run interrupted"));
   proc_free(&p);
   expect_clean_interruption();
@@ -129,6 +134,14 @@ Test(cli_signal, sigterm_does_the_same) {
   interrupt_test(SIGTERM);
 }
 
+Test(cli_signal, sighup_does_the_same) {
+  interrupt_test(SIGHUP);
+}
+
+Test(cli_signal, sigquit_does_the_same) {
+  interrupt_test(SIGQUIT);
+}
+
 Test(cli_signal, a_second_sigint_exits_at_once) {
   char job[512];
   snprintf(job, sizeof job, "%s/long.yaml", dir);
@@ -138,6 +151,8 @@ Test(cli_signal, a_second_sigint_exits_at_once) {
   child = p.pid;
   wait_until_running(&p);
   kill(p.pid, SIGINT);
+  /* The second one while the first is still being handled. */
+  usleep(20000);
   kill(p.pid, SIGINT);
   int code = proc_wait(&p, 30000);
   cr_assert_eq(code, 130, "exit code %d; stderr:\n%s", code, p.err);
@@ -145,9 +160,13 @@ Test(cli_signal, a_second_sigint_exits_at_once) {
                 strstr(p.err, "run interrupted") != NULL,
             "%s", p.err);
   proc_free(&p);
-  /* Whatever the first one cleaned up, nothing may appear at a final path. */
+  /* Whatever the first one cleaned up, nothing may appear at a final path,
+   * and no temporary file may stay behind. */
   cr_expect_not(exists("%s/out/big.csv.gz", dir));
   cr_expect_not(exists("%s/out/pg-sleep.csv", dir));
+  char out[300];
+  snprintf(out, sizeof out, "%s/out", dir);
+  cr_expect_eq(count_suffix(out, ".part"), 0, "a .part file was left behind");
   /* Cancel what the hurried exit left running, so the servers stay tidy. */
   PGconn *c = PQconnectdb(dbt_pg_dsn());
   const char *params[1] = {marker};

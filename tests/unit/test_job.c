@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "dbpipe/job.h"
+#include "job/job_internal.h"
 
 /* 2024-03-05 12:00:00 UTC */
 #define NOW ((time_t)1709640000)
@@ -616,4 +617,254 @@ Test(values, sizes) {
   cr_assert_eq(dbp_parse_size("1mb", &b), DBP_EINVAL);
   cr_assert_eq(dbp_parse_size("MiB", &b), DBP_EINVAL);
   cr_assert_eq(dbp_parse_size("99999999999GiB", &b), DBP_EINVAL);
+}
+
+/* ---- idle timeouts, output checks, offline DSN and SQL checks, scale ---- */
+
+Test(job, idle_timeout_in_tasks_and_defaults_and_zero_means_no_limit) {
+  dbp_job *job = parse_ok(
+      "connections: {db: postgresql://h/d}\n"
+      "defaults: {idle_timeout: 30s}\n"
+      "tasks:\n"
+      "  - {name: a, from: db, table: a, to: a.csv}\n"
+      "  - {name: b, from: db, table: b, to: b.csv, idle_timeout: 0}\n"
+      "  - {name: c, from: db, table: c, to: c.csv, idle_timeout: none, timeout: 0}\n"
+      "  - {name: d, from: db, table: d, to: d.csv, idle_timeout: 1h30m, timeout: none}\n");
+  cr_expect_eq(job->tasks[0].idle_timeout_ms, 30000);
+  cr_expect_eq(job->tasks[1].idle_timeout_ms, DBP_JOB_NO_TIMEOUT);
+  cr_expect_eq(job->tasks[2].idle_timeout_ms, DBP_JOB_NO_TIMEOUT);
+  /* timeout: 0 means what idle_timeout: 0 means: no limit. */
+  cr_expect_eq(job->tasks[2].timeout_ms, DBP_JOB_NO_TIMEOUT);
+  cr_expect_eq(job->tasks[3].idle_timeout_ms, 5400000);
+  cr_expect_eq(job->tasks[3].timeout_ms, DBP_JOB_NO_TIMEOUT);
+  dbp_job_free(job);
+
+  job = parse_ok(
+      "connections: {db: postgresql://h/d}\n"
+      "tasks: [{name: a, from: db, table: a, to: a.csv}]\n");
+  cr_expect_eq(job->tasks[0].idle_timeout_ms, DBP_DEFAULT_IO_TIMEOUT_MS);
+  cr_expect_eq(job->tasks[0].timeout_ms, DBP_JOB_NO_TIMEOUT);
+  dbp_job_free(job);
+}
+
+Test(job, bad_idle_timeout) {
+  expect_only(
+      "connections: {db: postgresql://h/d}\n"
+      "tasks:\n"
+      "  - {name: a, from: db, table: a, to: a.csv, idle_timeout: soon}\n",
+      3, 60, "task 'a': bad duration 'soon' for 'idle_timeout'");
+}
+
+Test(job, endings_dbpipe_does_not_write_need_a_format) {
+  dbp_job_diag d = parse_bad(
+      "connections: {db: postgresql://h/d}\n"
+      "tasks:\n"
+      "  - {name: a, from: db, table: a, to: a.xlsx}\n"
+      "  - {name: b, from: db, table: b, to: b.json}\n"
+      "  - {name: c, from: db, table: c, to: c.csv.bz2}\n"
+      "  - {name: d, from: db, table: d, to: d.txt}\n"
+      "  - {name: e, from: db, table: e, to: e.parquet}\n"
+      "  - {name: f, from: db, table: f, to: f.txt, format: tsv}\n"
+      "  - {name: g, from: db, table: g, to: g}\n"
+      "  - {name: h, from: db, table: h, to: h.gz}\n");
+  cr_assert_eq(d.count, 5);
+  const char *names[] = {"a.xlsx", "b.json", "c.csv.bz2", "d.txt", "e.parquet"};
+  for (size_t i = 0; i < 5; i++) {
+    char want[128];
+    snprintf(want, sizeof want, "dbpipe does not write the format of '%s'", names[i]);
+    expect_error(&d, i, 3 + (int)i, 39, want);
+    expect_error(&d, i, 3 + (int)i, 39, "with 'format:'");
+  }
+  dbp_job_diag_free(&d);
+
+  dbp_job *job = parse_ok(
+      "connections: {db: postgresql://h/d}\n"
+      "tasks:\n"
+      "  - {name: f, from: db, table: f, to: f.txt, format: tsv}\n"
+      "  - {name: g, from: db, table: g, to: g}\n"
+      "  - {name: h, from: db, table: h, to: h.gz}\n");
+  cr_expect_eq(job->tasks[0].format, DBP_FMT_TSV);
+  cr_expect_eq(job->tasks[1].format, DBP_FMT_CSV);
+  cr_expect_eq(job->tasks[2].format, DBP_FMT_CSV);
+  cr_expect_eq(job->tasks[2].compression, DBP_COMP_GZIP);
+  dbp_job_free(job);
+}
+
+Test(job, standard_output_is_refused_in_a_job_file) {
+  expect_only(
+      "connections: {db: postgresql://h/d}\n"
+      "tasks:\n"
+      "  - name: a\n"
+      "    from: db\n"
+      "    table: a\n"
+      "    to: '-'\n",
+      6, 9, "task 'a': 'to: -' (standard output) is not possible in a job file");
+}
+
+Test(job, a_directory_or_special_file_cannot_be_the_output) {
+  char dir[] = "/tmp/dbpipe-job-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char fifo[64], sub[64];
+  snprintf(fifo, sizeof fifo, "%s/pipe.csv", dir);
+  snprintf(sub, sizeof sub, "%s/sub.csv", dir);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  cr_assert_eq(mkdir(sub, 0700), 0);
+  char text[1024];
+  snprintf(text, sizeof text,
+           "connections: {db: postgresql://h/d}\n"
+           "tasks:\n"
+           "  - {name: a, from: db, table: a, to: %s}\n"
+           "  - {name: b, from: db, table: b, to: %s}\n"
+           "  - {name: c, from: db, table: c, to: %s/}\n"
+           "  - {name: d, from: db, table: d, to: /dev/stdout, format: csv}\n",
+           fifo, sub, dir);
+  dbp_job_diag d = parse_bad(text);
+  cr_expect_eq(d.count, 4);
+  expect_error(&d, 0, 3, 39, "pipe.csv");
+  expect_error(&d, 1, 4, 39, "sub.csv");
+  expect_error(&d, 2, 5, 39, "task 'c'");
+  expect_error(&d, 3, 6, 39, "/dev/stdout");
+  dbp_job_diag_free(&d);
+  unlink(fifo);
+  rmdir(sub);
+  rmdir(dir);
+}
+
+Test(job, a_query_is_one_statement) {
+  dbp_job_diag d = parse_bad(
+      "connections: {pg: postgresql://h/d, my: mysql://h/d}\n"
+      "tasks:\n"
+      "  - {name: a, from: pg, query: 'SELECT 1; DROP TABLE t', to: a.csv}\n"
+      "  - {name: b, from: my, query: 'SELECT 1; SELECT 2', to: b.csv}\n"
+      "  - {name: c, from: pg, query: 'SELECT '';'' AS semi;', to: c.csv}\n");
+  cr_assert_eq(d.count, 2);
+  expect_error(&d, 0, 3, 32, "task 'a': ");
+  expect_error(&d, 1, 4, 32, "task 'b': ");
+  dbp_job_diag_free(&d);
+}
+
+Test(job, dsn_parameters_run_would_refuse_are_refused_here) {
+  dbp_job_diag d = parse_bad(
+      "connections:\n"
+      "  a: postgresql://u:pw@127.0.0.1/d?host=10.9.8.7\n"
+      "  b: postgresql://u@127.0.0.1/d?no_such_option=1\n"
+      "  c: mysql://u@127.0.0.1/d?host=evil\n"
+      "tasks:\n"
+      "  - {name: a, from: a, table: a, to: a.csv}\n");
+  cr_assert_eq(d.count, 3);
+  expect_error(&d, 0, 2, 6, "connection 'a': bad connection string");
+  expect_error(&d, 1, 3, 6, "connection 'b': bad connection string");
+  expect_error(&d, 2, 4, 6, "connection 'c': bad connection string");
+  char buf[1024];
+  for (size_t i = 0; i < d.count; i++) {
+    cr_expect_null(strstr(dbp_job_diag_format(&d, i, buf, sizeof buf), ":pw@"), "%s", buf);
+  }
+  dbp_job_diag_free(&d);
+}
+
+/* A generated job of `n` tasks, each without 'to' (MANY_NO_TO), all
+ * writing one file (MANY_SAME_TO) or each its own (MANY_OWN_TO). */
+enum { MANY_NO_TO, MANY_SAME_TO, MANY_OWN_TO };
+static char *many_tasks(size_t n, int mode) {
+  size_t cap = 64 + n * 80, len = 0;
+  char *text = malloc(cap);
+  cr_assert_not_null(text);
+  len += (size_t)snprintf(text, cap, "connections: {db: postgresql://h/d}\ntasks:\n");
+  for (size_t i = 0; i < n; i++) {
+    if (mode == MANY_NO_TO) {
+      len += (size_t)snprintf(text + len, cap - len,
+                              "  - {name: t%zu, from: db, query: SELECT %zu}\n", i, i);
+    } else if (mode == MANY_SAME_TO) {
+      len += (size_t)snprintf(text + len, cap - len,
+                              "  - {name: t%zu, from: db, query: SELECT %zu, to: u.csv}\n", i, i);
+    } else {
+      len += (size_t)snprintf(text + len, cap - len,
+                              "  - {name: t%zu, from: db, query: SELECT %zu, to: out/t%zu.csv}\n",
+                              i, i, i);
+    }
+  }
+  return text;
+}
+
+Test(job, a_hundred_thousand_tasks_load, .timeout = 300) {
+  /* Every task after the first writes the same file: 99,999 problems. */
+  char *text = many_tasks(100000, MANY_SAME_TO);
+  dbp_job *job = NULL;
+  dbp_job_diag diag;
+  int rc = dbp_job_parse(text, strlen(text), "job.yaml", &opts, &job, &diag);
+  cr_assert_eq(rc, DBP_EJOB);
+  cr_expect_eq(diag.count, 99999);
+  char buf[256];
+  cr_expect_not_null(strstr(dbp_job_diag_format(&diag, 99998, buf, sizeof buf),
+                            "task 't99999' writes the same file as task 't0'"),
+                     "%s", buf);
+  dbp_job_diag_free(&diag);
+  free(text);
+
+  /* Distinct names and paths: all 100,000 load. */
+  text = many_tasks(100000, MANY_OWN_TO);
+  job = parse_ok(text);
+  cr_expect_eq(job->ntasks, 100000);
+  cr_expect_str_eq(job->tasks[99999].name, "t99999");
+  cr_expect_str_eq(job->tasks[99999].path, "/base/out/t99999.csv");
+  dbp_job_free(job);
+  free(text);
+}
+
+Test(job, many_problems_come_sorted, .timeout = 300) {
+  char *text = many_tasks(50000, MANY_NO_TO);
+  dbp_job *job = NULL;
+  dbp_job_diag diag;
+  cr_assert_eq(dbp_job_parse(text, strlen(text), "job.yaml", &opts, &job, &diag), DBP_EJOB);
+  cr_assert_eq(diag.count, 50000);
+  for (size_t i = 1; i < diag.count; i++) {
+    const dbp_job_error *a = &diag.errors[i - 1], *b = &diag.errors[i];
+    cr_assert(a->line < b->line || (a->line == b->line && a->column <= b->column),
+              "diagnostics %zu and %zu out of order", i - 1, i);
+  }
+  dbp_job_diag_free(&diag);
+  free(text);
+}
+
+Test(job, a_fifo_or_directory_job_file_is_refused_without_blocking, .timeout = 30) {
+  char dir[] = "/tmp/dbpipe-job-XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char fifo[64];
+  snprintf(fifo, sizeof fifo, "%s/job.yaml", dir);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  dbp_job *job = NULL;
+  dbp_job_diag diag;
+  /* Nobody writes to the FIFO: a blocking open would never return. */
+  int rc = dbp_job_load(fifo, NULL, &job, &diag);
+  cr_expect_neq(rc, 0);
+  cr_expect_null(job);
+  cr_assert_eq(diag.count, 1);
+  char buf[512];
+  cr_expect_not_null(strstr(dbp_job_diag_format(&diag, 0, buf, sizeof buf), "not a regular file"),
+                     "%s", buf);
+  dbp_job_diag_free(&diag);
+  rc = dbp_job_load(dir, NULL, &job, &diag);
+  cr_expect_neq(rc, 0);
+  cr_expect_not_null(strstr(dbp_job_diag_format(&diag, 0, buf, sizeof buf), "directory"), "%s",
+                     buf);
+  dbp_job_diag_free(&diag);
+  unlink(fifo);
+  rmdir(dir);
+}
+
+Test(values, time_limits_share_one_parser) {
+  int64_t ms;
+  cr_expect_eq(dbp__parse_time_limit("0", &ms), 0);
+  cr_expect_eq(ms, DBP_JOB_NO_TIMEOUT);
+  cr_expect_eq(dbp__parse_time_limit("none", &ms), 0);
+  cr_expect_eq(ms, DBP_JOB_NO_TIMEOUT);
+  cr_expect_eq(dbp__parse_time_limit("0s", &ms), 0);
+  cr_expect_eq(ms, DBP_JOB_NO_TIMEOUT);
+  cr_expect_eq(dbp__parse_time_limit("250ms", &ms), 0);
+  cr_expect_eq(ms, 250);
+  cr_expect_eq(dbp__parse_time_limit("10m", &ms), 0);
+  cr_expect_eq(ms, 600000);
+  cr_expect_neq(dbp__parse_time_limit("soon", &ms), 0);
+  cr_expect_neq(dbp__parse_time_limit("", &ms), 0);
+  cr_expect_neq(dbp__parse_time_limit("-1s", &ms), 0);
 }
