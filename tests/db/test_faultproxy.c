@@ -25,8 +25,9 @@ TestSuite(faultproxy, .timeout = 120);
 
 /* 100,000 rows of an integer and a 40-character text, in order. */
 static const char *big_query(int kind) {
-  return kind == DBT_PG ? "SELECT g, repeat('x', 40) FROM generate_series(1, 100000) AS g ORDER BY g"
-                        : "SELECT seq, REPEAT('x', 40) FROM seq_1_to_100000 ORDER BY seq";
+  return kind == DBT_PG
+             ? "SELECT g, repeat('x', 40) FROM generate_series(1, 100000) AS g ORDER BY g"
+             : "SELECT seq, REPEAT('x', 40) FROM seq_1_to_100000 ORDER BY seq";
 }
 
 typedef struct case_arg {
@@ -36,15 +37,15 @@ typedef struct case_arg {
 } case_arg;
 
 /* Opens a connection through the proxy, failing the body when it cannot. */
-#define OPEN(rt, a, c)                                                                         \
-  do {                                                                                         \
-    dbp_dberr e_;                                                                              \
-    int orc_ = dbp_conn_open((rt), dbt_proxy_dsn((a)->px), 20000, &(c), &e_);                \
-    if (orc_ != 0) {                                                                           \
-      char m_[700];                                                                            \
-      cr_expect(0, "connect through the proxy: %s", dbp_dberr_format(&e_, m_, sizeof m_));   \
-      return -1;                                                                               \
-    }                                                                                          \
+#define OPEN(rt, a, c)                                                                     \
+  do {                                                                                     \
+    dbp_dberr e_;                                                                          \
+    int orc_ = dbp_conn_open((rt), dbt_proxy_dsn((a)->px), 20000, &(c), &e_);              \
+    if (orc_ != 0) {                                                                       \
+      char m_[700];                                                                        \
+      cr_expect(0, "connect through the proxy: %s", dbp_dberr_format(&e_, m_, sizeof m_)); \
+      return -1;                                                                           \
+    }                                                                                      \
   } while (0)
 
 /* Runs the big query on c and checks every row: values 1..NROWS in order,

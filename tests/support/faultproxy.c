@@ -42,8 +42,8 @@ struct dbt_proxy {
   pthread_cond_t applied_cv;
   struct px_settings set;
   unsigned gen, applied; /* settings changes made / taken in by the loop */
-  bool stopping; /* dbt_proxy_stop was called */
-  bool finished; /* the loop closed its handles; no more wakes */
+  bool stopping;         /* dbt_proxy_stop was called */
+  bool finished;         /* the loop closed its handles; no more wakes */
   unsigned nstats, capstats;
   dbt_proxy_conn_stats *stats;
   px_conn *conns; /* open connections (loop thread only) */
@@ -70,8 +70,8 @@ struct px_chunk {
   px_conn *c;
   px_chunk *next;
   int dir;
-  bool eof; /* an end of stream rather than data */
-  bool reset_after; /* cut mode: reset both sides once written */
+  bool eof;          /* an end of stream rather than data */
+  bool reset_after;  /* cut mode: reset both sides once written */
   uv_timer_t *timer; /* delay mode, while waiting */
   uv_write_t req;
   uv_buf_t buf;
@@ -480,8 +480,8 @@ static void px_woken(uv_async_t *a) {
   } else if (p->listener == NULL) {
     /* Listen again on the same port. */
     int rc = px_listen(p);
-    if (rc != 0) fprintf(stderr, "faultproxy: cannot listen again on %d: %s\n", p->port,
-                         uv_strerror(rc));
+    if (rc != 0)
+      fprintf(stderr, "faultproxy: cannot listen again on %d: %s\n", p->port, uv_strerror(rc));
   }
   px_lock(p);
   p->applied = gen;
@@ -611,7 +611,8 @@ void dbt_proxy_delay(dbt_proxy *p, unsigned ms, unsigned count) {
 }
 
 void dbt_proxy_stall(dbt_proxy *p, enum dbt_proxy_dir dir, uint64_t after, unsigned count) {
-  px_set(p, (struct px_settings){.mode = DBT_PROXY_STALL, .dir = dir, .after = after, .left = count});
+  px_set(p,
+         (struct px_settings){.mode = DBT_PROXY_STALL, .dir = dir, .after = after, .left = count});
 }
 
 void dbt_proxy_cut(dbt_proxy *p, uint64_t after, unsigned count) {
@@ -619,8 +620,9 @@ void dbt_proxy_cut(dbt_proxy *p, uint64_t after, unsigned count) {
 }
 
 void dbt_proxy_refuse(dbt_proxy *p, enum dbt_refuse_how how, unsigned count) {
-  px_set(p, (struct px_settings){.mode = DBT_PROXY_REFUSE, .how = how,
-                                 .left = how == DBT_REFUSE_UNLISTEN ? 0 : count});
+  px_set(p,
+         (struct px_settings){
+             .mode = DBT_PROXY_REFUSE, .how = how, .left = how == DBT_REFUSE_UNLISTEN ? 0 : count});
 }
 
 unsigned dbt_proxy_accepted(const dbt_proxy *p) {
