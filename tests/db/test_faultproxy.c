@@ -324,3 +324,37 @@ Test(faultproxy, stall_stops_the_stream_pg) {
 Test(faultproxy, stall_stops_the_stream_my) {
   stall_case(DBT_MY);
 }
+
+/* Stalling the other way: nothing the client sends gets through, so the
+ * connect never completes and its own limit ends it. */
+static int stall_c2s_body(dbp_rt *rt, void *arg) {
+  case_arg *a = arg;
+  dbp_conn *c = NULL;
+  dbp_dberr e;
+  memset(&e, 0, sizeof e);
+  int rc = dbp_conn_open(rt, dbt_proxy_dsn(a->px), 2000, &c, &e);
+  char m[700];
+  cr_log_info("stalled connect: %s", dbp_dberr_format(&e, m, sizeof m));
+  if (rc == 0) dbp_conn_close(c);
+  cr_expect_eq(rc, DBP_ETIMEDOUT, "wanted ETIMEDOUT, got %s: %s", dbp_err_name(rc), m);
+  return rc == DBP_ETIMEDOUT ? 0 : -1;
+}
+
+static void stall_c2s_case(int kind) {
+  case_arg a = {.kind = kind, .px = dbt_proxy_for_dsn(dbt_dsn(kind))};
+  dbt_proxy_stall(a.px, DBT_C2S, 0, 0);
+  dbt_run(stall_c2s_body, &a);
+  dbt_proxy_conn_stats st;
+  cr_assert(dbt_proxy_conn(a.px, 0, &st));
+  cr_expect(st.stalled, "the proxy did not stall");
+  cr_expect_eq(st.bytes[DBT_C2S], 0);
+  dbt_proxy_stop(a.px);
+}
+
+Test(faultproxy, stall_client_to_server_times_out_the_connect_pg) {
+  stall_c2s_case(DBT_PG);
+}
+
+Test(faultproxy, stall_client_to_server_times_out_the_connect_my) {
+  stall_c2s_case(DBT_MY);
+}
