@@ -62,9 +62,9 @@ typedef struct wjob {
   const char *final; /* that file's final path (stable string) */
   char *tmp;         /* its temporary name, token filled in at creation */
   /* Results, written by the thread-pool task. */
-  bool created;        /* the task created tmp */
-  uint64_t file_out;   /* bytes of the file on disk after this job */
-  uint64_t written;    /* bytes this job wrote */
+  bool created;      /* the task created tmp */
+  uint64_t file_out; /* bytes of the file on disk after this job */
+  uint64_t written;  /* bytes this job wrote */
   char sha256[65];
   int sys_errno;       /* the failed call's errno, or 0 */
   int code;            /* a dbpipe code when not a system error */
@@ -991,8 +991,8 @@ int dbp_export_check_target(const char *path, bool split, char *errbuf, size_t e
 }
 
 /* One writer, one file, committed: the export's own path to disk. */
-int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t len,
-                          bool no_fsync, char *errbuf, size_t errlen) {
+int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t len, bool no_fsync,
+                          char *errbuf, size_t errlen) {
   char dummy[1];
   if (errbuf == NULL || errlen == 0) {
     errbuf = dummy;

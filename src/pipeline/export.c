@@ -606,7 +606,7 @@ typedef struct target_job {
   const char *path;
   bool split;
   int rc;
-  char msg[sizeof ((dbp_dberr *)0)->message];
+  char msg[sizeof((dbp_dberr *)0)->message];
 } target_job;
 
 static void target_work(void *arg) {

@@ -741,7 +741,8 @@ static int body_two_writers(dbp_rt *rt, void *arg) {
   if (rc == 0) rc = dbp__writer_begin(wb);
   /* Interleaved chunks: both files are open at once. */
   for (size_t off = 0; rc == 0 && (off < t->na || off < t->nb); off += 10000) {
-    if (off < t->na) rc = dbp__writer_write(wa, t->a + off, t->na - off < 10000 ? t->na - off : 10000);
+    if (off < t->na)
+      rc = dbp__writer_write(wa, t->a + off, t->na - off < 10000 ? t->na - off : 10000);
     if (rc == 0 && off < t->nb)
       rc = dbp__writer_write(wb, t->b + off, t->nb - off < 10000 ? t->nb - off : 10000);
   }
@@ -863,8 +864,13 @@ static pid_t start_holder(holder *h) {
  * killed: its temporary files stay behind. */
 static void leave_stale_files(void) {
   int before = count_temps();
-  holder h = {.path = in_tmp("out.csv"), .plain = true, .split = true, .parts = 3,
-              .data = "dead part\n", .expect = before + 4, .go_fd = -1};
+  holder h = {.path = in_tmp("out.csv"),
+              .plain = true,
+              .split = true,
+              .parts = 3,
+              .data = "dead part\n",
+              .expect = before + 4,
+              .go_fd = -1};
   int status;
   pid_t pid = start_holder(&h);
   cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -917,8 +923,13 @@ Test(writer, live_writers_files_are_kept) {
   int ready[2], go[2];
   cr_assert_eq(pipe(ready), 0);
   cr_assert_eq(pipe(go), 0);
-  holder h = {.path = in_tmp("out.csv"), .split = true, .parts = 2, .data = "live part\n",
-              .expect = 2, .ready_fd = ready[1], .go_fd = go[0]};
+  holder h = {.path = in_tmp("out.csv"),
+              .split = true,
+              .parts = 2,
+              .data = "live part\n",
+              .expect = 2,
+              .ready_fd = ready[1],
+              .go_fd = go[0]};
   pid_t pid = start_holder(&h);
   char b;
   cr_assert_eq(read(ready[0], &b, 1), 1, "the live writer is ready");
@@ -1002,8 +1013,8 @@ Test(writer, targets_that_are_not_regular_files_are_refused) {
     char msg[512];
     cr_expect_eq(dbp_export_check_target(path, false, msg, sizeof msg), DBP_EINVAL, "%s", path);
     cr_expect(strstr(msg, path) && strstr(msg, bad[i].kind), "%s: message: %s", path, msg);
-    wcase c = {.path = path, .o = {.compression = DBP_COMP_NONE}, .data = "x\n", .len = 2,
-               .piece = 2};
+    wcase c = {
+        .path = path, .o = {.compression = DBP_COMP_NONE}, .data = "x\n", .len = 2, .piece = 2};
     cr_expect_eq(dbt_run_in_coro(body_write, &c), DBP_EINVAL, "the writer refuses %s", path);
     cr_expect(strstr(c.msg, path) && strstr(c.msg, bad[i].kind), "%s: message: %s", path, c.msg);
     cr_expect_eq(type_of(path), before, "%s is left as it was", path);
@@ -1209,8 +1220,8 @@ typedef struct small_case {
 
 static int body_small(dbp_rt *rt, void *arg) {
   small_case *s = arg;
-  s->rc = dbp_write_file_atomic(rt, s->path, s->text, strlen(s->text), false, s->msg,
-                                sizeof s->msg);
+  s->rc =
+      dbp_write_file_atomic(rt, s->path, s->text, strlen(s->text), false, s->msg, sizeof s->msg);
   return 0;
 }
 
