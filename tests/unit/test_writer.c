@@ -44,7 +44,7 @@ static void remove_tmpdir(void) {
   if (system(cmd) != 0) cr_log_warn("could not remove %s", tmpdir);
 }
 
-TestSuite(writer, .init = make_tmpdir, .fini = remove_tmpdir);
+TestSuite(writer, .init = make_tmpdir, .fini = remove_tmpdir, .timeout = 120);
 
 static char *in_tmp(const char *name) {
   static char buf[4][256];
@@ -931,6 +931,9 @@ Test(writer, live_writers_files_are_kept) {
               .ready_fd = ready[1],
               .go_fd = go[0]};
   pid_t pid = start_holder(&h);
+  /* Only the child keeps these ends: its exit shows as end of file. */
+  close(ready[1]);
+  close(go[0]);
   char b;
   cr_assert_eq(read(ready[0], &b, 1), 1, "the live writer is ready");
   cr_assert_eq(count_temps(), 2);
