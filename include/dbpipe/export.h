@@ -99,7 +99,9 @@ DBP_EXTERN void dbp_encoder_free(dbp_encoder *e);
  * fsync (a pipe has none), so a failed export may have written part of its
  * output. Format and compression come from the options (AUTO: CSV,
  * uncompressed); max_rows / max_bytes are refused (DBP_EINVAL). The result
- * lists one file, path "-", with its rows, bytes and SHA-256. */
+ * lists one file, path "-", with its rows, bytes and SHA-256. A reader that
+ * goes away raises SIGPIPE as for any program writing to a pipe; where the
+ * process ignores SIGPIPE the export fails with the write's EPIPE. */
 
 /* Splitting: parts are numbered from 1 and each has its own header. A part
  * holds at most max_rows rows. With max_bytes, an uncompressed part never

@@ -246,9 +246,20 @@ static const char *not_regular(const char *path) {
   return kind_name(st.st_mode);
 }
 
+/* Is path standard output's name, or a link to it? Then "-" is meant. */
+static bool names_stdout(const char *path) {
+  if (strcmp(path, "/dev/stdout") == 0) return true;
+  char to[32];
+  ssize_t n = readlink(path, to, sizeof to - 1);
+  if (n < 0) return false;
+  to[n] = '\0';
+  return strcmp(to, "/dev/stdout") == 0 || strcmp(to, "/proc/self/fd/1") == 0 ||
+         strcmp(to, "/dev/fd/1") == 0;
+}
+
 static void refusal(char *buf, size_t len, const char *path, const char *kind) {
   snprintf(buf, len, "refusing to write %s: it is %s, not a regular file%s", path, kind,
-           strcmp(path, "/dev/stdout") == 0 ? " (use - for standard output)" : "");
+           names_stdout(path) ? " (use - for standard output)" : "");
 }
 
 /* dbp_export_check_target's work (see export.h); writes a message to buf

@@ -446,7 +446,8 @@ static char *export_to_pipe(stdout_job *s, size_t *len) {
     dbp_spawn(s->rt, NULL, stdout_main, s, &(dbp_spawn_options){.detached = true});
     dbp_rt_run(s->rt);
     dbp_rt_free(s->rt);
-    _exit(write(rep[1], &s->r, sizeof s->r) == sizeof s->r ? 0 : 3);
+    stdout_report r = s->r;
+    _exit(write(rep[1], &r, sizeof r) == sizeof r ? 0 : 3);
   }
   close(out[1]);
   close(rep[1]);
