@@ -82,12 +82,26 @@ DBP_EXTERN void dbp_encoder_free(dbp_encoder *e);
  * uv_fs. Memory stays flat whatever the row count: a slow disk slows the
  * query down.
  *
- * Files appear atomically: each is written as NAME.part beside the target,
- * fsynced and renamed. An existing file is replaced only by a complete new
- * one; a failed or cancelled export leaves no file at a final path and no
- * .part behind. With max_rows / max_bytes the output is split into numbered
- * parts: "out.csv.gz" becomes "out-00001.csv.gz", "out-00002.csv.gz", ...
- * each with its own header. */
+ * Files appear atomically: each is written as a temporary file beside the
+ * target (NAME.TOKEN.part, TOKEN random: created exclusively, never through
+ * a planted link), fsynced and renamed. An existing file is replaced only by
+ * a complete new one; a failed or cancelled export leaves no file at a final
+ * path and no temporary file behind, and temporary files that a killed run
+ * left for the same target are removed by the next export to it (never
+ * those of an export still running). A final path must be absent or a
+ * regular file: a symbolic link, directory, FIFO, socket or device there is
+ * refused before the query runs. With max_rows / max_bytes the output is
+ * split into numbered parts: "out.csv.gz" becomes "out-00001.csv.gz",
+ * "out-00002.csv.gz", ... each with its own header.
+ *
+ * Standard output: the path "-" writes the encoded (and, when asked,
+ * compressed) rows to fd 1 as they come: no temporary file, no rename, no
+ * fsync (a pipe has none), so a failed export may have written part of its
+ * output. Format and compression come from the options (AUTO: CSV,
+ * uncompressed); max_rows / max_bytes are refused (DBP_EINVAL). The result
+ * lists one file, path "-", with its rows, bytes and SHA-256. A reader that
+ * goes away raises SIGPIPE as for any program writing to a pipe; where the
+ * process ignores SIGPIPE the export fails with the write's EPIPE. */
 
 /* Splitting: parts are numbered from 1 and each has its own header. A part
  * holds at most max_rows rows. With max_bytes, an uncompressed part never
@@ -96,11 +110,12 @@ DBP_EXTERN void dbp_encoder_free(dbp_encoder *e);
  * (the size is known only after compression, so it may exceed max_bytes by
  * a few chunks of compressed data).
  *
- * All or nothing: the files (every part) stay NAME.part until the whole
+ * All or nothing: the files (every part) stay temporary until the whole
  * export has succeeded; then all are renamed into place, parts numbered
- * past the last one (left by an earlier, longer run) are removed, and the
- * directory is fsynced. On failure or cancellation every .part is removed, and so is
- * any final file the commit had already renamed. */
+ * past the last one (left by an earlier, longer run; regular files only)
+ * are removed, and the directory is fsynced. On failure or cancellation
+ * every temporary file is removed, and so is any final file the commit had
+ * already renamed. */
 
 typedef struct dbp_export_file {
   char *path;      /* final path */
@@ -139,7 +154,9 @@ typedef struct dbp_export_result {
 } dbp_export_result;
 
 /* Waits: runs `sql` on `c` and writes its rows to `path` (parent
- * directories are created). `opts` may be NULL. Returns 0 with res->files
+ * directories are created; "-" is standard output). `opts` may be NULL. A
+ * path that dbp_export_check_target refuses fails with DBP_EINVAL and its
+ * message in res->err.message before anything runs. Returns 0 with res->files
  * listing the files, or an error with details in res->err (the server's
  * SQLSTATE / errno and message for a query error, the file and system error
  * for a write error); on error no final file exists and res->files is NULL.
@@ -159,9 +176,10 @@ DBP_EXTERN int dbp_export_check_target(const char *path, bool split, char *errbu
 
 /* Waits: writes `len` bytes to `path` the way an export writes its files
  * (a temporary name nobody can predict or plant, fsync unless no_fsync,
- * rename, directory fsync). Returns 0, or an error with a message naming
- * the file and the failed operation; nothing is left at `path` or beside
- * it on failure. Must run in a coroutine of rt. */
+ * rename, directory fsync; parent directories are created; a target that is
+ * no regular file is refused, and so is "-"). Returns 0, or an error with a
+ * message naming the file and the failed operation; nothing is left at
+ * `path` or beside it on failure. Must run in a coroutine of rt. */
 DBP_EXTERN int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t len,
                                      bool no_fsync, char *errbuf, size_t errlen);
 

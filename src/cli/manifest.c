@@ -1,11 +1,6 @@
 /* manifest.json: what a run did, written atomically even when it failed. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -18,35 +13,6 @@ static const char *task_status(cli_task_state s) {
     default:
       return "failed";
   }
-}
-
-/* Creates every missing directory above `path` (like mkdir -p of its
- * dirname). Returns 0 or -1 with errno set. */
-static int mkdir_parents(const char *path) {
-  char *dir = strdup(path);
-  if (dir == NULL) return -1;
-  char *slash = strrchr(dir, '/');
-  if (slash == NULL || slash == dir) {
-    free(dir);
-    return 0;
-  }
-  *slash = '\0';
-  for (char *p = dir + 1;; p++) {
-    if (*p == '/' || *p == '\0') {
-      char saved = *p;
-      *p = '\0';
-      if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        int e = errno;
-        free(dir);
-        errno = e;
-        return -1;
-      }
-      *p = saved;
-      if (saved == '\0') break;
-    }
-  }
-  free(dir);
-  return 0;
 }
 
 static void render(cli_str *j, const cli_run *run, const char *status) {
@@ -93,8 +59,29 @@ static void render(cli_str *j, const cli_run *run, const char *status) {
   cli_str_puts(j, run->ntasks ? "\n  ]\n}\n" : "]\n}\n");
 }
 
+typedef struct manifest_write {
+  dbp_rt *rt;
+  const char *path;
+  const cli_str *json;
+  char *err;
+  size_t errlen;
+  int rc;
+} manifest_write;
+
+static int write_main(void *arg, void **result) {
+  (void)result;
+  manifest_write *m = arg;
+  m->rc = dbp_write_file_atomic(m->rt, m->path, m->json->p, m->json->len, false, m->err, m->errlen);
+  return m->rc;
+}
+
+/* The run's own runtime is gone by the time its manifest is written, so the
+ * write runs on a short-lived runtime of its own, through the writer every
+ * export uses (unpredictable temporary name, fsync, rename, directory
+ * fsync; a target that is no regular file is refused). */
 int cli_manifest_write(const char *path, const cli_run *run, const char *status, char *err,
                        size_t errlen) {
+  if (errlen > 0) err[0] = '\0';
   cli_str j = {0};
   render(&j, run, status);
   if (j.oom || j.p == NULL) {
@@ -102,38 +89,16 @@ int cli_manifest_write(const char *path, const cli_run *run, const char *status,
     snprintf(err, errlen, "out of memory");
     return DBP_ENOMEM;
   }
-  char *part = NULL;
-  int rc = 0, fd = -1;
-  if (asprintf(&part, "%s.part", path) < 0) {
-    cli_str_free(&j);
-    snprintf(err, errlen, "out of memory");
-    return DBP_ENOMEM;
+  manifest_write m = {.path = path, .json = &j, .err = err, .errlen = errlen, .rc = DBP_ENOMEM};
+  int rc = dbp_rt_new(&m.rt, NULL, NULL);
+  if (rc == 0) {
+    dbp_spawn_options so = {.name = "manifest", .detached = true};
+    rc = dbp_spawn(m.rt, NULL, write_main, &m, &so);
+    if (rc == 0) rc = dbp_rt_run(m.rt);
+    if (rc == 0) rc = m.rc;
+    dbp_rt_free(m.rt);
   }
-  if (mkdir_parents(path) != 0) goto fail;
-  fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) goto fail;
-  for (size_t off = 0; off < j.len;) {
-    ssize_t w = write(fd, j.p + off, j.len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) goto fail;
-    off += (size_t)w;
-  }
-  if (fsync(fd) != 0) goto fail;
-  if (close(fd) != 0) {
-    fd = -1;
-    goto fail;
-  }
-  fd = -1;
-  if (rename(part, path) != 0) goto fail;
-  goto out;
-
-fail:
-  rc = dbp_err_from_errno(-errno);
-  snprintf(err, errlen, "%s", strerror(errno));
-  if (fd >= 0) close(fd);
-  unlink(part);
-out:
-  free(part);
+  if (rc != 0 && errlen > 0 && err[0] == '\0') snprintf(err, errlen, "%s", dbp_strerror(rc));
   cli_str_free(&j);
   return rc;
 }

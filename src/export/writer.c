@@ -1,63 +1,85 @@
-/* The atomic file writer (see writer.h for the contract).
+/* The atomic file writer (see writer.h for the contract and the naming and
+ * locking of temporary files).
  *
  * Work is cut into jobs, one per chunk of bytes. A background coroutine takes
- * jobs in order and runs each as ONE thread-pool task: open the .part file
- * (first chunk of a file), compress, hash and write, and for the last chunk
- * finish the stream, fsync and close. A task that has started always runs to
- * the end (dbp_work), so after every wait the file's state is known exactly,
- * even when the wait was cancelled. Job buffers cycle between a "free" and a
- * "jobs" channel: at most NSLOTS chunks exist, which bounds memory and makes a
- * slow disk slow the producer down.
+ * jobs in order and runs each as ONE thread-pool task: create the temporary
+ * file (first chunk of a file), compress, hash and write, and for the last
+ * chunk finish the stream, fsync and close. A task that has started always
+ * runs to the end (dbp_work), so after every wait the file's state is known
+ * exactly, even when the wait was cancelled. Job buffers cycle between a
+ * "free" and a "jobs" channel: at most NSLOTS chunks exist, which bounds
+ * memory and makes a slow disk slow the producer down.
+ *
+ * The thread-pool tasks never read w->files (the producer may grow that array
+ * meanwhile): a job carries its file's final path and temporary name, and the
+ * background coroutine copies the task's results back into w->files.
  *
  * Failure and cancellation: the background coroutine records the first error
- * and closes both channels, which wakes the producer. Removal of .part files
- * (and of final files renamed by a commit that did not finish) happens only
- * once the background coroutine has stopped, so no task can recreate a file
- * behind our back; plain unlink()/close() are used there, on purpose: cleanup
- * must not be cut short by the very cancellation that caused it.
+ * and closes both channels, which wakes the producer. Removal of temporary
+ * files (and of final files renamed by a commit that did not finish) happens
+ * only once the background coroutine has stopped, so no task can recreate a
+ * file behind our back; plain unlink()/close() are used there, on purpose:
+ * cleanup must not be cut short by the very cancellation that caused it.
  */
 #include "export/writer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "export/export_int.h"
 
 #define NSLOTS 4
+/* A temporary name is FINAL "." TOKEN ".part", TOKEN being TOKEN_LEN
+ * lowercase hex digits from getrandom. */
+#define TOKEN_LEN 16
+#define TMP_EXTRA (1 + TOKEN_LEN + 5)
+/* Fresh tokens tried when a name is taken or lost to a concurrent cleanup. */
+#define CREATE_TRIES 8
 
 typedef struct wfile {
-  dbp_export_file f; /* final path, rows, bytes, sha256 */
-  char *part;        /* f.path + ".part" */
+  dbp_export_file f; /* final path ("-": standard output), rows, bytes, sha256 */
+  char *tmp;         /* f.path "." token ".part"; NULL for standard output */
+  bool created;      /* tmp was created by this writer: removing it is ours */
   bool renamed;      /* the commit put it in place */
 } wfile;
 
 typedef struct wjob {
   dbp__writer *w;
   dbp_buf data;
-  bool open, close; /* first / last chunk of its file */
-  size_t file;      /* index into w->files */
-  const char *part; /* that file's .part path (stable string) */
+  bool open, close;  /* first / last chunk of its file */
+  size_t file;       /* index into w->files */
+  const char *final; /* that file's final path (stable string) */
+  char *tmp;         /* its temporary name, token filled in at creation */
   /* Results, written by the thread-pool task. */
+  bool created;      /* the task created tmp */
   uint64_t file_out; /* bytes of the file on disk after this job */
   uint64_t written;  /* bytes this job wrote */
   char sha256[65];
-  int sys_errno;  /* the failed call's errno, or 0 */
-  int code;       /* a dbpipe code when not a system error */
-  const char *op; /* "create", "write", ... */
+  int sys_errno;       /* the failed call's errno, or 0 */
+  int code;            /* a dbpipe code when not a system error */
+  const char *op;      /* "create", "write", ... */
+  const char *refused; /* what the final path is when it is no regular file */
 } wjob;
 
 struct dbp__writer {
   dbp_rt *rt;
   char *path;
-  char *dir; /* directory of path, for mkdir and fsync */
+  char *dir; /* directory of path, for mkdir, the stale scan and fsync */
   dbp__writer_options o;
   dbp__zstream *z;
+  bool stream;   /* path "-": standard output, no temporary file */
+  bool prepared; /* the first begin checked the target and cleaned up */
 
   wfile *files;
   size_t nfiles, cap;
@@ -79,9 +101,10 @@ struct dbp__writer {
 
   /* Owned by the thread-pool tasks (one at a time). */
   int fd;
+  int lock_fd; /* the first file, flock()ed until commit or abort */
+  char token[TOKEN_LEN + 1];
   dbp__sha256 sha;
   uint64_t file_out;
-  bool dir_made;
 
   /* Background side: progress of the file being written. */
   size_t done_file;
@@ -113,30 +136,199 @@ static char *str_cat(const char *a, const char *b) {
   return s;
 }
 
+/* The directory part of `path` ("." when it has none); malloc'd. */
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) return str_cat(".", "");
+  char *d = str_cat(path, "");
+  if (d != NULL) d[slash == path ? 1 : slash - path] = '\0';
+  return d;
+}
+
+/* ---- names ---- */
+
+/* A target's file name split the way dbp__part_path splits it: the part
+ * number goes between stem and extensions. */
+typedef struct tname {
+  const char *base; /* the last component of the path */
+  size_t nbase;
+  size_t stem; /* length of the stem within base */
+} tname;
+
+static tname tname_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  tname t;
+  t.base = slash ? slash + 1 : path;
+  t.nbase = strlen(t.base);
+  t.stem = dbp__path_split_ext(t.base, NULL, NULL);
+  return t;
+}
+
+/* When name[0..n) is the name of part k of the target ("out-00003.csv.gz"
+ * for "out.csv.gz", exactly as dbp__part_path spells it), returns k; else 0. */
+static unsigned part_index(const tname *t, const char *name, size_t n) {
+  size_t ext = t->nbase - t->stem;
+  if (n < t->nbase + 6 || memcmp(name, t->base, t->stem) != 0 || name[t->stem] != '-' ||
+      memcmp(name + n - ext, t->base + t->stem, ext) != 0)
+    return 0;
+  const char *d = name + t->stem + 1;
+  size_t nd = n - ext - t->stem - 1;
+  if (nd > 10) return 0;
+  unsigned long v = 0;
+  for (size_t i = 0; i < nd; i++) {
+    if (d[i] < '0' || d[i] > '9') return 0;
+    v = v * 10 + (unsigned long)(d[i] - '0');
+  }
+  if (v == 0 || v > UINT_MAX) return 0;
+  char num[16];
+  int k = snprintf(num, sizeof num, "%05lu", v);
+  return (size_t)k == nd && memcmp(num, d, nd) == 0 ? (unsigned)v : 0;
+}
+
+enum { TMP_NONE = 0, TMP_LOCK = 1, TMP_LATER = 2 };
+
+/* Classifies a directory entry: a temporary name of the target that holds
+ * its token's lock (the plain file, or part 1 of a split export:
+ * TMP_LOCK), a temporary name of a later part (TMP_LATER), or neither.
+ * Points *tok at the token within name. */
+static int tmp_kind(const tname *t, const char *name, const char **tok) {
+  size_t n = strlen(name);
+  if (n <= TMP_EXTRA || strcmp(name + n - 5, ".part") != 0 || name[n - TMP_EXTRA] != '.')
+    return TMP_NONE;
+  const char *k = name + n - TMP_EXTRA + 1;
+  for (size_t i = 0; i < TOKEN_LEN; i++) {
+    if (!((k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'f'))) return TMP_NONE;
+  }
+  *tok = k;
+  size_t m = n - TMP_EXTRA;
+  if (m == t->nbase && memcmp(name, t->base, m) == 0) return TMP_LOCK;
+  unsigned idx = part_index(t, name, m);
+  return idx == 0 ? TMP_NONE : idx == 1 ? TMP_LOCK : TMP_LATER;
+}
+
+/* A fresh token: TOKEN_LEN hex digits of getrandom. Returns 0 or errno. */
+static int new_token(char out[TOKEN_LEN + 1]) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char r[TOKEN_LEN / 2];
+  size_t got = 0;
+  while (got < sizeof r) {
+    ssize_t k = getrandom(r + got, sizeof r - got, 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return errno;
+    got += (size_t)k;
+  }
+  for (size_t i = 0; i < sizeof r; i++) {
+    out[2 * i] = hex[r[i] >> 4];
+    out[2 * i + 1] = hex[r[i] & 15];
+  }
+  out[TOKEN_LEN] = '\0';
+  return 0;
+}
+
+/* ---- target checks ---- */
+
+/* What a file of mode m is, for messages. */
+static const char *kind_name(mode_t m) {
+  if (S_ISLNK(m)) return "a symbolic link";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  return "a special file";
+}
+
+/* NULL when `path` may become a final file (nothing there, or a regular
+ * file); else what is there. Never follows a symbolic link. */
+static const char *not_regular(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
+  return kind_name(st.st_mode);
+}
+
+/* Is path standard output's name, or a link to it? Then "-" is meant. */
+static bool names_stdout(const char *path) {
+  if (strcmp(path, "/dev/stdout") == 0) return true;
+  char to[32];
+  ssize_t n = readlink(path, to, sizeof to - 1);
+  if (n < 0) return false;
+  to[n] = '\0';
+  return strcmp(to, "/dev/stdout") == 0 || strcmp(to, "/proc/self/fd/1") == 0 ||
+         strcmp(to, "/dev/fd/1") == 0;
+}
+
+static void refusal(char *buf, size_t len, const char *path, const char *kind) {
+  snprintf(buf, len, "refusing to write %s: it is %s, not a regular file%s", path, kind,
+           names_stdout(path) ? " (use - for standard output)" : "");
+}
+
+/* dbp_export_check_target's work (see export.h); writes a message to buf
+ * only on refusal. No side effects. */
+static int check_target(const char *path, bool split, char *buf, size_t len) {
+  if (path == NULL || *path == '\0') {
+    snprintf(buf, len, "the output path is empty");
+    return DBP_EINVAL;
+  }
+  if (strcmp(path, "-") == 0) {
+    if (!split) return 0;
+    snprintf(buf, len, "standard output (-) cannot be split into parts");
+    return DBP_EINVAL;
+  }
+  if (path[strlen(path) - 1] == '/') {
+    snprintf(buf, len, "the output path %s names a directory, not a file", path);
+    return DBP_EINVAL;
+  }
+  if (!split) {
+    const char *kind = not_regular(path);
+    if (kind == NULL) return 0;
+    refusal(buf, len, path, kind);
+    return DBP_EINVAL;
+  }
+  /* Split: every numbered part name that exists in the directory. */
+  char *dir = dir_of(path);
+  DIR *d = dir ? opendir(dir) : NULL;
+  free(dir);
+  if (d == NULL) return 0;
+  tname t = tname_of(path);
+  int rc = 0;
+  struct dirent *e;
+  while (rc == 0 && (e = readdir(d)) != NULL) {
+    unsigned k = part_index(&t, e->d_name, strlen(e->d_name));
+    struct stat st;
+    if (k == 0 || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        S_ISREG(st.st_mode))
+      continue;
+    char *part = dbp__part_path(path, k);
+    refusal(buf, len, part ? part : path, kind_name(st.st_mode));
+    free(part);
+    rc = DBP_EINVAL;
+  }
+  closedir(d);
+  return rc;
+}
+
 /* Creates the writer; see writer.h. One goto path frees a half-built one. */
 int dbp__writer_new(dbp_rt *rt, const char *path, const dbp__writer_options *o, dbp__writer **out) {
   if (rt == NULL || path == NULL || *path == '\0' || o == NULL || out == NULL) return DBP_EINVAL;
   if (o->compression != DBP_COMP_NONE && o->compression != DBP_COMP_GZIP &&
       o->compression != DBP_COMP_ZSTD)
     return DBP_EINVAL;
+  bool stream = strcmp(path, "-") == 0;
+  if (stream && o->split) return DBP_EINVAL;
   int rc = dbp__zstream_check_level(o->compression, o->level);
   if (rc != 0) return rc;
   dbp__writer *w = calloc(1, sizeof *w);
   if (w == NULL) return DBP_ENOMEM;
   w->rt = rt;
   w->o = *o;
+  w->stream = stream;
   if (w->o.chunk_size == 0) w->o.chunk_size = DBP__WRITER_CHUNK;
   w->fd = -1;
+  w->lock_fd = -1;
   rc = DBP_ENOMEM;
   w->path = str_cat(path, "");
   if (w->path == NULL) goto err;
-  const char *slash = strrchr(path, '/');
-  if (slash == NULL) {
-    w->dir = str_cat(".", "");
-  } else {
-    w->dir = str_cat(path, "");
-    if (w->dir) w->dir[slash == path ? 1 : slash - path] = '\0';
-  }
+  w->dir = dir_of(path);
   if (w->dir == NULL) goto err;
   if (o->compression != DBP_COMP_NONE) {
     rc = dbp__zstream_new(o->compression, o->level, &w->z);
@@ -169,6 +361,165 @@ static void make_dirs(const char *dir) {
   free(p);
 }
 
+/* Opens a directory entry to look at it: never follows a symbolic link,
+ * never waits on a FIFO. */
+static int open_entry(int dfd, const char *name) {
+  return openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* True when the file open as fd is a regular file of ours that no writer
+ * holds locked; then this process holds the lock until fd is closed. */
+static bool unlocked_own(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) return false;
+  return flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+typedef struct stale_name {
+  char *name;
+  int kind;
+  const char *tok; /* into name */
+} stale_name;
+
+/* Removes what dead writers left beside the target: temporary names of the
+ * target and of its split parts (see writer.h). A later part's file goes
+ * only when it is unlocked itself and its token's part-1 file is gone or
+ * unlocked; lock-holding files go last, each while we hold its lock, so a
+ * writer that created one just now notices (st_nlink 0) and starts over.
+ * Best effort: whatever cannot be read or removed stays. */
+static void remove_stale(dbp__writer *w) {
+  DIR *d = opendir(w->dir);
+  if (d == NULL) return;
+  tname t = tname_of(w->path);
+  stale_name *v = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *tok;
+    int kind = tmp_kind(&t, e->d_name, &tok);
+    if (kind == TMP_NONE) continue;
+    if (n == cap) {
+      size_t c = cap ? 2 * cap : 8;
+      stale_name *g = realloc(v, c * sizeof *g);
+      if (g == NULL) break;
+      v = g;
+      cap = c;
+    }
+    char *copy = str_cat(e->d_name, "");
+    if (copy == NULL) break;
+    v[n++] = (stale_name){copy, kind, copy + (tok - e->d_name)};
+  }
+  int dfd = dirfd(d);
+  char *first = dbp__part_path(t.base, 1);
+  for (int pass = TMP_LATER; pass >= TMP_LOCK; pass--) {
+    for (size_t i = 0; i < n; i++) {
+      if (v[i].kind != pass) continue;
+      int fd = open_entry(dfd, v[i].name);
+      if (fd < 0) continue;
+      bool dead = unlocked_own(fd);
+      int lfd = -1;
+      if (dead && pass == TMP_LATER && first != NULL) {
+        char lock[NAME_MAX + 1];
+        snprintf(lock, sizeof lock, "%s.%.*s.part", first, TOKEN_LEN, v[i].tok);
+        lfd = open_entry(dfd, lock);
+        struct stat st;
+        if (lfd >= 0 && fstat(lfd, &st) == 0 && S_ISREG(st.st_mode) &&
+            flock(lfd, LOCK_EX | LOCK_NB) != 0)
+          dead = false;
+      }
+      if (dead) unlinkat(dfd, v[i].name, 0);
+      if (lfd >= 0) close(lfd);
+      close(fd);
+    }
+  }
+  free(first);
+  for (size_t i = 0; i < n; i++) free(v[i].name);
+  free(v);
+  closedir(d);
+}
+
+typedef struct prep_job {
+  dbp__writer *w;
+  int sys_errno;
+  bool refused;
+  char msg[256];
+} prep_job;
+
+/* Before the first file: refuses a target that is no regular file (before
+ * anything is created), creates the directories, draws the token and
+ * removes what dead writers of this target left. */
+static void prepare_work(void *arg) {
+  prep_job *p = arg;
+  dbp__writer *w = p->w;
+  if (check_target(w->path, w->o.split, p->msg, sizeof p->msg) != 0) {
+    p->refused = true;
+    return;
+  }
+  make_dirs(w->dir);
+  p->sys_errno = new_token(w->token);
+  if (p->sys_errno == 0) remove_stale(w);
+}
+
+/* Creates the job's temporary file (or picks standard output). The first
+ * file of a writer holds the lock: it is flock()ed before anything else and
+ * a duplicate of its descriptor keeps the lock until commit or abort. */
+static void create_file(wjob *j) {
+  dbp__writer *w = j->w;
+  if (j->tmp == NULL) {
+    w->fd = STDOUT_FILENO;
+    return;
+  }
+  const char *kind = not_regular(j->final);
+  if (kind != NULL) {
+    j->code = DBP_EINVAL;
+    j->refused = kind;
+    return;
+  }
+  size_t at = strlen(j->final) + 1;
+  bool first = j->file == 0;
+  for (int tries = 1;; tries++) {
+    memcpy(j->tmp + at, w->token, TOKEN_LEN);
+    int fd = open(j->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0) {
+      int e = errno;
+      if (first && e == EEXIST && tries < CREATE_TRIES && new_token(w->token) == 0) continue;
+      j->sys_errno = e;
+      j->op = "create";
+      return;
+    }
+    if (!first) {
+      j->created = true;
+      w->fd = fd;
+      return;
+    }
+    /* A file system without flock leaves it unlocked: a cleanup cannot
+     * lock it either, so it never takes it for stale. */
+    while (flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_nlink == 0) {
+      /* Another writer's cleanup removed it before we locked it. */
+      close(fd);
+      if (tries < CREATE_TRIES && new_token(w->token) == 0) continue;
+      j->sys_errno = EEXIST;
+      j->op = "create";
+      return;
+    }
+    int lfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (lfd < 0) {
+      j->sys_errno = errno;
+      j->op = "create";
+      unlink(j->tmp);
+      close(fd);
+      return;
+    }
+    w->lock_fd = lfd;
+    j->created = true;
+    w->fd = fd;
+    return;
+  }
+}
+
 static int emit_write(void *ctx, const void *data, size_t n) {
   wjob *j = ctx;
   dbp__writer *w = j->w;
@@ -178,6 +529,12 @@ static int emit_write(void *ctx, const void *data, size_t n) {
     ssize_t k = write(w->fd, p, n);
     if (k < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        /* Standard output may be a non-blocking pipe. */
+        struct pollfd pf = {.fd = w->fd, .events = POLLOUT};
+        poll(&pf, 1, -1);
+        continue;
+      }
       j->sys_errno = errno;
       j->op = "write";
       return DBP_EIO;
@@ -195,17 +552,8 @@ static void job_work(void *arg) {
   wjob *j = arg;
   dbp__writer *w = j->w;
   if (j->open) {
-    if (!w->dir_made) {
-      make_dirs(w->dir);
-      w->dir_made = true;
-    }
-    int fd = open(j->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-      j->sys_errno = errno;
-      j->op = "create";
-      return;
-    }
-    w->fd = fd;
+    create_file(j);
+    if (j->sys_errno != 0 || j->code != 0) return;
     w->file_out = 0;
     dbp__sha256_init(&w->sha);
     if (w->z != NULL && dbp__zstream_reset(w->z) != 0) {
@@ -229,6 +577,11 @@ static void job_work(void *arg) {
   j->file_out = w->file_out;
   if (j->close) {
     dbp__sha256_final_hex(&w->sha, j->sha256);
+    if (w->stream) {
+      /* Standard output stays open, and a pipe cannot be fsynced. */
+      w->fd = -1;
+      return;
+    }
     if (!w->o.no_fsync && fsync(w->fd) != 0) {
       j->sys_errno = errno;
       j->op = "fsync";
@@ -263,13 +616,22 @@ static int bg_main(void *arg, void **result) {
     }
     if (rc != 0) break;
     wjob *j = item;
+    j->created = false;
     j->file_out = j->written = 0;
     j->sys_errno = j->code = 0;
     j->op = NULL;
+    j->refused = NULL;
     rc = dbp_work(w->rt, job_work, j);
-    if (rc == 0 && (j->sys_errno != 0 || j->code != 0)) {
+    /* Even a cancelled wait saw the task through: record what it made. */
+    if (j->created) w->files[j->file].created = true;
+    if (rc == 0 && j->refused != NULL) {
+      char msg[256];
+      refusal(msg, sizeof msg, j->final, j->refused);
+      rc = j->code;
+      set_error(w, rc, "%s", msg);
+    } else if (rc == 0 && (j->sys_errno != 0 || j->code != 0)) {
       rc = j->sys_errno ? dbp_err_from_errno(-j->sys_errno) : j->code;
-      set_error(w, rc, "%s %s: %s", j->op, j->part,
+      set_error(w, rc, "%s %s: %s", j->op, j->tmp ? j->tmp : "standard output",
                 j->sys_errno ? strerror(j->sys_errno) : dbp_strerror(j->code));
     }
     if (w->o.progress) w->o.progress->bytes_out += j->written;
@@ -347,9 +709,30 @@ static int send_cur(dbp__writer *w) {
   return 0;
 }
 
+/* The first begin's check and cleanup, on the thread pool. */
+static int prepare(dbp__writer *w) {
+  prep_job p = {.w = w};
+  int rc = dbp_work(w->rt, prepare_work, &p);
+  if (rc == 0 && p.refused) {
+    set_error(w, DBP_EINVAL, "%s", p.msg);
+    return DBP_EINVAL;
+  }
+  if (rc == 0 && p.sys_errno != 0) {
+    rc = dbp_err_from_errno(-p.sys_errno);
+    set_error(w, rc, "getrandom for a temporary name beside %s: %s", w->path,
+              strerror(p.sys_errno));
+  }
+  if (rc == 0) w->prepared = true;
+  return rc;
+}
+
 int dbp__writer_begin(dbp__writer *w) {
   if (w->err) return w->err;
   if (w->in_file || w->committed || w->removed || (!w->o.split && w->nfiles > 0)) return DBP_ESTATE;
+  if (!w->stream && !w->prepared) {
+    int rc = prepare(w);
+    if (rc != 0) return rc;
+  }
   if (w->nfiles == w->cap) {
     size_t cap = w->cap ? 2 * w->cap : 4;
     wfile *f = realloc(w->files, cap * sizeof *f);
@@ -361,10 +744,13 @@ int dbp__writer_begin(dbp__writer *w) {
   memset(f, 0, sizeof *f);
   f->f.path = w->o.split ? dbp__part_path(w->path, (unsigned)w->nfiles + 1) : str_cat(w->path, "");
   if (f->f.path == NULL) return DBP_ENOMEM;
-  f->part = str_cat(f->f.path, ".part");
-  if (f->part == NULL) {
-    free(f->f.path);
-    return DBP_ENOMEM;
+  if (!w->stream) {
+    /* The token is filled in when the file is created. */
+    f->tmp = str_cat(f->f.path, ".XXXXXXXXXXXXXXXX.part");
+    if (f->tmp == NULL) {
+      free(f->f.path);
+      return DBP_ENOMEM;
+    }
   }
   w->nfiles++;
   if (!w->bg_running) {
@@ -379,7 +765,8 @@ int dbp__writer_begin(dbp__writer *w) {
   if (rc != 0) return rc;
   j->open = true;
   j->file = w->nfiles - 1;
-  j->part = f->part;
+  j->final = f->f.path;
+  j->tmp = f->tmp;
   w->cur = j;
   w->cur_sent = 0;
   w->in_file = true;
@@ -395,18 +782,20 @@ int dbp__writer_flush_if_full(dbp__writer *w) {
   if (w->cur == NULL) return DBP_ESTATE;
   if (w->cur->data.len < w->o.chunk_size) return 0;
   size_t file = w->cur->file;
-  const char *part = w->cur->part;
+  const char *final = w->cur->final;
+  char *tmp = w->cur->tmp;
   int rc = send_cur(w);
   if (rc == 0) rc = get_slot(w, &w->cur);
   if (rc != 0) return rc;
   w->cur->file = file;
-  w->cur->part = part;
+  w->cur->final = final;
+  w->cur->tmp = tmp;
   return 0;
 }
 
 int dbp__writer_write(dbp__writer *w, const void *p, size_t n) {
   if (w->cur == NULL) return w->err ? w->err : DBP_ESTATE;
-  int rc = dbp_buf_append(&w->cur->data, p, n);
+  int rc = n > 0 ? dbp_buf_append(&w->cur->data, p, n) : 0;
   return rc != 0 ? rc : dbp__writer_flush_if_full(w);
 }
 
@@ -432,28 +821,43 @@ typedef struct commit_job {
   const char *path;
 } commit_job;
 
-/* On the thread pool: every NAME.part becomes NAME, then the directory is
- * fsynced so the renames survive a crash. */
+static bool rename_one(commit_job *c, size_t i) {
+  wfile *f = &c->w->files[i];
+  if (rename(f->tmp, f->f.path) != 0) {
+    c->sys_errno = errno;
+    c->op = "rename";
+    c->path = f->tmp;
+    return false;
+  }
+  f->renamed = true;
+  return true;
+}
+
+/* On the thread pool: every temporary file becomes its final name, the
+ * first (lock-holding) one last, then the lock is released and the
+ * directory fsynced so the renames survive a crash. */
 static void commit_work(void *arg) {
   commit_job *c = arg;
   dbp__writer *w = c->w;
-  for (size_t i = 0; i < w->nfiles; i++) {
-    if (rename(w->files[i].part, w->files[i].f.path) != 0) {
-      c->sys_errno = errno;
-      c->op = "rename";
-      c->path = w->files[i].part;
-      return;
-    }
-    w->files[i].renamed = true;
+  for (size_t i = 1; i < w->nfiles; i++) {
+    if (!rename_one(c, i)) return;
+  }
+  if (!rename_one(c, 0)) return;
+  if (w->lock_fd >= 0) {
+    close(w->lock_fd);
+    w->lock_fd = -1;
   }
   /* A split export replaces the whole set: parts numbered past this run's
    * last one are left over from an earlier, longer run and would read as
-   * part of this one. */
+   * part of this one. Only regular files go; the scan ends at the first
+   * number with nothing there. */
   for (unsigned k = (unsigned)w->nfiles + 1; w->o.split; k++) {
     char *stale = dbp__part_path(w->path, k);
-    bool gone = stale == NULL || unlink(stale) != 0;
+    struct stat st;
+    bool there = stale != NULL && lstat(stale, &st) == 0;
+    if (there && S_ISREG(st.st_mode)) unlink(stale);
     free(stale);
-    if (gone) break;
+    if (!there) break;
   }
   if (w->o.no_fsync) return;
   int dfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -485,7 +889,7 @@ int dbp__writer_commit(dbp__writer *w) {
     rc = wait_bg(w);
     if (rc == 0) rc = w->err;
   }
-  if (rc == 0 && w->nfiles > 0) {
+  if (rc == 0 && w->nfiles > 0 && !w->stream) {
     commit_job c = {w, 0, NULL, NULL};
     rc = dbp_work(w->rt, commit_work, &c);
     if (rc == 0 && c.sys_errno != 0) {
@@ -502,18 +906,26 @@ int dbp__writer_commit(dbp__writer *w) {
   return 0;
 }
 
-/* Closes the open file and unlinks every .part and every final file this
- * writer renamed into place. Plain system calls: see the file comment. */
+/* Closes the open file and unlinks every temporary file this writer
+ * created and every final file it renamed into place; the first file goes
+ * last, while its lock is still held (see writer.h). Plain system calls:
+ * see the file comment. Standard output is left open. */
 static void remove_files(dbp__writer *w) {
   if (w->removed) return;
   w->removed = true;
-  if (w->fd >= 0) {
-    close(w->fd);
-    w->fd = -1;
+  if (w->fd >= 0 && !w->stream) close(w->fd);
+  w->fd = -1;
+  for (size_t i = w->nfiles; i-- > 0;) {
+    wfile *f = &w->files[i];
+    if (f->renamed) {
+      unlink(f->f.path);
+    } else if (f->created) {
+      unlink(f->tmp);
+    }
   }
-  for (size_t i = 0; i < w->nfiles; i++) {
-    unlink(w->files[i].part);
-    if (w->files[i].renamed) unlink(w->files[i].f.path);
+  if (w->lock_fd >= 0) {
+    close(w->lock_fd);
+    w->lock_fd = -1;
   }
 }
 
@@ -559,7 +971,7 @@ static void destroy(dbp__writer *w) {
   }
   for (size_t i = 0; i < w->nfiles; i++) {
     free(w->files[i].f.path);
-    free(w->files[i].part);
+    free(w->files[i].tmp);
   }
   free(w->files);
   if (w->jobs) dbp_chan_free(w->jobs);
@@ -580,15 +992,36 @@ void dbp__writer_free(dbp__writer *w) {
   destroy(w);
 }
 
-/* Placeholders until target checks and atomic small files are built. */
+/* ---- public: target checks and small atomic files ---- */
+
 int dbp_export_check_target(const char *path, bool split, char *errbuf, size_t errlen) {
-  (void)split;
-  if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
-  return path == NULL || *path == '\0' ? DBP_EINVAL : 0;
+  char msg[512] = "";
+  int rc = check_target(path, split, msg, sizeof msg);
+  if (errbuf != NULL && errlen > 0) snprintf(errbuf, errlen, "%s", msg);
+  return rc;
 }
 
-int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t len,
-                          bool no_fsync, char *errbuf, size_t errlen) {
+/* One writer, one file, committed: the export's own path to disk. */
+int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t len, bool no_fsync,
+                          char *errbuf, size_t errlen) {
+  char dummy[1];
+  if (errbuf == NULL || errlen == 0) {
+    errbuf = dummy;
+    errlen = sizeof dummy;
+  }
+  errbuf[0] = '\0';
+  if (rt == NULL || path == NULL || *path == '\0' || (data == NULL && len > 0)) {
+    snprintf(errbuf, errlen, "dbp_write_file_atomic: missing runtime, path or data");
+    return DBP_EINVAL;
+  }
+  if (strcmp(path, "-") == 0) {
+    snprintf(errbuf, errlen, "dbp_write_file_atomic writes a file, not standard output (-)");
+    return DBP_EINVAL;
+  }
+  if (dbp_current(rt) == NULL) {
+    snprintf(errbuf, errlen, "dbp_write_file_atomic must run inside a coroutine");
+    return DBP_ENOTCORO;
+  }
   dbp__writer_options o = {.compression = DBP_COMP_NONE, .no_fsync = no_fsync};
   dbp__writer *w = NULL;
   int rc = dbp__writer_new(rt, path, &o, &w);
@@ -597,6 +1030,7 @@ int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t
   if (rc == 0) rc = dbp__writer_end(w, 0);
   if (rc == 0) rc = dbp__writer_commit(w);
   if (rc != 0 && w != NULL) dbp__writer_error(w, errbuf, errlen);
+  if (rc != 0 && errbuf[0] == '\0') snprintf(errbuf, errlen, "%s: %s", path, dbp_strerror(rc));
   dbp__writer_free(w);
   return rc;
 }

@@ -1,13 +1,46 @@
 /* The atomic file writer: bytes in, finished files out.
  *
  * A writer produces one file, or numbered parts of one file name
- * ("out-00001.csv.gz" ...), each written as NAME.part beside its target and
- * compressed (gzip or zstd), hashed (SHA-256), written, fsynced and closed on
- * libuv's thread pool by a background coroutine, so the loop never blocks and
- * encoding the next chunk overlaps compressing the last. Nothing appears at a
- * final path before dbp__writer_commit, which renames every part into place
- * (all or nothing) and fsyncs the directory; dbp__writer_abort removes every
- * .part and every final file this writer put in place.
+ * ("out-00001.csv.gz" ...), each written as a temporary file beside its
+ * target and compressed (gzip or zstd), hashed (SHA-256), written, fsynced
+ * and closed on libuv's thread pool by a background coroutine, so the loop
+ * never blocks and encoding the next chunk overlaps compressing the last.
+ * Nothing appears at a final path before dbp__writer_commit, which renames
+ * every part into place (all or nothing) and fsyncs the directory;
+ * dbp__writer_abort removes every temporary file and every final file this
+ * writer put in place.
+ *
+ * Targets. A final path must be absent or a regular file: a symbolic link,
+ * directory, FIFO, socket or device there is refused (DBP_EINVAL, the
+ * message naming the path and what it is) by the first dbp__writer_begin,
+ * before anything is created, and again (lstat) before each file is
+ * created. The path "-" is standard output (fd 1): bytes go straight there,
+ * no temporary file, rename or fsync, never split; the file listed is "-".
+ *
+ * Temporary names. A file's temporary name is FINAL.TOKEN.part beside it,
+ * TOKEN being 16 lowercase hex digits from getrandom, drawn once per writer
+ * (every part of a split export shares it). It is created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW, mode 0666 & ~umask, so nothing planted at a
+ * predictable name can redirect a write, and two writers to one target never
+ * share a file (the last commit wins, each file whole).
+ *
+ * The lock. The writer's first file (the plain file, or part 1) holds the
+ * lock: right after creating it the writer takes flock(LOCK_EX) on it and
+ * keeps a descriptor of it, locked, until commit or abort. At commit the
+ * first file is renamed LAST; at abort its temporary name is removed last.
+ * So while any temporary file of a token exists, either that token's first
+ * file is locked (its writer lives) or the writer is dead.
+ *
+ * Stale files. The first begin (on the thread pool) looks in the target's
+ * directory for temporary names of this target, plain ("out.csv.TOKEN.part")
+ * and split ("out-NNNNN.csv.TOKEN.part"); it opens each with O_NOFOLLOW |
+ * O_NONBLOCK and skips anything that is not a regular file owned by our
+ * uid. A later part goes when it is unlocked itself and its token's part-1
+ * file is gone or unlocked (a non-blocking flock succeeds); then a first
+ * file goes when its own non-blocking flock succeeds, removed while that
+ * lock is held. A writer that created its first file just before such a
+ * removal finds it unlinked once its own flock returns (st_nlink 0) and
+ * starts over with a fresh token. A live writer's files are never removed.
  *
  * The producer side (begin / buf / flush / end / commit / abort) is used from
  * one coroutine. Calls marked "waits" must run inside a coroutine of the
@@ -50,11 +83,14 @@ typedef struct dbp__writer_options {
 
 typedef struct dbp__writer dbp__writer;
 
-/* Creates a writer for `path` (copied). Touches no file yet. Returns 0,
- * DBP_EINVAL (bad compression or level) or DBP_ENOMEM. */
+/* Creates a writer for `path` (copied; "-" is standard output). Touches no
+ * file yet. Returns 0, DBP_EINVAL (bad compression or level, or split with
+ * "-") or DBP_ENOMEM. */
 int dbp__writer_new(dbp_rt *rt, const char *path, const dbp__writer_options *o, dbp__writer **out);
 /* Waits. Starts the next file (the first, or the next part). The previous
- * one must have been ended. Returns 0 or the writer's error. */
+ * one must have been ended. The first call checks the target and removes
+ * stale temporary files (see above). Returns 0 or the writer's error
+ * (DBP_EINVAL for a target that is no regular file). */
 int dbp__writer_begin(dbp__writer *w);
 /* The buffer holding the current file's next bytes: append to it, then call
  * dbp__writer_flush_if_full. Valid until the next writer call. */
@@ -72,15 +108,18 @@ int dbp__writer_end(dbp__writer *w, uint64_t rows);
  * (buffered bytes included); for a compressed one what the compressor has
  * produced so far (it lags by the data in flight). */
 uint64_t dbp__writer_size(const dbp__writer *w);
-/* Waits. Finishes every file, renames each NAME.part to NAME and fsyncs the
- * directory. On failure everything is removed (as by dbp__writer_abort) and
- * the error returned. */
+/* Waits. Finishes every file, renames each temporary file to its final
+ * name (the first one last), releases the lock, removes stale parts
+ * numbered past the last (regular files only) and fsyncs the directory. On
+ * failure everything is removed (as by dbp__writer_abort) and the error
+ * returned. */
 int dbp__writer_commit(dbp__writer *w);
-/* Waits. Stops the background writer and removes every .part and every
- * final file this writer renamed into place. Idempotent. */
+/* Waits. Stops the background writer and removes every temporary file it
+ * created and every final file it renamed into place. Idempotent. Bytes
+ * already sent to standard output stay sent. */
 void dbp__writer_abort(dbp__writer *w);
 /* The error that stopped the writer: code and a message naming the file
- * and the operation ("write out.csv.part: No space left on device"). */
+ * and the operation ("write out.csv.4f0c9a1b2d3e5f60.part: No space left on device"). */
 int dbp__writer_error(const dbp__writer *w, char *msg, size_t len);
 /* After a successful commit: hands over the list of files (paths, rows,
  * bytes, sha256); the caller frees paths and array. */

@@ -22,7 +22,8 @@
  * first failure cancels the other side (cancelling the source cancels the
  * statement on the server), and cancelling the caller cancels both. Files are
  * committed (renamed into place) only after both finished cleanly; otherwise
- * the writer removes every .part and nothing reaches a final path.
+ * the writer removes every temporary file and nothing reaches a final path.
+ * The path "-" streams to standard output through the same writer.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -600,20 +601,43 @@ static bool copy_can_write(const dbp_encode_options *enc) {
   return !enc->crlf && (d == 0 || d == '\t' || (d >= 0x20 && d < 0x7f));
 }
 
+/* dbp_export_check_target, run on the thread pool. */
+typedef struct target_job {
+  const char *path;
+  bool split;
+  int rc;
+  char msg[sizeof((dbp_dberr *)0)->message];
+} target_job;
+
+static void target_work(void *arg) {
+  target_job *t = arg;
+  t->rc = dbp_export_check_target(t->path, t->split, t->msg, sizeof t->msg);
+}
+
 int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *params,
                      const char *path, const dbp_export_options *opts, dbp_export_result *res) {
+  int rc;
   if (res == NULL) return DBP_EINVAL;
   memset(res, 0, sizeof *res);
   if (c == NULL || sql == NULL || path == NULL || *path == '\0' || (nparams > 0 && params == NULL))
     return res_error(res, DBP_EINVAL, "dbp_export_query: missing connection, SQL or path");
-  if (path[strlen(path) - 1] == '/')
-    return res_error(res, DBP_EINVAL, "the output path %s names a directory, not a file", path);
   dbp_rt *rt = dbp_conn_rt(c);
   if (dbp_current(rt) == NULL)
     return res_error(res, DBP_ENOTCORO, "dbp_export_query must run inside a coroutine");
   dbp_export_options o = {0};
   if (opts != NULL) o = *opts;
+  bool split = o.max_rows > 0 || o.max_bytes > 0;
+  if (split && strcmp(path, "-") == 0)
+    return res_error(res, DBP_EINVAL,
+                     "standard output (-) cannot be split: max_rows and max_bytes need a file");
+  /* A target that cannot become a regular file is refused before the query
+   * runs (the check reads the directory: on the thread pool). */
+  target_job tj = {.path = path, .split = split};
+  rc = dbp_work(rt, target_work, &tj);
+  if (rc != 0) return res_error(res, rc, "%s", dbp_strerror(rc));
+  if (tj.rc != 0) return res_error(res, tj.rc, "%s", tj.msg);
 
+  /* Standard output has no name to read: AUTO means CSV, uncompressed. */
   dbp_format fmt = o.format;
   dbp_compression comp = o.compression;
   dbp_format pf;
@@ -644,7 +668,7 @@ int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_par
 
   /* Options the encoders (and so COPY) would refuse fail before anything runs. */
   dbp_encoder *probe = NULL;
-  int rc = dbp_encoder_new(&x.enc, NULL, 0, &probe);
+  rc = dbp_encoder_new(&x.enc, NULL, 0, &probe);
   dbp_encoder_free(probe);
   if (rc != 0)
     return res_error(res, rc, "invalid %s options (delimiter or NULL string)",
@@ -653,7 +677,7 @@ int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_par
   dbp__writer_options wo = {
       .compression = comp,
       .level = o.level,
-      .split = o.max_rows > 0 || o.max_bytes > 0,
+      .split = split,
       .no_fsync = o.no_fsync,
       .progress = o.progress,
   };

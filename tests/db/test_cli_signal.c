@@ -1,5 +1,7 @@
 /* The dbpipe executable interrupted (SIGINT, SIGTERM, twice) and drawing
  * its live display on a pseudo-terminal. */
+#include <glob.h>
+
 #include "test_cli.h"
 
 static char dir[256];
@@ -58,10 +60,14 @@ static void write_long_job(const char *job) {
 static void wait_until_running(proc *p) {
   uint64_t deadline = now_ms() + 20000;
   char part[512];
-  snprintf(part, sizeof part, "%s/out/big.csv.gz.part", dir);
+  snprintf(part, sizeof part, "%s/out/big.csv.gz.*.part", dir);
   while (now_ms() < deadline) {
     proc_pump(p, 100);
-    if (pg_running(marker) == 2 && my_running(marker) == 1 && exists("%s", part)) return;
+    /* The writer's temporary file beside the target: big.csv.gz.TOKEN.part. */
+    glob_t g;
+    bool writing = glob(part, 0, NULL, &g) == 0;
+    globfree(&g);
+    if (pg_running(marker) == 2 && my_running(marker) == 1 && writing) return;
   }
   cr_assert_fail("the tasks did not start; stderr so far:\n%s", p->err);
 }

@@ -4,6 +4,8 @@
  * MariaDB's output equal to PostgreSQL's for the same sample data. */
 #include "test_export.h"
 
+#include <sys/wait.h>
+
 TestSuite(export, .init = make_tmp, .fini = remove_tmp, .timeout = 120);
 
 static const char *const pg_queries[] = {
@@ -376,5 +378,140 @@ Test(export, wide_rows) {
       xjob_free(&j);
     }
     free(sql.p);
+  }
+}
+
+/* ---- standard output ---- */
+
+typedef struct stdout_report {
+  int rc;
+  size_t nfiles;
+  char path[8];
+  uint64_t rows, bytes, total_rows, total_bytes;
+  char sha256[65];
+  char message[512];
+} stdout_report;
+
+typedef struct stdout_job {
+  dbp_rt *rt;
+  const char *dsn;
+  const char *sql;
+  dbp_export_options o;
+  stdout_report r;
+} stdout_job;
+
+static int stdout_main(void *arg, void **result) {
+  (void)result;
+  stdout_job *s = arg;
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  s->r.rc = dbp_conn_open(s->rt, s->dsn, 20000, &c, &err);
+  if (s->r.rc != 0) {
+    snprintf(s->r.message, sizeof s->r.message, "%s", err.message);
+    return 0;
+  }
+  dbp_export_result res;
+  s->r.rc = dbp_export_query(c, s->sql, 0, NULL, "-", &s->o, &res);
+  snprintf(s->r.message, sizeof s->r.message, "%s", res.err.message);
+  s->r.nfiles = res.nfiles;
+  s->r.total_rows = res.rows;
+  s->r.total_bytes = res.bytes;
+  if (res.nfiles > 0) {
+    snprintf(s->r.path, sizeof s->r.path, "%s", res.files[0].path);
+    s->r.rows = res.files[0].rows;
+    s->r.bytes = res.files[0].bytes;
+    memcpy(s->r.sha256, res.files[0].sha256, sizeof s->r.sha256);
+  }
+  dbp_export_result_free(&res);
+  dbp_conn_close(c);
+  return 0;
+}
+
+/* Runs the export to "-" in a child (working in the test directory) whose
+ * fd 1 is a pipe; returns the bytes that came through and the child's
+ * result in s->r. */
+static char *export_to_pipe(stdout_job *s, size_t *len) {
+  int out[2], rep[2];
+  cr_assert_eq(pipe(out), 0);
+  cr_assert_eq(pipe(rep), 0);
+  pid_t pid = fork();
+  cr_assert_neq(pid, -1);
+  if (pid == 0) {
+    close(out[0]);
+    close(rep[0]);
+    if (chdir(g_tmp) != 0 || dup2(out[1], STDOUT_FILENO) < 0) _exit(1);
+    close(out[1]);
+    s->r.rc = DBP_ESYS;
+    if (dbp_rt_new(&s->rt, NULL, NULL) != 0) _exit(2);
+    dbp_spawn(s->rt, NULL, stdout_main, s, &(dbp_spawn_options){.detached = true});
+    dbp_rt_run(s->rt);
+    dbp_rt_free(s->rt);
+    stdout_report r = s->r;
+    _exit(write(rep[1], &r, sizeof r) == sizeof r ? 0 : 3);
+  }
+  close(out[1]);
+  close(rep[1]);
+  tstr got = {0};
+  ts_add(&got, "", 0);
+  char buf[65536];
+  ssize_t k;
+  while ((k = read(out[0], buf, sizeof buf)) > 0) ts_add(&got, buf, (size_t)k);
+  close(out[0]);
+  cr_assert_eq(read(rep[0], &s->r, sizeof s->r), (ssize_t)sizeof s->r);
+  close(rep[0]);
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+  *len = got.n;
+  return got.p;
+}
+
+/* "-" streams exactly the bytes a file export of the same query and options
+ * writes (COPY's fast path and the row path, plain and compressed), leaves
+ * no file anywhere, and reports one file "-" with the same rows, bytes and
+ * SHA-256. */
+Test(export, standard_output_streams_what_a_file_export_writes) {
+  struct {
+    int kind;
+    const char *sql;
+    const char *file;
+    dbp_export_options o;
+  } cases[] = {
+      {DBT_PG, "SELECT * FROM orders ORDER BY id", "a.csv", {0}},
+      {DBT_PG,
+       "SELECT * FROM customers ORDER BY id",
+       "b.tsv.gz",
+       {.format = DBP_FMT_TSV, .compression = DBP_COMP_GZIP}},
+      {DBT_MY,
+       "SELECT * FROM orders ORDER BY id",
+       "c.jsonl.zst",
+       {.format = DBP_FMT_JSONL, .compression = DBP_COMP_ZSTD}},
+      {DBT_MY, "SELECT * FROM customers ORDER BY id", "d.csv", {0}},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    stdout_job s = {.dsn = dbt_dsn(cases[i].kind), .sql = cases[i].sql, .o = cases[i].o};
+    size_t n;
+    char *streamed = export_to_pipe(&s, &n);
+    const char *name = cases[i].file;
+    cr_assert_eq(s.r.rc, 0, "%s: %s (%s)", name, dbp_err_name(s.r.rc), s.r.message);
+    cr_expect_eq(count_entries(g_tmp), (int)i, "%s: the stream wrote no file", name);
+    xjob j = {.kind = cases[i].kind, .sql = cases[i].sql, .path = tmp_path(name), .o = cases[i].o};
+    dbt_run_in_coro(body_export, &j);
+    cr_assert_eq(j.rc, 0, "%s: %s", name, j.res.err.message);
+    size_t m;
+    char *file = read_raw(j.path, &m);
+    cr_expect(n == m && memcmp(streamed, file, n) == 0, "%s: %zu bytes streamed, %zu in the file",
+              name, n, m);
+    cr_expect_eq(s.r.nfiles, 1);
+    cr_expect_str_eq(s.r.path, "-");
+    cr_expect_eq(s.r.rows, j.res.files[0].rows, "%s: rows", name);
+    cr_expect_eq(s.r.total_rows, j.res.rows);
+    cr_expect_eq(s.r.bytes, n, "%s: bytes", name);
+    cr_expect_eq(s.r.total_bytes, n);
+    cr_expect_str_eq(s.r.sha256, j.res.files[0].sha256, "%s: sha256", name);
+    cr_expect_gt(s.r.rows, 0);
+    free(streamed);
+    free(file);
+    xjob_free(&j);
   }
 }

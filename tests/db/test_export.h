@@ -217,6 +217,35 @@ static __attribute__((unused)) int count_entries(const char *dir) {
   return n;
 }
 
+/* Temporary files beside `final` (FINAL.<16 hex digits>.part in its
+ * directory), as the writer names them. */
+static __attribute__((unused)) int temps_beside(const char *final) {
+  char dir[256];
+  snprintf(dir, sizeof dir, "%s", final);
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL) return 0;
+  *slash = '\0';
+  const char *base = strrchr(final, '/') + 1;
+  size_t nb = strlen(base);
+  DIR *d = opendir(dir);
+  if (d == NULL) return 0;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t k = strlen(e->d_name);
+    if (k != nb + 22 || strncmp(e->d_name, base, nb) != 0 || e->d_name[nb] != '.' ||
+        strcmp(e->d_name + k - 5, ".part") != 0)
+      continue;
+    bool hex = true;
+    for (size_t i = nb + 1; i < nb + 17; i++)
+      hex &= (e->d_name[i] >= '0' && e->d_name[i] <= '9') ||
+             (e->d_name[i] >= 'a' && e->d_name[i] <= 'f');
+    n += hex;
+  }
+  closedir(d);
+  return n;
+}
+
 static char g_tmp[64];
 static __attribute__((unused)) void make_tmp(void) {
   strcpy(g_tmp, "/tmp/dbp-export-XXXXXX");

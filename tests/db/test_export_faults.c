@@ -1,11 +1,13 @@
 /* Exports that fail: an error in the middle of the stream, a cancelled or
- * timed-out export, bad SQL, bad options, an unwritable target, a full disk.
- * Each ends in a clear error, leaves no file and no .part (an existing file
+ * timed-out export, bad SQL, bad options, an unwritable target, a target
+ * that is no regular file (refused before the query runs), a full disk.
+ * Each ends in a clear error, leaves no file and no temporary file (an existing file
  * stays as it was), and leaves the connection usable with nothing running on
  * the server. */
 #include <errno.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 
 #include "test_export.h"
 
@@ -125,7 +127,9 @@ Test(export_faults, unwritable_target_is_a_clear_error) {
   xjob j = {.kind = DBT_PG, .sql = "SELECT * FROM customers", .path = "/proc/dbpipe/x/out.csv"};
   dbt_run_in_coro(body_export, &j);
   cr_expect_neq(j.rc, 0);
-  cr_expect(strstr(j.res.err.message, "/proc/dbpipe/x/out.csv.part"), "%s", j.res.err.message);
+  cr_expect(
+      strstr(j.res.err.message, "/proc/dbpipe/x/out.csv.") && strstr(j.res.err.message, ".part: "),
+      "%s", j.res.err.message);
   cr_expect(j.conn_idle_after);
   xjob_free(&j);
 }
@@ -189,11 +193,9 @@ static int body_cancel(dbp_rt *rt, void *arg) {
   cr_assert_eq(dbp_spawn(rt, &co, export_co, j, NULL), 0);
   uint64_t t0 = dbp_now(rt);
   if (j->cancel) {
-    /* Wait until data is on disk, as a .part. */
-    char part[300];
-    snprintf(part, sizeof part, "%s.part", j->path);
-    for (int i = 0; i < 2000 && access(part, F_OK) != 0; i++) dbp_sleep(rt, 5);
-    cr_expect_eq(access(part, F_OK), 0, "the export is writing %s", part);
+    /* Wait until data is on disk, as a temporary file beside the target. */
+    for (int i = 0; i < 2000 && temps_beside(j->path) == 0; i++) dbp_sleep(rt, 5);
+    cr_expect_eq(temps_beside(j->path), 1, "the export is writing beside %s", j->path);
     t0 = dbp_now(rt);
     dbp_cancel(co);
   }
@@ -292,11 +294,117 @@ Test(export_faults, full_disk_fails_cleanly) {
               .path = tmp_path("full.csv")};
     dbt_run_in_coro(body_export, &j);
     cr_expect_eq(j.rc, DBP_ENOSPC, "%s (%s)", dbp_err_name(j.rc), j.res.err.message);
-    cr_expect(strstr(j.res.err.message, "full.csv.part: No space left on device"), "%s",
-              j.res.err.message);
+    cr_expect(strstr(j.res.err.message, "/full.csv.") &&
+                  strstr(j.res.err.message, ".part: No space left on device"),
+              "%s", j.res.err.message);
     cr_expect_eq(count_entries(g_tmp), 0, "no .part left");
     cr_expect(j.conn_idle_after);
     xjob_free(&j);
   }
   umount(g_tmp);
+}
+
+/* ---- targets that are no regular file ---- */
+
+/* The first column of the first row of `sql` (a static buffer; "" when
+ * there is no row). */
+static const char *scalar(dbp_conn *c, const char *sql) {
+  static char out[64];
+  out[0] = '\0';
+  cr_assert_eq(dbp_query(c, sql, 0, NULL, 10000), 0, "%s: %s", sql, dbp_conn_error(c)->message);
+  dbp_row row;
+  int rc;
+  while ((rc = dbp_fetch(c, &row)) == 1) {
+    if (out[0] == '\0' && row.vals[0] != NULL)
+      snprintf(out, sizeof out, "%.*s", (int)row.lens[0], row.vals[0]);
+  }
+  cr_assert_eq(rc, 0);
+  return out;
+}
+
+typedef struct tjob {
+  int kind;
+  const char *path;
+  dbp_export_options o;
+  int rc;
+  dbp_export_result res;
+  char probe_after[64]; /* PG: the sequence's is_called; MariaDB: the variable */
+  bool idle_after;
+} tjob;
+
+/* Exports a query whose every row leaves a trace (a sequence advanced, a
+ * session variable counted up) and reads the trace afterwards. */
+static int body_target(dbp_rt *rt, void *arg) {
+  tjob *j = arg;
+  dbp_conn *c = open_conn(rt, j->kind);
+  const char *sql;
+  if (j->kind == DBT_PG) {
+    scalar(c, "CREATE TEMP SEQUENCE dbp_probe");
+    sql = "SELECT nextval('dbp_probe') AS n FROM generate_series(1, 10)";
+  } else {
+    scalar(c, "SET @dbp_probe = 0");
+    sql = "SELECT @dbp_probe := @dbp_probe + 1 AS n FROM seq_1_to_10";
+  }
+  j->rc = dbp_export_query(c, sql, 0, NULL, j->path, &j->o, &j->res);
+  snprintf(
+      j->probe_after, sizeof j->probe_after, "%s",
+      scalar(c, j->kind == DBT_PG ? "SELECT is_called::text FROM dbp_probe" : "SELECT @dbp_probe"));
+  j->idle_after = strcmp(scalar(c, "SELECT 1"), "1") == 0;
+  dbp_conn_close(c);
+  return 0;
+}
+
+/* A FIFO, a directory, links (to a file, to standard output's device),
+ * a split part that is a link, and "-" with splitting: dbp_export_query
+ * refuses each with DBP_EINVAL and a message naming the path and what it
+ * is, before the query runs (the query's trace is absent), creating
+ * nothing and leaving the connection usable. */
+Test(export_faults, target_that_is_no_regular_file_is_refused_before_the_query_runs) {
+  write_file(tmp_path("victim"), "precious\n");
+  cr_assert_eq(mkfifo(tmp_path("fifo.csv"), 0600), 0);
+  cr_assert_eq(mkdir(tmp_path("dir.csv"), 0700), 0);
+  cr_assert_eq(symlink(tmp_path("victim"), tmp_path("link.csv")), 0);
+  cr_assert_eq(symlink("/dev/stdout", tmp_path("stdout.csv")), 0);
+  cr_assert_eq(symlink(tmp_path("victim"), tmp_path("split-00002.csv")), 0);
+  struct {
+    const char *name;
+    uint64_t max_rows;
+    const char *says; /* in the message */
+  } bad[] = {
+      {"fifo.csv", 0, "a FIFO"},           {"dir.csv", 0, "a directory"},
+      {"link.csv", 0, "a symbolic link"},  {"stdout.csv", 0, "a symbolic link"},
+      {"split.csv", 3, "a symbolic link"}, {"-", 3, "cannot be split"},
+  };
+  int entries = count_entries(g_tmp);
+  const int kinds[] = {DBT_PG, DBT_MY};
+  for (int k = 0; k < 2; k++) {
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+      tjob j = {.kind = kinds[k],
+                .path = strcmp(bad[i].name, "-") == 0 ? "-" : tmp_path(bad[i].name),
+                .o = {.max_rows = bad[i].max_rows}};
+      dbt_run_in_coro(body_target, &j);
+      const char *what = bad[i].name;
+      cr_expect_eq(j.rc, DBP_EINVAL, "%s: %s (%s)", what, dbp_err_name(j.rc), j.res.err.message);
+      cr_expect_eq(j.res.err.code, DBP_EINVAL);
+      cr_expect(strstr(j.res.err.message, bad[i].says), "%s: %s", what, j.res.err.message);
+      const char *named = bad[i].max_rows && j.path[0] != '-' ? "split-00002.csv" : what;
+      cr_expect(strstr(j.res.err.message, named), "%s: %s", what, j.res.err.message);
+      cr_expect_str_eq(j.probe_after, kinds[k] == DBT_PG ? "false" : "0",
+                       "%s: the query did not run", what);
+      cr_expect(j.idle_after, "%s: the connection is usable afterwards", what);
+      cr_expect_eq(j.res.nfiles, 0);
+      cr_expect_eq(count_entries(g_tmp), entries, "%s: nothing was created", what);
+      dbp_export_result_free(&j.res);
+    }
+  }
+  size_t n;
+  char *data = read_raw(tmp_path("victim"), &n);
+  cr_expect_str_eq(data, "precious\n");
+  free(data);
+  /* The probe itself works: a good target runs the query. */
+  tjob ok = {.kind = DBT_PG, .path = tmp_path("ok.csv")};
+  dbt_run_in_coro(body_target, &ok);
+  cr_expect_eq(ok.rc, 0, "%s", ok.res.err.message);
+  cr_expect_str_eq(ok.probe_after, "true");
+  dbp_export_result_free(&ok.res);
 }
