@@ -697,11 +697,16 @@ Test(cli, check_refuses_a_fifo_job_file_without_blocking) {
 
 Test(cli, several_statements_bad_targets_and_dsn_parameters_are_refused_first) {
   const char *pg = dbt_pg_dsn(), *my = dbt_my_dsn();
-  char sub[512], fifo[512], job[512], dsn_host[1024], dsn_param[1024];
+  char sub[512], fifo[512], out_link[512], job[512], dsn_host[1024], dsn_param[1024];
   snprintf(sub, sizeof sub, "%s/taken.csv", dir);
   snprintf(fifo, sizeof fifo, "%s/fifo.csv", dir);
+  /* A link to standard output, as /dev/stdout is. Never the machine's own
+   * /dev/stdout: should the refusal ever break, a test running as root
+   * would rename a file over it. */
+  snprintf(out_link, sizeof out_link, "%s/stdout.csv", dir);
   cr_assert_eq(mkdir(sub, 0700), 0);
   cr_assert_eq(mkfifo(fifo, 0600), 0);
+  cr_assert_eq(symlink("/dev/stdout", out_link), 0);
   snprintf(dsn_host, sizeof dsn_host, "%s?host=10.11.12.13", pg);
   snprintf(dsn_param, sizeof dsn_param, "%s?no_such_parameter=1", pg);
   const char *const *cases[] = {
@@ -711,16 +716,15 @@ Test(cli, several_statements_bad_targets_and_dsn_parameters_are_refused_first) {
                        NULL},
       (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", sub, NULL},
       (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", fifo, NULL},
-      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "/dev/stdout",
-                       "--format", "csv", NULL},
+      (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", out_link, NULL},
       (const char *[]){"export", "--from", pg, "--query", "SELECT 1", "--to", "out/", NULL},
       (const char *[]){"export", "--from", dsn_host, "--query", "SELECT 1", "--to", "out/a.csv",
                        NULL},
       (const char *[]){"export", "--from", dsn_param, "--query", "SELECT 1", "--to", "out/a.csv",
                        NULL},
   };
-  const char *needles[] = {"--query",     "--query", "taken.csv", "fifo.csv",
-                           "/dev/stdout", "out/",    "host",      "no_such_parameter"};
+  const char *needles[] = {"--query",    "--query", "taken.csv", "fifo.csv",
+                           "stdout.csv", "out/",    "host",      "no_such_parameter"};
   expect_refused(cases, sizeof cases / sizeof cases[0], needles);
 
   /* The same in a job file, with positions, from check and run alike. */
