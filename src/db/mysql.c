@@ -25,7 +25,10 @@
  * the connection is idle again; if that fails it is closed and broken.
  */
 #include <errmsg.h>
+#include <fcntl.h>
 #include <mysql.h>
+/* After mysql.h: the library's I/O layer, for my_nonblocking. */
+#include <ma_pvio.h>
 #include <mysqld_error.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -405,6 +408,23 @@ static int my_tls_check(const dbp_conn *c, my_conn *q) {
   return 0;
 }
 
+/* Puts the session's socket back in nonblocking mode. libmariadb 3.3
+ * switches it to blocking for the TLS handshake and leaves it so; its
+ * nonblocking calls would then read an encrypted session without ever
+ * returning to the loop (a long statement would hold the whole loop, and
+ * no timeout or cancel could reach it). The library's own I/O layer is
+ * asked, so that its idea of the socket's mode stays right. Returns 0 or
+ * DBP_ECONNECT. */
+static int my_nonblocking(MYSQL *m) {
+  MARIADB_PVIO *pvio = m->net.pvio;
+  if (pvio != NULL && pvio->methods != NULL && pvio->methods->blocking != NULL)
+    pvio->methods->blocking(pvio, 0, NULL);
+  int fd = (int)mysql_get_socket(m);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) fl = fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  return fl >= 0 ? 0 : DBP_ECONNECT;
+}
+
 /* Opens a nonblocking session on q->m (options already set) to host or
  * sock, waiting through ws until `deadline`. Returns 0, a wait's error,
  * DBP_ECONNECT from the TLS checks (reason in q->why), or -1 when the
@@ -425,7 +445,8 @@ static int my_open(dbp_conn *c, my_conn *q, dbp__watch *ws, int64_t deadline, co
   int rc = my_run(c, q, ws, deadline, st, cont_connect, true);
   if (rc != 0) return rc;
   if (q->ret_mysql == NULL) return -1;
-  return my_tls_check(c, q);
+  if ((rc = my_tls_check(c, q)) != 0) return rc;
+  return my_nonblocking(q->m);
 }
 
 /* The libpq name of an sslmode, for messages. */

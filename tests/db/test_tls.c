@@ -205,3 +205,37 @@ Test(tls, my_verify_ca_refuses_unknown_ca, .timeout = 60) {
   run_case((tls_case){DBT_MY, false, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%OTHERCA%",
                       false, false, "certificate"});
 }
+
+/* ---- statements over TLS ---- */
+
+/* Over TLS the statements still wait on the loop: a timeout stops a long
+ * statement (it would run to its end if the library read the encrypted
+ * socket blocking), and the session is usable afterwards. */
+static int tls_timeout_body(dbp_rt *rt, void *arg) {
+  int kind = *(int *)arg;
+  char dsn[4096];
+  make_dsn(dsn, sizeof dsn, dbt_dsn(kind), "localhost", "sslmode=verify-full&sslrootcert=%CA%");
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  char m[700];
+  int rc = dbp_conn_open(rt, dsn, 15000, &c, &err);
+  cr_expect_eq(rc, 0, "%s", dbp_dberr_format(&err, m, sizeof m));
+  CHECK(rc == 0);
+  const char *sleep = kind == DBT_PG ? "SELECT pg_sleep(30)" : "SELECT SLEEP(30)";
+  CHECK_RC(c, dbp_exec(c, sleep, 0, NULL, 300, NULL), DBP_ETIMEDOUT);
+  CHECK(!dbp_conn_is_broken(c));
+  bool on = false;
+  CHECK(session_tls(c, &on) == 0);
+  CHECK(on);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(tls, pg_statement_timeout_over_tls, .timeout = 60) {
+  int kind = DBT_PG;
+  dbt_run(tls_timeout_body, &kind);
+}
+Test(tls, my_statement_timeout_over_tls, .timeout = 60) {
+  int kind = DBT_MY;
+  dbt_run(tls_timeout_body, &kind);
+}
