@@ -35,6 +35,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "db/driver.h"
 #include "db/mysql_opts.h"
@@ -106,6 +108,8 @@ struct my_conn {
   /* The connect in progress on this handle (see my_connect_step). */
   bool greeted;     /* the server's greeting was looked at */
   bool tls_named;   /* the DSN's host name replaced the address in target */
+  bool limited;     /* the socket has its limits for the TLS handshake */
+  int64_t limit_end; /* ... which end then (mono_ms) */
   const char *why;  /* why a TLS check refused the server */
   char target[256]; /* the host handed to the library */
 };
@@ -144,7 +148,7 @@ static int my_wait(dbp_conn *c, dbp__watch *ws, int64_t deadline, MYSQL *m, int 
   return 0;
 }
 
-static int my_connect_step(dbp_conn *c, my_conn *q, int ev);
+static int my_connect_step(dbp_conn *c, my_conn *q, int ev, int64_t deadline);
 
 /* The one loop under every nonblocking call, on c's own session or on a
  * side session q: given the status its _start returned (which stored any
@@ -161,7 +165,7 @@ static int my_run(dbp_conn *c, my_conn *q, dbp__watch *ws, int64_t deadline, int
   while (q->op_status != 0) {
     int ev = 0;
     int rc = my_wait(c, ws, deadline, q->m, q->op_status, connecting, &ev);
-    if (rc == 0 && connecting) rc = my_connect_step(c, q, ev);
+    if (rc == 0 && connecting) rc = my_connect_step(c, q, ev, deadline);
     if (rc != 0) return rc;
     q->op_status = cont(q, ev);
   }
@@ -349,6 +353,26 @@ static int greeting_offers_tls(int fd) {
   return (caps & CLIENT_SSL) != 0;
 }
 
+/* How long the blocking TLS handshake may take when the connect has no
+ * deadline of its own. */
+#define MY_TLS_HANDSHAKE_MS 30000
+
+/* The monotonic clock in ms. The loop's clock cannot serve here: it stands
+ * still while the library holds the loop in a blocking handshake. */
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sets the receive and send timeouts of socket fd to ms (0 = none). They
+ * only matter while the library uses the socket blocking. */
+static void io_limit(int fd, int64_t ms) {
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 /* The TLS checks between two steps of a connect on q (c's session or a
  * side one), for sslmode require and stricter. libmariadb 3.3 runs the TLS
  * handshake and the login that follows it without returning to the loop
@@ -364,12 +388,28 @@ static int greeting_offers_tls(int fd) {
  *   certificate check (VERIFY_SERVER_CERT) compares the certificate with.
  *   So the certificate is checked against the name the user wrote while
  *   name resolution stays dbpipe's own, off the loop.
+ * For every mode that may use TLS, the socket gets a receive and send
+ * limit (the time left until `deadline`, else MY_TLS_HANDSHAKE_MS), so
+ * that a server stalling in that blocking handshake cannot hold the loop
+ * for ever: the library's blocking read then gives up and the connect
+ * fails (the loop was held at most that long).
  * A connect that never paused before the greeting was read is judged
  * after it by my_tls_check. Returns 0 or DBP_ECONNECT with q->why. */
-static int my_connect_step(dbp_conn *c, my_conn *q, int ev) {
+static int my_connect_step(dbp_conn *c, my_conn *q, int ev, int64_t deadline) {
   const dbp__my_opts *o = &MY(c)->opts;
   MYSQL *m = q->m;
-  if (o->ssl < DBP__MY_SSL_REQUIRE || m->host != NULL) return 0;
+  if (o->ssl == DBP__MY_SSL_DISABLE || m->host != NULL) return 0;
+  if (!q->limited) {
+    q->limited = true;
+    int64_t ms = MY_TLS_HANDSHAKE_MS;
+    if (deadline >= 0) {
+      ms = deadline - (int64_t)dbp_now(c->rt);
+      if (ms < 1) ms = 1;
+    }
+    io_limit((int)mysql_get_socket(m), ms);
+    q->limit_end = mono_ms() + ms;
+  }
+  if (o->ssl < DBP__MY_SSL_REQUIRE) return 0;
   if (o->ssl == DBP__MY_SSL_VERIFY_FULL && !q->tls_named && c->dsn.host != NULL) {
     q->tls_named = true;
     snprintf(q->target, sizeof q->target, "%s", c->dsn.host);
@@ -420,6 +460,7 @@ static int my_nonblocking(MYSQL *m) {
   if (pvio != NULL && pvio->methods != NULL && pvio->methods->blocking != NULL)
     pvio->methods->blocking(pvio, 0, NULL);
   int fd = (int)mysql_get_socket(m);
+  io_limit(fd, 0);
   int fl = fcntl(fd, F_GETFL);
   if (fl >= 0 && !(fl & O_NONBLOCK)) fl = fcntl(fd, F_SETFL, fl | O_NONBLOCK);
   return fl >= 0 ? 0 : DBP_ECONNECT;
@@ -433,8 +474,17 @@ static int my_open(dbp_conn *c, my_conn *q, dbp__watch *ws, int64_t deadline, co
                    const char *sock, const char *db) {
   const dbp_dsn *d = &c->dsn;
   q->ret_mysql = NULL;
-  q->greeted = q->tls_named = false;
+  q->greeted = q->tls_named = q->limited = false;
   q->why = NULL;
+  if (MY(c)->opts.ssl != DBP__MY_SSL_DISABLE) {
+    /* The library's own limit, in whole seconds, a little past dbpipe's
+     * deadline so that the deadline comes first: it only bounds the wait
+     * after a blocking TLS read gave up (see my_connect_step). */
+    int64_t ms = MY_TLS_HANDSHAKE_MS;
+    if (deadline >= 0) ms = deadline - (int64_t)dbp_now(c->rt);
+    unsigned secs = ms > 0 ? (unsigned)(ms / 1000) + 2 : 2;
+    mysql_options(q->m, MYSQL_OPT_CONNECT_TIMEOUT, &secs);
+  }
   /* The library reads the host string again after connecting (see
    * my_connect_step), so it gets a copy in q that outlives the call. */
   if (host != NULL) snprintf(q->target, sizeof q->target, "%s", host);
@@ -519,6 +569,9 @@ static int my_connect(dbp_conn *c, const char *addr) {
   if (rc == DBP_ECONNECT && p->why != NULL)
     return dbp__seterr(c, rc, NULL, 0, p->why == tls_late, "could not connect to %s with sslmode=%s: %s",
                        c->redacted, sslmode_name(p->opts.ssl), p->why);
+  if (rc == -1 && p->limited && mono_ms() >= p->limit_end)
+    return dbp__seterr(c, DBP_ETIMEDOUT, NULL, 0, true, "timed out connecting to %s: %s",
+                       c->redacted, mysql_error(p->m));
   if (rc == -1) return my_connect_error(c, p->m);
   if (rc != 0)
     return dbp__seterr(c, rc == DBP_ECONNLOST ? DBP_ECONNECT : rc, NULL, 0, true,
