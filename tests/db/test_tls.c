@@ -46,6 +46,9 @@ static void make_dsn(char *out, size_t len, const char *base, const char *host,
   dbp_dsn_free(&d);
 }
 
+/* Which server of the fixture a case talks to. */
+enum { MAIN = 0, NOTLS = 1, NAMECERT = 2 };
+
 /* Whether c's session is encrypted, as the server sees it. */
 static int session_tls(dbp_conn *c, bool *on) {
   bool pg = dbp_conn_kind(c) == DBP_DB_PG;
@@ -64,7 +67,7 @@ static int session_tls(dbp_conn *c, bool *on) {
 
 typedef struct tls_case {
   int kind;            /* DBT_PG or DBT_MY */
-  bool notls;          /* the server without TLS */
+  int server;          /* MAIN, NOTLS, or NAMECERT (MariaDB only) */
   const char *host;    /* NULL: the DSN's own (127.0.0.1) */
   const char *params;  /* query parameters */
   bool connects;       /* whether the connect must succeed */
@@ -74,8 +77,10 @@ typedef struct tls_case {
 
 static int tls_body(dbp_rt *rt, void *arg) {
   const tls_case *tc = arg;
-  const char *base = tc->notls ? (tc->kind == DBT_PG ? dbt_pg_notls_dsn() : dbt_my_notls_dsn())
-                               : dbt_dsn(tc->kind);
+  const char *base = tc->server == NOTLS
+                         ? (tc->kind == DBT_PG ? dbt_pg_notls_dsn() : dbt_my_notls_dsn())
+                     : tc->server == NAMECERT ? dbt_my_namecert_dsn()
+                                              : dbt_dsn(tc->kind);
   char dsn[4096];
   make_dsn(dsn, sizeof dsn, base, tc->host, tc->params);
   dbp_conn *c = NULL;
@@ -117,92 +122,104 @@ static void run_case(tls_case tc) {
 /* ---- require ---- */
 
 Test(tls, pg_require_uses_tls, .timeout = 60) {
-  run_case((tls_case){DBT_PG, false, NULL, "sslmode=require", true, true, NULL});
+  run_case((tls_case){DBT_PG, MAIN, NULL, "sslmode=require", true, true, NULL});
 }
 Test(tls, my_require_uses_tls, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, NULL, "sslmode=require", true, true, NULL});
+  run_case((tls_case){DBT_MY, MAIN, NULL, "sslmode=require", true, true, NULL});
 }
 Test(tls, pg_require_refuses_server_without_tls, .timeout = 60) {
-  run_case((tls_case){DBT_PG, true, NULL, "sslmode=require", false, false, "SSL"});
+  run_case((tls_case){DBT_PG, NOTLS, NULL, "sslmode=require", false, false, "SSL"});
 }
 Test(tls, my_require_refuses_server_without_tls, .timeout = 60) {
-  run_case((tls_case){DBT_MY, true, NULL, "sslmode=require", false, false,
+  run_case((tls_case){DBT_MY, NOTLS, NULL, "sslmode=require", false, false,
                       "the server does not offer TLS"});
 }
 Test(tls, my_verify_ca_refuses_server_without_tls, .timeout = 60) {
-  run_case((tls_case){DBT_MY, true, NULL, "sslmode=verify-ca&sslrootcert=%CA%", false, false,
+  run_case((tls_case){DBT_MY, NOTLS, NULL, "sslmode=verify-ca&sslrootcert=%CA%", false, false,
                       "the server does not offer TLS"});
 }
 
 /* ---- prefer, and no sslmode ---- */
 
 Test(tls, pg_prefer_uses_tls_when_offered, .timeout = 60) {
-  run_case((tls_case){DBT_PG, false, NULL, "sslmode=prefer", true, true, NULL});
+  run_case((tls_case){DBT_PG, MAIN, NULL, "sslmode=prefer", true, true, NULL});
 }
 Test(tls, my_prefer_uses_tls_when_offered, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, NULL, "sslmode=prefer", true, true, NULL});
+  run_case((tls_case){DBT_MY, MAIN, NULL, "sslmode=prefer", true, true, NULL});
 }
 Test(tls, pg_prefer_works_without_tls, .timeout = 60) {
-  run_case((tls_case){DBT_PG, true, NULL, "sslmode=prefer", true, false, NULL});
+  run_case((tls_case){DBT_PG, NOTLS, NULL, "sslmode=prefer", true, false, NULL});
 }
 Test(tls, my_prefer_works_without_tls, .timeout = 60) {
-  run_case((tls_case){DBT_MY, true, NULL, "sslmode=prefer", true, false, NULL});
+  run_case((tls_case){DBT_MY, NOTLS, NULL, "sslmode=prefer", true, false, NULL});
 }
 /* MySQL DSNs without sslmode stay in plaintext, as before. */
 Test(tls, my_default_is_plaintext, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, NULL, NULL, true, false, NULL});
+  run_case((tls_case){DBT_MY, MAIN, NULL, NULL, true, false, NULL});
 }
 Test(tls, my_disable_is_plaintext, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, NULL, "sslmode=disable&sslrootcert=%CA%", true, false, NULL});
+  run_case((tls_case){DBT_MY, MAIN, NULL, "sslmode=disable&sslrootcert=%CA%", true, false, NULL});
 }
 
 /* ---- verify-full ---- */
 
 Test(tls, pg_verify_full_accepts_localhost, .timeout = 60) {
-  run_case((tls_case){DBT_PG, false, "localhost", "sslmode=verify-full&sslrootcert=%CA%", true,
+  run_case((tls_case){DBT_PG, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%CA%", true,
                       true, NULL});
 }
 Test(tls, my_verify_full_accepts_localhost, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, "localhost", "sslmode=verify-full&sslrootcert=%CA%", true,
+  run_case((tls_case){DBT_MY, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%CA%", true,
                       true, NULL});
 }
 Test(tls, my_verify_full_accepts_ip_in_certificate, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, "127.0.0.1", "sslmode=verify-full&sslrootcert=%CA%", true,
+  run_case((tls_case){DBT_MY, MAIN, "127.0.0.1", "sslmode=verify-full&sslrootcert=%CA%", true,
                       true, NULL});
 }
 Test(tls, pg_verify_full_refuses_name_not_in_certificate, .timeout = 60) {
-  run_case((tls_case){DBT_PG, false, "127.0.0.2", "sslmode=verify-full&sslrootcert=%CA%", false,
+  run_case((tls_case){DBT_PG, MAIN, "127.0.0.2", "sslmode=verify-full&sslrootcert=%CA%", false,
                       false, "certificate"});
 }
 Test(tls, my_verify_full_refuses_name_not_in_certificate, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, "127.0.0.2", "sslmode=verify-full&sslrootcert=%CA%", false,
+  run_case((tls_case){DBT_MY, MAIN, "127.0.0.2", "sslmode=verify-full&sslrootcert=%CA%", false,
                       false, "certificate"});
 }
 Test(tls, pg_verify_full_refuses_unknown_ca, .timeout = 60) {
-  run_case((tls_case){DBT_PG, false, "localhost", "sslmode=verify-full&sslrootcert=%OTHERCA%",
+  run_case((tls_case){DBT_PG, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%OTHERCA%",
                       false, false, "certificate"});
 }
 Test(tls, my_verify_full_refuses_unknown_ca, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, "localhost", "sslmode=verify-full&sslrootcert=%OTHERCA%",
+  run_case((tls_case){DBT_MY, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%OTHERCA%",
+                      false, false, "certificate"});
+}
+
+/* The name the user wrote is what the certificate must hold, not the
+ * address it resolved to: this server's certificate names localhost and
+ * no address. */
+Test(tls, my_verify_full_checks_the_name_not_the_address, .timeout = 60) {
+  run_case((tls_case){DBT_MY, NAMECERT, "localhost", "sslmode=verify-full&sslrootcert=%CA%", true,
+                      true, NULL});
+}
+Test(tls, my_verify_full_refuses_address_not_in_certificate, .timeout = 60) {
+  run_case((tls_case){DBT_MY, NAMECERT, "127.0.0.1", "sslmode=verify-full&sslrootcert=%CA%",
                       false, false, "certificate"});
 }
 
 /* ---- verify-ca ---- */
 
 Test(tls, pg_verify_ca_ignores_the_name, .timeout = 60) {
-  run_case((tls_case){DBT_PG, false, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%CA%", true,
+  run_case((tls_case){DBT_PG, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%CA%", true,
                       true, NULL});
 }
 Test(tls, my_verify_ca_ignores_the_name, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%CA%", true,
+  run_case((tls_case){DBT_MY, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%CA%", true,
                       true, NULL});
 }
 Test(tls, pg_verify_ca_refuses_unknown_ca, .timeout = 60) {
-  run_case((tls_case){DBT_PG, false, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%OTHERCA%",
+  run_case((tls_case){DBT_PG, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%OTHERCA%",
                       false, false, "certificate"});
 }
 Test(tls, my_verify_ca_refuses_unknown_ca, .timeout = 60) {
-  run_case((tls_case){DBT_MY, false, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%OTHERCA%",
+  run_case((tls_case){DBT_MY, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%OTHERCA%",
                       false, false, "certificate"});
 }
 

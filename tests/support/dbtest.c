@@ -19,6 +19,8 @@ static struct dbt_slot dbt_pg = {"DBPIPE_PG_DSN", "PostgreSQL", {0}, 0};
 static struct dbt_slot dbt_my = {"DBPIPE_MY_DSN", "MariaDB", {0}, 0};
 static struct dbt_slot dbt_pg_notls = {"DBPIPE_PG_NOTLS_DSN", "PostgreSQL without TLS", {0}, 0};
 static struct dbt_slot dbt_my_notls = {"DBPIPE_MY_NOTLS_DSN", "MariaDB without TLS", {0}, 0};
+static struct dbt_slot dbt_my_namecert = {"DBPIPE_MY_NAMECERT_DSN",
+                                          "MariaDB with a name-only certificate", {0}, 0};
 static struct dbt_slot dbt_my_socket = {"DBPIPE_MY_SOCKET_DSN", "MariaDB over its Unix socket",
                                         {0}, 0};
 static struct dbt_slot dbt_my_limited = {"DBPIPE_MY_LIMITED_DSN",
@@ -136,4 +138,8 @@ const char *dbt_my_limited_dsn(void) {
 
 const char *dbt_tls_ca(void) {
   return dbt_lookup(&dbt_ca);
+}
+
+const char *dbt_my_namecert_dsn(void) {
+  return dbt_lookup(&dbt_my_namecert);
 }
