@@ -320,11 +320,18 @@ static int my_options(const dbp_conn *c, MYSQL *m, bool tcp, char *msg, size_t m
   return 0;
 }
 
-/* Where to connect: a numeric address over TCP, or the DSN's socket. */
-static void my_target(const dbp_conn *c, const char *addr, const char **host, const char **sock) {
+/* Where to connect: a numeric address over TCP, or a Unix socket: the
+ * DSN's host when it is a path, or its socket parameter when the host is
+ * absent or "localhost" (as the mariadb client does; dbpipe will have
+ * resolved "localhost" to an address by then). Returns true for TCP. */
+static bool my_target(const dbp_conn *c, const char *addr, const char **host, const char **sock) {
   const dbp_dsn *d = &c->dsn;
   *host = NULL;
   *sock = ((const my_conn *)c)->opts.socket;
+  if (*sock != NULL && (d->host == NULL || strcmp(d->host, "localhost") == 0)) {
+    *host = "localhost"; /* libmariadb's word for "use the socket" */
+    return false;
+  }
   if (addr != NULL && addr[0] != '\0') {
     *host = addr;
   } else if (d->host != NULL && d->host[0] == '/') {
@@ -333,6 +340,7 @@ static void my_target(const dbp_conn *c, const char *addr, const char **host, co
   } else {
     *host = d->host;
   }
+  return addr != NULL && addr[0] != '\0';
 }
 
 /* Whether the server's greeting waiting on socket fd offers TLS: 1 yes,
@@ -556,8 +564,7 @@ static int my_connect(dbp_conn *c, const char *addr) {
   p->m = mysql_init(NULL);
   if (p->m == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
   const char *host, *sock;
-  my_target(c, addr, &host, &sock);
-  bool tcp = addr[0] != '\0';
+  bool tcp = my_target(c, addr, &host, &sock);
   rc = my_options(c, p->m, tcp, msg, sizeof msg);
   if (rc != 0) return dbp__seterr(c, rc, NULL, 0, false, "%s", msg);
   rc = my_open(c, p, &c->watch, c->deadline, host, sock, c->dsn.dbname);
@@ -868,8 +875,8 @@ static int my_kill(dbp_conn *c, int64_t deadline, bool whole) {
   dbp__watch ws = {NULL, -1, 0};
   char msg[256];
   const char *host, *sock;
-  my_target(c, c->addr, &host, &sock);
-  int rc = my_options(c, k->m, c->addr[0] != '\0', msg, sizeof msg);
+  bool tcp = my_target(c, c->addr, &host, &sock);
+  int rc = my_options(c, k->m, tcp, msg, sizeof msg);
   if (rc == 0) {
     rc = my_open(c, k, &ws, deadline, host, sock, NULL);
     if (rc == -1) rc = DBP_ECONNECT;

@@ -7,12 +7,17 @@
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "db/driver.h" /* the driver's socket, for the keepalive tests */
 #include "dbpipe.h"
 #include "dbcheck.h"
 #include "dbtest.h"
@@ -965,6 +970,36 @@ static int socket_body(dbp_rt *rt, void *arg) {
   return 0;
 }
 
+/* The socket parameter with host localhost (which dbpipe resolves to an
+ * address) still means the socket, as for the mariadb client; the server
+ * sees a local user. */
+static int socket_localhost_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_dsn d;
+  char err[256], dsn[1024], v[128];
+  CHECK(dbp_dsn_parse(dbt_my_socket_dsn(), &d, err, sizeof err) == 0);
+  snprintf(dsn, sizeof dsn, "mysql://%s:%s@localhost/%s?socket=%s", d.user, d.password, d.dbname,
+           dbp__dsn_param(&d, "socket"));
+  dbp_dsn_free(&d);
+  dbp_conn *c = NULL;
+  dbp_dberr e;
+  int rc = dbp_conn_open(rt, dsn, 10000, &c, &e);
+  cr_expect_eq(rc, 0, "%s: %s", dsn, e.message);
+  CHECK(rc == 0);
+  CHECK_RC(c, one_value(c, "SELECT CURRENT_USER()", 0, NULL, v, sizeof v), 0);
+  cr_expect_str_eq(v, "dbpipe@localhost");
+  CHECK(strcmp(v, "dbpipe@localhost") == 0);
+  /* A cancel reaches the session through the socket too. */
+  CHECK_RC(c, dbp_exec(c, "SELECT SLEEP(30)", 0, NULL, 200, NULL), DBP_ETIMEDOUT);
+  CHECK(!dbp_conn_is_broken(c));
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, socket_parameter_with_localhost_uses_the_socket, .timeout = 60) {
+  dbt_run(socket_localhost_body, NULL);
+}
+
 /* CPU load beside the connects: the client is often descheduled between
  * its connect and its reads, so the server's answers are already waiting
  * and the library finishes the handshake without returning. */
@@ -1154,12 +1189,6 @@ Test(mysql, connect_errors_are_sorted, .timeout = 60) {
 
 /* ---- TCP keepalive ---- */
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
-#include "db/driver.h"
-
 static int sockopt(int fd, int level, int name) {
   int v = -1;
   socklen_t len = sizeof v;
@@ -1238,8 +1267,6 @@ Test(mysql, bad_keepalive_parameters_are_refused, .timeout = 30) {
 }
 
 /* ---- password sources ---- */
-
-#include <sys/stat.h>
 
 /* Makes a fresh HOME (returned path) with ~/.my.cnf holding `cnf` (NULL:
  * no file). */
