@@ -106,12 +106,12 @@ struct my_conn {
   char *password;
 
   /* The connect in progress on this handle (see my_connect_step). */
-  bool greeted;     /* the server's greeting was looked at */
-  bool tls_named;   /* the DSN's host name replaced the address in target */
-  bool limited;     /* the socket has its limits for the TLS handshake */
+  bool greeted;      /* the server's greeting was looked at */
+  bool tls_named;    /* the DSN's host name replaced the address in target */
+  bool limited;      /* the socket has its limits for the TLS handshake */
   int64_t limit_end; /* ... which end then (mono_ms) */
-  const char *why;  /* why a TLS check refused the server */
-  char target[256]; /* the host handed to the library */
+  const char *why;   /* why a TLS check refused the server */
+  char target[256];  /* the host handed to the library */
 };
 
 #define MY(c) ((my_conn *)(c))
@@ -229,8 +229,7 @@ static bool lost_errno(unsigned e) {
 /* The server's "too many connections" errors: for the whole server, for
  * one account (max_user_connections), and an account's hourly limits. */
 static bool toomany_errno(unsigned e) {
-  return e == ER_CON_COUNT_ERROR || e == ER_TOO_MANY_USER_CONNECTIONS ||
-         e == ER_USER_LIMIT_REACHED;
+  return e == ER_CON_COUNT_ERROR || e == ER_TOO_MANY_USER_CONNECTIONS || e == ER_USER_LIMIT_REACHED;
 }
 
 static bool retryable_errno(unsigned e) {
@@ -312,7 +311,8 @@ static int my_options(const dbp_conn *c, MYSQL *m, bool tcp, char *msg, size_t m
     if (o->ssl_cert != NULL) mysql_options(m, MYSQL_OPT_SSL_CERT, o->ssl_cert);
     if (o->ssl_key != NULL) mysql_options(m, MYSQL_OPT_SSL_KEY, o->ssl_key);
   }
-  if (o->app_name != NULL) mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", o->app_name);
+  if (o->app_name != NULL)
+    mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", o->app_name);
   if (mysql_options(m, MYSQL_SET_CHARSET_NAME, o->charset) != 0) {
     snprintf(msg, mlen, "invalid DSN: unknown charset '%.40s'", o->charset);
     return DBP_EDSN;
@@ -574,8 +574,9 @@ static int my_connect(dbp_conn *c, const char *addr) {
   if (rc == DBP_ECANCELED)
     return dbp__seterr(c, rc, NULL, 0, false, "canceled while connecting to %s", c->redacted);
   if (rc == DBP_ECONNECT && p->why != NULL)
-    return dbp__seterr(c, rc, NULL, 0, p->why == tls_late, "could not connect to %s with sslmode=%s: %s",
-                       c->redacted, sslmode_name(p->opts.ssl), p->why);
+    return dbp__seterr(c, rc, NULL, 0, p->why == tls_late,
+                       "could not connect to %s with sslmode=%s: %s", c->redacted,
+                       sslmode_name(p->opts.ssl), p->why);
   if (rc == -1 && p->limited && mono_ms() >= p->limit_end)
     return dbp__seterr(c, DBP_ETIMEDOUT, NULL, 0, true, "timed out connecting to %s: %s",
                        c->redacted, mysql_error(p->m));
@@ -1602,10 +1603,8 @@ static int my_reset(dbp_conn *c) {
      * name, so it is one of the server's (letters, digits, '_'). */
     char sql[96];
     const char *cs = p->opts.charset;
-    for (const char *s = cs; *s; s++)
-      if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-            *s == '_'))
-        cs = "utf8mb4";
+    if (strspn(cs, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(cs))
+      cs = "utf8mb4";
     snprintf(sql, sizeof sql, "SET NAMES %.64s", cs);
     int st = mysql_real_query_start(&p->ret_int, p->m, sql, strlen(sql));
     rc = my_drive(c, st, cont_query, false);

@@ -48,11 +48,16 @@ static bool sslmode_of(const char *v, dbp__my_sslmode *m) {
     const char *name;
     dbp__my_sslmode mode;
   } modes[] = {
-      {"disable", DBP__MY_SSL_DISABLE},       {"disabled", DBP__MY_SSL_DISABLE},
-      {"allow", DBP__MY_SSL_PREFER},          {"prefer", DBP__MY_SSL_PREFER},
-      {"preferred", DBP__MY_SSL_PREFER},      {"require", DBP__MY_SSL_REQUIRE},
-      {"required", DBP__MY_SSL_REQUIRE},      {"verify-ca", DBP__MY_SSL_VERIFY_CA},
-      {"verify_ca", DBP__MY_SSL_VERIFY_CA},   {"verify-full", DBP__MY_SSL_VERIFY_FULL},
+      {"disable", DBP__MY_SSL_DISABLE},
+      {"disabled", DBP__MY_SSL_DISABLE},
+      {"allow", DBP__MY_SSL_PREFER},
+      {"prefer", DBP__MY_SSL_PREFER},
+      {"preferred", DBP__MY_SSL_PREFER},
+      {"require", DBP__MY_SSL_REQUIRE},
+      {"required", DBP__MY_SSL_REQUIRE},
+      {"verify-ca", DBP__MY_SSL_VERIFY_CA},
+      {"verify_ca", DBP__MY_SSL_VERIFY_CA},
+      {"verify-full", DBP__MY_SSL_VERIFY_FULL},
       {"verify_identity", DBP__MY_SSL_VERIFY_FULL},
   };
   for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "db/driver.h" /* the driver's socket, for the keepalive tests */
-#include "dbpipe.h"
 #include "dbcheck.h"
+#include "dbpipe.h"
 #include "dbtest.h"
 #include "rttest.h"
 
@@ -1236,7 +1236,11 @@ Test(mysql, tcp_keepalive_by_default, .timeout = 30) {
 
 Test(mysql, tcp_keepalive_from_the_dsn, .timeout = 30) {
   ka_case k = {"keepalives_idle=30&keepalives_interval=5&keepalives_count=3&tcp_user_timeout=9000",
-               1, 30, 5, 3, 9000};
+               1,
+               30,
+               5,
+               3,
+               9000};
   dbt_run(keepalive_body, &k);
 }
 
@@ -1292,9 +1296,9 @@ static void drop_home(const char *home) {
 }
 
 typedef struct pw_case {
-  const char *cnf;     /* ~/.my.cnf, or NULL */
-  const char *env;     /* MYSQL_PWD, or NULL */
-  int want;            /* what connecting without a password gives */
+  const char *cnf; /* ~/.my.cnf, or NULL */
+  const char *env; /* MYSQL_PWD, or NULL */
+  int want;        /* what connecting without a password gives */
 } pw_case;
 
 static int pw_body(dbp_rt *rt, void *arg) {
@@ -1310,9 +1314,8 @@ static int pw_body(dbp_rt *rt, void *arg) {
   if (rc == 0) {
     char v[128];
     /* Where it connected is the DSN's choice, not the file's. */
-    CHECK_RC(c, one_value(c, "SELECT CONCAT(CURRENT_USER(), ' ', DATABASE())", 0, NULL, v,
-                          sizeof v),
-             0);
+    CHECK_RC(
+        c, one_value(c, "SELECT CONCAT(CURRENT_USER(), ' ', DATABASE())", 0, NULL, v, sizeof v), 0);
     cr_expect_str_eq(v, "dbpipe@127.0.0.1 shop");
     CHECK(strcmp(v, "dbpipe@127.0.0.1 shop") == 0);
     dbp_conn_close(c);
@@ -1340,14 +1343,15 @@ Test(mysql, password_from_mysql_pwd, .timeout = 30) {
 }
 
 Test(mysql, password_from_my_cnf_client_group, .timeout = 30) {
-  run_pw((pw_case){"[mysqld]\npassword=nope\n[client]\nuser = root\npassword = \"dbpipe\"\n"
-                   "host=192.0.2.1\nport=1\ndatabase=mysql\nsocket=/nonexistent\n",
-                   "wrong", 0});
+  run_pw(
+      (pw_case){"[mysqld]\npassword=nope\n[client]\nuser = root\npassword = \"dbpipe\"\n"
+                "host=192.0.2.1\nport=1\ndatabase=mysql\nsocket=/nonexistent\n",
+                "wrong", 0});
 }
 
 Test(mysql, password_from_my_cnf_client_mariadb_group, .timeout = 30) {
-  run_pw((pw_case){"# comment\n[client]\npassword=wrong\n[client-mariadb]\npassword=dbpipe\n",
-                   NULL, 0});
+  run_pw((pw_case){"# comment\n[client]\npassword=wrong\n[client-mariadb]\npassword=dbpipe\n", NULL,
+                   0});
 }
 
 Test(mysql, no_password_anywhere_is_refused, .timeout = 30) {

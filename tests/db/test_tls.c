@@ -66,13 +66,13 @@ static int session_tls(dbp_conn *c, bool *on) {
 }
 
 typedef struct tls_case {
-  int kind;            /* DBT_PG or DBT_MY */
-  int server;          /* MAIN, NOTLS, or NAMECERT (MariaDB only) */
-  const char *host;    /* NULL: the DSN's own (127.0.0.1) */
-  const char *params;  /* query parameters */
-  bool connects;       /* whether the connect must succeed */
-  bool tls;            /* and then whether the session is encrypted */
-  const char *words;   /* on failure: a word the message must hold */
+  int kind;           /* DBT_PG or DBT_MY */
+  int server;         /* MAIN, NOTLS, or NAMECERT (MariaDB only) */
+  const char *host;   /* NULL: the DSN's own (127.0.0.1) */
+  const char *params; /* query parameters */
+  bool connects;      /* whether the connect must succeed */
+  bool tls;           /* and then whether the session is encrypted */
+  const char *words;  /* on failure: a word the message must hold */
 } tls_case;
 
 static int tls_body(dbp_rt *rt, void *arg) {
@@ -91,8 +91,8 @@ static int tls_body(dbp_rt *rt, void *arg) {
     cr_expect_neq(rc, 0, "%s: connected, but should have been refused", dsn);
     if (c != NULL) dbp_conn_close(c);
     CHECK(rc != 0);
-    cr_expect(strstr(err.message, tc->words) != NULL, "%s: message lacks '%s': %s", dsn,
-              tc->words, dbp_dberr_format(&err, m, sizeof m));
+    cr_expect(strstr(err.message, tc->words) != NULL, "%s: message lacks '%s': %s", dsn, tc->words,
+              dbp_dberr_format(&err, m, sizeof m));
     CHECK(strstr(err.message, tc->words) != NULL);
     /* A certificate or a server that does not do TLS stays so (libpq's
      * errors are sorted by the PostgreSQL driver). */
@@ -164,16 +164,16 @@ Test(tls, my_disable_is_plaintext, .timeout = 60) {
 /* ---- verify-full ---- */
 
 Test(tls, pg_verify_full_accepts_localhost, .timeout = 60) {
-  run_case((tls_case){DBT_PG, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%CA%", true,
-                      true, NULL});
+  run_case((tls_case){DBT_PG, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%CA%", true, true,
+                      NULL});
 }
 Test(tls, my_verify_full_accepts_localhost, .timeout = 60) {
-  run_case((tls_case){DBT_MY, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%CA%", true,
-                      true, NULL});
+  run_case((tls_case){DBT_MY, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%CA%", true, true,
+                      NULL});
 }
 Test(tls, my_verify_full_accepts_ip_in_certificate, .timeout = 60) {
-  run_case((tls_case){DBT_MY, MAIN, "127.0.0.1", "sslmode=verify-full&sslrootcert=%CA%", true,
-                      true, NULL});
+  run_case((tls_case){DBT_MY, MAIN, "127.0.0.1", "sslmode=verify-full&sslrootcert=%CA%", true, true,
+                      NULL});
 }
 Test(tls, pg_verify_full_refuses_name_not_in_certificate, .timeout = 60) {
   run_case((tls_case){DBT_PG, MAIN, "127.0.0.2", "sslmode=verify-full&sslrootcert=%CA%", false,
@@ -184,12 +184,12 @@ Test(tls, my_verify_full_refuses_name_not_in_certificate, .timeout = 60) {
                       false, "certificate"});
 }
 Test(tls, pg_verify_full_refuses_unknown_ca, .timeout = 60) {
-  run_case((tls_case){DBT_PG, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%OTHERCA%",
-                      false, false, "certificate"});
+  run_case((tls_case){DBT_PG, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%OTHERCA%", false,
+                      false, "certificate"});
 }
 Test(tls, my_verify_full_refuses_unknown_ca, .timeout = 60) {
-  run_case((tls_case){DBT_MY, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%OTHERCA%",
-                      false, false, "certificate"});
+  run_case((tls_case){DBT_MY, MAIN, "localhost", "sslmode=verify-full&sslrootcert=%OTHERCA%", false,
+                      false, "certificate"});
 }
 
 /* The name the user wrote is what the certificate must hold, not the
@@ -200,27 +200,27 @@ Test(tls, my_verify_full_checks_the_name_not_the_address, .timeout = 60) {
                       true, NULL});
 }
 Test(tls, my_verify_full_refuses_address_not_in_certificate, .timeout = 60) {
-  run_case((tls_case){DBT_MY, NAMECERT, "127.0.0.1", "sslmode=verify-full&sslrootcert=%CA%",
-                      false, false, "certificate"});
+  run_case((tls_case){DBT_MY, NAMECERT, "127.0.0.1", "sslmode=verify-full&sslrootcert=%CA%", false,
+                      false, "certificate"});
 }
 
 /* ---- verify-ca ---- */
 
 Test(tls, pg_verify_ca_ignores_the_name, .timeout = 60) {
-  run_case((tls_case){DBT_PG, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%CA%", true,
-                      true, NULL});
+  run_case((tls_case){DBT_PG, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%CA%", true, true,
+                      NULL});
 }
 Test(tls, my_verify_ca_ignores_the_name, .timeout = 60) {
-  run_case((tls_case){DBT_MY, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%CA%", true,
-                      true, NULL});
+  run_case((tls_case){DBT_MY, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%CA%", true, true,
+                      NULL});
 }
 Test(tls, pg_verify_ca_refuses_unknown_ca, .timeout = 60) {
-  run_case((tls_case){DBT_PG, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%OTHERCA%",
-                      false, false, "certificate"});
+  run_case((tls_case){DBT_PG, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%OTHERCA%", false,
+                      false, "certificate"});
 }
 Test(tls, my_verify_ca_refuses_unknown_ca, .timeout = 60) {
-  run_case((tls_case){DBT_MY, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%OTHERCA%",
-                      false, false, "certificate"});
+  run_case((tls_case){DBT_MY, MAIN, "127.0.0.2", "sslmode=verify-ca&sslrootcert=%OTHERCA%", false,
+                      false, "certificate"});
 }
 
 /* ---- statements over TLS ---- */
@@ -292,11 +292,11 @@ static void *stall_main(void *arg) {
   unsigned caps = 0x0001 | 0x0200 | 0x0800 | 0x8000; /* long password, 4.1, SSL, secure */
   g[n++] = (unsigned char)(caps & 0xff);
   g[n++] = (unsigned char)(caps >> 8);
-  g[n++] = 45;                                  /* utf8mb4 */
-  g[n++] = 2, g[n++] = 0;                       /* status: autocommit */
-  unsigned hi = 0x0008;                         /* plugin auth */
+  g[n++] = 45;            /* utf8mb4 */
+  g[n++] = 2, g[n++] = 0; /* status: autocommit */
+  unsigned hi = 0x0008;   /* plugin auth */
   g[n++] = (unsigned char)(hi & 0xff), g[n++] = (unsigned char)(hi >> 8);
-  g[n++] = 21;                                  /* scramble length */
+  g[n++] = 21; /* scramble length */
   memset(g + n, 0, 10);
   n += 10;
   memcpy(g + n, "ijklmnopqrst", 13); /* scramble, second part, NUL */

@@ -19,12 +19,12 @@ static struct dbt_slot dbt_pg = {"DBPIPE_PG_DSN", "PostgreSQL", {0}, 0};
 static struct dbt_slot dbt_my = {"DBPIPE_MY_DSN", "MariaDB", {0}, 0};
 static struct dbt_slot dbt_pg_notls = {"DBPIPE_PG_NOTLS_DSN", "PostgreSQL without TLS", {0}, 0};
 static struct dbt_slot dbt_my_notls = {"DBPIPE_MY_NOTLS_DSN", "MariaDB without TLS", {0}, 0};
-static struct dbt_slot dbt_my_namecert = {"DBPIPE_MY_NAMECERT_DSN",
-                                          "MariaDB with a name-only certificate", {0}, 0};
-static struct dbt_slot dbt_my_socket = {"DBPIPE_MY_SOCKET_DSN", "MariaDB over its Unix socket",
-                                        {0}, 0};
-static struct dbt_slot dbt_my_limited = {"DBPIPE_MY_LIMITED_DSN",
-                                         "MariaDB one-connection user", {0}, 0};
+static struct dbt_slot dbt_my_namecert = {
+    "DBPIPE_MY_NAMECERT_DSN", "MariaDB with a name-only certificate", {0}, 0};
+static struct dbt_slot dbt_my_socket = {
+    "DBPIPE_MY_SOCKET_DSN", "MariaDB over its Unix socket", {0}, 0};
+static struct dbt_slot dbt_my_limited = {
+    "DBPIPE_MY_LIMITED_DSN", "MariaDB one-connection user", {0}, 0};
 static struct dbt_slot dbt_ca = {"DBPIPE_TLS_CA", "test CA file", {0}, 0};
 
 static int dbt_in_ci(void) {
