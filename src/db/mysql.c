@@ -1,9 +1,19 @@
 /* The MySQL/MariaDB driver, on libmariadb's nonblocking API.
  *
  * MYSQL_OPT_NONBLOCK is set before anything else; every call that talks to
- * the server is a _start/_cont pair driven by my_drive, which waits on
- * mysql_get_socket() for what the status asks (read, write, and the
- * library's own timeout from mysql_get_timeout_value_ms).
+ * the server is a _start/_cont pair driven by my_run (my_drive for the
+ * connection's own session), which waits on mysql_get_socket() for what the
+ * status asks (read, write, and the library's own timeout from
+ * mysql_get_timeout_value_ms). The _start call and its _cont calls store
+ * the result in the same place, so a call that finishes inside _start is
+ * no different from one that waited.
+ *
+ * Connections never ask for CLIENT_MULTI_STATEMENTS: a string holding
+ * several statements is a syntax error, not a batch. TLS follows the DSN's
+ * sslmode (see my_options and my_connect_step: libmariadb 3.3 needs help for
+ * require to mean "TLS or nothing" and for verify-full to check the name
+ * the user wrote), TCP sessions get keepalive (mysql_opts.c), and the
+ * session reset is COM_RESET_CONNECTION (my_reset).
  *
  * Statements without parameters use the text protocol with
  * mysql_use_result: rows stream one at a time with the server's own text
