@@ -1,9 +1,19 @@
 /* The MySQL/MariaDB driver, on libmariadb's nonblocking API.
  *
  * MYSQL_OPT_NONBLOCK is set before anything else; every call that talks to
- * the server is a _start/_cont pair driven by my_drive, which waits on
- * mysql_get_socket() for what the status asks (read, write, and the
- * library's own timeout from mysql_get_timeout_value_ms).
+ * the server is a _start/_cont pair driven by my_run (my_drive for the
+ * connection's own session), which waits on mysql_get_socket() for what the
+ * status asks (read, write, and the library's own timeout from
+ * mysql_get_timeout_value_ms). The _start call and its _cont calls store
+ * the result in the same place, so a call that finishes inside _start is
+ * no different from one that waited.
+ *
+ * Connections never ask for CLIENT_MULTI_STATEMENTS: a string holding
+ * several statements is a syntax error, not a batch. TLS follows the DSN's
+ * sslmode (see my_options and my_connect_step: libmariadb 3.3 needs help for
+ * require to mean "TLS or nothing" and for verify-full to check the name
+ * the user wrote), TCP sessions get keepalive (mysql_opts.c), and the
+ * session reset is COM_RESET_CONNECTION (my_reset).
  *
  * Statements without parameters use the text protocol with
  * mysql_use_result: rows stream one at a time with the server's own text
@@ -25,13 +35,21 @@
  * the connection is idle again; if that fails it is closed and broken.
  */
 #include <errmsg.h>
+#include <fcntl.h>
 #include <mysql.h>
+/* After mysql.h: the library's I/O layer, for my_nonblocking. */
+#include <ma_pvio.h>
 #include <mysqld_error.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "db/driver.h"
+#include "db/mysql_opts.h"
 
 /* How a column's values are turned into dbpipe's form. */
 enum { CONV_NONE = 0, CONV_BIT1 = 1 };
@@ -90,6 +108,20 @@ struct my_conn {
   unsigned long *rlen;
   my_bool *rnull, *rerr;
   size_t rcap; /* columns the arrays above can hold */
+
+  /* What the DSN asks for, and the password to log in with: the DSN's,
+   * else the one ~/.my.cnf or MYSQL_PWD gives (malloc'd, wiped on close;
+   * side sessions borrow their connection's). */
+  dbp__my_opts opts;
+  char *password;
+
+  /* The connect in progress on this handle (see my_connect_step). */
+  bool greeted;      /* the server's greeting was looked at */
+  bool tls_named;    /* the DSN's host name replaced the address in target */
+  bool limited;      /* the socket has its limits for the TLS handshake */
+  int64_t limit_end; /* ... which end then (mono_ms) */
+  const char *why;   /* why a TLS check refused the server */
+  char target[256];  /* the host handed to the library */
 };
 
 #define MY(c) ((my_conn *)(c))
@@ -126,27 +158,40 @@ static int my_wait(dbp_conn *c, dbp__watch *ws, int64_t deadline, MYSQL *m, int 
   return 0;
 }
 
-/* Drives the call that returned `status` from its _start to the end. On
- * an interruption the call stays pending in p->op_cont / p->op_status (to
- * be finished by the clean-up) and the wait's code is returned. */
-static int my_drive(dbp_conn *c, int status, my_cont_fn cont, bool check) {
-  my_conn *p = MY(c);
-  p->op_status = status;
-  p->op_cont = cont;
-  while (p->op_status != 0) {
+static int my_connect_step(dbp_conn *c, my_conn *q, int ev, int64_t deadline);
+
+/* The one loop under every nonblocking call, on c's own session or on a
+ * side session q: given the status its _start returned (which stored any
+ * result where `cont` stores it, in q), waits through ws until `deadline`
+ * and continues until the call is done. `connecting` marks a connect: the
+ * socket is then checked by inode, and the TLS checks of my_connect_step
+ * run between the steps. On an interruption the call stays pending in
+ * q->op_cont / q->op_status (to be finished by the clean-up) and the wait's
+ * code is returned; a failed TLS check returns DBP_ECONNECT. */
+static int my_run(dbp_conn *c, my_conn *q, dbp__watch *ws, int64_t deadline, int status,
+                  my_cont_fn cont, bool connecting) {
+  q->op_status = status;
+  q->op_cont = cont;
+  while (q->op_status != 0) {
     int ev = 0;
-    int rc = my_wait(c, &c->watch, c->deadline, p->m, p->op_status, check, &ev);
-    if (rc != 0) {
-      if (rc == DBP_ECONNLOST) {
-        dbp__seterr(c, rc, NULL, 0, true, "the connection's socket is gone");
-        dbp__set_broken(c);
-      }
-      return rc;
-    }
-    p->op_status = cont(p, ev);
+    int rc = my_wait(c, ws, deadline, q->m, q->op_status, connecting, &ev);
+    if (rc == 0 && connecting) rc = my_connect_step(c, q, ev, deadline);
+    if (rc != 0) return rc;
+    q->op_status = cont(q, ev);
   }
-  p->op_cont = NULL;
+  q->op_cont = NULL;
   return 0;
+}
+
+/* my_run for c's own session and statement deadline. A socket that
+ * vanished marks c broken. */
+static int my_drive(dbp_conn *c, int status, my_cont_fn cont, bool connecting) {
+  int rc = my_run(c, MY(c), &c->watch, c->deadline, status, cont, connecting);
+  if (rc == DBP_ECONNLOST) {
+    dbp__seterr(c, rc, NULL, 0, true, "the connection's socket is gone");
+    dbp__set_broken(c);
+  }
+  return rc;
 }
 
 static int cont_connect(my_conn *p, int ev) {
@@ -179,6 +224,9 @@ static int cont_sclose(my_conn *p, int ev) {
 static int cont_ping(my_conn *p, int ev) {
   return mysql_ping_cont(&p->ret_int, p->m, ev);
 }
+static int cont_reset(my_conn *p, int ev) {
+  return mysql_reset_connection_cont(&p->ret_int, p->m, ev);
+}
 
 /* ---- errors ---- */
 
@@ -188,9 +236,22 @@ static bool lost_errno(unsigned e) {
          e == ER_NET_READ_INTERRUPTED || e == ER_NET_ERROR_ON_WRITE || e == 4031;
 }
 
+/* The server's "too many connections" errors: for the whole server, for
+ * one account (max_user_connections), and an account's hourly limits. */
+static bool toomany_errno(unsigned e) {
+  return e == ER_CON_COUNT_ERROR || e == ER_TOO_MANY_USER_CONNECTIONS || e == ER_USER_LIMIT_REACHED;
+}
+
 static bool retryable_errno(unsigned e) {
-  return lost_errno(e) || e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT ||
-         e == ER_CON_COUNT_ERROR || e == ER_TOO_MANY_USER_CONNECTIONS;
+  return lost_errno(e) || toomany_errno(e) || e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT;
+}
+
+/* The SQLSTATE to report with error e: the server's, or none (NULL) for
+ * the library's own errors, whose "HY000" the server never sent. */
+static const char *my_state(unsigned e, const char *state) {
+  if ((e >= CR_MIN_ERROR && e <= CR_MAX_ERROR) || (e >= CER_MIN_ERROR && e <= CER_MAX_ERROR))
+    return NULL;
+  return state;
 }
 
 /* Records a MySQL error (errno, SQLSTATE, message) and returns its code:
@@ -202,6 +263,7 @@ static int my_err(dbp_conn *c, unsigned e, const char *state, const char *msg) {
     e = CR_UNKNOWN_ERROR;
     if (msg == NULL || !*msg) msg = "unknown error";
   }
+  state = my_state(e, state);
   if (lost_errno(e)) {
     dbp__seterr(c, DBP_ECONNLOST, state, (int)e, true, "connection to the server lost: %s", msg);
     dbp__set_broken(c);
@@ -225,14 +287,12 @@ static int my_stmt_err(dbp_conn *c) {
 
 /* ---- options and connect ---- */
 
-static bool key_is(const char *k, const char *a, const char *b, const char *d) {
-  return strcmp(k, a) == 0 || (b && strcmp(k, b) == 0) || (d && strcmp(k, d) == 0);
-}
-
-/* Applies the DSN to a fresh MYSQL handle: nonblocking first, utf8mb4,
- * then the query parameters that map onto libmariadb options. Returns 0,
- * or DBP_EDSN with the reason in msg. */
-static int my_options(MYSQL *m, const dbp_dsn *d, bool tcp, char *msg, size_t mlen) {
+/* Applies the connection's options (MY(c)->opts) to a fresh MYSQL handle:
+ * nonblocking first, the character set, TLS as sslmode asks, the program
+ * name. `tcp` forces TCP (the target is a numeric address). Returns 0, or
+ * DBP_EDSN with the reason in msg. */
+static int my_options(const dbp_conn *c, MYSQL *m, bool tcp, char *msg, size_t mlen) {
+  const dbp__my_opts *o = &((const my_conn *)c)->opts;
   mysql_options(m, MYSQL_OPT_NONBLOCK, 0);
   /* Truncated string results are found by length (see my_stmt_row);
    * reporting them would leave a first row's columns unreadable by
@@ -242,76 +302,46 @@ static int my_options(MYSQL *m, const dbp_dsn *d, bool tcp, char *msg, size_t ml
   /* A server must not be able to ask for the client's files. */
   unsigned no_local = 0;
   mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &no_local);
-  const char *charset = "utf8mb4";
   if (tcp) {
     unsigned proto = MYSQL_PROTOCOL_TCP;
     mysql_options(m, MYSQL_OPT_PROTOCOL, &proto);
   }
-  for (size_t i = 0; i < d->nparams; i++) {
-    const char *k = d->keys[i], *v = d->values[i];
-    if (strcmp(k, "connect_timeout") == 0) {
-      /* Enforced by dbpipe's own connect deadline (conn.c), as for
-       * PostgreSQL; the library's timer would only race it. */
-      char *end;
-      (void)strtoul(v, &end, 10);
-      if (*end != '\0' || *v == '\0') {
-        snprintf(msg, mlen, "invalid DSN: connect_timeout must be whole seconds");
-        return DBP_EDSN;
-      }
-    } else if (key_is(k, "charset", "character_set", NULL)) {
-      charset = v;
-    } else if (key_is(k, "sslmode", "ssl-mode", "ssl_mode")) {
-      my_bool on = 1, off = 0;
-      if (strcasecmp(v, "disable") == 0 || strcasecmp(v, "disabled") == 0 ||
-          strcasecmp(v, "prefer") == 0 || strcasecmp(v, "preferred") == 0 ||
-          strcasecmp(v, "allow") == 0) {
-        /* libmariadb has no "try TLS, fall back": these run without. */
-      } else if (strcasecmp(v, "require") == 0 || strcasecmp(v, "required") == 0) {
-        mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
-        mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &off);
-      } else if (strcasecmp(v, "verify-ca") == 0 || strcasecmp(v, "verify_ca") == 0 ||
-                 strcasecmp(v, "verify-full") == 0 || strcasecmp(v, "verify_identity") == 0) {
-        mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
-        mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
-      } else {
-        snprintf(msg, mlen,
-                 "invalid DSN: sslmode '%.40s' (expected disable, prefer, require, verify-ca or "
-                 "verify-full)",
-                 v);
-        return DBP_EDSN;
-      }
-    } else if (key_is(k, "sslrootcert", "ssl-ca", "sslca")) {
-      mysql_options(m, MYSQL_OPT_SSL_CA, v);
-    } else if (key_is(k, "sslcert", "ssl-cert", NULL)) {
-      mysql_options(m, MYSQL_OPT_SSL_CERT, v);
-    } else if (key_is(k, "sslkey", "ssl-key", NULL)) {
-      mysql_options(m, MYSQL_OPT_SSL_KEY, v);
-    } else if (key_is(k, "application_name", "program_name", NULL)) {
-      mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", v);
-    } else if (key_is(k, "socket", "unix_socket", NULL)) {
-      /* used by my_open */
-    } else {
-      snprintf(msg, mlen,
-               "invalid DSN: parameter '%.40s' is not supported for MySQL (supported: "
-               "connect_timeout, charset, sslmode, sslrootcert, sslcert, sslkey, "
-               "application_name, socket)",
-               k);
-      return DBP_EDSN;
-    }
+  if (o->ssl != DBP__MY_SSL_DISABLE) {
+    /* "Use TLS": libmariadb 3.3 falls back to plaintext when the server
+     * offers none and no certificate check was asked for; that is prefer,
+     * and my_connect_step plus my_tls_check refuse it for the stricter
+     * modes. A CA file makes the library check the chain during the
+     * handshake; VERIFY_SERVER_CERT adds the host name check (verify-full
+     * only: it compares the certificate with the host name that
+     * my_connect_step hands it). */
+    my_bool on = 1, verify = o->ssl == DBP__MY_SSL_VERIFY_FULL;
+    mysql_options(m, MYSQL_OPT_SSL_ENFORCE, &on);
+    mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+    if (o->ssl_ca != NULL) mysql_options(m, MYSQL_OPT_SSL_CA, o->ssl_ca);
+    if (o->ssl_cert != NULL) mysql_options(m, MYSQL_OPT_SSL_CERT, o->ssl_cert);
+    if (o->ssl_key != NULL) mysql_options(m, MYSQL_OPT_SSL_KEY, o->ssl_key);
   }
-  if (mysql_options(m, MYSQL_SET_CHARSET_NAME, charset) != 0) {
-    snprintf(msg, mlen, "invalid DSN: unknown charset '%.40s'", charset);
+  if (o->app_name != NULL)
+    mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", o->app_name);
+  if (mysql_options(m, MYSQL_SET_CHARSET_NAME, o->charset) != 0) {
+    snprintf(msg, mlen, "invalid DSN: unknown charset '%.40s'", o->charset);
     return DBP_EDSN;
   }
   return 0;
 }
 
-/* Where to connect: a numeric address over TCP, or the DSN's socket. */
-static void my_target(const dbp_conn *c, const char *addr, const char **host, const char **sock) {
+/* Where to connect: a numeric address over TCP, or a Unix socket: the
+ * DSN's host when it is a path, or its socket parameter when the host is
+ * absent or "localhost" (as the mariadb client does; dbpipe will have
+ * resolved "localhost" to an address by then). Returns true for TCP. */
+static bool my_target(const dbp_conn *c, const char *addr, const char **host, const char **sock) {
   const dbp_dsn *d = &c->dsn;
   *host = NULL;
-  *sock = dbp__dsn_param(d, "socket");
-  if (*sock == NULL) *sock = dbp__dsn_param(d, "unix_socket");
+  *sock = ((const my_conn *)c)->opts.socket;
+  if (*sock != NULL && (d->host == NULL || strcmp(d->host, "localhost") == 0)) {
+    *host = "localhost"; /* libmariadb's word for "use the socket" */
+    return false;
+  }
   if (addr != NULL && addr[0] != '\0') {
     *host = addr;
   } else if (d->host != NULL && d->host[0] == '/') {
@@ -320,27 +350,191 @@ static void my_target(const dbp_conn *c, const char *addr, const char **host, co
   } else {
     *host = d->host;
   }
+  return addr != NULL && addr[0] != '\0';
 }
 
-/* Opens a nonblocking session on m (options already set), waiting through
- * ws until `deadline`. Returns 0, a wait's error, or -1 when the server or
- * the library refused (details in mysql_errno(m)). */
-static int my_real_connect(dbp_conn *c, dbp__watch *ws, int64_t deadline, MYSQL *m,
-                           const char *host, const char *sock, const char *db) {
-  const dbp_dsn *d = &c->dsn;
-  MYSQL *ret = NULL;
-  int st = mysql_real_connect_start(&ret, m, host, d->user, d->password, db, (unsigned)d->port,
-                                    sock, CLIENT_MULTI_STATEMENTS);
-  while (st != 0) {
-    int ev = 0;
-    int rc = my_wait(c, ws, deadline, m, st, true, &ev);
-    if (rc != 0) return rc;
-    st = mysql_real_connect_cont(&ret, m, ev);
+/* Whether the server's greeting waiting on socket fd offers TLS: 1 yes,
+ * 0 no, -1 cannot tell (not all there, or an error packet, which the
+ * library reports itself). Reads nothing: the bytes stay for the library.
+ * The greeting is: 3 bytes length, sequence 0, protocol 10, the server
+ * version up to a NUL, a 4-byte thread id, 8 bytes of scramble, a filler
+ * byte, then the low 16 bits of the capability flags. */
+static int greeting_offers_tls(int fd) {
+  unsigned char b[160];
+  ssize_t n = recv(fd, b, sizeof b, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 6 || b[3] != 0 || b[4] != 10) return -1;
+  const unsigned char *nul = memchr(b + 5, 0, (size_t)n - 5);
+  if (nul == NULL) return -1;
+  size_t at = (size_t)(nul - b) + 1 + 4 + 8 + 1;
+  if (at + 2 > (size_t)n) return -1;
+  unsigned caps = (unsigned)b[at] | (unsigned)b[at + 1] << 8;
+  return (caps & CLIENT_SSL) != 0;
+}
+
+/* How long the blocking TLS handshake may take when the connect has no
+ * deadline of its own. */
+#define MY_TLS_HANDSHAKE_MS 30000
+
+/* The monotonic clock in ms. The loop's clock cannot serve here: it stands
+ * still while the library holds the loop in a blocking handshake. */
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sets the receive and send timeouts of socket fd to ms (0 = none). They
+ * only matter while the library uses the socket blocking. */
+static void io_limit(int fd, int64_t ms) {
+  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+/* The TLS checks between two steps of a connect on q (c's session or a
+ * side one), for sslmode require and stricter. libmariadb 3.3 runs the TLS
+ * handshake and the login that follows it without returning to the loop
+ * (it switches the socket to blocking for them), so everything must be
+ * settled before the greeting is read, while the library still waits for
+ * the TCP connect or for the greeting:
+ * - a server whose greeting offers no TLS is refused, so no login is sent
+ *   in plaintext (the greeting is looked at in place);
+ * - for verify-full, the host name the DSN names replaces, in q->target,
+ *   the numeric address dbpipe resolved it to. The library has connected
+ *   to that address by then and only reads the string again after the
+ *   greeting, to keep it as the session's host, which is the name its
+ *   certificate check (VERIFY_SERVER_CERT) compares the certificate with.
+ *   So the certificate is checked against the name the user wrote while
+ *   name resolution stays dbpipe's own, off the loop.
+ * For every mode that may use TLS, the socket gets a receive and send
+ * limit (the time left until `deadline`, else MY_TLS_HANDSHAKE_MS), so
+ * that a server stalling in that blocking handshake cannot hold the loop
+ * for ever: the library's blocking read then gives up and the connect
+ * fails (the loop was held at most that long).
+ * A connect that never paused before the greeting was read is judged
+ * after it by my_tls_check. Returns 0 or DBP_ECONNECT with q->why. */
+static int my_connect_step(dbp_conn *c, my_conn *q, int ev, int64_t deadline) {
+  const dbp__my_opts *o = &MY(c)->opts;
+  MYSQL *m = q->m;
+  if (o->ssl == DBP__MY_SSL_DISABLE || m->host != NULL) return 0;
+  if (!q->limited) {
+    q->limited = true;
+    int64_t ms = MY_TLS_HANDSHAKE_MS;
+    if (deadline >= 0) {
+      ms = deadline - (int64_t)dbp_now(c->rt);
+      if (ms < 1) ms = 1;
+    }
+    io_limit((int)mysql_get_socket(m), ms);
+    q->limit_end = mono_ms() + ms;
   }
-  return ret != NULL ? 0 : -1;
+  if (o->ssl < DBP__MY_SSL_REQUIRE) return 0;
+  if (o->ssl == DBP__MY_SSL_VERIFY_FULL && !q->tls_named && c->dsn.host != NULL) {
+    q->tls_named = true;
+    snprintf(q->target, sizeof q->target, "%s", c->dsn.host);
+  }
+  if (!q->greeted && (ev & MYSQL_WAIT_READ)) {
+    q->greeted = true;
+    if (greeting_offers_tls((int)mysql_get_socket(m)) == 0) {
+      q->why = "the server does not offer TLS";
+      return DBP_ECONNECT;
+    }
+  }
+  return 0;
 }
 
-/* Sorts a connect failure into a dbpipe code and records it. */
+/* Why a verify-full connect that never paused is refused; a new try
+ * normally pauses, so this one is retryable. */
+static const char tls_late[] = "the certificate could not be checked against the host name in time";
+
+/* After a connect on q succeeded: for sslmode require and stricter, the
+ * session must be encrypted, and for verify-full the library must have
+ * checked the certificate against the DSN's host name (a connect that
+ * never paused gave it only the numeric address). Returns 0 or
+ * DBP_ECONNECT with q->why. */
+static int my_tls_check(const dbp_conn *c, my_conn *q) {
+  const dbp__my_opts *o = &((const my_conn *)c)->opts;
+  if (o->ssl < DBP__MY_SSL_REQUIRE) return 0;
+  if (mysql_get_ssl_cipher(q->m) == NULL) {
+    q->why = "the server does not offer TLS";
+    return DBP_ECONNECT;
+  }
+  if (o->ssl == DBP__MY_SSL_VERIFY_FULL &&
+      (q->m->host == NULL || c->dsn.host == NULL || strcmp(q->m->host, c->dsn.host) != 0)) {
+    q->why = tls_late;
+    return DBP_ECONNECT;
+  }
+  return 0;
+}
+
+/* Puts the session's socket back in nonblocking mode. libmariadb 3.3
+ * switches it to blocking for the TLS handshake and leaves it so; its
+ * nonblocking calls would then read an encrypted session without ever
+ * returning to the loop (a long statement would hold the whole loop, and
+ * no timeout or cancel could reach it). The library's own I/O layer is
+ * asked, so that its idea of the socket's mode stays right. Returns 0 or
+ * DBP_ECONNECT. */
+static int my_nonblocking(MYSQL *m) {
+  MARIADB_PVIO *pvio = m->net.pvio;
+  if (pvio != NULL && pvio->methods != NULL && pvio->methods->blocking != NULL)
+    pvio->methods->blocking(pvio, 0, NULL);
+  int fd = (int)mysql_get_socket(m);
+  io_limit(fd, 0);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) fl = fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  return fl >= 0 ? 0 : DBP_ECONNECT;
+}
+
+/* Opens a nonblocking session on q->m (options already set) to host or
+ * sock, waiting through ws until `deadline`. Returns 0, a wait's error,
+ * DBP_ECONNECT from the TLS checks (reason in q->why), or -1 when the
+ * server or the library refused (details in mysql_errno(q->m)). */
+static int my_open(dbp_conn *c, my_conn *q, dbp__watch *ws, int64_t deadline, const char *host,
+                   const char *sock, const char *db) {
+  const dbp_dsn *d = &c->dsn;
+  q->ret_mysql = NULL;
+  q->greeted = q->tls_named = q->limited = false;
+  q->why = NULL;
+  if (MY(c)->opts.ssl != DBP__MY_SSL_DISABLE) {
+    /* The library's own limit, in whole seconds, a little past dbpipe's
+     * deadline so that the deadline comes first: it only bounds the wait
+     * after a blocking TLS read gave up (see my_connect_step). */
+    int64_t ms = MY_TLS_HANDSHAKE_MS;
+    if (deadline >= 0) ms = deadline - (int64_t)dbp_now(c->rt);
+    unsigned secs = ms > 0 ? (unsigned)(ms / 1000) + 2 : 2;
+    mysql_options(q->m, MYSQL_OPT_CONNECT_TIMEOUT, &secs);
+  }
+  /* The library reads the host string again after connecting (see
+   * my_connect_step), so it gets a copy in q that outlives the call. */
+  if (host != NULL) snprintf(q->target, sizeof q->target, "%s", host);
+  /* No CLIENT_MULTI_STATEMENTS: a string of several statements is a syntax
+   * error on the server, never a batch that runs more than was asked. */
+  int st = mysql_real_connect_start(&q->ret_mysql, q->m, host != NULL ? q->target : NULL, d->user,
+                                    MY(c)->password, db, (unsigned)d->port, sock, 0);
+  int rc = my_run(c, q, ws, deadline, st, cont_connect, true);
+  if (rc != 0) return rc;
+  if (q->ret_mysql == NULL) return -1;
+  if ((rc = my_tls_check(c, q)) != 0) return rc;
+  return my_nonblocking(q->m);
+}
+
+/* The libpq name of an sslmode, for messages. */
+static const char *sslmode_name(dbp__my_sslmode m) {
+  switch (m) {
+    case DBP__MY_SSL_PREFER:
+      return "prefer";
+    case DBP__MY_SSL_REQUIRE:
+      return "require";
+    case DBP__MY_SSL_VERIFY_CA:
+      return "verify-ca";
+    case DBP__MY_SSL_VERIFY_FULL:
+      return "verify-full";
+    default:
+      return "disable";
+  }
+}
+
+/* Sorts a connect failure the library or server reported into a dbpipe
+ * code and records it. */
 static int my_connect_error(dbp_conn *c, MYSQL *m) {
   unsigned e = mysql_errno(m);
   int code = DBP_ECONNECT;
@@ -352,34 +546,63 @@ static int my_connect_error(dbp_conn *c, MYSQL *m) {
   } else if (e == CR_UNKNOWN_HOST) {
     code = DBP_ERESOLVE;
     retry = false;
-  } else if (e == ER_BAD_DB_ERROR) {
+  } else if (toomany_errno(e)) {
+    code = DBP_ETOOMANY;
+  } else if (e == ER_BAD_DB_ERROR || e == CR_SSL_CONNECTION_ERROR) {
+    /* A missing database or a certificate that does not check out stays
+     * so on the next try. */
     retry = false;
+  } else if (e == 0) {
+    e = CR_UNKNOWN_ERROR;
   }
-  return dbp__seterr(c, code, mysql_sqlstate(m), (int)e, retry, "could not connect to %s: %s",
-                     c->redacted, mysql_error(m));
+  const char *msg = mysql_error(m);
+  return dbp__seterr(c, code, my_state(e, mysql_sqlstate(m)), (int)e, retry,
+                     "could not connect to %s: %s", c->redacted,
+                     msg != NULL && msg[0] != '\0' ? msg : "unknown error");
 }
 
 static int my_connect(dbp_conn *c, const char *addr) {
   my_conn *p = MY(c);
+  char msg[512];
+  int rc = dbp__my_opts_parse(&c->dsn, &p->opts, msg, sizeof msg);
+  if (rc != 0) return dbp__seterr(c, rc, NULL, 0, false, "%s", msg);
+  if (p->password == NULL) {
+    p->password = c->dsn.password != NULL ? strdup(c->dsn.password) : dbp__my_password_fallback();
+    if (c->dsn.password != NULL && p->password == NULL)
+      return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+  }
   p->m = mysql_init(NULL);
   if (p->m == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
-  char msg[256];
   const char *host, *sock;
-  my_target(c, addr, &host, &sock);
-  int rc = my_options(p->m, &c->dsn, addr[0] != '\0', msg, sizeof msg);
+  bool tcp = my_target(c, addr, &host, &sock);
+  rc = my_options(c, p->m, tcp, msg, sizeof msg);
   if (rc != 0) return dbp__seterr(c, rc, NULL, 0, false, "%s", msg);
-  MYSQL *ret = NULL;
-  int st = mysql_real_connect_start(&ret, p->m, host, c->dsn.user, c->dsn.password, c->dsn.dbname,
-                                    (unsigned)c->dsn.port, sock, CLIENT_MULTI_STATEMENTS);
-  (void)ret;
-  rc = my_drive(c, st, cont_connect, true);
+  rc = my_open(c, p, &c->watch, c->deadline, host, sock, c->dsn.dbname);
+  p->op_cont = NULL;
   if (rc == DBP_ETIMEDOUT)
     return dbp__seterr(c, rc, NULL, 0, true, "timed out connecting to %s", c->redacted);
   if (rc == DBP_ECANCELED)
     return dbp__seterr(c, rc, NULL, 0, false, "canceled while connecting to %s", c->redacted);
-  if (rc != 0) return rc;
-  if (p->ret_mysql == NULL) return my_connect_error(c, p->m);
+  if (rc == DBP_ECONNECT && p->why != NULL)
+    return dbp__seterr(c, rc, NULL, 0, p->why == tls_late,
+                       "could not connect to %s with sslmode=%s: %s", c->redacted,
+                       sslmode_name(p->opts.ssl), p->why);
+  if (rc == -1 && p->limited && mono_ms() >= p->limit_end)
+    return dbp__seterr(c, DBP_ETIMEDOUT, NULL, 0, true, "timed out connecting to %s: %s",
+                       c->redacted, mysql_error(p->m));
+  if (rc == -1) return my_connect_error(c, p->m);
+  if (rc != 0)
+    return dbp__seterr(c, rc == DBP_ECONNLOST ? DBP_ECONNECT : rc, NULL, 0, true,
+                       "could not connect to %s: %s", c->redacted, dbp_strerror(rc));
   p->thread_id = mysql_thread_id(p->m);
+  if (tcp) {
+    int fd = (int)mysql_get_socket(p->m);
+    int ka = dbp__my_set_keepalive(fd, &p->opts);
+    if (ka != 0)
+      return dbp__seterr(c, DBP_ECONNECT, NULL, 0, true,
+                         "could not set TCP keepalive on the connection to %s: %s", c->redacted,
+                         strerror(-ka));
+  }
   return 0;
 }
 
@@ -403,6 +626,12 @@ static void my_close(dbp_conn *c) {
      * the connection, so closing the statement afterwards only frees it. */
     mysql_close(p->m);
     p->m = NULL;
+  }
+  if (p->password != NULL) {
+    volatile char *s = p->password;
+    while (*s) *s++ = '\0';
+    free(p->password);
+    p->password = NULL;
   }
   /* The session is gone, so every statement handle is detached: closing
    * them only frees memory, with nothing sent. */
@@ -645,32 +874,35 @@ static void my_convert(dbp_conn *c) {
  * not overwrite the owner's error. */
 static int my_kill(dbp_conn *c, int64_t deadline, bool whole) {
   my_conn *p = MY(c);
-  MYSQL *k = mysql_init(NULL);
+  /* The side session runs its calls through the same loop as c's own,
+   * with its own handle, results and pending-call slot. */
+  my_conn *k = calloc(1, sizeof *k);
   if (k == NULL) return DBP_ENOMEM;
+  k->m = mysql_init(NULL);
+  if (k->m == NULL) {
+    free(k);
+    return DBP_ENOMEM;
+  }
   dbp__watch ws = {NULL, -1, 0};
   char msg[256];
   const char *host, *sock;
-  my_target(c, c->addr, &host, &sock);
-  int rc = my_options(k, &c->dsn, c->addr[0] != '\0', msg, sizeof msg);
+  bool tcp = my_target(c, c->addr, &host, &sock);
+  int rc = my_options(c, k->m, tcp, msg, sizeof msg);
   if (rc == 0) {
-    rc = my_real_connect(c, &ws, deadline, k, host, sock, NULL);
-    if (rc < 0) rc = DBP_ECONNECT;
+    rc = my_open(c, k, &ws, deadline, host, sock, NULL);
+    if (rc == -1) rc = DBP_ECONNECT;
   }
   if (rc == 0) {
     char sql[64];
     snprintf(sql, sizeof sql, "KILL %s%lu", whole ? "" : "QUERY ", p->thread_id);
-    int ret = 0;
-    int st = mysql_real_query_start(&ret, k, sql, strlen(sql));
-    while (st != 0 && rc == 0) {
-      int ev = 0;
-      rc = my_wait(c, &ws, deadline, k, st, false, &ev);
-      if (rc == 0) st = mysql_real_query_cont(&ret, k, ev);
-    }
+    int st = mysql_real_query_start(&k->ret_int, k->m, sql, strlen(sql));
+    rc = my_run(c, k, &ws, deadline, st, cont_query, false);
     /* ER_NO_SUCH_THREAD: the session ended on its own; nothing to stop. */
-    if (rc == 0 && ret != 0 && mysql_errno(k) != ER_NO_SUCH_THREAD) rc = DBP_EQUERY;
+    if (rc == 0 && k->ret_int != 0 && mysql_errno(k->m) != ER_NO_SUCH_THREAD) rc = DBP_EQUERY;
   }
   dbp__watch_close(&ws);
-  mysql_close(k);
+  mysql_close(k->m);
+  free(k);
   return rc;
 }
 
@@ -1232,6 +1464,15 @@ static int my_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
   return 0;
 }
 
+/* The error of a query that was expected to return rows (dbp_query, the
+ * export path) but ran as a statement without a result set (UPDATE, SET,
+ * DELETE...). The connection is idle. */
+static int no_result_set(dbp_conn *c) {
+  return dbp__seterr(c, DBP_EQUERY, NULL, 0, false,
+                     "the statement returned no result set (dbp_query wants a query that "
+                     "returns rows, such as SELECT)");
+}
+
 static int my_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *params) {
   my_conn *p = MY(c);
   int rc;
@@ -1239,10 +1480,9 @@ static int my_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
     if ((rc = my_stmt_start(c, sql, n, params)) != 0) return rc;
     p->meta = mysql_stmt_result_metadata(p->stmt);
     if (p->meta == NULL) {
-      /* No result set (an UPDATE, say): nothing to fetch. */
       if ((rc = my_stmt_done(c)) != 0) return my_stop(c, rc);
       c->state = DBP__IDLE;
-      return 0;
+      return no_result_set(c);
     }
     rc = my_columns(c, mysql_fetch_fields(p->meta), mysql_num_fields(p->meta));
     if (rc == 0) rc = my_stmt_bind(c);
@@ -1255,7 +1495,7 @@ static int my_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
     rc = my_rest(c, NULL);
     if (rc != 0) return dbp__interrupted(rc) || c->broken ? my_stop(c, rc) : my_fail(c, rc);
     c->state = DBP__IDLE;
-    return 0;
+    return no_result_set(c);
   }
   p->res = mysql_use_result(p->m);
   if (p->res == NULL) return my_fail(c, my_conn_err(c));
@@ -1344,10 +1584,58 @@ static int64_t my_backend_id(const dbp_conn *c) {
   return (int64_t)((const my_conn *)c)->thread_id;
 }
 
-/* Placeholder until the session reset is built: does nothing. */
+/* Returns the idle session to its state right after connect (the
+ * driver's reset entry). COM_RESET_CONNECTION drops what earlier users
+ * left: user variables, session settings (time_zone, sql_mode...),
+ * temporary tables, PREPAREd statements, locks. The server drops the
+ * driver's kept statements with them, so those are closed first (one
+ * unanswered packet each) and prepared again when next used. The session's
+ * character set, the only setting the driver makes at connect, is set
+ * again. On failure the session is given up and c is broken. */
 static int my_reset(dbp_conn *c) {
-  (void)c;
-  return 0;
+  my_conn *p = MY(c);
+  int rc = 0;
+  for (size_t i = 0; i < MY_STMT_CACHE && rc == 0; i++) {
+    my_cached *e = &p->cache[i];
+    if (e->sql == NULL) continue;
+    p->stmt = e->stmt;
+    p->cur = e;
+    rc = my_stmt_close(c);
+  }
+  if (rc == 0) {
+    int st = mysql_reset_connection_start(&p->ret_int, p->m);
+    rc = my_drive(c, st, cont_reset, false);
+    if (rc == 0 && p->ret_int != 0) rc = my_conn_err(c);
+  }
+  if (rc == 0) {
+    /* The DSN's character set, not the library's idea of the current
+     * one, which follows a user's SET NAMES. The connect accepted the
+     * name, so it is one of the server's (letters, digits, '_'). */
+    char sql[96];
+    const char *cs = p->opts.charset;
+    if (strspn(cs, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(cs))
+      cs = "utf8mb4";
+    snprintf(sql, sizeof sql, "SET NAMES %.64s", cs);
+    int st = mysql_real_query_start(&p->ret_int, p->m, sql, strlen(sql));
+    rc = my_drive(c, st, cont_query, false);
+    if (rc == 0 && p->ret_int != 0) rc = my_conn_err(c);
+  }
+  if (rc == 0) return 0;
+  if (dbp__interrupted(rc)) {
+    const char *what = rc == DBP_ETIMEDOUT ? "timed out" : "canceled";
+    dbp__seterr(c, rc, NULL, 0, true, "session reset %s; the connection is closed", what);
+  } else {
+    char prev[300];
+    snprintf(prev, sizeof prev, "%.299s", c->err.message);
+    int e = c->err.db_errno;
+    char state[6];
+    memcpy(state, c->err.sqlstate, sizeof state);
+    dbp__seterr(c, rc, state[0] ? state : NULL, e, true,
+                "session reset failed; the connection is closed: %s", prev);
+  }
+  if (p->m != NULL) my_give_up(c);
+  c->state = DBP__IDLE;
+  return rc;
 }
 
 static int my_sockfd(const dbp_conn *c) {

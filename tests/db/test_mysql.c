@@ -7,13 +7,20 @@
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include "dbpipe.h"
+#include "db/driver.h" /* the driver's socket, for the keepalive tests */
 #include "dbcheck.h"
+#include "dbpipe.h"
 #include "dbtest.h"
 #include "rttest.h"
 
@@ -389,10 +396,9 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, dbp_exec(c, "ROLLBACK", 0, NULL, 10000, NULL), 0);
   CHECK(!dbp_conn_in_transaction(c));
   int64_t n = 0;
-  CHECK_RC(c,
-           dbp_exec(c, "INSERT INTO tx_t SELECT seq FROM seq_1_to_7; DELETE FROM tx_t WHERE a > 5",
-                    0, NULL, 10000, &n),
-           0);
+  CHECK_RC(c, dbp_exec(c, "INSERT INTO tx_t SELECT seq FROM seq_1_to_7", 0, NULL, 10000, &n), 0);
+  CHECK(n == 7);
+  CHECK_RC(c, dbp_exec(c, "DELETE FROM tx_t WHERE a > 5", 0, NULL, 10000, &n), 0);
   CHECK(n == 2);
   dbp_param p = P("3");
   CHECK_RC(c, dbp_exec(c, "DELETE FROM tx_t WHERE a <= ?", 1, &p, 10000, &n), 0);
@@ -407,22 +413,21 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, dbp_query_close(c), 0);
   CHECK_RC(c, dbp_exec(c, "SELECT 1", 0, NULL, 10000, NULL), 0);
   CHECK_RC(c, dbp_copy_start(c, "COPY x TO STDOUT", 10000), DBP_EINVAL);
-  /* Several statements: the first result streams, the rest is drained. */
-  dbp_row r;
-  CHECK_RC(c, dbp_query(c, "SELECT 1; SELECT 2; DO 3", 0, NULL, 10000), 0);
-  CHECK_RC(c, dbp_fetch(c, &r), 1);
-  CHECK(val_is(&r, 0, "1"));
-  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  /* Several statements in one string are a syntax error (see
+   * multi_statement_string_runs_nothing). */
   CHECK_RC(c, dbp_exec(c, "SELECT 1; SELEC 2", 0, NULL, 10000, NULL), DBP_EQUERY);
   CHECK(dbp_conn_error(c)->db_errno == 1064);
-  /* Queries without rows, with and without parameters. */
-  CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + 1", 0, NULL, 10000), 0);
+  /* A statement without rows given to dbp_query is an error (it has run:
+   * the server only says afterwards that it returns no rows), with and
+   * without parameters; the connection stays usable. */
+  CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + 1", 0, NULL, 10000), DBP_EQUERY);
+  CHECK(strstr(dbp_conn_error(c)->message, "no result set") != NULL);
   CHECK(dbp_ncols(c) == 0);
-  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  CHECK(!dbp_conn_is_broken(c));
   dbp_param one = P("1");
-  CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + ?", 1, &one, 10000), 0);
-  CHECK(dbp_ncols(c) == 0);
-  CHECK_RC(c, dbp_fetch(c, &r), 0);
+  CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + ?", 1, &one, 10000), DBP_EQUERY);
+  CHECK(strstr(dbp_conn_error(c)->message, "no result set") != NULL);
+  CHECK_RC(c, dbp_query(c, "SET @x = 1", 0, NULL, 10000), DBP_EQUERY);
   char v[16];
   CHECK_RC(c, one_value(c, "SELECT SUM(a) FROM tx_t", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "13") == 0);
@@ -888,4 +893,469 @@ static int abandon_body(dbp_rt *rt, void *arg) {
 
 Test(stmt_cache, abandoned_stream_then_same_statement, .timeout = 120) {
   dbt_run(abandon_body, NULL);
+}
+
+/* ---- one statement per string ---- */
+
+/* A string of several statements is refused by the server as a whole:
+ * the first statement's rows are not exported while a second one
+ * deletes. */
+static int multi_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  char tbl[64], sql[256], v[16];
+  snprintf(tbl, sizeof tbl, "multi_%ld", (long)getpid());
+  snprintf(sql, sizeof sql, "CREATE OR REPLACE TABLE %s (a INT)", tbl);
+  CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
+  snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (1), (2), (3)", tbl);
+  CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
+  snprintf(sql, sizeof sql, "select 1 as a; delete from %s", tbl);
+  CHECK_RC(c, dbp_query(c, sql, 0, NULL, 10000), DBP_EQUERY);
+  CHECK(dbp_conn_error(c)->db_errno == 1064);
+  CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), DBP_EQUERY);
+  snprintf(sql, sizeof sql, "delete from %s; select 1 as a", tbl);
+  CHECK_RC(c, dbp_query(c, sql, 0, NULL, 10000), DBP_EQUERY);
+  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", tbl);
+  CHECK_RC(c, one_value(c, sql, 0, NULL, v, sizeof v), 0);
+  cr_expect_str_eq(v, "3", "rows were deleted");
+  CHECK(strcmp(v, "3") == 0);
+  snprintf(sql, sizeof sql, "DROP TABLE %s", tbl);
+  CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, multi_statement_string_runs_nothing, .timeout = 30) {
+  dbt_run(multi_body, NULL);
+}
+
+/* ---- Unix socket ---- */
+
+#define SOCKET_CONNECTS 100
+
+typedef struct sock_run {
+  dbp_rt *rt;
+  int ok, failed;
+  char first_error[700];
+} sock_run;
+
+static int sock_one(void *arg, void **result) {
+  (void)result;
+  sock_run *s = arg;
+  dbp_rt *rt = s->rt;
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  int rc = dbp_conn_open(rt, dbt_my_socket_dsn(), 30000, &c, &err);
+  if (rc == 0) rc = dbp_exec(c, "DO 1", 0, NULL, 30000, NULL);
+  if (rc == 0) {
+    s->ok++;
+  } else {
+    if (s->failed++ == 0) dbp_dberr_format(c ? dbp_conn_error(c) : &err, s->first_error, 700);
+  }
+  dbp_conn_close(c);
+  return 0;
+}
+
+/* Many connects at once over the socket, where the handshake often ends
+ * inside the first call of the nonblocking connect. */
+static int socket_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  sock_run s = {rt, 0, 0, ""};
+  dbp_co *cos[SOCKET_CONNECTS];
+  for (int i = 0; i < SOCKET_CONNECTS; i++) CHECK(dbp_spawn(rt, &cos[i], sock_one, &s, NULL) == 0);
+  for (int i = 0; i < SOCKET_CONNECTS; i++) CHECK(dbp_join(cos[i], NULL) == 0);
+  cr_expect_eq(s.ok, SOCKET_CONNECTS, "%d of %d socket connects failed; the first: %s", s.failed,
+               SOCKET_CONNECTS, s.first_error);
+  CHECK(s.ok == SOCKET_CONNECTS);
+  return 0;
+}
+
+/* The socket parameter with host localhost (which dbpipe resolves to an
+ * address) still means the socket, as for the mariadb client; the server
+ * sees a local user. */
+static int socket_localhost_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_dsn d;
+  char err[256], dsn[1024], v[128];
+  CHECK(dbp_dsn_parse(dbt_my_socket_dsn(), &d, err, sizeof err) == 0);
+  snprintf(dsn, sizeof dsn, "mysql://%s:%s@localhost/%s?socket=%s", d.user, d.password, d.dbname,
+           dbp__dsn_param(&d, "socket"));
+  dbp_dsn_free(&d);
+  dbp_conn *c = NULL;
+  dbp_dberr e;
+  int rc = dbp_conn_open(rt, dsn, 10000, &c, &e);
+  cr_expect_eq(rc, 0, "%s: %s", dsn, e.message);
+  CHECK(rc == 0);
+  CHECK_RC(c, one_value(c, "SELECT CURRENT_USER()", 0, NULL, v, sizeof v), 0);
+  cr_expect_str_eq(v, "dbpipe@localhost");
+  CHECK(strcmp(v, "dbpipe@localhost") == 0);
+  /* A cancel reaches the session through the socket too. */
+  CHECK_RC(c, dbp_exec(c, "SELECT SLEEP(30)", 0, NULL, 200, NULL), DBP_ETIMEDOUT);
+  CHECK(!dbp_conn_is_broken(c));
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, socket_parameter_with_localhost_uses_the_socket, .timeout = 60) {
+  dbt_run(socket_localhost_body, NULL);
+}
+
+/* CPU load beside the connects: the client is often descheduled between
+ * its connect and its reads, so the server's answers are already waiting
+ * and the library finishes the handshake without returning. The load runs
+ * in child processes that stop by themselves after a minute at most. */
+Test(mysql, many_concurrent_socket_connects, .timeout = 120) {
+  pid_t kids[4];
+  for (int i = 0; i < 4; i++) {
+    kids[i] = fork();
+    cr_assert(kids[i] >= 0);
+    if (kids[i] == 0) {
+      alarm(60);
+      for (volatile uint64_t x = 0;; x++) {
+      }
+    }
+  }
+  int rc = 0;
+  for (int round = 0; round < 3 && rc == 0; round++) rc = dbt_run_in_coro(socket_body, NULL);
+  for (int i = 0; i < 4; i++) {
+    kill(kids[i], SIGKILL);
+    waitpid(kids[i], NULL, 0);
+  }
+  cr_assert_eq(rc, 0);
+}
+
+/* ---- session reset ---- */
+
+static int reset_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  char v[256], tz0[64], mode0[256], cs0[64];
+  CHECK_RC(c, one_value(c, "SELECT @@session.time_zone", 0, NULL, tz0, sizeof tz0), 0);
+  CHECK_RC(c, one_value(c, "SELECT @@session.sql_mode", 0, NULL, mode0, sizeof mode0), 0);
+  CHECK_RC(c, one_value(c, "SELECT @@character_set_client", 0, NULL, cs0, sizeof cs0), 0);
+  CHECK(strcmp(cs0, "utf8mb4") == 0);
+  /* A bound statement in the driver's cache before the reset. */
+  dbp_param p = P("41");
+  CHECK_RC(c, one_value(c, "SELECT ? + 1", 1, &p, v, sizeof v), 0);
+  CHECK(strcmp(v, "42") == 0);
+  /* An earlier user's session state of every kind. */
+  CHECK_RC(c, dbp_exec(c, "SET @leftover = 'x'", 0, NULL, 10000, NULL), 0);
+  CHECK_RC(c, dbp_exec(c, "SET time_zone = '+05:00'", 0, NULL, 10000, NULL), 0);
+  CHECK_RC(c, dbp_exec(c, "SET sql_mode = 'ANSI_QUOTES'", 0, NULL, 10000, NULL), 0);
+  CHECK_RC(c, dbp_exec(c, "SET NAMES latin1", 0, NULL, 10000, NULL), 0);
+  CHECK_RC(c, dbp_exec(c, "CREATE TEMPORARY TABLE leftover_t (a INT)", 0, NULL, 10000, NULL), 0);
+  CHECK_RC(c, dbp_exec(c, "PREPARE leftover_s FROM 'SELECT 1'", 0, NULL, 10000, NULL), 0);
+  CHECK_RC(c, dbp_exec(c, "BEGIN", 0, NULL, 10000, NULL), 0);
+  CHECK(dbp_conn_in_transaction(c));
+
+  CHECK_RC(c, dbp_conn_reset(c, false, 10000), 0);
+  CHECK(!dbp_conn_is_broken(c));
+  CHECK(!dbp_conn_in_transaction(c));
+
+  CHECK_RC(c, one_value(c, "SELECT COALESCE(@leftover, 'gone')", 0, NULL, v, sizeof v), 0);
+  cr_expect_str_eq(v, "gone", "a user variable survived the reset");
+  CHECK(strcmp(v, "gone") == 0);
+  CHECK_RC(c, one_value(c, "SELECT @@session.time_zone", 0, NULL, v, sizeof v), 0);
+  cr_expect_str_eq(v, tz0, "time_zone survived the reset");
+  CHECK(strcmp(v, tz0) == 0);
+  CHECK_RC(c, one_value(c, "SELECT @@session.sql_mode", 0, NULL, v, sizeof v), 0);
+  cr_expect_str_eq(v, mode0, "sql_mode survived the reset: %s, was %s", v, mode0);
+  CHECK(strcmp(v, mode0) == 0);
+  CHECK_RC(c, one_value(c, "SELECT @@character_set_client", 0, NULL, v, sizeof v), 0);
+  cr_expect_str_eq(v, cs0, "the character set was not set again");
+  CHECK(strcmp(v, cs0) == 0);
+  CHECK_RC(c, dbp_exec(c, "SELECT * FROM leftover_t", 0, NULL, 10000, NULL), DBP_EQUERY);
+  CHECK(dbp_conn_error(c)->db_errno == 1146); /* no such table */
+  CHECK_RC(c, dbp_exec(c, "EXECUTE leftover_s", 0, NULL, 10000, NULL), DBP_EQUERY);
+  CHECK(dbp_conn_error(c)->db_errno == 1243); /* unknown prepared statement */
+  /* The cached statement was dropped by the server; the driver prepares
+   * it again. */
+  p = P("99");
+  CHECK_RC(c, one_value(c, "SELECT ? + 1", 1, &p, v, sizeof v), 0);
+  cr_expect_str_eq(v, "100");
+  CHECK(strcmp(v, "100") == 0);
+  CHECK_RC(c, one_value(c, "SELECT ? + 1", 1, &p, v, sizeof v), 0);
+  CHECK(strcmp(v, "100") == 0);
+  /* Text beyond latin1 still round-trips in utf8mb4. */
+  dbp_param u = P("\xe2\x82\xac\xf0\x9f\x98\x80");
+  CHECK_RC(c, one_value(c, "SELECT ?", 1, &u, v, sizeof v), 0);
+  CHECK(strcmp(v, "\xe2\x82\xac\xf0\x9f\x98\x80") == 0);
+  /* keep_session only rolls back. */
+  CHECK_RC(c, dbp_exec(c, "SET @kept = 'y'", 0, NULL, 10000, NULL), 0);
+  CHECK_RC(c, dbp_conn_reset(c, true, 10000), 0);
+  CHECK_RC(c, one_value(c, "SELECT COALESCE(@kept, 'gone')", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "y") == 0);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, reset_clears_session_state, .timeout = 60) {
+  dbt_run(reset_body, NULL);
+}
+
+/* A reset with the statement cache full, then every statement again. */
+static int reset_cache_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c;
+  CHECK_RC(NULL, open_my(rt, &c), 0);
+  for (int round = 0; round < 3; round++) {
+    for (int k = 0; k < STMT_CACHE; k++) {
+      char sql[64], want[32], v[32];
+      snprintf(sql, sizeof sql, "SELECT ? + %d", k);
+      snprintf(want, sizeof want, "%d", 1 + k);
+      dbp_param p = P("1");
+      CHECK_RC(c, one_value(c, sql, 1, &p, v, sizeof v), 0);
+      cr_expect_str_eq(v, want);
+      CHECK(strcmp(v, want) == 0);
+      CHECK_RC(c, one_value(c, sql, 1, &p, v, sizeof v), 0);
+      CHECK(strcmp(v, want) == 0);
+    }
+    CHECK_RC(c, dbp_conn_reset(c, false, 10000), 0);
+  }
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, reset_keeps_cached_statements_working, .timeout = 60) {
+  dbt_run(reset_cache_body, NULL);
+}
+
+/* ---- connect errors ---- */
+
+/* Writes into out the DSN `base` with user, password (NULL: none), the
+ * database and query parameters replaced where given. */
+static void dsn_with(char *out, size_t len, const char *base, const char *user, const char *pw,
+                     const char *db, const char *params) {
+  dbp_dsn d;
+  char err[256];
+  cr_assert_eq(dbp_dsn_parse(base, &d, err, sizeof err), 0, "%s", err);
+  snprintf(out, len, "mysql://%s%s%s@%s:%d/%s%s%s", user ? user : d.user, pw ? ":" : "",
+           pw ? pw : "", d.host, d.port, db ? db : d.dbname, params ? "?" : "",
+           params ? params : "");
+  dbp_dsn_free(&d);
+}
+
+/* Opens dsn expecting failure `want`; checks retryable and that the
+ * SQLSTATE is `state` ("" = none). */
+static int open_fails(dbp_rt *rt, const char *dsn, int want, bool retryable, const char *state) {
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  int rc = dbp_conn_open(rt, dsn, 10000, &c, &err);
+  char m[700];
+  dbp_dberr_format(&err, m, sizeof m);
+  cr_expect_eq(rc, want, "%s: got %s (%s)", dsn, dbp_err_name(rc), m);
+  if (c != NULL) dbp_conn_close(c);
+  CHECK(rc == want);
+  cr_expect_eq(err.retryable, retryable, "%s: retryable %d (%s)", dsn, err.retryable, m);
+  CHECK(err.retryable == retryable);
+  cr_expect_str_eq(err.sqlstate, state, "%s: SQLSTATE '%s' (%s)", dsn, err.sqlstate, m);
+  CHECK(strcmp(err.sqlstate, state) == 0);
+  CHECK(strstr(m, ":dbpipe@") == NULL);
+  return 0;
+}
+
+static int errors_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  char dsn[1024];
+  /* A user limited to one connection: the second one is "too many". */
+  dbp_conn *one = NULL;
+  dbp_dberr err;
+  CHECK(dbp_conn_open(rt, dbt_my_limited_dsn(), 10000, &one, &err) == 0);
+  dbp_conn *two = NULL;
+  int rc = dbp_conn_open(rt, dbt_my_limited_dsn(), 10000, &two, &err);
+  char m[700];
+  cr_expect_eq(rc, DBP_ETOOMANY, "second connection: %s (%s)", dbp_err_name(rc),
+               dbp_dberr_format(&err, m, sizeof m));
+  dbp_conn_close(two);
+  dbp_conn_close(one);
+  CHECK(rc == DBP_ETOOMANY);
+  CHECK(err.retryable);
+  CHECK(err.db_errno == 1203 || err.db_errno == 1226);
+  /* A database the user may not see (1044; the server says so rather
+   * than "unknown database" to a user without global rights), a wrong
+   * password: trying again does not help. */
+  dsn_with(dsn, sizeof dsn, dbt_my_dsn(), NULL, "dbpipe", "no_such_db_here", NULL);
+  CHECK(open_fails(rt, dsn, DBP_EAUTH, false, "42000") == 0);
+  dsn_with(dsn, sizeof dsn, dbt_my_dsn(), NULL, "wrong-password", NULL, NULL);
+  CHECK(open_fails(rt, dsn, DBP_EAUTH, false, "28000") == 0);
+  /* Nobody listens: the library's own error has no SQLSTATE. */
+  CHECK(open_fails(rt, "mysql://u:p@127.0.0.1:1/db", DBP_ECONNECT, true, "") == 0);
+  return 0;
+}
+
+Test(mysql, connect_errors_are_sorted, .timeout = 60) {
+  dbt_run(errors_body, NULL);
+}
+
+/* ---- TCP keepalive ---- */
+
+static int sockopt(int fd, int level, int name) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, level, name, &v, &len) != 0) return -1;
+  return v;
+}
+
+typedef struct ka_case {
+  const char *params; /* NULL: the defaults */
+  int keepalive, idle, interval, count, user_timeout;
+} ka_case;
+
+static int keepalive_body(dbp_rt *rt, void *arg) {
+  const ka_case *k = arg;
+  char dsn[1024];
+  dsn_with(dsn, sizeof dsn, dbt_my_dsn(), NULL, "dbpipe", NULL, k->params);
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  char m[700];
+  int rc = dbp_conn_open(rt, dsn, 10000, &c, &err);
+  cr_expect_eq(rc, 0, "%s", dbp_dberr_format(&err, m, sizeof m));
+  CHECK(rc == 0);
+  int fd = c->drv->socket(c);
+  CHECK(fd >= 0);
+  int ka = sockopt(fd, SOL_SOCKET, SO_KEEPALIVE);
+  cr_expect_eq(ka, k->keepalive, "SO_KEEPALIVE %d", ka);
+  CHECK(ka == k->keepalive);
+  if (k->keepalive) {
+    CHECK(sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == k->idle);
+    CHECK(sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL) == k->interval);
+    CHECK(sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT) == k->count);
+  }
+  int ut = sockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT);
+  cr_expect_eq(ut, k->user_timeout, "TCP_USER_TIMEOUT %d", ut);
+  CHECK(ut == k->user_timeout);
+  CHECK_RC(c, dbp_exec(c, "DO 1", 0, NULL, 10000, NULL), 0);
+  dbp_conn_close(c);
+  return 0;
+}
+
+Test(mysql, tcp_keepalive_by_default, .timeout = 30) {
+  ka_case k = {NULL, 1, 60, 10, 6, 60000};
+  dbt_run(keepalive_body, &k);
+}
+
+Test(mysql, tcp_keepalive_from_the_dsn, .timeout = 30) {
+  ka_case k = {"keepalives_idle=30&keepalives_interval=5&keepalives_count=3&tcp_user_timeout=9000",
+               1,
+               30,
+               5,
+               3,
+               9000};
+  dbt_run(keepalive_body, &k);
+}
+
+Test(mysql, tcp_keepalive_off_from_the_dsn, .timeout = 30) {
+  ka_case k = {"keepalives=0&tcp_user_timeout=0", 0, 0, 0, 0, 0};
+  dbt_run(keepalive_body, &k);
+}
+
+static int ka_bad_body(dbp_rt *rt, void *arg) {
+  (void)arg;
+  const char *bad[] = {"keepalives=2", "keepalives_idle=0", "keepalives_count=x",
+                       "tcp_user_timeout=-1"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char dsn[1024];
+    dsn_with(dsn, sizeof dsn, dbt_my_dsn(), NULL, "dbpipe", NULL, bad[i]);
+    dbp_conn *c = NULL;
+    dbp_dberr err;
+    int rc = dbp_conn_open(rt, dsn, 10000, &c, &err);
+    if (c != NULL) dbp_conn_close(c);
+    cr_expect_eq(rc, DBP_EDSN, "%s: %s", bad[i], err.message);
+    CHECK(rc == DBP_EDSN);
+  }
+  return 0;
+}
+
+Test(mysql, bad_keepalive_parameters_are_refused, .timeout = 30) {
+  dbt_run(ka_bad_body, NULL);
+}
+
+/* ---- password sources ---- */
+
+/* Makes a fresh HOME (returned path) with ~/.my.cnf holding `cnf` (NULL:
+ * no file). */
+static void fake_home(char *home, size_t len, const char *cnf) {
+  snprintf(home, len, "/tmp/dbpipe-home-XXXXXX");
+  cr_assert(mkdtemp(home) != NULL);
+  cr_assert_eq(setenv("HOME", home, 1), 0);
+  if (cnf == NULL) return;
+  char path[512];
+  snprintf(path, sizeof path, "%s/.my.cnf", home);
+  FILE *f = fopen(path, "w");
+  cr_assert(f != NULL);
+  fputs(cnf, f);
+  fclose(f);
+  chmod(path, 0600);
+}
+
+static void drop_home(const char *home) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/.my.cnf", home);
+  unlink(path);
+  rmdir(home);
+}
+
+typedef struct pw_case {
+  const char *cnf; /* ~/.my.cnf, or NULL */
+  const char *env; /* MYSQL_PWD, or NULL */
+  int want;        /* what connecting without a password gives */
+} pw_case;
+
+static int pw_body(dbp_rt *rt, void *arg) {
+  const pw_case *pc = arg;
+  char dsn[1024];
+  dsn_with(dsn, sizeof dsn, dbt_my_dsn(), NULL, NULL, NULL, NULL);
+  dbp_conn *c = NULL;
+  dbp_dberr err;
+  char m[700];
+  int rc = dbp_conn_open(rt, dsn, 10000, &c, &err);
+  cr_expect_eq(rc, pc->want, "%s: %s (%s)", dsn, dbp_err_name(rc),
+               dbp_dberr_format(&err, m, sizeof m));
+  if (rc == 0) {
+    char v[128];
+    /* Where it connected is the DSN's choice, not the file's. */
+    CHECK_RC(
+        c, one_value(c, "SELECT CONCAT(CURRENT_USER(), ' ', DATABASE())", 0, NULL, v, sizeof v), 0);
+    cr_expect_str_eq(v, "dbpipe@127.0.0.1 shop");
+    CHECK(strcmp(v, "dbpipe@127.0.0.1 shop") == 0);
+    dbp_conn_close(c);
+  } else if (c != NULL) {
+    dbp_conn_close(c);
+  }
+  CHECK(rc == pc->want);
+  return 0;
+}
+
+static void run_pw(pw_case pc) {
+  char home[64];
+  fake_home(home, sizeof home, pc.cnf);
+  if (pc.env != NULL)
+    cr_assert_eq(setenv("MYSQL_PWD", pc.env, 1), 0);
+  else
+    unsetenv("MYSQL_PWD");
+  int rc = dbt_run_in_coro(pw_body, &pc);
+  drop_home(home);
+  cr_assert_eq(rc, 0);
+}
+
+Test(mysql, password_from_mysql_pwd, .timeout = 30) {
+  run_pw((pw_case){NULL, "dbpipe", 0});
+}
+
+Test(mysql, password_from_my_cnf_client_group, .timeout = 30) {
+  run_pw(
+      (pw_case){"[mysqld]\npassword=nope\n[client]\nuser = root\npassword = \"dbpipe\"\n"
+                "host=192.0.2.1\nport=1\ndatabase=mysql\nsocket=/nonexistent\n",
+                "wrong", 0});
+}
+
+Test(mysql, password_from_my_cnf_client_mariadb_group, .timeout = 30) {
+  run_pw((pw_case){"# comment\n[client]\npassword=wrong\n[client-mariadb]\npassword=dbpipe\n", NULL,
+                   0});
+}
+
+Test(mysql, no_password_anywhere_is_refused, .timeout = 30) {
+  run_pw((pw_case){"[client]\nuser=dbpipe\n", NULL, DBP_EAUTH});
 }

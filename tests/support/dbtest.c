@@ -17,6 +17,15 @@ struct dbt_slot {
 
 static struct dbt_slot dbt_pg = {"DBPIPE_PG_DSN", "PostgreSQL", {0}, 0};
 static struct dbt_slot dbt_my = {"DBPIPE_MY_DSN", "MariaDB", {0}, 0};
+static struct dbt_slot dbt_pg_notls = {"DBPIPE_PG_NOTLS_DSN", "PostgreSQL without TLS", {0}, 0};
+static struct dbt_slot dbt_my_notls = {"DBPIPE_MY_NOTLS_DSN", "MariaDB without TLS", {0}, 0};
+static struct dbt_slot dbt_my_namecert = {
+    "DBPIPE_MY_NAMECERT_DSN", "MariaDB with a name-only certificate", {0}, 0};
+static struct dbt_slot dbt_my_socket = {
+    "DBPIPE_MY_SOCKET_DSN", "MariaDB over its Unix socket", {0}, 0};
+static struct dbt_slot dbt_my_limited = {
+    "DBPIPE_MY_LIMITED_DSN", "MariaDB one-connection user", {0}, 0};
+static struct dbt_slot dbt_ca = {"DBPIPE_TLS_CA", "test CA file", {0}, 0};
 
 static int dbt_in_ci(void) {
   const char *ci = getenv("CI");
@@ -109,4 +118,28 @@ const char *dbt_dsn(int kind) {
       cr_assert_fail("dbt_dsn: unknown database kind %d (want 1 = PostgreSQL, 2 = MariaDB)", kind);
       return NULL;
   }
+}
+
+const char *dbt_pg_notls_dsn(void) {
+  return dbt_lookup(&dbt_pg_notls);
+}
+
+const char *dbt_my_notls_dsn(void) {
+  return dbt_lookup(&dbt_my_notls);
+}
+
+const char *dbt_my_socket_dsn(void) {
+  return dbt_lookup(&dbt_my_socket);
+}
+
+const char *dbt_my_limited_dsn(void) {
+  return dbt_lookup(&dbt_my_limited);
+}
+
+const char *dbt_tls_ca(void) {
+  return dbt_lookup(&dbt_ca);
+}
+
+const char *dbt_my_namecert_dsn(void) {
+  return dbt_lookup(&dbt_my_namecert);
 }

@@ -22,4 +22,19 @@ const char *dbt_my_dsn(void);
 /* kind is DBT_PG (1) or DBT_MY (2); anything else fails the test. */
 const char *dbt_dsn(int kind);
 
+/* The extra servers and files of scripts/dbs, found the same way:
+ * DBPIPE_PG_NOTLS_DSN / DBPIPE_MY_NOTLS_DSN (servers without TLS),
+ * DBPIPE_MY_NAMECERT_DSN (a MariaDB server whose certificate, from the same
+ * CA, names localhost only), DBPIPE_MY_SOCKET_DSN (the MariaDB server over
+ * its Unix socket),
+ * DBPIPE_MY_LIMITED_DSN (a MariaDB user allowed one connection at a time)
+ * and DBPIPE_TLS_CA (the CA file that signed the TLS servers'
+ * certificate, valid for localhost, 127.0.0.1 and ::1). */
+const char *dbt_pg_notls_dsn(void);
+const char *dbt_my_notls_dsn(void);
+const char *dbt_my_namecert_dsn(void);
+const char *dbt_my_socket_dsn(void);
+const char *dbt_my_limited_dsn(void);
+const char *dbt_tls_ca(void);
+
 #endif
