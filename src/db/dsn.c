@@ -16,7 +16,9 @@
  * stand for the host), never replace one it gives: "postgresql://h/db?
  * host=other" is refused, since a connection to somewhere the URL does not
  * show is a trap, and "postgresql:///db?host=/run/postgresql" is the way
- * to name a socket directory. Each of those parts may be given once.
+ * to name a socket directory. Each of those parts may be given once. One
+ * exception: MySQL's "localhost" means the local Unix socket, so
+ * "mysql://u@localhost/db?socket=/run/mysqld/mysqld.sock" names that socket.
  */
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -206,6 +208,7 @@ static int parse_query(const char *q, size_t n, dbp_dsn *d, char *errbuf, size_t
   const bool url_host = d->host != NULL, url_port = d->port > 0, url_user = d->user != NULL,
              url_pw = d->password != NULL, url_db = d->dbname != NULL;
   bool hostish = url_host; /* host, hostaddr or socket given so far */
+  bool hostish_param = false; /* a socket given beside "localhost" */
   size_t i = 0;
   while (i < n) {
     size_t j = i;
@@ -245,7 +248,13 @@ static int parse_query(const char *q, size_t n, dbp_dsn *d, char *errbuf, size_t
     char **field = NULL;
     bool given = false, in_url = false;
     const char *part = "";
-    if (is_host || is_hostish) {
+    bool is_socket = is_hostish && strcmp(key, "hostaddr") != 0;
+    if (is_socket && url_host && !hostish_param && strcmp(d->host, "localhost") == 0) {
+      /* MySQL's own reading of "localhost" is "the server's Unix socket on
+       * this machine", as the mariadb client has it: naming that socket
+       * says where, it does not move the connection anywhere else. */
+      hostish_param = true;
+    } else if (is_host || is_hostish) {
       /* A host and a socket (or a host and a hostaddr) name the server
        * twice, so they count as one part. */
       given = hostish;

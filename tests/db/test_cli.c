@@ -950,6 +950,10 @@ Test(cli, idle_timeout_fails_a_query_that_sends_nothing) {
   cr_assert_eq(run_cli(&p, NULL, (const char *[]){"run", job, "--idle-timeout", "none", NULL}), 0);
   proc_free(&p);
 
+  /* The runs above made out/; a refused run must not make it again. */
+  char out[600];
+  snprintf(out, sizeof out, "%s/out", dir);
+  rm_rf(out);
   const char *const *bad[] = {
       (const char *[]){"export", "--from", dbt_pg_dsn(), "--query", "SELECT 1", "--to", "out/x.csv",
                        "--idle-timeout", "soon", NULL},

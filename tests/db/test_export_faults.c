@@ -339,10 +339,10 @@ static int body_target(dbp_rt *rt, void *arg) {
   dbp_conn *c = open_conn(rt, j->kind);
   const char *sql;
   if (j->kind == DBT_PG) {
-    scalar(c, "CREATE TEMP SEQUENCE dbp_probe");
+    cr_assert_eq(dbp_exec(c, "CREATE TEMP SEQUENCE dbp_probe", 0, NULL, 10000, NULL), 0);
     sql = "SELECT nextval('dbp_probe') AS n FROM generate_series(1, 10)";
   } else {
-    scalar(c, "SET @dbp_probe = 0");
+    cr_assert_eq(dbp_exec(c, "SET @dbp_probe = 0", 0, NULL, 10000, NULL), 0);
     sql = "SELECT @dbp_probe := @dbp_probe + 1 AS n FROM seq_1_to_10";
   }
   j->rc = dbp_export_query(c, sql, 0, NULL, j->path, &j->o, &j->res);

@@ -288,7 +288,8 @@ Test(dsn, parameters_never_override_the_url) {
             "query parameter 'hostaddr' would override the host");
   parse_bad("mysql://127.0.0.1/shop?socket=%2Frun%2Fmysqld%2Fmysqld.sock",
             "query parameter 'socket' would override the host");
-  parse_bad("mysql://localhost/shop?unix_socket=/tmp/my.sock", "'unix_socket' would override");
+  parse_bad("mysql://localhost/shop?hostaddr=127.0.0.9", "'hostaddr' would override");
+  parse_bad("mysql://localhost/shop?socket=/a&socket=/b", "query parameter 'socket' would");
   parse_bad("postgresql:///shop?host=a&host=b", "query parameter 'host' is given twice");
   parse_bad("mysql:///shop?socket=/a&host=b", "query parameter 'host' is given twice");
   /* The other parts: once, in either place. */
@@ -310,6 +311,11 @@ Test(dsn, parameters_never_override_the_url) {
   d = parse_ok("mysql:///shop?socket=/run/mysqld/mysqld.sock");
   cr_expect_null(d.host);
   cr_expect_str_eq(param(&d, "socket"), "/run/mysqld/mysqld.sock");
+  dbp_dsn_free(&d);
+  /* MySQL's "localhost" is the local socket: naming it moves nothing. */
+  d = parse_ok("mysql://localhost/shop?unix_socket=/tmp/my.sock");
+  cr_expect_str_eq(d.host, "localhost");
+  cr_expect_str_eq(param(&d, "unix_socket"), "/tmp/my.sock");
   dbp_dsn_free(&d);
   /* On PostgreSQL "socket" is no host: libpq judges it (dbp_dsn_check). */
   d = parse_ok("postgresql://h/db?socket=x");
