@@ -130,6 +130,11 @@ typedef struct dbp_export_progress {
   uint64_t rows;
   uint64_t bytes_in;  /* encoded bytes before compression */
   uint64_t bytes_out; /* bytes written to disk */
+  /* The random part of the export's temporary file names
+   * ("NAME.<temp_token>.part", shared by every part of a split export);
+   * "" until the first one exists. Lets a process that must exit at once
+   * remove exactly its own temporary files. */
+  char temp_token[17];
 } dbp_export_progress;
 
 typedef struct dbp_export_options {

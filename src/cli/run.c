@@ -384,27 +384,31 @@ static const char *signal_name(int signum) {
                              : "SIGQUIT";
 }
 
-/* True when the directory entry `name` is a temporary file of an export to
- * the file called `base` (split: into numbered parts of it): a name that
- * starts with the target's name (or the part names' common stem), perhaps
- * after a '.', and ends in ".part". */
-static bool is_temp_of(const char *name, const char *base, bool split) {
-  size_t n = strlen(name);
-  if (n < 5 || strcmp(name + n - 5, ".part") != 0 || strcmp(name, base) == 0) return false;
+/* True when the directory entry `name` is a temporary file of the export
+ * to the file called `base` (split: into numbered parts of it) whose
+ * temporary names carry `token`: "NAME.<token>.part", where NAME is the
+ * target's name or, split, one of its part names ("out-00001.csv.gz" for
+ * "out.csv.gz"). The token is the export's own random one, so nothing of
+ * another process, and no file of the user's, can match. */
+static bool is_temp_of(const char *name, const char *base, bool split, const char *token) {
+  size_t n = strlen(name), tl = strlen(token);
+  if (tl == 0 || n < tl + 7) return false;
+  const char *tail = name + n - tl - 6; /* ".<token>.part" */
+  if (tail[0] != '.' || strncmp(tail + 1, token, tl) != 0 || strcmp(tail + 1 + tl, ".part") != 0)
+    return false;
+  size_t stem = (size_t)(tail - name); /* the final name the file stands for */
+  if (!split) return stem == strlen(base) && strncmp(name, base, stem) == 0;
   char prefix[1024];
   snprintf(prefix, sizeof prefix, "%s", base);
-  if (split) {
-    /* "out.csv.gz" has parts "out-00001.csv.gz", ...: their stem is "out-". */
-    size_t len = strlen(prefix);
-    if (len > 3 && strcmp(prefix + len - 3, ".gz") == 0) prefix[len -= 3] = '\0';
-    if (len > 4 && strcmp(prefix + len - 4, ".zst") == 0) prefix[len -= 4] = '\0';
-    char *dot = strrchr(prefix, '.');
-    if (dot != NULL && dot != prefix) *dot = '\0';
-    strncat(prefix, "-", sizeof prefix - strlen(prefix) - 1);
-  }
+  /* "out.csv.gz" has parts "out-00001.csv.gz", ...: their stem is "out-". */
+  size_t len = strlen(prefix);
+  if (len > 3 && strcmp(prefix + len - 3, ".gz") == 0) prefix[len -= 3] = '\0';
+  if (len > 4 && strcmp(prefix + len - 4, ".zst") == 0) prefix[len -= 4] = '\0';
+  char *dot = strrchr(prefix, '.');
+  if (dot != NULL && dot != prefix) *dot = '\0';
+  strncat(prefix, "-", sizeof prefix - strlen(prefix) - 1);
   size_t pl = strlen(prefix);
-  if (name[0] == '.' && prefix[0] != '.') name++;
-  return strncmp(name, prefix, pl) == 0;
+  return stem > pl && strncmp(name, prefix, pl) == 0;
 }
 
 /* Removes the temporary files of every task that has not finished (used
@@ -430,7 +434,7 @@ static void remove_temp_files(cli_run *run) {
     if (d != NULL) {
       struct dirent *e;
       while ((e = readdir(d)) != NULL) {
-        if (!is_temp_of(e->d_name, base, split)) continue;
+        if (!is_temp_of(e->d_name, base, split, t->progress.temp_token)) continue;
         char full[4096];
         snprintf(full, sizeof full, "%s/%s", dname, e->d_name);
         unlink(full);

@@ -42,6 +42,8 @@
 #define NSLOTS 4
 /* A temporary name is FINAL "." TOKEN ".part", TOKEN being TOKEN_LEN
  * lowercase hex digits from getrandom. */
+_Static_assert(sizeof(((dbp_export_progress *)0)->temp_token) == 16 + 1,
+               "the progress token holds TOKEN_LEN hex digits");
 #define TOKEN_LEN 16
 #define TMP_EXTRA (1 + TOKEN_LEN + 5)
 /* Fresh tokens tried when a name is taken or lost to a concurrent cleanup. */
@@ -624,6 +626,8 @@ static int bg_main(void *arg, void **result) {
     rc = dbp_work(w->rt, job_work, j);
     /* Even a cancelled wait saw the task through: record what it made. */
     if (j->created) w->files[j->file].created = true;
+    if (j->created && j->file == 0 && w->o.progress != NULL)
+      memcpy(w->o.progress->temp_token, w->token, sizeof w->token);
     if (rc == 0 && j->refused != NULL) {
       char msg[256];
       refusal(msg, sizeof msg, j->final, j->refused);

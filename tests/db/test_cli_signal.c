@@ -1,6 +1,8 @@
 /* The dbpipe executable interrupted (SIGINT, SIGTERM, twice) and drawing
  * its live display on a pseudo-terminal. */
+#include <fcntl.h>
 #include <glob.h>
+#include <sys/file.h>
 
 #include "test_cli.h"
 
@@ -152,6 +154,20 @@ Test(cli_signal, a_second_sigint_exits_at_once) {
   char job[512];
   snprintf(job, sizeof job, "%s/long.yaml", dir);
   write_long_job(job);
+  /* Beside the targets: a file of the user's whose name merely looks like
+   * a temporary one, and a live temporary file of another dbpipe (its lock
+   * held, as a running writer holds it). The hurried exit removes only the
+   * run's own. */
+  char out[300], users[400], other[400];
+  snprintf(out, sizeof out, "%s/out", dir);
+  snprintf(users, sizeof users, "%s/big.csv.gz.keep.part", out);
+  snprintf(other, sizeof other, "%s/big.csv.gz.0123456789abcdef.part", out);
+  cr_assert_eq(mkdir(out, 0755), 0);
+  write_file(users, "mine\n");
+  write_file(other, "in progress\n");
+  int other_fd = open(other, O_RDONLY | O_CLOEXEC);
+  cr_assert_geq(other_fd, 0);
+  cr_assert_eq(flock(other_fd, LOCK_EX), 0);
   proc p;
   proc_start(&p, NULL, false, (const char *[]){"run", job, NULL});
   child = p.pid;
@@ -170,8 +186,11 @@ Test(cli_signal, a_second_sigint_exits_at_once) {
    * and no temporary file may stay behind. */
   cr_expect_not(exists("%s/out/big.csv.gz", dir));
   cr_expect_not(exists("%s/out/pg-sleep.csv", dir));
-  char out[300];
-  snprintf(out, sizeof out, "%s/out", dir);
+  cr_expect(exists("%s", users), "the user's own file was removed");
+  cr_expect(exists("%s", other), "another process's live temporary file was removed");
+  close(other_fd);
+  unlink(users);
+  unlink(other);
   cr_expect_eq(count_suffix(out, ".part"), 0, "a .part file was left behind");
   /* Cancel what the hurried exit left running, so the servers stay tidy. */
   PGconn *c = PQconnectdb(dbt_pg_dsn());
