@@ -2,7 +2,7 @@
  * pool.
  *
  *   dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]
- *                        [--sql SQL] [--ids K] [--inline]
+ *                        [--sql SQL] [--ids K] [--inline] [--keep-session]
  *
  * N client coroutines share a dbp_pool of P connections. Each client loops:
  * acquire a connection, run the point query with one bound key drawn at
@@ -18,10 +18,16 @@
  * the server, one round trip on every driver, which tells the cost of
  * binding apart from the cost of the query.
  *
+ * A released connection's session is reset (the pool's default: DISCARD
+ * ALL / mysql_reset_connection, one more round trip per query, as asyncpg's
+ * pool does); --keep-session only rolls back, like a client that owns its
+ * connection (pgbench, sysbench) or a pool that does not reset (aiomysql).
+ *
  * Prints one line: qps=... p50_us=... p99_us=... followed by the settings
  * and the number of failed queries.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +61,7 @@ struct qb_run {
   size_t sql_head;   /* --inline: bytes of sql before the placeholder */
   size_t sql_holder; /* --inline: length of the placeholder, 0 = bind */
   size_t clients, pool_size;
+  bool keep_session; /* --keep-session */
   double seconds;
   uint64_t ids;
 
@@ -179,6 +186,7 @@ static int qb_main(void *arg, void **result) {
   memset(&po, 0, sizeof po);
   po.min_size = r->pool_size;
   po.max_size = r->pool_size;
+  po.keep_session = r->keep_session;
   rc = dbp_pool_new(r->rt, r->dsn, &po, &r->pool);
   if (rc < 0) return rc;
   if ((rc = dbp_waitgroup_new(r->rt, &r->warm)) < 0) goto out;
@@ -235,7 +243,7 @@ static uint32_t qb_quantile(const uint32_t *v, size_t n, double q) {
 static void qb_usage(FILE *f) {
   fputs(
       "usage: dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]\n"
-      "                            [--sql SQL] [--ids K] [--inline]\n"
+      "                            [--sql SQL] [--ids K] [--inline] [--keep-session]\n"
       "  --dsn DSN      postgresql://... or mysql://... (default: $DBPIPE_PG_DSN)\n"
       "  --clients N    coroutines issuing queries (default 16)\n"
       "  --pool P       pooled connections (default 4)\n"
@@ -243,7 +251,8 @@ static void qb_usage(FILE *f) {
       "  --sql SQL      point query with one parameter (default: pgbench_accounts by aid\n"
       "                 on PostgreSQL, bench by id on MariaDB)\n"
       "  --ids K        keys drawn from 1..K (default 1000000)\n"
-      "  --inline       write the key into the SQL instead of binding it\n",
+      "  --inline       write the key into the SQL instead of binding it\n"
+      "  --keep-session release only rolls back (no session reset per query)\n",
       f);
 }
 
@@ -266,6 +275,7 @@ int dbpb_queries(int argc, char **argv) {
                                            {"sql", required_argument, NULL, 'q'},
                                            {"ids", required_argument, NULL, 'k'},
                                            {"inline", no_argument, NULL, 'i'},
+                                           {"keep-session", no_argument, NULL, 'K'},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
   qb_run r;
@@ -317,6 +327,9 @@ int dbpb_queries(int argc, char **argv) {
         break;
       case 'i':
         inline_key = 1;
+        break;
+      case 'K':
+        r.keep_session = true;
         break;
       case 'h':
         qb_usage(stdout);
@@ -395,10 +408,11 @@ int dbpb_queries(int argc, char **argv) {
             dbp_dberr_format(&r.first_err, msg, sizeof msg));
   }
   printf("qps=%.0f p50_us=%" PRIu32 " p99_us=%" PRIu32
-         " clients=%zu pool=%zu seconds=%g"
+         " clients=%zu pool=%zu seconds=%g reset=%s"
          " errors=%" PRIu64 "\n",
          r.elapsed_s > 0 ? (double)n / r.elapsed_s : 0.0, qb_quantile(all, n, 0.50),
-         qb_quantile(all, n, 0.99), r.clients, r.pool_size, r.seconds, r.errors);
+         qb_quantile(all, n, 0.99), r.clients, r.pool_size, r.seconds,
+         r.keep_session ? "rollback" : "session", r.errors);
   status = n > 0 ? 0 : 1;
 
 out:
