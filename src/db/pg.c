@@ -425,6 +425,10 @@ static int pg_connect_error(dbp_conn *c) {
   } else if (strstr(msg, "no password supplied") || strstr(msg, "password is required")) {
     code = DBP_EAUTH; /* libpq's own check: the server asked, we had none */
     retry = false;
+  } else if (strstr(msg, "SSL") != NULL || strstr(msg, "certificate") != NULL) {
+    /* A server without TLS under sslmode=require, a certificate that does
+     * not verify or names another host: a retry meets the same server. */
+    retry = false;
   } else if (strstr(msg, "invalid connection option") || strstr(msg, "invalid sslmode") ||
              strstr(msg, "invalid value for parameter") || strstr(msg, "invalid integer value") ||
              strstr(msg, "invalid port number") || strstr(msg, "invalid ") == msg) {

@@ -94,12 +94,10 @@ static int tls_body(dbp_rt *rt, void *arg) {
     cr_expect(strstr(err.message, tc->words) != NULL, "%s: message lacks '%s': %s", dsn, tc->words,
               dbp_dberr_format(&err, m, sizeof m));
     CHECK(strstr(err.message, tc->words) != NULL);
-    /* A certificate or a server that does not do TLS stays so (libpq's
-     * errors are sorted by the PostgreSQL driver). */
-    if (tc->kind == DBT_MY) {
-      cr_expect(!err.retryable, "%s: refusal is marked retryable", dsn);
-      CHECK(!err.retryable);
-    }
+    /* A certificate or a server that does not do TLS stays so: a retry
+     * cannot help. */
+    cr_expect(!err.retryable, "%s: refusal is marked retryable", dsn);
+    CHECK(!err.retryable);
     /* The password never shows. */
     CHECK(strstr(err.message, ":dbpipe@") == NULL);
     return 0;
