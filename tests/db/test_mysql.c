@@ -1301,6 +1301,7 @@ typedef struct pw_case {
   const char *cnf; /* ~/.my.cnf, or NULL */
   const char *env; /* MYSQL_PWD, or NULL */
   int want;        /* what connecting without a password gives */
+  mode_t mode;     /* ~/.my.cnf's mode; 0 = 0600 */
 } pw_case;
 
 static int pw_body(dbp_rt *rt, void *arg) {
@@ -1331,6 +1332,11 @@ static int pw_body(dbp_rt *rt, void *arg) {
 static void run_pw(pw_case pc) {
   char home[64];
   fake_home(home, sizeof home, pc.cnf);
+  if (pc.mode != 0) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/.my.cnf", home);
+    cr_assert_eq(chmod(path, pc.mode), 0);
+  }
   if (pc.env != NULL)
     cr_assert_eq(setenv("MYSQL_PWD", pc.env, 1), 0);
   else
@@ -1341,21 +1347,27 @@ static void run_pw(pw_case pc) {
 }
 
 Test(mysql, password_from_mysql_pwd, .timeout = 30) {
-  run_pw((pw_case){NULL, "dbpipe", 0});
+  run_pw((pw_case){NULL, "dbpipe", 0, 0});
 }
 
 Test(mysql, password_from_my_cnf_client_group, .timeout = 30) {
   run_pw(
       (pw_case){"[mysqld]\npassword=nope\n[client]\nuser = root\npassword = \"dbpipe\"\n"
                 "host=192.0.2.1\nport=1\ndatabase=mysql\nsocket=/nonexistent\n",
-                "wrong", 0});
+                "wrong", 0, 0});
 }
 
 Test(mysql, password_from_my_cnf_client_mariadb_group, .timeout = 30) {
   run_pw((pw_case){"# comment\n[client]\npassword=wrong\n[client-mariadb]\npassword=dbpipe\n", NULL,
-                   0});
+                   0, 0});
+}
+
+/* A file anybody may write could hand dbpipe anybody's password: ignored,
+ * as the mariadb client ignores it. */
+Test(mysql, a_world_writable_my_cnf_is_ignored, .timeout = 30) {
+  run_pw((pw_case){"[client]\npassword=dbpipe\n", NULL, DBP_EAUTH, 0666});
 }
 
 Test(mysql, no_password_anywhere_is_refused, .timeout = 30) {
-  run_pw((pw_case){"[client]\nuser=dbpipe\n", NULL, DBP_EAUTH});
+  run_pw((pw_case){"[client]\nuser=dbpipe\n", NULL, DBP_EAUTH, 0});
 }
