@@ -134,11 +134,32 @@ typedef struct cleanup_job {
   dbp_waiter done;
 } cleanup_job;
 
+/* A session the driver gave up on may still be running its statement: a
+ * server blocked writing to a peer that stopped reading (a stalled proxy or
+ * network) does not act on a cancel request, and closing our socket does
+ * not reach it while the path is stalled. Ends that session from a side
+ * connection of its own, within a budget of its own; best effort (a server
+ * that cannot be reached at all cannot be told), and never waits on c. */
+static void end_stray_session(dbp_conn *c) {
+  int64_t id = c->stray_backend;
+  c->stray_backend = 0;
+  if (id <= 0 || c->drv->terminate_sql == NULL || c->url == NULL) return;
+  dbp_conn *side = NULL;
+  uint64_t until = dbp_now(c->rt) + DBP__TERMINATE_MS;
+  if (dbp_conn_open(c->rt, c->url, DBP__TERMINATE_MS, &side, NULL) != 0) return;
+  char buf[24];
+  dbp_param p = {buf, (size_t)snprintf(buf, sizeof buf, "%lld", (long long)id)};
+  uint64_t now = dbp_now(c->rt);
+  if (now < until) dbp_exec(side, c->drv->terminate_sql, 1, &p, (int64_t)(until - now), NULL);
+  dbp_conn_close(side);
+}
+
 /* The body of the clean-up coroutine: runs the job and wakes its caller. */
 static int cleanup_main(void *arg, void **result) {
   (void)result;
   cleanup_job *job = arg;
   job->rc = job->fn(job->c);
+  if (job->c->stray_backend != 0) end_stray_session(job->c);
   dbp_wake(&job->done, 0);
   return 0;
 }
@@ -344,6 +365,11 @@ int dbp_conn_open(dbp_rt *rt, const char *dsn, int64_t timeout_ms, dbp_conn **ou
     goto err;
   }
   dbp_dsn_redact(dsn, c->redacted, rlen);
+  c->url = strdup(dsn);
+  if (c->url == NULL) {
+    rc = dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
+    goto err;
+  }
   c->opened_at = c->used_at = dbp_now(rt);
   int64_t limit = connect_limit(c, timeout_ms);
   c->deadline = limit >= 0 ? (int64_t)dbp_now(rt) + limit : -1;
@@ -367,6 +393,10 @@ static void conn_free(dbp_conn *c) {
   c->drv->close(c);
   dbp_dsn_free(&c->dsn);
   free(c->redacted);
+  if (c->url != NULL) {
+    explicit_bzero(c->url, strlen(c->url)); /* it holds the password */
+    free(c->url);
+  }
   free(c->cols);
   free(c->strs);
   free((void *)c->vals);

@@ -14,6 +14,9 @@
  * server, drain the result) may take before the connection is given up and
  * marked broken. */
 #define DBP__CLEANUP_MS 5000
+/* How long ending a stray session from a side connection may take after
+ * that (connect and one statement; see dbp_conn_s.stray_backend). */
+#define DBP__TERMINATE_MS 2000
 
 /* Where a connection is between calls. */
 typedef enum dbp__state {
@@ -41,6 +44,7 @@ struct dbp_conn_s {
   dbp_db_kind kind;
   dbp_dsn dsn;    /* parsed; keeps the password for side connections */
   char *redacted; /* the DSN with the password replaced */
+  char *url;      /* the DSN as given (password included), for side connections */
   char addr[64];  /* the numeric address connected to ("" for a socket) */
   dbp_dberr err;  /* the last error */
   dbp__state state;
@@ -55,6 +59,11 @@ struct dbp_conn_s {
   int64_t io_timeout_ms;
   bool in_stmt; /* a statement call runs: the no-progress limit applies */
   bool io_idle; /* the no-progress limit ended a wait of this call */
+  /* Set by a driver that gave up on a session whose statement may still
+   * run on the server (its cancel was not confirmed, the socket is closed):
+   * the server's id of that session, for the clean-up to end it from a
+   * side connection (see terminate_sql). 0 = nothing to do. */
+  int64_t stray_backend;
 
   dbp__watch watch; /* on the driver's socket */
 
@@ -98,6 +107,10 @@ struct dbp__driver {
   int (*reset)(dbp_conn *c);
   /* The socket the client library uses, or -1. Does not wait. */
   int (*socket)(const dbp_conn *c);
+  /* A statement with one parameter, the id of a session (stray_backend),
+   * that ends that session on the server from another connection; NULL
+   * when the driver has no need of it. */
+  const char *terminate_sql;
 };
 
 extern const dbp__driver dbp__pg_driver;

@@ -313,7 +313,9 @@ static void pg_drop_results(pg_conn *p) {
  * drain waits on the socket under the same budget and the connection's
  * no-progress limit. Closing the socket is the answer whenever the cancel
  * could not be confirmed: the server then ends the statement when it next
- * writes to the closed connection. */
+ * writes to the closed connection, and where the path to it is stalled so
+ * that it never learns of the close, the clean-up ends the session from a
+ * side connection (stray_backend, see conn.c). */
 static int pg_abort(dbp_conn *c) {
   pg_conn *p = PG(c);
   pg_drop_results(p);
@@ -330,6 +332,10 @@ static int pg_abort(dbp_conn *c) {
   }
   if (rc == 0 && PQtransactionStatus(p->pg) == PQTRANS_ACTIVE) rc = DBP_EPROTO;
   if (rc != 0 || c->broken) {
+    /* The statement was not seen to end: it may run on (a backend blocked
+     * writing to a stalled peer ignores a cancel), so the clean-up ends
+     * the session from a side connection. */
+    if (PQstatus(p->pg) != CONNECTION_BAD) c->stray_backend = PQbackendPID(p->pg);
     dbp__set_broken(c);
     dbp__unwatch(c);
     PQfinish(p->pg); /* no socket may stay behind in an unknown state */
@@ -1024,4 +1030,8 @@ const dbp__driver dbp__pg_driver = {
     .backend_id = pg_backend_id,
     .reset = pg_reset,
     .socket = pg_socket,
+    /* Only while it still runs something: an idle backend has nothing to
+     * end, and a pid no longer ours is left alone. */
+    .terminate_sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE pid = $1::int AND state <> 'idle'",
 };

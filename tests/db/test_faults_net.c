@@ -224,10 +224,24 @@ static int wait_not_running(int kind, const char *mark) {
 
 /* `use_option`: the command line's --idle-timeout on `dbpipe export`
  * instead of the job key. */
-static void stall_case(int kind, bool use_option) {
+/* `huge`: a result far larger than the socket buffers, so that the server
+ * is still blocked writing it when dbpipe gives up (a server blocked that
+ * way does not act on a cancel request). */
+static void stall_case_sized(int kind, bool use_option, bool huge) {
   char sql[400], got[600], job[600], mark[64];
   snprintf(mark, sizeof mark, "stall-%s-%d", use_option ? "opt" : "key", (int)getpid());
-  big_query(kind, mark, sql, sizeof sql);
+  if (huge && kind == DBT_PG)
+    snprintf(sql, sizeof sql,
+             "SELECT g AS id, repeat(md5(g::text), 8) AS h, '%s' AS mark "
+             "FROM generate_series(1, 5000000) AS g",
+             mark);
+  else if (huge)
+    snprintf(sql, sizeof sql,
+             "SELECT a.seq * 100000 + b.seq AS id, REPEAT(MD5(b.seq), 8) AS h, '%s' AS mark "
+             "FROM seq_1_to_50 AS a, seq_1_to_100000 AS b",
+             mark);
+  else
+    big_query(kind, mark, sql, sizeof sql);
   snprintf(got, sizeof got, "%s/stalled/t.csv", dir);
 
   dbt_proxy *px = dbt_proxy_for_dsn(dbt_dsn(kind));
@@ -266,6 +280,21 @@ static void stall_case(int kind, bool use_option) {
   char out[300];
   snprintf(out, sizeof out, "%s/stalled", dir);
   cr_expect_eq(count_suffix(out, ".part"), 0, "a .part file was left behind");
+}
+
+static void stall_case(int kind, bool use_option) {
+  stall_case_sized(kind, use_option, false);
+}
+
+/* The server is blocked writing to the stalled path: a cancel request does
+ * not reach the statement and closing dbpipe's socket does not reach the
+ * server, so dbpipe ends the session from a side connection. */
+Test(faults_net, stall_with_the_server_blocked_writing_pg) {
+  stall_case_sized(DBT_PG, false, true);
+}
+
+Test(faults_net, stall_with_the_server_blocked_writing_my) {
+  stall_case_sized(DBT_MY, false, true);
 }
 
 Test(faults_net, stall_hits_idle_timeout_pg) {
