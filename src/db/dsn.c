@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "db/driver.h"
+#include "db/mysql_opts.h"
 
 static const struct {
   const char *scheme;
@@ -841,7 +842,15 @@ int dbp_dsn_check(const char *url, char *errbuf, size_t errlen) {
   if (rc == 0) {
     char why[360];
     rc = params_check(&d, why, sizeof why);
-    if (rc != 0) snprintf(msg, sizeof msg, "invalid DSN: %s", why);
+    /* The MySQL driver's own reading of its parameters has the last word
+     * (combinations such as verify-ca without sslrootcert), so that check
+     * refuses exactly what a connect would. */
+    dbp__my_opts mo;
+    if (rc == 0 && d.kind == DBP_DB_MYSQL) rc = dbp__my_opts_parse(&d, &mo, why, sizeof why);
+    if (rc != 0) {
+      const char *w = strncmp(why, "invalid DSN: ", 13) == 0 ? why + 13 : why;
+      snprintf(msg, sizeof msg, "invalid DSN: %s", w);
+    }
     dbp_dsn_free(&d);
   }
   if (rc != 0 && errbuf != NULL && errlen > 0) {

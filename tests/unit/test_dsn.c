@@ -433,6 +433,8 @@ Test(dsn, check_refuses_unknown_parameters_and_bad_values) {
   check_bad("postgresql://u:s3cr3t-pw@h/db?socket=/tmp", "unknown parameter 'socket'");
   check_bad("mysql://u:s3cr3t-pw@h/db?sslmodee=require", "unknown parameter 'sslmodee' for MySQL");
   check_bad("mysql://u:s3cr3t-pw@h/db?sslmode=sometimes", "'sslmode' has the invalid value");
+  /* A combination the MySQL driver refuses at connect is refused here too. */
+  check_bad("mysql://u:s3cr3t-pw@h/db?sslmode=verify-ca", "sslmode=verify-ca needs sslrootcert");
   check_bad("mysql://u:s3cr3t-pw@h/db?charset=utf8%3Bx", "'charset' has the invalid value");
   check_bad("mysql://u:s3cr3t-pw@h/db?keepalives_idle=x", "'keepalives_idle'");
   check_bad("mysql://u:s3cr3t-pw@h/db?sslcert=", "'sslcert'");
