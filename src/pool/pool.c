@@ -599,11 +599,14 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
     rc = dbp_conn_open(p->rt, p->dsn, tmo, &c, err);
     p->opening--;
     slot = false;
-    if (rc == DBP_ETOOMANY && p->nused + p->nidle > 0) {
-      /* The server has no connection to spare, but this pool holds some:
+    if (rc == DBP_ETOOMANY && p->nused + p->nidle + p->opening > 0) {
+      /* The server has no connection to spare, but this pool holds some,
+       * or is opening some that may have got the server's last places:
        * keep to what the server allowed for a while and wait, in turn,
-       * for one of ours to come back instead of failing. This waiter was
-       * served already, so it goes back to the head of the queue. */
+       * for one of ours to come back instead of failing (a connect of
+       * ours that fails instead hands its slot on, so the wait ends). This
+       * waiter was served already, so it goes back to the head of the
+       * queue. */
       c = NULL;
       rc = 0;
       p->cap = p->nused + p->nidle + p->opening;

@@ -226,14 +226,16 @@ static int wait_not_running(int kind, const char *mark) {
  * instead of the job key. */
 /* `huge`: a result far larger than the socket buffers, so that the server
  * is still blocked writing it when dbpipe gives up (a server blocked that
- * way does not act on a cancel request). */
+ * way does not act on a cancel request). Its rows stream from the first
+ * moment (a cross join of two small series; one big series would be
+ * materialized first and keep the stream silent past the idle timeout). */
 static void stall_case_sized(int kind, bool use_option, bool huge) {
   char sql[400], got[600], job[600], mark[64];
   snprintf(mark, sizeof mark, "stall-%s-%d", use_option ? "opt" : "key", (int)getpid());
   if (huge && kind == DBT_PG)
     snprintf(sql, sizeof sql,
-             "SELECT g AS id, repeat(md5(g::text), 8) AS h, '%s' AS mark "
-             "FROM generate_series(1, 5000000) AS g",
+             "SELECT a * 100000 + b AS id, repeat(md5(b::text), 8) AS h, '%s' AS mark "
+             "FROM generate_series(1, 50) AS a, generate_series(1, 100000) AS b",
              mark);
   else if (huge)
     snprintf(sql, sizeof sql,
