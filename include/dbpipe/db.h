@@ -108,6 +108,12 @@ DBP_EXTERN int dbp_dsn_check(const char *url, char *errbuf, size_t errlen);
  * print, even for a malformed URL: nothing between "://user:" and the '@'
  * that ends the user information is shown. Returns buf. */
 DBP_EXTERN const char *dbp_dsn_redact(const char *url, char *buf, size_t len);
+/* Overwrites every password in the NUL-terminated `url` with '*', in place
+ * and keeping its length (the user information's and password= query
+ * parameters'), by the same reading as dbp_dsn_redact, so that a URL the
+ * parser would refuse is wiped too. For a program's own argv, as the
+ * mariadb client does, so that ps and /proc/PID/cmdline never show it. */
+DBP_EXTERN void dbp_dsn_wipe_password(char *url);
 
 /* ---- connections ---- */
 

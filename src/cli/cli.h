@@ -45,9 +45,6 @@ void cli_outf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* `arg` as it may be shown: redacted when it looks like a URL (a DSN given
  * in the wrong place must not print its password). buf holds the copy. */
 const char *cli_safe_arg(const char *arg, char *buf, size_t len);
-/* Overwrites, in place, the password of a DSN argument (user:PASSWORD@ and
- * ?password=) with '*', so that it leaves /proc/PID/cmdline and ps. */
-void cli_scrub_dsn_arg(char *arg);
 
 /* "1,234,567" */
 const char *cli_fmt_count(uint64_t n, char *buf, size_t len);

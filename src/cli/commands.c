@@ -189,7 +189,7 @@ int cli_cmd_export(int argc, char **argv) {
         code = CLI_FAILED;
         goto out;
       }
-      cli_scrub_dsn_arg((char *)val);
+      dbp_dsn_wipe_password((char *)val);
       val = from;
     }
     v[k] = val;

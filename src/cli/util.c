@@ -249,25 +249,3 @@ const char *cli_safe_arg(const char *arg, char *buf, size_t len) {
   if (arg != NULL && strstr(arg, "://") != NULL) return dbp_dsn_redact(arg, buf, len);
   return arg;
 }
-
-void cli_scrub_dsn_arg(char *arg) {
-  char *scheme = arg != NULL ? strstr(arg, "://") : NULL;
-  if (scheme == NULL) return;
-  char *auth = scheme + 3;
-  size_t alen = strcspn(auth, "/?#");
-  char *at = NULL;
-  for (size_t i = 0; i < alen; i++) {
-    if (auth[i] == '@') at = auth + i;
-  }
-  if (at != NULL) {
-    char *colon = memchr(auth, ':', (size_t)(at - auth));
-    if (colon != NULL) memset(colon + 1, '*', (size_t)(at - colon - 1));
-  }
-  /* A password given as a query parameter too. */
-  for (char *q = strchr(auth, '?'); q != NULL; q = strchr(q + 1, '&')) {
-    if (strncmp(q + 1, "password=", 9) == 0) {
-      char *v = q + 10;
-      memset(v, '*', strcspn(v, "&#"));
-    }
-  }
-}

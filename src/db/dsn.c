@@ -585,6 +585,36 @@ const char *dbp_dsn_redact(const char *url, char *buf, size_t len) {
   return buf;
 }
 
+void dbp_dsn_wipe_password(char *url) {
+  char *sep = url != NULL ? strstr(url, "://") : NULL;
+  if (sep == NULL) return;
+  char *p = sep + 3;
+  /* The same reading as dbp_dsn_redact: userinfo_end finds the '@' even in
+   * a URL the parser refuses. */
+  const char *at = userinfo_end(p);
+  if (at != NULL) {
+    char *colon = memchr(p, ':', (size_t)(at - p));
+    if (colon != NULL) {
+      memset(colon + 1, '*', (size_t)(at - colon - 1));
+      p += at - p;
+    }
+  }
+  char *q = strchr(p, '?');
+  if (q == NULL) return;
+  for (q++; *q;) {
+    size_t n = strcspn(q, "&");
+    char *eq = memchr(q, '=', n);
+    if (eq != NULL) {
+      char *key = NULL;
+      if (pct_decode(q, (size_t)(eq - q), &key) == 0 && is_password_key(key, strlen(key)))
+        memset(eq + 1, '*', n - (size_t)(eq + 1 - q));
+      free(key);
+    }
+    q += n;
+    if (*q == '&') q++;
+  }
+}
+
 void dbp__scrub(char *msg, const char *secret) {
   if (msg == NULL || secret == NULL) return;
   /* Neither library nor server ever puts a password into a message; this

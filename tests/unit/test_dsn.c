@@ -447,3 +447,27 @@ Test(dsn, check_refuses_unknown_parameters_and_bad_values) {
   cr_expect_eq(dbp_dsn_check("postgresql://u:s3cr3t-pw@h/db?sslmode=x", err, sizeof err), DBP_EDSN);
   cr_expect(strstr(err, "(in postgresql://u:***@h/db?sslmode=x)") != NULL, "%s", err);
 }
+
+/* ---- wiping a password in place (a program's own argv) ---- */
+
+static void wipe_case(const char *url, const char *secret, const char *kept) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", url);
+  dbp_dsn_wipe_password(buf);
+  cr_expect_eq(strlen(buf), strlen(url), "%s: the length changed: %s", url, buf);
+  cr_expect_null(strstr(buf, secret), "%s: still shows '%s': %s", url, secret, buf);
+  cr_expect_not_null(strstr(buf, kept), "%s: lost '%s': %s", url, kept, buf);
+}
+
+Test(dsn, wipe_password_in_place) {
+  wipe_case("postgresql://app:s3cr3t@db.example.com/shop", "s3cr3t", "app:******@db.example.com");
+  wipe_case("postgresql://app:pa#ss@h/db", "pa#ss", "@h/db");
+  wipe_case("postgresql://app:Tr0ub4dor/3@h/db", "Tr0ub4dor/3", "@h/db");
+  wipe_case("mysql://app:p@ss@h:3306/shop?sslmode=require", "p@ss", "@h:3306/shop?sslmode=require");
+  wipe_case("postgresql://app@h/db?sslmode=require&password=hunter22&x=1", "hunter22",
+            "?sslmode=require&password=********&x=1");
+  char none[] = "postgresql://app@h/db";
+  dbp_dsn_wipe_password(none);
+  cr_expect_str_eq(none, "postgresql://app@h/db");
+  dbp_dsn_wipe_password(NULL);
+}
