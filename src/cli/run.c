@@ -385,30 +385,15 @@ static const char *signal_name(int signum) {
 }
 
 /* True when the directory entry `name` is a temporary file of the export
- * to the file called `base` (split: into numbered parts of it) whose
- * temporary names carry `token`: "NAME.<token>.part", where NAME is the
- * target's name or, split, one of its part names ("out-00001.csv.gz" for
- * "out.csv.gz"). The token is the export's own random one, so nothing of
- * another process, and no file of the user's, can match. */
-static bool is_temp_of(const char *name, const char *base, bool split, const char *token) {
+ * whose temporary names carry `token`: "NAME.<token>.part", NAME being the
+ * target's name or one of its part names. The token is the export's own
+ * random one, so nothing of another process, and no file of the user's,
+ * can match. */
+static bool is_temp_of(const char *name, const char *token) {
   size_t n = strlen(name), tl = strlen(token);
   if (tl == 0 || n < tl + 7) return false;
   const char *tail = name + n - tl - 6; /* ".<token>.part" */
-  if (tail[0] != '.' || strncmp(tail + 1, token, tl) != 0 || strcmp(tail + 1 + tl, ".part") != 0)
-    return false;
-  size_t stem = (size_t)(tail - name); /* the final name the file stands for */
-  if (!split) return stem == strlen(base) && strncmp(name, base, stem) == 0;
-  char prefix[1024];
-  snprintf(prefix, sizeof prefix, "%s", base);
-  /* "out.csv.gz" has parts "out-00001.csv.gz", ...: their stem is "out-". */
-  size_t len = strlen(prefix);
-  if (len > 3 && strcmp(prefix + len - 3, ".gz") == 0) prefix[len -= 3] = '\0';
-  if (len > 4 && strcmp(prefix + len - 4, ".zst") == 0) prefix[len -= 4] = '\0';
-  char *dot = strrchr(prefix, '.');
-  if (dot != NULL && dot != prefix) *dot = '\0';
-  strncat(prefix, "-", sizeof prefix - strlen(prefix) - 1);
-  size_t pl = strlen(prefix);
-  return stem > pl && strncmp(name, prefix, pl) == 0;
+  return tail[0] == '.' && strncmp(tail + 1, token, tl) == 0 && strcmp(tail + 1 + tl, ".part") == 0;
 }
 
 /* Removes the temporary files of every task that has not finished (used
@@ -421,7 +406,6 @@ static void remove_temp_files(cli_run *run) {
     char *dir = strdup(path);
     if (dir == NULL) continue;
     char *slash = strrchr(dir, '/');
-    const char *base = slash != NULL ? slash + 1 : dir;
     const char *dname = ".";
     if (slash == dir) {
       dname = "/";
@@ -429,12 +413,11 @@ static void remove_temp_files(cli_run *run) {
       *slash = '\0';
       dname = dir;
     }
-    bool split = t->jt->max_rows > 0 || t->jt->max_bytes > 0;
     DIR *d = opendir(dname);
     if (d != NULL) {
       struct dirent *e;
       while ((e = readdir(d)) != NULL) {
-        if (!is_temp_of(e->d_name, base, split, t->progress.temp_token)) continue;
+        if (!is_temp_of(e->d_name, t->progress.temp_token)) continue;
         char full[4096];
         snprintf(full, sizeof full, "%s/%s", dname, e->d_name);
         unlink(full);
