@@ -156,8 +156,9 @@ void cli_progress_sample(struct cli_run *run);
 
 /* ---- the manifest ---- */
 
-/* Writes the manifest of a finished run to `path` atomically, as an
- * export writes its files (dbp_write_file_atomic). Returns 0 or a negative errno-style dbpipe code with a
+/* Waits (in a coroutine of run->rt): writes the manifest of a finished run
+ * to `path` atomically, as an export writes its files
+ * (dbp_write_file_atomic). Returns 0 or a negative errno-style dbpipe code with a
  * reason in err. */
 int cli_manifest_write(const char *path, const struct cli_run *run, const char *status, char *err,
                        size_t errlen);

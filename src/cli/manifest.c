@@ -59,26 +59,10 @@ static void render(cli_str *j, const cli_run *run, const char *status) {
   cli_str_puts(j, run->ntasks ? "\n  ]\n}\n" : "]\n}\n");
 }
 
-typedef struct manifest_write {
-  dbp_rt *rt;
-  const char *path;
-  const cli_str *json;
-  char *err;
-  size_t errlen;
-  int rc;
-} manifest_write;
-
-static int write_main(void *arg, void **result) {
-  (void)result;
-  manifest_write *m = arg;
-  m->rc = dbp_write_file_atomic(m->rt, m->path, m->json->p, m->json->len, false, m->err, m->errlen);
-  return m->rc;
-}
-
-/* The run's own runtime is gone by the time its manifest is written, so the
- * write runs on a short-lived runtime of its own, through the writer every
- * export uses (unpredictable temporary name, fsync, rename, directory
- * fsync; a target that is no regular file is refused). */
+/* Runs in a coroutine of the run's runtime, once every task has ended,
+ * through the writer every export uses (unpredictable temporary name,
+ * fsync, rename, directory fsync; a target that is no regular file is
+ * refused). */
 int cli_manifest_write(const char *path, const cli_run *run, const char *status, char *err,
                        size_t errlen) {
   if (errlen > 0) err[0] = '\0';
@@ -89,15 +73,7 @@ int cli_manifest_write(const char *path, const cli_run *run, const char *status,
     snprintf(err, errlen, "out of memory");
     return DBP_ENOMEM;
   }
-  manifest_write m = {.path = path, .json = &j, .err = err, .errlen = errlen, .rc = DBP_ENOMEM};
-  int rc = dbp_rt_new(&m.rt, NULL, NULL);
-  if (rc == 0) {
-    dbp_spawn_options so = {.name = "manifest", .detached = true};
-    rc = dbp_spawn(m.rt, NULL, write_main, &m, &so);
-    if (rc == 0) rc = dbp_rt_run(m.rt);
-    if (rc == 0) rc = m.rc;
-    dbp_rt_free(m.rt);
-  }
+  int rc = dbp_write_file_atomic(run->rt, path, j.p, j.len, false, err, errlen);
   if (rc != 0 && errlen > 0 && err[0] == '\0') snprintf(err, errlen, "%s", dbp_strerror(rc));
   cli_str_free(&j);
   return rc;
