@@ -27,8 +27,8 @@
  * and the number of failed queries.
  */
 #include <getopt.h>
-#include <stdbool.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,16 +268,12 @@ static int qb_parse_u64(const char *s, uint64_t *out) {
 }
 
 int dbpb_queries(int argc, char **argv) {
-  static const struct option longopts[] = {{"dsn", required_argument, NULL, 'd'},
-                                           {"clients", required_argument, NULL, 'c'},
-                                           {"pool", required_argument, NULL, 'p'},
-                                           {"seconds", required_argument, NULL, 's'},
-                                           {"sql", required_argument, NULL, 'q'},
-                                           {"ids", required_argument, NULL, 'k'},
-                                           {"inline", no_argument, NULL, 'i'},
-                                           {"keep-session", no_argument, NULL, 'K'},
-                                           {"help", no_argument, NULL, 'h'},
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      {"dsn", required_argument, NULL, 'd'},  {"clients", required_argument, NULL, 'c'},
+      {"pool", required_argument, NULL, 'p'}, {"seconds", required_argument, NULL, 's'},
+      {"sql", required_argument, NULL, 'q'},  {"ids", required_argument, NULL, 'k'},
+      {"inline", no_argument, NULL, 'i'},     {"keep-session", no_argument, NULL, 'K'},
+      {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
   qb_run r;
   dbp_co *main_co = NULL;
   uint32_t *all = NULL;

@@ -4,10 +4,10 @@
 #define DBPIPE_H
 
 #include "dbpipe/common.h"
-#include "dbpipe/rt.h"
 #include "dbpipe/db.h"
-#include "dbpipe/pool.h"
 #include "dbpipe/export.h"
 #include "dbpipe/job.h"
+#include "dbpipe/pool.h"
+#include "dbpipe/rt.h"
 
 #endif /* DBPIPE_H */

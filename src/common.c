@@ -1,7 +1,7 @@
 /* Error table lookups and version. */
-#include <errno.h>
-
 #include "dbpipe/common.h"
+
+#include <errno.h>
 
 const char *dbp_strerror(int err) {
   switch (err) {
@@ -10,7 +10,7 @@ const char *dbp_strerror(int err) {
 #define DBP_ERR_MSG_(name, val, msg) \
   case (val):                        \
     return msg;
-    DBP_ERRNO_MAP(DBP_ERR_MSG_)
+      DBP_ERRNO_MAP(DBP_ERR_MSG_)
 #undef DBP_ERR_MSG_
     default:
       return "unknown error";
@@ -24,7 +24,7 @@ const char *dbp_err_name(int err) {
 #define DBP_ERR_NAME_(name, val, msg) \
   case (val):                         \
     return "DBP_" #name;
-    DBP_ERRNO_MAP(DBP_ERR_NAME_)
+      DBP_ERRNO_MAP(DBP_ERR_NAME_)
 #undef DBP_ERR_NAME_
     default:
       return "DBP_EUNKNOWN";
@@ -65,4 +65,6 @@ int dbp_err_from_errno(int neg_errno) {
   }
 }
 
-const char *dbp_version(void) { return DBP_VERSION_STRING; }
+const char *dbp_version(void) {
+  return DBP_VERSION_STRING;
+}

@@ -6,6 +6,8 @@
 #ifndef DBPIPE_COMMON_H
 #define DBPIPE_COMMON_H
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,42 +25,42 @@
 #define DBP_VERSION_STRING "0.1.0"
 
 /* The error table: name, value, message. Values never change once released. */
-#define DBP_ERRNO_MAP(X)                                                        \
-  X(EINVAL, -1, "invalid argument")                                            \
-  X(ENOMEM, -2, "out of memory")                                               \
-  X(ECANCELED, -3, "operation canceled")                                       \
-  X(ETIMEDOUT, -4, "timed out")                                                \
-  X(ECLOSED, -5, "closed")                                                     \
-  X(EBUSY, -6, "resource busy")                                                \
-  X(EAGAIN, -7, "resource temporarily unavailable")                            \
-  X(ENOTCORO, -8, "not called from a coroutine")                               \
-  X(EIO, -9, "input/output error")                                             \
-  X(ENOENT, -10, "no such file or directory")                                  \
-  X(EEXIST, -11, "already exists")                                             \
-  X(ENOSPC, -12, "no space left on device")                                    \
-  X(EACCES, -13, "permission denied")                                          \
-  X(ESYS, -14, "system error")                                                 \
-  X(EDSN, -20, "invalid connection string")                                    \
-  X(ERESOLVE, -21, "host name could not be resolved")                         \
-  X(ECONNECT, -22, "could not connect to the database server")                 \
-  X(EAUTH, -23, "authentication failed")                                       \
-  X(EQUERY, -24, "the database server reported an error")                      \
-  X(ECONNLOST, -25, "connection to the database server lost")                  \
-  X(EPROTO, -26, "unexpected reply from the database server")                  \
-  X(ESTATE, -27, "operation not valid in the current state")                   \
-  X(ETOOMANY, -28, "the database server has too many connections")            \
-  X(EPOOLCLOSED, -30, "the pool is closed")                                    \
-  X(EFORMAT, -40, "invalid or unsupported output format")                      \
-  X(ECOMPRESS, -41, "compression failed")                                      \
-  X(EJOB, -50, "invalid job file")                                             \
-  X(EUSAGE, -51, "invalid usage")                                              \
+#define DBP_ERRNO_MAP(X)                                           \
+  X(EINVAL, -1, "invalid argument")                                \
+  X(ENOMEM, -2, "out of memory")                                   \
+  X(ECANCELED, -3, "operation canceled")                           \
+  X(ETIMEDOUT, -4, "timed out")                                    \
+  X(ECLOSED, -5, "closed")                                         \
+  X(EBUSY, -6, "resource busy")                                    \
+  X(EAGAIN, -7, "resource temporarily unavailable")                \
+  X(ENOTCORO, -8, "not called from a coroutine")                   \
+  X(EIO, -9, "input/output error")                                 \
+  X(ENOENT, -10, "no such file or directory")                      \
+  X(EEXIST, -11, "already exists")                                 \
+  X(ENOSPC, -12, "no space left on device")                        \
+  X(EACCES, -13, "permission denied")                              \
+  X(ESYS, -14, "system error")                                     \
+  X(EDSN, -20, "invalid connection string")                        \
+  X(ERESOLVE, -21, "host name could not be resolved")              \
+  X(ECONNECT, -22, "could not connect to the database server")     \
+  X(EAUTH, -23, "authentication failed")                           \
+  X(EQUERY, -24, "the database server reported an error")          \
+  X(ECONNLOST, -25, "connection to the database server lost")      \
+  X(EPROTO, -26, "unexpected reply from the database server")      \
+  X(ESTATE, -27, "operation not valid in the current state")       \
+  X(ETOOMANY, -28, "the database server has too many connections") \
+  X(EPOOLCLOSED, -30, "the pool is closed")                        \
+  X(EFORMAT, -40, "invalid or unsupported output format")          \
+  X(ECOMPRESS, -41, "compression failed")                          \
+  X(EJOB, -50, "invalid job file")                                 \
+  X(EUSAGE, -51, "invalid usage")                                  \
   X(ETASK, -52, "a task failed")
 
 enum {
 #define DBP_ERR_ENUM_(name, val, msg) DBP_##name = (val),
   DBP_ERRNO_MAP(DBP_ERR_ENUM_)
 #undef DBP_ERR_ENUM_
-  DBP_ERRNO_MIN_ = -52
+      DBP_ERRNO_MIN_ = -52
 };
 
 #ifdef __cplusplus
@@ -73,6 +75,38 @@ DBP_EXTERN const char *dbp_err_name(int err);
 DBP_EXTERN int dbp_err_from_errno(int neg_errno);
 /* "0.1.0" */
 DBP_EXTERN const char *dbp_version(void);
+
+/* ---- the one growable buffer ----
+ *
+ * Bytes or text, appended to at the end. After a successful call the bytes
+ * are followed by a NUL (not counted in len), so text can be used as a C
+ * string. A failed allocation sticks (`oom`): every later append fails with
+ * DBP_ENOMEM without changing anything, so a sequence of appends can be
+ * checked once at the end, and the text is then truncated, never invalid.
+ * A zeroed dbp_buf is empty and ready. */
+typedef struct dbp_buf {
+  char *data; /* NULL until something is appended */
+  size_t len, cap;
+  bool oom;
+} dbp_buf;
+
+/* Makes room for `extra` more bytes (and the NUL). 0 or DBP_ENOMEM. */
+DBP_EXTERN int dbp_buf_reserve(dbp_buf *b, size_t extra);
+DBP_EXTERN int dbp_buf_append(dbp_buf *b, const void *p, size_t n);
+DBP_EXTERN int dbp_buf_puts(dbp_buf *b, const char *s);
+DBP_EXTERN int dbp_buf_printf(dbp_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+DBP_EXTERN int dbp_buf_vprintf(dbp_buf *b, const char *fmt, va_list ap);
+/* Appends `s` as a JSON string literal: quoted, escaped, invalid UTF-8
+ * replaced by U+FFFD. NULL appends null. */
+DBP_EXTERN int dbp_buf_json(dbp_buf *b, const char *s);
+/* The text held (or "" while nothing is); never NULL. */
+DBP_EXTERN const char *dbp_buf_str(const dbp_buf *b);
+/* Releases the memory and leaves an empty, reusable buffer. */
+DBP_EXTERN void dbp_buf_free(dbp_buf *b);
+/* Length of the valid UTF-8 sequence at p (at most `left` bytes), or 0 for
+ * an invalid one (overlong forms, surrogates, past U+10FFFF). */
+DBP_EXTERN size_t dbp_utf8_len(const unsigned char *p, size_t left);
 
 #ifdef __cplusplus
 }

@@ -65,12 +65,12 @@ typedef struct dbp_row {
 
 /* What went wrong, in detail. Filled on every failure where one is passed. */
 typedef struct dbp_dberr {
-  int code;            /* the dbpipe error code returned */
-  char sqlstate[6];    /* PostgreSQL SQLSTATE or MySQL SQLSTATE, "" if none */
-  int db_errno;        /* MySQL errno, 0 for PostgreSQL */
-  bool retryable;      /* connection lost, deadlock, serialization failure,
-                          too many connections, admin shutdown */
-  char message[512];   /* the server's or driver's message; DSNs redacted */
+  int code;          /* the dbpipe error code returned */
+  char sqlstate[6];  /* PostgreSQL SQLSTATE or MySQL SQLSTATE, "" if none */
+  int db_errno;      /* MySQL errno, 0 for PostgreSQL */
+  bool retryable;    /* connection lost, deadlock, serialization failure,
+                        too many connections, admin shutdown */
+  char message[512]; /* the server's or driver's message; DSNs redacted */
 } dbp_dberr;
 
 /* Formats "ECONNLOST: server closed the connection (SQLSTATE 57P01)" style
@@ -92,7 +92,7 @@ typedef struct dbp_dsn {
   char *user, *password, *host, *dbname; /* NULL when absent */
   int port;                              /* 0 when absent */
   size_t nparams;
-  char **keys, **values;                 /* query parameters */
+  char **keys, **values; /* query parameters */
 } dbp_dsn;
 
 DBP_EXTERN int dbp_dsn_parse(const char *url, dbp_dsn *out, char *errbuf, size_t errlen);
@@ -204,8 +204,7 @@ DBP_EXTERN int dbp_conn_cancel(dbp_conn *c);
  * understood; one trailing ';' allowed). Returns 0, or DBP_EINVAL with a
  * message: empty, more than one statement (the line and column where the
  * second begins), or a literal, quoted name or comment that never ends. */
-DBP_EXTERN int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf,
-                                    size_t errlen);
+DBP_EXTERN int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf, size_t errlen);
 
 /* The default longest wait for a server to send or accept a byte while a
  * statement runs (see dbp_conn_set_io_timeout). */

@@ -38,15 +38,6 @@ DBP_EXTERN void dbp_format_detect(const char *path, dbp_format *fmt, dbp_compres
 DBP_EXTERN int dbp_format_parse(const char *s, dbp_format *out);
 DBP_EXTERN int dbp_compression_parse(const char *s, dbp_compression *out);
 
-/* Growable byte buffer used by the encoders. */
-typedef struct dbp_buf {
-  char *data;
-  size_t len, cap;
-} dbp_buf;
-DBP_EXTERN int dbp_buf_reserve(dbp_buf *b, size_t extra);
-DBP_EXTERN int dbp_buf_append(dbp_buf *b, const void *p, size_t n);
-DBP_EXTERN void dbp_buf_free(dbp_buf *b);
-
 typedef struct dbp_encode_options {
   dbp_format format;       /* CSV, TSV or JSONL */
   bool no_header;          /* CSV/TSV: omit the header row */

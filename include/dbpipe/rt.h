@@ -128,8 +128,7 @@ DBP_EXTERN void dbp_deadline_pop(dbp_rt *rt, uint64_t token);
 /* Runs fn(arg) in a new coroutine and waits for it at most `timeout_ms`.
  * On timeout the child is cancelled, its cleanup awaited, and
  * DBP_ETIMEDOUT returned. Otherwise returns the child's code and result. */
-DBP_EXTERN int dbp_wait_for(dbp_rt *rt, dbp_co_fn fn, void *arg, int64_t timeout_ms,
-                            void **result);
+DBP_EXTERN int dbp_wait_for(dbp_rt *rt, dbp_co_fn fn, void *arg, int64_t timeout_ms, void **result);
 
 /* Gathers n coroutines (which the caller owns; all are joined and freed on
  * return). results[i] and errs[i] (either array may be NULL) receive each
@@ -139,17 +138,14 @@ DBP_EXTERN int dbp_wait_for(dbp_rt *rt, dbp_co_fn fn, void *arg, int64_t timeout
  * return_exceptions=True). If the gatherer itself is cancelled, every child
  * is cancelled and awaited, and DBP_ECANCELED returned. */
 enum { DBP_GATHER_FIRST_ERROR = 0, DBP_GATHER_ALL = 1 };
-DBP_EXTERN int dbp_gather(dbp_rt *rt, dbp_co **cos, size_t n, void **results, int *errs,
-                          int mode);
+DBP_EXTERN int dbp_gather(dbp_rt *rt, dbp_co **cos, size_t n, void **results, int *errs, int mode);
 /* Waits until any of the n coroutines has finished; stores its index in
  * *index. Joins nothing. */
-DBP_EXTERN int dbp_wait_any(dbp_rt *rt, dbp_co **cos, size_t n, int64_t timeout_ms,
-                            size_t *index);
+DBP_EXTERN int dbp_wait_any(dbp_rt *rt, dbp_co **cos, size_t n, int64_t timeout_ms, size_t *index);
 
 /* As-completed: hands out finished coroutines in the order they finish. */
 typedef struct dbp_as_completed_s dbp_as_completed;
-DBP_EXTERN int dbp_as_completed_new(dbp_rt *rt, dbp_co **cos, size_t n,
-                                    dbp_as_completed **out);
+DBP_EXTERN int dbp_as_completed_new(dbp_rt *rt, dbp_co **cos, size_t n, dbp_as_completed **out);
 /* Waits for the next finished coroutine and stores its index in *index;
  * DBP_ECLOSED when all were handed out. The caller still joins them. */
 DBP_EXTERN int dbp_as_completed_next(dbp_as_completed *ac, int64_t timeout_ms, size_t *index);
@@ -269,8 +265,7 @@ DBP_EXTERN int dbp_chan_new(dbp_rt *rt, size_t capacity, dbp_chan **out);
 DBP_EXTERN int dbp_chan_new_priority(dbp_rt *rt, size_t capacity, dbp_chan **out);
 /* Waits for room. DBP_ECLOSED if the channel is (or gets) closed. */
 DBP_EXTERN int dbp_chan_send(dbp_chan *ch, void *item, int64_t timeout_ms);
-DBP_EXTERN int dbp_chan_send_prio(dbp_chan *ch, void *item, int64_t priority,
-                                  int64_t timeout_ms);
+DBP_EXTERN int dbp_chan_send_prio(dbp_chan *ch, void *item, int64_t priority, int64_t timeout_ms);
 /* Waits for an item. After close, remaining items are still delivered;
  * then DBP_ECLOSED. */
 DBP_EXTERN int dbp_chan_recv(dbp_chan *ch, void **item, int64_t timeout_ms);

@@ -421,7 +421,9 @@ dbp_db_kind dbp_conn_kind(const dbp_conn *c) {
   return c->kind;
 }
 
-dbp_rt *dbp_conn_rt(const dbp_conn *c) { return c->rt; }
+dbp_rt *dbp_conn_rt(const dbp_conn *c) {
+  return c->rt;
+}
 bool dbp_conn_is_broken(const dbp_conn *c) {
   return c == NULL || c->broken;
 }

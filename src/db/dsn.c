@@ -208,7 +208,7 @@ static int parse_query(const char *q, size_t n, dbp_dsn *d, char *errbuf, size_t
   /* What the URL itself gave, before any parameter. */
   const bool url_host = d->host != NULL, url_port = d->port > 0, url_user = d->user != NULL,
              url_pw = d->password != NULL, url_db = d->dbname != NULL;
-  bool hostish = url_host; /* host, hostaddr or socket given so far */
+  bool hostish = url_host;    /* host, hostaddr or socket given so far */
   bool hostish_param = false; /* a socket given beside "localhost" */
   size_t i = 0;
   while (i < n) {

@@ -1032,6 +1032,7 @@ const dbp__driver dbp__pg_driver = {
     .socket = pg_socket,
     /* Only while it still runs something: an idle backend has nothing to
      * end, and a pid no longer ours is left alone. */
-    .terminate_sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE pid = $1::int AND state <> 'idle'",
+    .terminate_sql =
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE pid = $1::int AND state <> 'idle'",
 };

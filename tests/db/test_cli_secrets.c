@@ -99,8 +99,8 @@ Test(cli_secrets, the_password_leaves_proc_cmdline_for_from_equals_url) {
 }
 
 /* Passwords with characters a URL reader might stop at ('#', a second
- * ':'): argv is wiped by the same reading that redacts messages. The "server" accepts the connection and says nothing,
- * so dbpipe is surely past its option parsing while it waits. */
+ * ':'): argv is wiped by the same reading that redacts messages. The "server" accepts the
+ * connection and says nothing, so dbpipe is surely past its option parsing while it waits. */
 Test(cli_secrets, odd_passwords_leave_proc_cmdline_too) {
   static const char *const pws[] = {"se#cret-pw", "pa:ss#wo#rd"};
   for (size_t i = 0; i < sizeof pws / sizeof pws[0]; i++) {
@@ -115,9 +115,9 @@ Test(cli_secrets, odd_passwords_leave_proc_cmdline_too) {
     snprintf(dsn, sizeof dsn, "postgresql://app:%s@127.0.0.1:%d/shop?connect_timeout=20", pws[i],
              ntohs(a.sin_port));
     proc p;
-    proc_start(&p, dir,
-               false, (const char *[]){"export", "--from", dsn, "--query", "SELECT 1", "--to",
-                                       "out/x.csv", NULL});
+    proc_start(&p, dir, false,
+               (const char *[]){"export", "--from", dsn, "--query", "SELECT 1", "--to", "out/x.csv",
+                                NULL});
     child = p.pid;
     struct pollfd pf = {.fd = l, .events = POLLIN};
     cr_assert_eq(poll(&pf, 1, 20000), 1, "dbpipe never connected; stderr:\n%s", p.err);

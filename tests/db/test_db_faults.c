@@ -21,8 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dbpipe.h"
 #include "dbcheck.h"
+#include "dbpipe.h"
 #include "dbtest.h"
 #include "rttest.h"
 

@@ -4,8 +4,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-char *dbt_encode(const dbp_encode_options *opts, const dbp_column *cols, size_t ncols,
-                 size_t nrows, const char *const *vals, const size_t *lens, size_t *outlen) {
+char *dbt_encode(const dbp_encode_options *opts, const dbp_column *cols, size_t ncols, size_t nrows,
+                 const char *const *vals, const size_t *lens, size_t *outlen) {
   dbp_encoder *e = NULL;
   dbp_buf b = {0};
   cr_assert_eq(dbp_encoder_new(opts, cols, ncols, &e), 0);

@@ -82,7 +82,8 @@ Test(encode_csv, numbers_booleans_and_special_floats_as_the_server_wrote_them) {
   size_t lens[6], n;
   for (int i = 0; i < 6; i++) lens[i] = strlen(vals[i]);
   char *got = dbt_encode(&csv, cols, 6, 1, vals, lens, &n);
-  dbt_expect_bytes(got, n, V("i,n,f,g,b,c\n-9223372036854775808,9999999999.99,NaN,-Infinity,t,f\n"));
+  dbt_expect_bytes(got, n,
+                   V("i,n,f,g,b,c\n-9223372036854775808,9999999999.99,NaN,-Infinity,t,f\n"));
   free(got);
 }
 

@@ -165,8 +165,8 @@ Test(encode_jsonl, keys_in_column_order_escaped_and_crlf) {
     cr_assert_eq(dbp_encoder_row(e, &row, &b), 0);
   }
   dbt_expect_bytes(b.data, b.len,
-               V("{\"id\":7,\"say \\\"x\\\"\":\"\",\"Größe\\n\":false}\r\n"
-                 "{\"id\":8,\"say \\\"x\\\"\":null,\"Größe\\n\":true}\r\n"));
+                   V("{\"id\":7,\"say \\\"x\\\"\":\"\",\"Größe\\n\":false}\r\n"
+                     "{\"id\":8,\"say \\\"x\\\"\":null,\"Größe\\n\":true}\r\n"));
   dbp_encoder_free(e);
   dbp_buf_free(&b);
 }

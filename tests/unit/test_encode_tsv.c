@@ -91,8 +91,8 @@ Test(encode_tsv, control_character_delimiter_is_backslashed) {
   size_t lens[] = {4}, n;
   char *got = dbt_encode(&o, cols, 1, 1, vals, lens, &n);
   dbt_expect_bytes(got, n,
-               V("a\na\\\x01"
-                 "b\x02\n"));
+                   V("a\na\\\x01"
+                     "b\x02\n"));
   free(got);
 }
 

@@ -5,7 +5,6 @@
 #include "dbpipe/rt.h"
 #include "rttest.h"
 
-
 #define P(i) ((void *)(intptr_t)(i))
 
 typedef struct {

@@ -5,7 +5,6 @@
 #include "dbpipe/rt.h"
 #include "rttest.h"
 
-
 /* A child that sleeps `ms`, then returns `rc` with result `id`; records
  * whether its cleanup ran after a cancel. */
 typedef struct {

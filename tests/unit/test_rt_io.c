@@ -12,7 +12,6 @@
 #include "dbpipe/rt.h"
 #include "rttest.h"
 
-
 /* ---- fd watchers ---- */
 
 typedef struct {

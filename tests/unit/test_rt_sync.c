@@ -5,7 +5,6 @@
 #include "dbpipe/rt.h"
 #include "rttest.h"
 
-
 /* A shared record of who is inside a critical section. */
 typedef struct {
   dbp_rt *rt;
