@@ -76,10 +76,10 @@ typedef struct dbp_job_conn {
 
 typedef struct dbp_job_task {
   char *name;
-  size_t conn;  /* index into dbp_job.conns */
-  char *query;  /* exactly one of query and table is set */
-  char *table;  /* schema.table allowed, quoted by the runner */
-  char *path;   /* output path: templates applied, resolved */
+  size_t conn; /* index into dbp_job.conns */
+  char *query; /* exactly one of query and table is set */
+  char *table; /* schema.table allowed, quoted by the runner */
+  char *path;  /* output path: templates applied, resolved */
   /* What the export writes: format (never AUTO once finished: taken from the
    * path if not given), compression (never AUTO), level (0 = the library
    * default), encode.no_header / delimiter (0 = the format's default) /
@@ -87,12 +87,12 @@ typedef struct dbp_job_task {
    * max_bytes (split limits; 0 = never split). The other fields stay zero
    * (progress is NULL): the runner fills them in. */
   dbp_export_options export;
-  int64_t timeout_ms;      /* per attempt; DBP_JOB_NO_TIMEOUT = none */
-  int64_t idle_timeout_ms; /* longest wait for the server to send or take a byte
-                            * while the statement runs (dbp_conn_set_io_timeout);
-                            * default DBP_DEFAULT_IO_TIMEOUT_MS; DBP_JOB_NO_TIMEOUT =
-                            * none */
-  int retries;             /* extra attempts for retryable errors */
+  int64_t timeout_ms;       /* per attempt; DBP_JOB_NO_TIMEOUT = none */
+  int64_t idle_timeout_ms;  /* longest wait for the server to send or take a byte
+                             * while the statement runs (dbp_conn_set_io_timeout);
+                             * default DBP_DEFAULT_IO_TIMEOUT_MS; DBP_JOB_NO_TIMEOUT =
+                             * none */
+  int retries;              /* extra attempts for retryable errors */
   int64_t retry_backoff_ms; /* first delay; doubles each retry */
   int line, column;         /* where the task starts */
   /* Where each task setting came from (dbp_setting_origin, indexed by

@@ -460,11 +460,11 @@ int cli_cmd_check(int argc, char **argv) {
   }
   for (size_t i = 0; i < job->ntasks; i++) {
     const dbp_job_task *t = &job->tasks[i];
-    cli_outf("  task %s: %s %s -> %s (%s%s%s)", t->name, job->conns[t->conn].name,
-             t->table ? t->table : "query", t->path, dbp_format_name(t->export.format),
-             t->export.compression != DBP_COMP_NONE ? ", " : "",
-             t->export.compression != DBP_COMP_NONE ? dbp_compression_name(t->export.compression)
-                                                    : "");
+    cli_outf(
+        "  task %s: %s %s -> %s (%s%s%s)", t->name, job->conns[t->conn].name,
+        t->table ? t->table : "query", t->path, dbp_format_name(t->export.format),
+        t->export.compression != DBP_COMP_NONE ? ", " : "",
+        t->export.compression != DBP_COMP_NONE ? dbp_compression_name(t->export.compression) : "");
   }
   cli_outf("  manifest: %s", job->manifest ? job->manifest : "none");
   dbp_job_free(job);

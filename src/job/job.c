@@ -47,7 +47,7 @@ typedef struct jp {
   const char *dir; /* base of relative paths, NULL = keep relative */
   char date[16];
   bool oom;
-  bool *conn_ok; /* per connection: its DSN checked out */
+  bool *conn_ok;     /* per connection: its DSN checked out */
   dbp__strset names; /* task name -> task index, for duplicates */
   dbp__strset paths; /* output path -> task index */
 } jp;
@@ -340,8 +340,8 @@ static void read_from(jp *p, given *g, const yaml_node_t *v, const char *where) 
     char known[512] = "";
     size_t used = 0;
     for (size_t i = 0; i < p->job->nconns && used < sizeof known; i++) {
-      int w = snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "",
-                       p->job->conns[i].name);
+      int w =
+          snprintf(known + used, sizeof known - used, "%s%s", i ? ", " : "", p->job->conns[i].name);
       if (w > 0) used += (size_t)w;
     }
     if (p->job->nconns > 0) {
@@ -407,8 +407,8 @@ static const char *read_value(jp *p, dbp_job_task *t, int k, const yaml_node_t *
 
 /* Reads the mapping `n` (a task, or `defaults:`) into t, recording in g
  * where each key and value is. */
-static void read_settings(jp *p, const yaml_node_t *n, dbp_job_task *t, given *g,
-                          bool is_defaults, const char *where) {
+static void read_settings(jp *p, const yaml_node_t *n, dbp_job_task *t, given *g, bool is_defaults,
+                          const char *where) {
   const char *known[K_COUNT];
   size_t nknown = 0;
   for (int k = 0; k < K_COUNT; k++) {
@@ -523,8 +523,8 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const given *d
   if (named) {
     long other = dbp__strset_find(&p->names, task.name);
     if (other >= 0) {
-      ERR(p, g.val[DBP_SET_NAME], "duplicate task name '%s' (first defined at line %d)",
-          task.name, p->job->tasks[other].line);
+      ERR(p, g.val[DBP_SET_NAME], "duplicate task name '%s' (first defined at line %d)", task.name,
+          p->job->tasks[other].line);
     }
   }
 
@@ -771,10 +771,7 @@ int dbp_job_parse(const char *text, size_t len, const char *file, const dbp_job_
   diag->file = strdup(file);
   if (diag->file == NULL) return DBP_ENOMEM;
 
-  jp p = {.diag = diag,
-          .getenv_fn = opts->getenv,
-          .getenv_ud = opts->getenv_ud,
-          .dir = opts->dir};
+  jp p = {.diag = diag, .getenv_fn = opts->getenv, .getenv_ud = opts->getenv_ud, .dir = opts->dir};
   int rc = DBP_ENOMEM;
 
   p.job = calloc(1, sizeof *p.job);

@@ -30,8 +30,7 @@ static const dbp_setting settings[DBP_SET_COUNT] = {
                            "one ASCII character other than a quote or line break (or 'tab')"},
     [DBP_SET_NULL] = {DBP_SET_NULL, "null", DBP_SETTING_STRING, true, "a string"},
     [DBP_SET_CRLF] = {DBP_SET_CRLF, "crlf", DBP_SETTING_BOOL, true, "true or false"},
-    [DBP_SET_MAX_ROWS] = {DBP_SET_MAX_ROWS, "max_rows", DBP_SETTING_NUMBER, true,
-                          "a whole number"},
+    [DBP_SET_MAX_ROWS] = {DBP_SET_MAX_ROWS, "max_rows", DBP_SETTING_NUMBER, true, "a whole number"},
     [DBP_SET_MAX_BYTES] = {DBP_SET_MAX_BYTES, "max_bytes", DBP_SETTING_SIZE, true,
                            "a size like 1048576, 500MB or 1GiB"},
     [DBP_SET_TIMEOUT] = {DBP_SET_TIMEOUT, "timeout", DBP_SETTING_TIME_LIMIT, true,
@@ -94,7 +93,8 @@ static int parse_name(const char *s, char *err, size_t errlen) {
           *c == '_' || *c == '-' || *c == '.'))
       return refuse(err, errlen, "may only use letters, digits, '_', '-' and '.'");
   }
-  if (s[0] == '.' || s[0] == '-') return refuse(err, errlen, "must start with a letter, digit or '_'");
+  if (s[0] == '.' || s[0] == '-')
+    return refuse(err, errlen, "must start with a letter, digit or '_'");
   return 0;
 }
 
@@ -116,7 +116,9 @@ static int apply(dbp_job_task *t, dbp_setting_id id, const char *value, char *er
       const char *c = value;
       while (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r') c++;
       if (*c == '\0') return refuse(err, errlen, st->expect);
-      return set_string(id == DBP_SET_QUERY ? &t->query : id == DBP_SET_TABLE ? &t->table : &t->path,
+      return set_string(id == DBP_SET_QUERY   ? &t->query
+                        : id == DBP_SET_TABLE ? &t->table
+                                              : &t->path,
                         value);
     }
     case DBP_SET_FORMAT:
@@ -126,8 +128,7 @@ static int apply(dbp_job_task *t, dbp_setting_id id, const char *value, char *er
       }
       return 0;
     case DBP_SET_COMPRESSION:
-      if (dbp_compression_parse(value, &x->compression) != 0 ||
-          x->compression == DBP_COMP_AUTO) {
+      if (dbp_compression_parse(value, &x->compression) != 0 || x->compression == DBP_COMP_AUTO) {
         x->compression = DBP_COMP_AUTO;
         return refuse(err, errlen, st->expect);
       }
@@ -304,8 +305,7 @@ static void output_format(finisher *f) {
   if (comp != DBP_COMP_AUTO && to_stdout) c = comp;
   if (comp != DBP_COMP_AUTO && comp != c) {
     problem(f, DBP_TASK_COMPRESSION_MISMATCH, DBP_SET_COMPRESSION,
-            "compression '%s'%s does not match the file name '%s' (%s)",
-            dbp_compression_name(comp),
+            "compression '%s'%s does not match the file name '%s' (%s)", dbp_compression_name(comp),
             t->origin[DBP_SET_COMPRESSION] == DBP_ORIGIN_DEFAULT ? " (from defaults)" : "", base,
             comp == DBP_COMP_NONE   ? "remove the .gz or .zst ending"
             : comp == DBP_COMP_GZIP ? "end it in .gz"

@@ -58,4 +58,3 @@ void dbp__strset_free(dbp__strset *set) {
   free(set->vals);
   *set = (dbp__strset){0};
 }
-

@@ -123,8 +123,8 @@ static size_t mark_offset(const dbp__ytree *y, yaml_mark_t m) {
   return off;
 }
 
-void dbp__ytree_locate(const dbp__ytree *y, const yaml_node_t *n, const char *marker,
-                       bool skip_env, size_t k, int *line, int *col) {
+void dbp__ytree_locate(const dbp__ytree *y, const yaml_node_t *n, const char *marker, bool skip_env,
+                       size_t k, int *line, int *col) {
   *line = dbp__ytree_line(n);
   *col = dbp__ytree_column(n);
   size_t b = mark_offset(y, n->start_mark), e = mark_offset(y, n->end_mark);

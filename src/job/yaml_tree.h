@@ -40,7 +40,7 @@ int dbp__ytree_column(const yaml_node_t *n);
 /* Finds where, inside the source text of node `n`, the k-th `marker` is
  * (skipping a "{" right after "$" when skip_env): the position of a piece
  * of a scalar's value. Falls back to the node's start. */
-void dbp__ytree_locate(const dbp__ytree *y, const yaml_node_t *n, const char *marker,
-                       bool skip_env, size_t k, int *line, int *col);
+void dbp__ytree_locate(const dbp__ytree *y, const yaml_node_t *n, const char *marker, bool skip_env,
+                       size_t k, int *line, int *col);
 
 #endif /* DBPIPE_JOB_YAML_TREE_H */
