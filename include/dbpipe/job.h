@@ -15,6 +15,8 @@
  *
  * `timeout:` and `idle_timeout:` take a duration; 0 or `none` means no
  * limit. `to: -` (standard output) is refused: tasks run side by side.
+ * Every task key but `from` (and every key of `defaults:`) is a setting of
+ * dbpipe/settings.h, read by the same parser as dbpipe export's options.
  *
  * Loading a job expands ${VAR} / ${VAR:-default} ($$ is a literal $) in
  * connection strings, queries, table names, output paths and the manifest
