@@ -30,11 +30,11 @@ static const char *const conn_keys[] = {"dsn", "pool"};
 
 /* The keys of one task or of `defaults:` as written. */
 typedef struct given {
-  const yaml_node_t *key[K_COUNT]; /* the key node of each setting given */
-  const yaml_node_t *val[K_COUNT]; /* its value node */
-  const char *text[K_COUNT];       /* defaults: the value as read; NULL = unreadable */
-  bool from_ok;                    /* `from` named a known connection ... */
-  size_t conn;                     /* ... this one */
+  const dbp__ynode *key[K_COUNT]; /* the key node of each setting given */
+  const dbp__ynode *val[K_COUNT]; /* its value node */
+  const char *text[K_COUNT];      /* defaults: the value as read; NULL = unreadable */
+  bool from_ok;                   /* `from` named a known connection ... */
+  size_t conn;                    /* ... this one */
 } given;
 
 /* Parser state. */
@@ -63,13 +63,12 @@ static void err_at(jp *p, int line, int col, const char *fmt, ...) {
   va_end(ap);
 }
 
-#define ERR(p, node, ...) \
-  err_at((p), (int)(node)->start_mark.line + 1, (int)(node)->start_mark.column + 1, __VA_ARGS__)
+#define ERR(p, node, ...) err_at((p), (node)->line, (node)->column, __VA_ARGS__)
 
 /* Context for reports coming out of dbp__job_expand / dbp__job_templates. */
 typedef struct report_ctx {
   jp *p;
-  const yaml_node_t *node;
+  const dbp__ynode *node;
   const char *value;  /* the string the offsets refer to */
   const char *marker; /* "${" or "{" */
   bool skip_env;
@@ -95,22 +94,21 @@ static char *xstrdup(jp *p, const char *s) {
   return d;
 }
 
-static yaml_node_t *node_at(jp *p, int index) {
-  return dbp__ytree_node(&p->y, index);
+static const char *sval(const dbp__ynode *n) {
+  return n->value;
 }
 
-#define sval dbp__ytree_str
 #define is_null dbp__ytree_is_null
 #define kind_name dbp__ytree_kind
 
 /* The scalar text of `n`, or NULL after reporting that `what` (a key name)
  * needs `expect`. */
-static const char *want_scalar(jp *p, const yaml_node_t *n, const char *what, const char *expect) {
-  if (n->type != YAML_SCALAR_NODE || is_null(n)) {
+static const char *want_scalar(jp *p, const dbp__ynode *n, const char *what, const char *expect) {
+  if (n->type != DBP__Y_SCALAR || is_null(n)) {
     ERR(p, n, "'%s' must be %s, not %s", what, expect, kind_name(n));
     return NULL;
   }
-  if (strlen(sval(n)) != n->data.scalar.length) {
+  if (strlen(sval(n)) != n->length) {
     ERR(p, n, "'%s' must not contain a NUL character", what);
     return NULL;
   }
@@ -138,7 +136,7 @@ static size_t distance(const char *a, const char *b) {
   return row[lb];
 }
 
-static void unknown_key(jp *p, const yaml_node_t *key, const char *where, const char *const *known,
+static void unknown_key(jp *p, const dbp__ynode *key, const char *where, const char *const *known,
                         size_t nknown) {
   const char *best = NULL;
   size_t bestd = 3;
@@ -159,18 +157,17 @@ static void unknown_key(jp *p, const yaml_node_t *key, const char *where, const 
 
 /* Checks that `pair`'s key is a scalar and not a repeat of an earlier key of
  * the same mapping. Returns the key text, or NULL after reporting. */
-static const char *pair_key(jp *p, const yaml_node_t *map, const yaml_node_pair_t *pair,
+static const char *pair_key(jp *p, const dbp__ynode *map, const dbp__ypair *pair,
                             const char *where) {
-  const yaml_node_t *key = node_at(p, pair->key);
-  if (key->type != YAML_SCALAR_NODE) {
+  const dbp__ynode *key = pair->key;
+  if (key->type != DBP__Y_SCALAR) {
     ERR(p, key, "keys in %s must be plain words, not %s", where, kind_name(key));
     return NULL;
   }
-  for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pair; q++) {
-    const yaml_node_t *k2 = node_at(p, q->key);
-    if (k2->type == YAML_SCALAR_NODE && strcmp(sval(k2), sval(key)) == 0) {
-      ERR(p, key, "duplicate key '%s' in %s (first at line %d)", sval(key), where,
-          (int)k2->start_mark.line + 1);
+  for (const dbp__ypair *q = map->pairs; q < pair; q++) {
+    const dbp__ynode *k2 = q->key;
+    if (k2->type == DBP__Y_SCALAR && strcmp(sval(k2), sval(key)) == 0) {
+      ERR(p, key, "duplicate key '%s' in %s (first at line %d)", sval(key), where, k2->line);
       return NULL;
     }
   }
@@ -178,7 +175,7 @@ static const char *pair_key(jp *p, const yaml_node_t *map, const yaml_node_pair_
 }
 
 /* Expands ${VAR} in the scalar `n`. Returns a new string or NULL (reported). */
-static char *expand(jp *p, const yaml_node_t *n, const char *value, const char *where) {
+static char *expand(jp *p, const dbp__ynode *n, const char *value, const char *where) {
   char *out = NULL;
   report_ctx r = {p, n, value, "${", false, where};
   int rc = dbp__job_expand(value, p->getenv_fn, p->getenv_ud, &out, report_cb, &r);
@@ -200,7 +197,7 @@ static char *resolve(jp *p, char *path) {
 
 /* Applies the templates of an output path written at node `n`, expanded to
  * `value`, and resolves it. Returns a new string or NULL (reported). */
-static char *output_path(jp *p, const yaml_node_t *n, const char *value, const char *name,
+static char *output_path(jp *p, const dbp__ynode *n, const char *value, const char *name,
                          const char *where) {
   char *out = NULL;
   report_ctx r = {p, n, value, "{", true, where};
@@ -227,33 +224,31 @@ static long find_conn(const dbp_job *job, const char *name) {
 /* Reads one entry of connections: (a DSN, or a mapping with dsn and pool),
  * expands and checks its DSN, and appends it to the job even when it is bad
  * (so tasks naming it get no second, misleading error). */
-static void parse_connection(jp *p, const yaml_node_t *key, const yaml_node_t *val) {
+static void parse_connection(jp *p, const dbp__ynode *key, const dbp__ynode *val) {
   char where[160];
   snprintf(where, sizeof where, "connection '%s'", sval(key));
-  const yaml_node_t *dsn_node = NULL, *pool_node = NULL;
-  if (val->type == YAML_MAPPING_NODE) {
-    for (yaml_node_pair_t *pr = val->data.mapping.pairs.start; pr < val->data.mapping.pairs.top;
-         pr++) {
+  const dbp__ynode *dsn_node = NULL, *pool_node = NULL;
+  if (val->type == DBP__Y_MAPPING) {
+    for (const dbp__ypair *pr = val->pairs; pr < val->pairs + val->count; pr++) {
       const char *k = pair_key(p, val, pr, where);
       if (k == NULL) continue;
       if (strcmp(k, "dsn") == 0) {
-        dsn_node = node_at(p, pr->value);
+        dsn_node = pr->value;
       } else if (strcmp(k, "pool") == 0) {
-        pool_node = node_at(p, pr->value);
+        pool_node = pr->value;
       } else {
-        unknown_key(p, node_at(p, pr->key), where, conn_keys, 2);
+        unknown_key(p, pr->key, where, conn_keys, 2);
       }
     }
     if (dsn_node == NULL) ERR(p, val, "%s has no 'dsn' (the connection string)", where);
-  } else if (val->type == YAML_SCALAR_NODE && !is_null(val)) {
+  } else if (val->type == DBP__Y_SCALAR && !is_null(val)) {
     dsn_node = val;
   } else {
     ERR(p, val, "%s must be a connection string or a mapping with 'dsn' and 'pool', not %s", where,
         kind_name(val));
   }
 
-  dbp_job_conn c = {.line = (int)key->start_mark.line + 1,
-                    .column = (int)key->start_mark.column + 1};
+  dbp_job_conn c = {.line = key->line, .column = key->column};
   bool ok = dsn_node != NULL;
   c.name = xstrdup(p, sval(key));
   if (pool_node != NULL) {
@@ -311,28 +306,27 @@ static void parse_connection(jp *p, const yaml_node_t *key, const yaml_node_t *v
   job->conns[job->nconns++] = c;
 }
 
-static void parse_connections(jp *p, const yaml_node_t *n) {
-  if (n->type != YAML_MAPPING_NODE) {
+static void parse_connections(jp *p, const dbp__ynode *n) {
+  if (n->type != DBP__Y_MAPPING) {
     ERR(p, n, "'connections' must map names to connection strings, not %s", kind_name(n));
     return;
   }
-  for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+  for (const dbp__ypair *pr = n->pairs; pr < n->pairs + n->count; pr++) {
     const char *k = pair_key(p, n, pr, "connections");
     if (k == NULL) continue;
     if (*k == '\0') {
-      ERR(p, node_at(p, pr->key), "a connection needs a name");
+      ERR(p, pr->key, "a connection needs a name");
       continue;
     }
-    parse_connection(p, node_at(p, pr->key), node_at(p, pr->value));
+    parse_connection(p, pr->key, pr->value);
   }
-  if (n->data.mapping.pairs.start == n->data.mapping.pairs.top)
-    ERR(p, n, "'connections' is empty: name at least one database");
+  if (n->count == 0) ERR(p, n, "'connections' is empty: name at least one database");
 }
 
 /* ---- task settings ---- */
 
 /* Resolves `from` at value node v into g (reporting an unknown name). */
-static void read_from(jp *p, given *g, const yaml_node_t *v, const char *where) {
+static void read_from(jp *p, given *g, const dbp__ynode *v, const char *where) {
   const char *s = want_scalar(p, v, "from", "a connection name");
   if (s == NULL) return;
   long ci = find_conn(p->job, s);
@@ -359,13 +353,13 @@ static void read_from(jp *p, given *g, const yaml_node_t *v, const char *where) 
  * settings parser, framing a refusal as a job file's message. Strings that
  * take ${VAR} (query, table, to) are expanded first. Returns the text
  * handed to the parser (NULL when the node had none) for `defaults:`. */
-static const char *read_value(jp *p, dbp_job_task *t, int k, const yaml_node_t *v,
+static const char *read_value(jp *p, dbp_job_task *t, int k, const dbp__ynode *v,
                               const char *where) {
   const dbp_setting *st = &dbp_settings(NULL)[k];
   const char *s = NULL;
   char *expanded = NULL;
   if (st->kind == DBP_SETTING_STRING) {
-    if (v->type != YAML_SCALAR_NODE) {
+    if (v->type != DBP__Y_SCALAR) {
       ERR(p, v, "'%s' must be %s, not %s", st->key, st->expect, kind_name(v));
     } else {
       /* `null:` alone means the empty string here. */
@@ -407,7 +401,7 @@ static const char *read_value(jp *p, dbp_job_task *t, int k, const yaml_node_t *
 
 /* Reads the mapping `n` (a task, or `defaults:`) into t, recording in g
  * where each key and value is. */
-static void read_settings(jp *p, const yaml_node_t *n, dbp_job_task *t, given *g, bool is_defaults,
+static void read_settings(jp *p, const dbp__ynode *n, dbp_job_task *t, given *g, bool is_defaults,
                           const char *where) {
   const char *known[K_COUNT];
   size_t nknown = 0;
@@ -417,12 +411,12 @@ static void read_settings(jp *p, const yaml_node_t *n, dbp_job_task *t, given *g
     bool ok = kk == K_FROM || !is_defaults || dbp_settings(NULL)[kk].in_defaults;
     if (ok) known[nknown++] = key_name(kk);
   }
-  for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+  for (const dbp__ypair *pr = n->pairs; pr < n->pairs + n->count; pr++) {
     const char *key = pair_key(p, n, pr, where);
     if (key == NULL) continue;
     int k = 0;
     while (k < K_COUNT && strcmp(key_name(k), key) != 0) k++;
-    const yaml_node_t *kn = node_at(p, pr->key);
+    const dbp__ynode *kn = pr->key;
     if (k == K_COUNT) {
       unknown_key(p, kn, where, known, nknown);
       continue;
@@ -432,7 +426,7 @@ static void read_settings(jp *p, const yaml_node_t *n, dbp_job_task *t, given *g
       continue;
     }
     g->key[k] = kn;
-    g->val[k] = node_at(p, pr->value);
+    g->val[k] = pr->value;
     if (k == K_FROM) {
       read_from(p, g, g->val[k], where);
     } else {
@@ -453,7 +447,7 @@ typedef struct finish_ctx {
 
 static void finish_cb(void *ud, const dbp_task_problem *pb) {
   finish_ctx *f = ud;
-  const yaml_node_t *at = f->g->val[pb->setting];
+  const dbp__ynode *at = f->g->val[pb->setting];
   if (at == NULL || pb->from_default) at = f->g->val[DBP_SET_TO];
   if (at == NULL) return; /* nothing a task without a path can be told */
   switch (pb->code) {
@@ -472,19 +466,19 @@ static void finish_cb(void *ud, const dbp_task_problem *pb) {
 /* Reads task #index, applies `defs` to it, checks it as a whole (required
  * keys, the settings together, unique names and paths) and appends it to
  * the job. */
-static void parse_task(jp *p, const yaml_node_t *n, size_t index, const given *defs) {
+static void parse_task(jp *p, const dbp__ynode *n, size_t index, const given *defs) {
   char where[160];
-  if (n->type != YAML_MAPPING_NODE) {
+  if (n->type != DBP__Y_MAPPING) {
     ERR(p, n, "task #%zu must be a mapping with name, from, to and query or table, not %s",
         index + 1, kind_name(n));
     return;
   }
   /* The name first, for messages. */
   snprintf(where, sizeof where, "task #%zu", index + 1);
-  for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
-    const yaml_node_t *k = node_at(p, pr->key), *v = node_at(p, pr->value);
-    if (k->type == YAML_SCALAR_NODE && strcmp(sval(k), "name") == 0 &&
-        v->type == YAML_SCALAR_NODE && !is_null(v)) {
+  for (const dbp__ypair *pr = n->pairs; pr < n->pairs + n->count; pr++) {
+    const dbp__ynode *k = pr->key, *v = pr->value;
+    if (k->type == DBP__Y_SCALAR && strcmp(sval(k), "name") == 0 && v->type == DBP__Y_SCALAR &&
+        !is_null(v)) {
       snprintf(where, sizeof where, "task '%s'", sval(v));
       break;
     }
@@ -493,8 +487,8 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const given *d
   size_t problems = p->diag->count;
   dbp_job_task task;
   dbp_task_init(&task);
-  task.line = (int)n->start_mark.line + 1;
-  task.column = (int)n->start_mark.column + 1;
+  task.line = n->line;
+  task.column = n->column;
   given g = {0};
   read_settings(p, n, &task, &g, false, where);
   bool ok = true;
@@ -510,9 +504,9 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const given *d
   if (g.key[DBP_SET_TO] == NULL) {
     ERR(p, n, "%s has no 'to' (the output file)", where);
   }
-  const yaml_node_t *qk = g.key[DBP_SET_QUERY], *tk = g.key[DBP_SET_TABLE];
+  const dbp__ynode *qk = g.key[DBP_SET_QUERY], *tk = g.key[DBP_SET_TABLE];
   if (qk != NULL && tk != NULL) {
-    ERR(p, qk->start_mark.index > tk->start_mark.index ? qk : tk,
+    ERR(p, qk->start.index > tk->start.index ? qk : tk,
         "%s has both 'query' and 'table': give one of them", where);
   } else if (qk == NULL && tk == NULL) {
     ERR(p, n, "%s needs 'query' or 'table'", where);
@@ -618,16 +612,13 @@ static void parse_task(jp *p, const yaml_node_t *n, size_t index, const given *d
   dbp_task_clear(&task);
 }
 
-static void parse_tasks(jp *p, const yaml_node_t *n, const given *defs) {
-  if (n->type != YAML_SEQUENCE_NODE) {
+static void parse_tasks(jp *p, const dbp__ynode *n, const given *defs) {
+  if (n->type != DBP__Y_SEQUENCE) {
     ERR(p, n, "'tasks' must be a list of tasks, not %s", kind_name(n));
     return;
   }
   size_t i = 0;
-  for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-       it++, i++) {
-    parse_task(p, node_at(p, *it), i, defs);
-  }
+  for (; i < n->count; i++) parse_task(p, n->items[i], i, defs);
   if (i == 0) ERR(p, n, "'tasks' is empty: a job needs at least one task");
 }
 
@@ -640,17 +631,16 @@ static bool ends_with(const char *s, const char *suffix) {
 
 /* Reads the top-level mapping. Connections are read before tasks whatever
  * their order in the file, so that tasks can refer to them. */
-static void parse_root(jp *p, const yaml_node_t *root, const char *file) {
-  if (root->type != YAML_MAPPING_NODE) {
+static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
+  if (root->type != DBP__Y_MAPPING) {
     ERR(p, root, "a job file is a mapping with 'connections' and 'tasks', not %s", kind_name(root));
     return;
   }
-  const yaml_node_t *conns = NULL, *conc = NULL, *manifest = NULL, *defaults = NULL, *tasks = NULL;
-  for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
-       pr++) {
+  const dbp__ynode *conns = NULL, *conc = NULL, *manifest = NULL, *defaults = NULL, *tasks = NULL;
+  for (const dbp__ypair *pr = root->pairs; pr < root->pairs + root->count; pr++) {
     const char *k = pair_key(p, root, pr, "the job");
     if (k == NULL) continue;
-    const yaml_node_t *v = node_at(p, pr->value);
+    const dbp__ynode *v = pr->value;
     if (strcmp(k, "connections") == 0) {
       conns = v;
     } else if (strcmp(k, "concurrency") == 0) {
@@ -662,8 +652,7 @@ static void parse_root(jp *p, const yaml_node_t *root, const char *file) {
     } else if (strcmp(k, "tasks") == 0) {
       tasks = v;
     } else {
-      unknown_key(p, node_at(p, pr->key), "the job", top_keys,
-                  sizeof top_keys / sizeof top_keys[0]);
+      unknown_key(p, pr->key, "the job", top_keys, sizeof top_keys / sizeof top_keys[0]);
     }
   }
 
@@ -684,8 +673,7 @@ static void parse_root(jp *p, const yaml_node_t *root, const char *file) {
 
   /* The manifest: given, disabled with `false`, or <stem>.manifest.json. */
   bool disabled = false;
-  if (manifest != NULL && manifest->type == YAML_SCALAR_NODE &&
-      manifest->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+  if (manifest != NULL && manifest->type == DBP__Y_SCALAR && manifest->plain) {
     bool b;
     if (dbp__parse_bool(sval(manifest), &b) == 0) {
       if (b) ERR(p, manifest, "'manifest' must be a path or false");
@@ -714,7 +702,7 @@ static void parse_root(jp *p, const yaml_node_t *root, const char *file) {
 
   given defs = {0};
   if (defaults != NULL) {
-    if (defaults->type == YAML_MAPPING_NODE) {
+    if (defaults->type == DBP__Y_MAPPING) {
       dbp_job_task scratch;
       dbp_task_init(&scratch);
       read_settings(p, defaults, &scratch, &defs, true, "defaults");
