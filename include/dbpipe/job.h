@@ -15,6 +15,8 @@
  *
  * `timeout:` and `idle_timeout:` take a duration; 0 or `none` means no
  * limit. `to: -` (standard output) is refused: tasks run side by side.
+ * Every task key but `from` (and every key of `defaults:`) is a setting of
+ * dbpipe/settings.h, read by the same parser as dbpipe export's options.
  *
  * Loading a job expands ${VAR} / ${VAR:-default} ($$ is a literal $) in
  * connection strings, queries, table names, output paths and the manifest
@@ -38,6 +40,7 @@
 #include "common.h"
 #include "db.h"
 #include "export.h"
+#include "settings.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -75,26 +78,28 @@ typedef struct dbp_job_conn {
 
 typedef struct dbp_job_task {
   char *name;
-  size_t conn;                 /* index into dbp_job.conns */
-  char *query;                 /* exactly one of query and table is set */
-  char *table;                 /* schema.table allowed, quoted by the runner */
-  char *path;                  /* output path: templates applied, resolved */
-  dbp_format format;           /* never AUTO: taken from the path if not given */
-  dbp_compression compression; /* never AUTO */
-  int level;                   /* 0 = the library default */
-  bool no_header;
-  char delimiter;    /* 0 = the format's default */
-  char *null_string; /* NULL = the format's default */
-  bool crlf;
-  uint64_t max_rows, max_bytes; /* split limits; 0 = never split */
-  int64_t timeout_ms;           /* per attempt; DBP_JOB_NO_TIMEOUT = none */
-  int64_t idle_timeout_ms;      /* longest wait for the server to send or take a byte
-                                 * while the statement runs (dbp_conn_set_io_timeout);
-                                 * default DBP_DEFAULT_IO_TIMEOUT_MS; DBP_JOB_NO_TIMEOUT =
-                                 * none */
-  int retries;                  /* extra attempts for retryable errors */
-  int64_t retry_backoff_ms;     /* first delay; doubles each retry */
-  int line, column;             /* where the task starts */
+  size_t conn; /* index into dbp_job.conns */
+  char *query; /* exactly one of query and table is set */
+  char *table; /* schema.table allowed, quoted by the runner */
+  char *path;  /* output path: templates applied, resolved */
+  /* What the export writes: format (never AUTO once finished: taken from the
+   * path if not given), compression (never AUTO), level (0 = the library
+   * default), encode.no_header / delimiter (0 = the format's default) /
+   * null_string (owned; NULL = the format's default) / crlf, and max_rows,
+   * max_bytes (split limits; 0 = never split). The other fields stay zero
+   * (progress is NULL): the runner fills them in. */
+  dbp_export_options export;
+  int64_t timeout_ms;       /* per attempt; DBP_JOB_NO_TIMEOUT = none */
+  int64_t idle_timeout_ms;  /* longest wait for the server to send or take a byte
+                             * while the statement runs (dbp_conn_set_io_timeout);
+                             * default DBP_DEFAULT_IO_TIMEOUT_MS; DBP_JOB_NO_TIMEOUT =
+                             * none */
+  int retries;              /* extra attempts for retryable errors */
+  int64_t retry_backoff_ms; /* first delay; doubles each retry */
+  int line, column;         /* where the task starts */
+  /* Where each task setting came from (dbp_setting_origin, indexed by
+   * dbp_setting_id): kept by dbp_task_set for dbp_task_finish. */
+  unsigned char origin[DBP_SET_TASK_COUNT];
 } dbp_job_task;
 
 #define DBP_JOB_NO_TIMEOUT ((int64_t)-1)

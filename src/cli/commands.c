@@ -9,14 +9,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "job/job_internal.h"
+#include "cli/options.h"
+#include "dbpipe/job.h"
 
 /* ---- option parsing: --name VALUE, --name=VALUE, flags, positionals ---- */
-
-typedef struct cli_opt {
-  const char *name; /* without the dashes */
-  bool arg;         /* takes a value */
-} cli_opt;
 
 typedef struct cli_args {
   int argc;
@@ -103,63 +99,48 @@ static bool want_progress(const cli_log *log) {
 
 /* ---- dbpipe export ---- */
 
-enum {
-  E_FROM,
-  E_FROM_ENV,
-  E_QUERY,
-  E_TABLE,
-  E_TO,
-  E_FORMAT,
-  E_COMPRESSION,
-  E_LEVEL,
-  E_NO_HEADER,
-  E_DELIMITER,
-  E_NULL,
-  E_CRLF,
-  E_MAX_ROWS,
-  E_MAX_BYTES,
-  E_TIMEOUT,
-  E_IDLE_TIMEOUT,
-  E_RETRIES,
-  E_POOL,
-  E_MANIFEST,
-  E_QUIET,
-  E_LOG_FORMAT,
-  E_HELP
-};
+/* The option that gives setting `id`. */
+static const char *option_of(dbp_setting_id id) {
+  const char *key = dbp_settings(NULL)[id].key;
+  for (int k = 0; k < E_COUNT; k++) {
+    if (cli_export_opts[k].setting != NULL && strcmp(cli_export_opts[k].setting, key) == 0)
+      return cli_export_opts[k].name;
+  }
+  return key;
+}
 
-static const cli_opt export_opts[] = {[E_FROM] = {"from", true},
-                                      [E_FROM_ENV] = {"from-env", true},
-                                      [E_QUERY] = {"query", true},
-                                      [E_TABLE] = {"table", true},
-                                      [E_TO] = {"to", true},
-                                      [E_FORMAT] = {"format", true},
-                                      [E_COMPRESSION] = {"compression", true},
-                                      [E_LEVEL] = {"level", true},
-                                      [E_NO_HEADER] = {"no-header", false},
-                                      [E_DELIMITER] = {"delimiter", true},
-                                      [E_NULL] = {"null", true},
-                                      [E_CRLF] = {"crlf", false},
-                                      [E_MAX_ROWS] = {"max-rows", true},
-                                      [E_MAX_BYTES] = {"max-bytes", true},
-                                      [E_TIMEOUT] = {"timeout", true},
-                                      [E_IDLE_TIMEOUT] = {"idle-timeout", true},
-                                      [E_RETRIES] = {"retries", true},
-                                      [E_POOL] = {"pool", true},
-                                      [E_MANIFEST] = {"manifest", true},
-                                      [E_QUIET] = {"quiet", false},
-                                      [E_LOG_FORMAT] = {"log-format", true},
-                                      [E_HELP] = {"help", false},
-                                      {NULL, false}};
+/* Frames what dbp_task_finish found as the command line's message. */
+static void finish_cb(void *ud, const dbp_task_problem *pb) {
+  (void)ud;
+  const char *opt = option_of(pb->setting);
+  switch (pb->code) {
+    case DBP_TASK_UNKNOWN_ENDING:
+      cli_errf("dbpipe export: --to: %s with --format csv, tsv or jsonl", pb->reason);
+      break;
+    case DBP_TASK_CONFLICT:
+      cli_errf("dbpipe export: --%s %s", opt, pb->reason);
+      break;
+    case DBP_TASK_BAD_TARGET:
+      /* Nothing but a file may stand where the output goes (checked, not
+       * created: a directory, a FIFO or /dev/stdout is refused). */
+      cli_errf("dbpipe export: --to %s", pb->reason);
+      break;
+    default:
+      cli_errf("dbpipe export: --%s: %s", opt, pb->reason);
+      break;
+  }
+}
 
 /* Exports one query: parses and checks every option (exit code 2 before
  * anything runs), scrubs the password out of the process's arguments and
  * hands one task to the runner. */
 int cli_cmd_export(int argc, char **argv) {
-  cli_args a = {.argc = argc, .argv = argv, .i = 0, .cmd = "export", .opts = export_opts};
-  const char *v[E_HELP + 1] = {0};
-  bool flags[E_HELP + 1] = {0};
+  cli_args a = {.argc = argc, .argv = argv, .i = 0, .cmd = "export", .opts = cli_export_opts};
+  const char *v[E_COUNT] = {0};
+  bool flags[E_COUNT] = {0};
   cli_log log = {.out = stderr};
+  dbp_job_task t;
+  dbp_task_init(&t);
   char *from = NULL; /* our copy of the DSN: the argument itself is scrubbed */
   int code = CLI_USAGE;
   const char *val;
@@ -177,8 +158,8 @@ int cli_cmd_export(int argc, char **argv) {
       code = CLI_OK;
       goto out;
     }
-    if (export_opts[k].arg && v[k] != NULL) {
-      cli_errf("dbpipe export: --%s given twice", export_opts[k].name);
+    if (cli_export_opts[k].arg && v[k] != NULL) {
+      cli_errf("dbpipe export: --%s given twice", cli_export_opts[k].name);
       goto out;
     }
     if (k == E_FROM) {
@@ -222,127 +203,32 @@ int cli_cmd_export(int argc, char **argv) {
     goto out;
   }
 
-  dbp_job_task t = {.name = (char *)(v[E_TABLE] ? v[E_TABLE] : "export"),
-                    .query = (char *)v[E_QUERY],
-                    .table = (char *)v[E_TABLE],
-                    .path = (char *)v[E_TO],
-                    .no_header = flags[E_NO_HEADER],
-                    .crlf = flags[E_CRLF],
-                    .null_string = (char *)v[E_NULL],
-                    .timeout_ms = DBP_JOB_NO_TIMEOUT,
-                    .idle_timeout_ms = DBP_DEFAULT_IO_TIMEOUT_MS,
-                    .retry_backoff_ms = DBP_JOB_DEFAULT_BACKOFF_MS};
-  uint64_t u;
-  int64_t i64;
-  bool to_stdout = strcmp(t.path, "-") == 0;
-  if (*t.path == '\0') {
-    code = bad_value("export", "to", "", "a file name, or - for standard output");
+  /* Every option that is a task setting goes through the settings parser
+   * of job files: one syntax, one set of checks. */
+  t.name = strdup(v[E_TABLE] ? v[E_TABLE] : "export");
+  if (t.name == NULL) {
+    code = CLI_FAILED;
     goto out;
-  }
-  if (v[E_QUERY] != NULL && *v[E_QUERY] == '\0') {
-    code = bad_value("export", "query", "", "an SQL query");
-    goto out;
-  }
-  if (v[E_TABLE] != NULL && *v[E_TABLE] == '\0') {
-    code = bad_value("export", "table", "", "a table name");
-    goto out;
-  }
-
-  /* Format and compression: the same rules as a job file's. */
-  dbp_format want_f = DBP_FMT_AUTO;
-  dbp_compression want_c = DBP_COMP_AUTO;
-  if (v[E_FORMAT] != NULL &&
-      (dbp_format_parse(v[E_FORMAT], &want_f) != 0 || want_f == DBP_FMT_AUTO)) {
-    code = bad_value("export", "format", v[E_FORMAT], "csv, tsv or jsonl");
-    goto out;
-  }
-  if (v[E_COMPRESSION] != NULL &&
-      (dbp_compression_parse(v[E_COMPRESSION], &want_c) != 0 || want_c == DBP_COMP_AUTO)) {
-    code = bad_value("export", "compression", v[E_COMPRESSION], "none, gzip or zstd");
-    goto out;
-  }
-  char why[700], cwhy[400];
-  int bad = dbp__job_output_format(t.path, want_f, "", want_c, "", &t.format, &t.compression, why,
-                                   cwhy, sizeof cwhy);
-  if (bad & DBP__OUT_BAD_COMPRESSION) cli_errf("dbpipe export: --compression: %s", cwhy);
-  if (bad & DBP__OUT_BAD_FORMAT) cli_errf("dbpipe export: --format: %s", why);
-  if (bad & DBP__OUT_UNKNOWN_ENDING)
-    cli_errf("dbpipe export: --to: %s with --format csv, tsv or jsonl", why);
-  if (bad != 0) goto out;
-  if (v[E_LEVEL] != NULL) {
-    int64_t max = t.compression == DBP_COMP_GZIP ? 9 : 22;
-    if (t.compression == DBP_COMP_NONE) {
-      cli_errf("dbpipe export: --level needs compression (a .gz or .zst file name%s)",
-               to_stdout ? ", or --compression with --to -" : "");
-      goto out;
-    }
-    if (dbp__parse_int(v[E_LEVEL], 1, max, &i64) != 0) {
-      code = bad_value("export", "level", v[E_LEVEL],
-                       max == 9 ? "a gzip level from 1 to 9" : "a zstd level from 1 to 22");
-      goto out;
-    }
-    t.level = (int)i64;
-  }
-  if (v[E_DELIMITER] != NULL) {
-    const char *d = v[E_DELIMITER];
-    if (strcmp(d, "tab") == 0 || strcmp(d, "\\t") == 0) d = "\t";
-    if (strlen(d) != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r' ||
-        (unsigned char)d[0] >= 0x80) {
-      code = bad_value("export", "delimiter", v[E_DELIMITER], "one ASCII character (or 'tab')");
-      goto out;
-    }
-    t.delimiter = d[0];
-  }
-  if (t.format == DBP_FMT_JSONL && (v[E_DELIMITER] || v[E_NULL] || flags[E_NO_HEADER])) {
-    cli_errf("dbpipe export: --delimiter, --null and --no-header do not apply to jsonl");
-    goto out;
-  }
-  if (v[E_MAX_ROWS] != NULL) {
-    if (dbp__parse_uint(v[E_MAX_ROWS], UINT64_MAX, &u) != 0 || u == 0) {
-      code = bad_value("export", "max-rows", v[E_MAX_ROWS], "a positive number");
-      goto out;
-    }
-    t.max_rows = u;
-  }
-  if (v[E_MAX_BYTES] != NULL) {
-    if (dbp_parse_size(v[E_MAX_BYTES], &u) != 0 || u == 0) {
-      code = bad_value("export", "max-bytes", v[E_MAX_BYTES], "a size like 500MB or 1GiB");
-      goto out;
-    }
-    t.max_bytes = u;
-  }
-  if (to_stdout && (t.max_rows > 0 || t.max_bytes > 0)) {
-    cli_errf(
-        "dbpipe export: --max-rows and --max-bytes split into files; standard output "
-        "(--to -) is one stream");
-    goto out;
-  }
-  /* --timeout and --idle-timeout read like a job file's timeout: and
-   * idle_timeout: (one parser). */
-  if (v[E_TIMEOUT] != NULL && dbp__parse_time_limit(v[E_TIMEOUT], &t.timeout_ms) != 0) {
-    code = bad_value("export", "timeout", v[E_TIMEOUT], dbp__time_limit_syntax);
-    goto out;
-  }
-  if (v[E_IDLE_TIMEOUT] != NULL &&
-      dbp__parse_time_limit(v[E_IDLE_TIMEOUT], &t.idle_timeout_ms) != 0) {
-    code = bad_value("export", "idle-timeout", v[E_IDLE_TIMEOUT], dbp__time_limit_syntax);
-    goto out;
-  }
-  if (v[E_RETRIES] != NULL) {
-    if (dbp__parse_uint(v[E_RETRIES], 100, &u) != 0) {
-      code = bad_value("export", "retries", v[E_RETRIES], "a number from 0 to 100");
-      goto out;
-    }
-    t.retries = (int)u;
   }
   dbp_job_conn conn = {.name = "db", .pool = 1};
-  if (v[E_POOL] != NULL) {
-    if (dbp__parse_uint(v[E_POOL], 1000, &u) != 0 || u == 0) {
-      code = bad_value("export", "pool", v[E_POOL], "a number from 1 to 1000");
+  char why[400];
+  for (int i = 0; i < E_COUNT; i++) {
+    if (cli_export_opts[i].setting == NULL || !flags[i]) continue;
+    const char *value = cli_export_opts[i].flag != NULL ? cli_export_opts[i].flag : v[i];
+    int rc = i == E_POOL ? dbp_job_conn_set(&conn, "pool", value, why, sizeof why)
+                         : dbp_task_set(&t, cli_export_opts[i].setting, value, why, sizeof why);
+    if (rc == DBP_EINVAL) {
+      code = bad_value("export", cli_export_opts[i].name, value, why);
       goto out;
     }
-    conn.pool = (size_t)u;
+    if (rc != 0) {
+      code = CLI_FAILED;
+      goto out;
+    }
   }
+  /* Format and compression against the file name, the settings together,
+   * and what is at the path: the same rules as a job file's. */
+  if (dbp_task_finish(&t, finish_cb, NULL) != 0) goto out;
   if (v[E_LOG_FORMAT] != NULL && cli_parse_log_format(v[E_LOG_FORMAT], &log.format) != 0) {
     code = bad_value("export", "log-format", v[E_LOG_FORMAT], "text or json");
     goto out;
@@ -353,13 +239,6 @@ int cli_cmd_export(int argc, char **argv) {
   }
   if (v[E_MANIFEST] != NULL && strcmp(v[E_MANIFEST], t.path) == 0) {
     cli_errf("dbpipe export: --manifest and --to name the same file");
-    goto out;
-  }
-  /* Nothing but a file may stand where the output goes (checked, not
-   * created: a directory, a FIFO or /dev/stdout is refused). */
-  why[0] = '\0';
-  if (dbp_export_check_target(t.path, t.max_rows > 0 || t.max_bytes > 0, why, sizeof why) != 0) {
-    cli_errf("dbpipe export: --to %s", why[0] ? why : "cannot write the output file there");
     goto out;
   }
   log.quiet = flags[E_QUIET];
@@ -405,6 +284,7 @@ out:
     memset(from, 0, strlen(from));
     free(from);
   }
+  dbp_task_clear(&t);
   cli_log_free(&log);
   return code;
 }
@@ -445,24 +325,14 @@ static int load_job(const char *cmd, const char *path, const cli_log *log, dbp_j
   return CLI_USAGE;
 }
 
-enum { R_CONCURRENCY, R_ONLY, R_IDLE_TIMEOUT, R_QUIET, R_LOG_FORMAT, R_HELP };
-static const cli_opt run_opts[] = {[R_CONCURRENCY] = {"concurrency", true},
-                                   [R_IDLE_TIMEOUT] = {"idle-timeout", true},
-                                   [R_ONLY] = {"only", true},
-                                   [R_QUIET] = {"quiet", false},
-                                   [R_LOG_FORMAT] = {"log-format", true},
-                                   [R_HELP] = {"help", false},
-                                   {NULL, false}};
-
 int cli_cmd_run(int argc, char **argv) {
-  cli_args a = {.argc = argc, .argv = argv, .i = 0, .cmd = "run", .opts = run_opts};
+  cli_args a = {.argc = argc, .argv = argv, .i = 0, .cmd = "run", .opts = cli_run_opts};
   cli_log log = {.out = stderr};
   const char *path = NULL, *val;
   const char **only = calloc((size_t)argc + 1, sizeof *only);
   size_t nonly = 0, concurrency = 0;
-  int64_t idle_ms = 0;
-  bool idle_given = false;
-  uint64_t u;
+  const char *idle = NULL;
+  char why[400];
   int k, code = CLI_USAGE;
   dbp_job *job = NULL;
   bool *selected = NULL;
@@ -482,20 +352,25 @@ int cli_cmd_run(int argc, char **argv) {
       code = CLI_OK;
       goto out;
     } else if (k == R_CONCURRENCY) {
-      if (dbp__parse_uint(val, 10000, &u) != 0 || u == 0) {
-        code = bad_value("run", "concurrency", val, "a number from 1 to 10000");
+      /* The job file's concurrency: one parser. */
+      dbp_job scratch = {0};
+      if (dbp_job_set(&scratch, "concurrency", val, why, sizeof why) != 0) {
+        code = bad_value("run", "concurrency", val, why);
         goto out;
       }
-      concurrency = (size_t)u;
+      concurrency = scratch.concurrency;
     } else if (k == R_ONLY) {
       only[nonly++] = val;
     } else if (k == R_IDLE_TIMEOUT) {
-      /* The parser of the job file's idle_timeout: one syntax. */
-      if (dbp__parse_time_limit(val, &idle_ms) != 0) {
-        code = bad_value("run", "idle-timeout", val, dbp__time_limit_syntax);
+      /* The job file's idle_timeout: one parser, checked before the file
+       * is read. */
+      dbp_job_task scratch;
+      dbp_task_init(&scratch);
+      if (dbp_task_set(&scratch, "idle_timeout", val, why, sizeof why) != 0) {
+        code = bad_value("run", "idle-timeout", val, why);
         goto out;
       }
-      idle_given = true;
+      idle = val;
     } else if (k == R_QUIET) {
       log.quiet = true;
     } else if (k == R_LOG_FORMAT) {
@@ -511,7 +386,8 @@ int cli_cmd_run(int argc, char **argv) {
   }
   if (load_job("run", path, &log, &job) != 0) goto out;
   /* The command line wins over the job file, for every task. */
-  for (size_t i = 0; idle_given && i < job->ntasks; i++) job->tasks[i].idle_timeout_ms = idle_ms;
+  for (size_t i = 0; idle != NULL && i < job->ntasks; i++)
+    dbp_task_set(&job->tasks[i], "idle_timeout", idle, NULL, 0);
 
   if (nonly > 0) {
     selected = calloc(job->ntasks, sizeof *selected);
@@ -550,7 +426,7 @@ out:
   return code;
 }
 
-static const cli_opt check_opts[] = {{"help", false}, {NULL, false}};
+static const cli_opt check_opts[] = {{.name = "help"}, {.name = NULL}};
 
 int cli_cmd_check(int argc, char **argv) {
   cli_args a = {.argc = argc, .argv = argv, .i = 0, .cmd = "check", .opts = check_opts};
@@ -584,10 +460,11 @@ int cli_cmd_check(int argc, char **argv) {
   }
   for (size_t i = 0; i < job->ntasks; i++) {
     const dbp_job_task *t = &job->tasks[i];
-    cli_outf("  task %s: %s %s -> %s (%s%s%s)", t->name, job->conns[t->conn].name,
-             t->table ? t->table : "query", t->path, dbp_format_name(t->format),
-             t->compression != DBP_COMP_NONE ? ", " : "",
-             t->compression != DBP_COMP_NONE ? dbp_compression_name(t->compression) : "");
+    cli_outf(
+        "  task %s: %s %s -> %s (%s%s%s)", t->name, job->conns[t->conn].name,
+        t->table ? t->table : "query", t->path, dbp_format_name(t->export.format),
+        t->export.compression != DBP_COMP_NONE ? ", " : "",
+        t->export.compression != DBP_COMP_NONE ? dbp_compression_name(t->export.compression) : "");
   }
   cli_outf("  manifest: %s", job->manifest ? job->manifest : "none");
   dbp_job_free(job);

@@ -132,15 +132,15 @@ static int attempt(cli_task *t, const char *sql, dbp_dberr *err) {
 
   t->state = CLI_T_RUNNING;
   dbp_export_options o = {
-      .format = jt->format,
-      .compression = jt->compression,
-      .level = jt->level,
-      .encode = {.no_header = jt->no_header,
-                 .delimiter = jt->delimiter,
-                 .null_string = jt->null_string,
-                 .crlf = jt->crlf},
-      .max_rows = jt->max_rows,
-      .max_bytes = jt->max_bytes,
+      .format = jt->export.format,
+      .compression = jt->export.compression,
+      .level = jt->export.level,
+      .encode = {.no_header = jt->export.encode.no_header,
+                 .delimiter = jt->export.encode.delimiter,
+                 .null_string = jt->export.encode.null_string,
+                 .crlf = jt->export.encode.crlf},
+      .max_rows = jt->export.max_rows,
+      .max_bytes = jt->export.max_bytes,
       .timeout_ms = DBP_FOREVER,
       .progress = &t->progress,
   };

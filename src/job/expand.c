@@ -7,39 +7,16 @@
 #include "dbpipe/job.h"
 #include "job/job_internal.h"
 
-/* A small growable string; `oom` sticks once an allocation failed. */
-typedef struct str {
-  char *p;
-  size_t len, cap;
-  bool oom;
-} str;
-
-static void str_add(str *s, const char *p, size_t n) {
-  if (s->oom) return;
-  if (s->len + n + 1 > s->cap) {
-    size_t cap = s->cap ? s->cap : 64;
-    while (cap < s->len + n + 1) cap *= 2;
-    char *np = realloc(s->p, cap);
-    if (np == NULL) {
-      s->oom = true;
-      return;
-    }
-    s->p = np;
-    s->cap = cap;
+/* Hands the text over in *out (an empty string for no text), or frees it
+ * when there were problems or an allocation failed. */
+static int finish(dbp_buf *b, int problems, char **out) {
+  if (b->data == NULL) dbp_buf_append(b, "", 0);
+  if (b->oom || problems) {
+    int rc = b->oom ? DBP_ENOMEM : DBP_EJOB;
+    dbp_buf_free(b);
+    return rc;
   }
-  memcpy(s->p + s->len, p, n);
-  s->len += n;
-  s->p[s->len] = '\0';
-}
-
-/* Hands the string over in *out (an empty string for no text). */
-static int str_finish(str *s, int problems, char **out) {
-  if (!s->oom && s->p == NULL) str_add(s, "", 0);
-  if (s->oom || problems) {
-    free(s->p);
-    return s->oom ? DBP_ENOMEM : DBP_EJOB;
-  }
-  *out = s->p;
+  *out = b->data;
   return 0;
 }
 
@@ -52,25 +29,25 @@ static bool name_char(char c) {
 
 int dbp__job_expand(const char *in, dbp_job_getenv_fn getenv_fn, void *getenv_ud, char **out,
                     dbp__job_report_fn report, void *report_ud) {
-  str s = {0};
+  dbp_buf s = {0};
   int problems = 0;
   char msg[512];
   const char *p = in;
   while (*p != '\0') {
     const char *dollar = strchr(p, '$');
     if (dollar == NULL) {
-      str_add(&s, p, strlen(p));
+      dbp_buf_append(&s, p, strlen(p));
       break;
     }
-    str_add(&s, p, (size_t)(dollar - p));
+    dbp_buf_append(&s, p, (size_t)(dollar - p));
     p = dollar;
     if (p[1] == '$') { /* $$ -> $ */
-      str_add(&s, "$", 1);
+      dbp_buf_append(&s, "$", 1);
       p += 2;
       continue;
     }
     if (p[1] != '{') { /* a lone $ (a $1 placeholder, say) stays */
-      str_add(&s, "$", 1);
+      dbp_buf_append(&s, "$", 1);
       p += 1;
       continue;
     }
@@ -107,7 +84,7 @@ int dbp__job_expand(const char *in, dbp_job_getenv_fn getenv_fn, void *getenv_ud
     name[nlen] = '\0';
     const char *val = getenv_fn ? getenv_fn(name, getenv_ud) : getenv(name);
     if (deflt != NULL && (val == NULL || *val == '\0')) {
-      str_add(&s, deflt, (size_t)(close - deflt));
+      dbp_buf_append(&s, deflt, (size_t)(close - deflt));
     } else if (val == NULL) {
       snprintf(msg, sizeof msg,
                "environment variable '%s' is not set (use ${%s:-default} for a fallback)", name,
@@ -115,38 +92,38 @@ int dbp__job_expand(const char *in, dbp_job_getenv_fn getenv_fn, void *getenv_ud
       report(report_ud, off, msg);
       problems++;
     } else {
-      str_add(&s, val, strlen(val));
+      dbp_buf_append(&s, val, strlen(val));
     }
     p = close + 1;
   }
-  return str_finish(&s, problems, out);
+  return finish(&s, problems, out);
 }
 
 int dbp__job_templates(const char *in, const char *name, const char *date, char **out,
                        dbp__job_report_fn report, void *report_ud) {
-  str s = {0};
+  dbp_buf s = {0};
   int problems = 0;
   char msg[256];
   const char *p = in;
   while (*p != '\0') {
     const char *open = strchr(p, '{');
     if (open == NULL) {
-      str_add(&s, p, strlen(p));
+      dbp_buf_append(&s, p, strlen(p));
       break;
     }
-    str_add(&s, p, (size_t)(open - p));
+    dbp_buf_append(&s, p, (size_t)(open - p));
     const char *e = open + 1;
     while (name_char(*e)) e++;
     if (*e != '}' || e == open + 1) { /* not a template: keep the brace */
-      str_add(&s, "{", 1);
+      dbp_buf_append(&s, "{", 1);
       p = open + 1;
       continue;
     }
     size_t n = (size_t)(e - open - 1);
     if (n == 4 && strncmp(open + 1, "name", 4) == 0 && name != NULL) {
-      str_add(&s, name, strlen(name));
+      dbp_buf_append(&s, name, strlen(name));
     } else if (n == 4 && strncmp(open + 1, "date", 4) == 0) {
-      str_add(&s, date, strlen(date));
+      dbp_buf_append(&s, date, strlen(date));
     } else {
       snprintf(msg, sizeof msg, "unknown template '{%.*s}' (known: %s{date})", (int)n, open + 1,
                name != NULL ? "{name}, " : "");
@@ -155,5 +132,5 @@ int dbp__job_templates(const char *in, const char *name, const char *date, char 
     }
     p = e + 1;
   }
-  return str_finish(&s, problems, out);
+  return finish(&s, problems, out);
 }

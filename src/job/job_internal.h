@@ -16,25 +16,8 @@ int dbp__parse_bool(const char *s, bool *out);
 
 /* The one parser of time limits (timeout, idle timeout) for job files and
  * the command line: a duration as dbp_parse_duration reads it, where 0 and
- * "none" mean no limit (*ms = DBP_JOB_NO_TIMEOUT). 0 or DBP_EINVAL.
- * dbp__time_limit_syntax says what is expected, for messages. */
+ * "none" mean no limit (*ms = DBP_JOB_NO_TIMEOUT). 0 or DBP_EINVAL. */
 int dbp__parse_time_limit(const char *s, int64_t *ms);
-extern const char dbp__time_limit_syntax[];
-
-/* What is wrong with an output's format settings (dbp__job_output_format). */
-enum { DBP__OUT_BAD_COMPRESSION = 1, DBP__OUT_BAD_FORMAT = 2, DBP__OUT_UNKNOWN_ENDING = 4 };
-
-/* Decides the format and compression written to `path` ("-" = standard
- * output) from its name and the settings given (AUTO = not given), for job
- * files and the command line alike: a given setting must agree with the
- * name; a name whose ending dbpipe does not write (".txt", ".json",
- * ".parquet", ...) needs an explicit format; otherwise CSV and no
- * compression. The notes follow the setting's value in messages (" (from
- * defaults)"). Returns 0, or the DBP__OUT_* bits of what is wrong with the
- * reasons in ferr (format, unknown ending) and cerr (compression). */
-int dbp__job_output_format(const char *path, dbp_format fmt, const char *fmt_note,
-                           dbp_compression comp, const char *comp_note, dbp_format *out_fmt,
-                           dbp_compression *out_comp, char *ferr, char *cerr, size_t errlen);
 
 /* Grows an array that holds `count` elements of `size` bytes so that one
  * more fits, doubling its room (8, 16, 32, ...) instead of growing it by
@@ -68,5 +51,20 @@ int dbp__job_diag_add(dbp_job_diag *d, int line, int column, const char *fmt, ..
 int dbp__job_diag_vadd(dbp_job_diag *d, int line, int column, const char *fmt, va_list ap);
 /* Orders the diagnostics by position (stable). */
 void dbp__job_diag_sort(dbp_job_diag *d);
+
+/* A hash set of strings owned elsewhere, each with a number: keeps finding
+ * duplicate task names and output paths linear in the number of tasks. */
+typedef struct dbp__strset {
+  const char **keys;
+  size_t *vals;
+  size_t cap, count; /* cap is 0 or a power of two */
+} dbp__strset;
+
+/* The number stored for `key`, or -1. */
+long dbp__strset_find(const dbp__strset *set, const char *key);
+/* Adds `key` (kept by pointer) with number `val`; a key already there keeps
+ * its first number. Returns false when out of memory. */
+bool dbp__strset_add(dbp__strset *set, const char *key, size_t val);
+void dbp__strset_free(dbp__strset *set);
 
 #endif /* DBPIPE_JOB_INTERNAL_H */

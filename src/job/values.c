@@ -129,8 +129,6 @@ int dbp__parse_bool(const char *s, bool *out) {
   return DBP_EINVAL;
 }
 
-const char dbp__time_limit_syntax[] = "a duration like 500ms, 30s, 10m or 1h (0 or none: no limit)";
-
 int dbp__parse_time_limit(const char *s, int64_t *ms) {
   int64_t v;
   if (s == NULL) return DBP_EINVAL;
@@ -141,65 +139,4 @@ int dbp__parse_time_limit(const char *s, int64_t *ms) {
   if (dbp_parse_duration(s, &v) != 0) return DBP_EINVAL;
   *ms = v == 0 ? DBP_JOB_NO_TIMEOUT : v;
   return 0;
-}
-
-/* True when the last component of `path` has an ending (a '.' that is
- * neither its first character nor its last) once a .gz or .zst ending is
- * taken off. */
-static bool has_format_ending(const char *path) {
-  const char *base = strrchr(path, '/');
-  base = base != NULL ? base + 1 : path;
-  size_t n = strlen(base);
-  if (n > 3 && strcasecmp(base + n - 3, ".gz") == 0) {
-    n -= 3;
-  } else if (n > 4 && strcasecmp(base + n - 4, ".zst") == 0) {
-    n -= 4;
-  }
-  for (size_t i = n; i > 1; i--) {
-    if (base[i - 1] == '.') return i < n;
-  }
-  return false;
-}
-
-int dbp__job_output_format(const char *path, dbp_format fmt, const char *fmt_note,
-                           dbp_compression comp, const char *comp_note, dbp_format *out_fmt,
-                           dbp_compression *out_comp, char *ferr, char *cerr, size_t errlen) {
-  dbp_format pf = DBP_FMT_AUTO;
-  dbp_compression pc = DBP_COMP_AUTO;
-  bool to_stdout = strcmp(path, "-") == 0;
-  const char *base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
-  int bad = 0;
-  ferr[0] = cerr[0] = '\0';
-  if (!to_stdout) dbp_format_detect(path, &pf, &pc);
-  /* Compression: the name's, which an explicit setting must agree with. */
-  dbp_compression c = pc != DBP_COMP_AUTO ? pc : DBP_COMP_NONE;
-  if (comp != DBP_COMP_AUTO && to_stdout) c = comp;
-  if (comp != DBP_COMP_AUTO && comp != c) {
-    snprintf(cerr, errlen, "compression '%s'%s does not match the file name '%s' (%s)",
-             dbp_compression_name(comp), comp_note, base,
-             comp == DBP_COMP_NONE   ? "remove the .gz or .zst ending"
-             : comp == DBP_COMP_GZIP ? "end it in .gz"
-                                     : "end it in .zst");
-    bad |= DBP__OUT_BAD_COMPRESSION;
-  }
-  /* Format: the name's; an explicit one must agree with it, and a name
-   * with an ending dbpipe does not write needs one. */
-  dbp_format f = pf != DBP_FMT_AUTO ? pf : DBP_FMT_CSV;
-  if (fmt != DBP_FMT_AUTO) {
-    if (pf != DBP_FMT_AUTO && fmt != pf) {
-      snprintf(ferr, errlen, "format '%s'%s does not match the file name '%s' (which says %s)",
-               dbp_format_name(fmt), fmt_note, base, dbp_format_name(pf));
-      bad |= DBP__OUT_BAD_FORMAT;
-    }
-    f = fmt;
-  } else if (pf == DBP_FMT_AUTO && !to_stdout && has_format_ending(path)) {
-    snprintf(ferr, errlen,
-             "dbpipe does not write the format of '%s' (it writes .csv, .tsv and .jsonl, "
-             "optionally .gz or .zst): rename it, or say which format to write",
-             base);
-    bad |= DBP__OUT_UNKNOWN_ENDING;
-  }
-  *out_fmt = f;
-  *out_comp = c;
-  return bad;
 }

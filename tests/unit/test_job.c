@@ -147,14 +147,14 @@ Test(job, full_job_parses_with_defaults_templates_env_and_paths) {
   cr_assert_str_eq(t->query, "SELECT * FROM orders WHERE note <> '$'");
   cr_assert_null(t->table);
   cr_assert_str_eq(t->path, "/base/out/orders-2024-03-05.csv.gz");
-  cr_assert_eq(t->format, DBP_FMT_CSV);
-  cr_assert_eq(t->compression, DBP_COMP_GZIP); /* the default, matching .gz */
-  cr_assert_eq(t->level, 0);
+  cr_assert_eq(t->export.format, DBP_FMT_CSV);
+  cr_assert_eq(t->export.compression, DBP_COMP_GZIP); /* the default, matching .gz */
+  cr_assert_eq(t->export.level, 0);
   cr_assert_eq(t->timeout_ms, 10 * 60 * 1000);
   cr_assert_eq(t->retries, 2);
   cr_assert_eq(t->retry_backoff_ms, DBP_JOB_DEFAULT_BACKOFF_MS);
-  cr_assert_eq(t->max_rows, 0);
-  cr_assert_not(t->no_header);
+  cr_assert_eq(t->export.max_rows, 0);
+  cr_assert_not(t->export.encode.no_header);
   cr_assert_eq(t->line, 14);
   cr_assert_eq(t->column, 5);
 
@@ -164,11 +164,11 @@ Test(job, full_job_parses_with_defaults_templates_env_and_paths) {
   cr_assert_null(t->query);
   cr_assert_str_eq(t->table, "shop.customers");
   cr_assert_str_eq(t->path, "/abs/customers.jsonl.zst");
-  cr_assert_eq(t->format, DBP_FMT_JSONL);
-  cr_assert_eq(t->compression, DBP_COMP_ZSTD);
-  cr_assert_eq(t->level, 19);
-  cr_assert_eq(t->max_rows, 100000);
-  cr_assert_eq(t->max_bytes, 64u << 20);
+  cr_assert_eq(t->export.format, DBP_FMT_JSONL);
+  cr_assert_eq(t->export.compression, DBP_COMP_ZSTD);
+  cr_assert_eq(t->export.level, 19);
+  cr_assert_eq(t->export.max_rows, 100000);
+  cr_assert_eq(t->export.max_bytes, 64u << 20);
   cr_assert_eq(t->timeout_ms, 30000);
   cr_assert_eq(t->retries, 3);
   cr_assert_eq(t->retry_backoff_ms, 500);
@@ -176,12 +176,12 @@ Test(job, full_job_parses_with_defaults_templates_env_and_paths) {
   t = &job->tasks[2];
   cr_assert_str_eq(t->query, "SELECT $1::int\n"); /* a lone $ stays */
   cr_assert_str_eq(t->path, "/base/plain.tsv");
-  cr_assert_eq(t->format, DBP_FMT_TSV);
-  cr_assert_eq(t->compression, DBP_COMP_NONE);
-  cr_assert(t->no_header);
-  cr_assert_eq(t->delimiter, ';');
-  cr_assert_str_eq(t->null_string, "NULL");
-  cr_assert(t->crlf);
+  cr_assert_eq(t->export.format, DBP_FMT_TSV);
+  cr_assert_eq(t->export.compression, DBP_COMP_NONE);
+  cr_assert(t->export.encode.no_header);
+  cr_assert_eq(t->export.encode.delimiter, ';');
+  cr_assert_str_eq(t->export.encode.null_string, "NULL");
+  cr_assert(t->export.encode.crlf);
 
   cr_assert_eq(dbp_job_find_task(job, "plain"), 2);
   cr_assert_eq(dbp_job_find_task(job, "nope"), -1);
@@ -197,12 +197,12 @@ Test(job, minimal_job_gets_the_documented_defaults) {
   cr_assert_str_eq(job->manifest, "/base/job.manifest.json");
   cr_assert_str_eq(job->conns[0].dsn, "postgresql://u:pw@127.0.0.1:5432/db");
   const dbp_job_task *t = &job->tasks[0];
-  cr_assert_eq(t->format, DBP_FMT_CSV);
-  cr_assert_eq(t->compression, DBP_COMP_NONE);
+  cr_assert_eq(t->export.format, DBP_FMT_CSV);
+  cr_assert_eq(t->export.compression, DBP_COMP_NONE);
   cr_assert_eq(t->timeout_ms, DBP_JOB_NO_TIMEOUT);
   cr_assert_eq(t->retries, 0);
-  cr_assert_eq(t->delimiter, 0);
-  cr_assert_null(t->null_string);
+  cr_assert_eq(t->export.encode.delimiter, 0);
+  cr_assert_null(t->export.encode.null_string);
   dbp_job_free(job);
 }
 
@@ -217,9 +217,9 @@ Test(job, defaults_may_name_the_connection_and_manifest_may_be_off) {
       "  - {name: b, table: b, to: b.jsonl.gz, compression: gzip, level: 9}\n");
   cr_assert_null(job->manifest);
   cr_assert_eq(job->tasks[0].conn, 0);
-  cr_assert_eq(job->tasks[0].format, DBP_FMT_JSONL);
-  cr_assert_eq(job->tasks[1].compression, DBP_COMP_GZIP);
-  cr_assert_eq(job->tasks[1].level, 9);
+  cr_assert_eq(job->tasks[0].export.format, DBP_FMT_JSONL);
+  cr_assert_eq(job->tasks[1].export.compression, DBP_COMP_GZIP);
+  cr_assert_eq(job->tasks[1].export.level, 9);
   dbp_job_free(job);
 }
 
@@ -683,10 +683,10 @@ Test(job, endings_dbpipe_does_not_write_need_a_format) {
       "  - {name: f, from: db, table: f, to: f.txt, format: tsv}\n"
       "  - {name: g, from: db, table: g, to: g}\n"
       "  - {name: h, from: db, table: h, to: h.gz}\n");
-  cr_expect_eq(job->tasks[0].format, DBP_FMT_TSV);
-  cr_expect_eq(job->tasks[1].format, DBP_FMT_CSV);
-  cr_expect_eq(job->tasks[2].format, DBP_FMT_CSV);
-  cr_expect_eq(job->tasks[2].compression, DBP_COMP_GZIP);
+  cr_expect_eq(job->tasks[0].export.format, DBP_FMT_TSV);
+  cr_expect_eq(job->tasks[1].export.format, DBP_FMT_CSV);
+  cr_expect_eq(job->tasks[2].export.format, DBP_FMT_CSV);
+  cr_expect_eq(job->tasks[2].export.compression, DBP_COMP_GZIP);
   dbp_job_free(job);
 }
 
