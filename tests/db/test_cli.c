@@ -801,4 +801,3 @@ Test(cli, idle_timeout_fails_a_query_that_sends_nothing) {
   const char *needles[] = {"--idle-timeout", "--idle-timeout"};
   expect_refused(bad, 2, needles);
 }
-

@@ -255,4 +255,3 @@ Test(cli_secrets, a_dsn_is_never_echoed_raw_even_where_it_does_not_belong) {
   }
   cr_expect_not(exists("%s/out", dir));
 }
-

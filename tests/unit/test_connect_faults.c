@@ -272,4 +272,3 @@ Test(faults, mysql_connect_is_cancellable, .timeout = 30) {
   int kind = DBT_MY;
   dbt_run(cancel_connect_body, &kind);
 }
-

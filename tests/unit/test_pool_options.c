@@ -30,4 +30,3 @@ Test(pool, rejects_bad_options_and_dsn) {
   cr_assert_eq(dbp_pool_close(p, 0), 0);
   cr_assert_eq(dbp_rt_free(rt), 0);
 }
-
