@@ -721,29 +721,6 @@ Test(mysql, connect_errors_are_sorted, .timeout = 60) {
   dbt_run(errors_body, NULL);
 }
 
-/* ---- TCP keepalive ---- */
-
-static int ka_bad_body(dbp_rt *rt, void *arg) {
-  (void)arg;
-  const char *bad[] = {"keepalives=2", "keepalives_idle=0", "keepalives_count=x",
-                       "tcp_user_timeout=-1"};
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    char dsn[1024];
-    dsn_with(dsn, sizeof dsn, dbt_my_dsn(), NULL, "dbpipe", NULL, bad[i]);
-    dbp_conn *c = NULL;
-    dbp_dberr err;
-    int rc = dbp_conn_open(rt, dsn, 10000, &c, &err);
-    if (c != NULL) dbp_conn_close(c);
-    cr_expect_eq(rc, DBP_EDSN, "%s: %s", bad[i], err.message);
-    CHECK(rc == DBP_EDSN);
-  }
-  return 0;
-}
-
-Test(mysql, bad_keepalive_parameters_are_refused, .timeout = 30) {
-  dbt_run(ka_bad_body, NULL);
-}
-
 /* ---- password sources ---- */
 
 /* Makes a fresh HOME (returned path) with ~/.my.cnf holding `cnf` (NULL:

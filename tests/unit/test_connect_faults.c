@@ -272,3 +272,27 @@ Test(faults, mysql_connect_is_cancellable, .timeout = 30) {
   int kind = DBT_MY;
   dbt_run(cancel_connect_body, &kind);
 }
+
+/* Keepalive parameters out of range are refused before connecting (on
+ * PostgreSQL they go to libpq as they are). */
+static int ka_bad_body(dbp_rt *rt, void *arg) {
+  int kind = *(int *)arg;
+  const char *bad[] = {"keepalives=2", "keepalives_idle=0", "keepalives_count=x",
+                       "tcp_user_timeout=-1"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char dsn[1024];
+    snprintf(dsn, sizeof dsn, "%s?%s", dsn_of(kind), bad[i]);
+    dbp_conn *c = NULL;
+    dbp_dberr err;
+    int rc = dbp_conn_open(rt, dsn, 10000, &c, &err);
+    if (c != NULL) dbp_conn_close(c);
+    cr_expect_eq(rc, DBP_EDSN, "%s: %s", bad[i], err.message);
+    CHECK(rc == DBP_EDSN);
+  }
+  return 0;
+}
+
+Test(faults, mysql_bad_keepalive_parameters_are_refused, .timeout = 30) {
+  int kind = DBT_MY;
+  dbt_run(ka_bad_body, &kind);
+}
