@@ -281,48 +281,6 @@ Test(cli, plain_log_lines_without_a_terminal) {
   proc_free(&p);
 }
 
-Test(cli, check_validates_without_touching_anything) {
-  char job[512];
-  snprintf(job, sizeof job, "%s/ok.yaml", dir);
-  write_file(job,
-             "connections:\n"
-             "  pg: ${DBPIPE_PG_DSN}\n"
-             "  my: ${DBPIPE_MY_DSN}\n"
-             "tasks:\n"
-             "  - {name: a, from: pg, table: customers, to: out/a.csv}\n"
-             "  - {name: b, from: my, query: SELECT 1, to: out/b.jsonl.zst}\n");
-  proc p;
-  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"check", job, NULL}), 0);
-  cr_expect_not_null(strstr(p.out, ": ok: 2 tasks, 2 connections"));
-  cr_expect_not_null(strstr(p.out, "task b: my query -> "));
-  cr_expect_not_null(strstr(p.out, "(jsonl, zstd)"));
-  proc_free(&p);
-  cr_expect_not(exists("%s/out", dir));
-  cr_expect_not(exists("%s/ok.manifest.json", dir));
-
-  write_file(job,
-             "connections:\n"
-             "  pg: ${DBPIPE_PG_DSN}\n"
-             "tasks:\n"
-             "  - {name: a, from: pg, table: customers, to: out/a.csv, colour: red}\n"
-             "  - {name: a, from: oracle, query: SELECT 1, to: out/b.csv}\n"
-             "  - {name: c, from: pg, to: out/c.parquet, format: parquet}\n");
-  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"check", job, NULL}), 2);
-  cr_expect_eq(p.out_len, 0);
-  char want[600];
-  const char *expect[] = {":4:58: unknown key 'colour'", ":5:12: duplicate task name 'a'",
-                          ":5:21: task 'a': unknown connection 'oracle'",
-                          ":6:5: task 'c' needs 'query' or 'table'",
-                          ":6:52: task 'c': unknown format"};
-  for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
-    snprintf(want, sizeof want, "%s%s", job, expect[i]);
-    cr_expect_not_null(strstr(p.err, want), "missing '%s' in:\n%s", want, p.err);
-  }
-  cr_expect_not_null(strstr(p.err, "5 problems"));
-  proc_free(&p);
-  cr_expect_not(exists("%s/out", dir));
-}
-
 Test(cli, export_writes_a_table_a_query_and_a_manifest) {
   proc p;
   const char *pg = dbt_pg_dsn(), *my = dbt_my_dsn();
