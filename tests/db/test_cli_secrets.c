@@ -242,40 +242,6 @@ Test(cli_secrets, mysql_pwd_supplies_the_mysql_password) {
   dbp_dsn_free(&d);
 }
 
-#define SECRET "Zq8-secret-Wx41"
-
-Test(cli_secrets, a_dsn_is_never_echoed_raw_even_where_it_does_not_belong) {
-  char job[512];
-  snprintf(job, sizeof job, "%s/ok.yaml", dir);
-  write_file(job,
-             "connections: {pg: \"${DBPIPE_PG_DSN}\"}\n"
-             "tasks: [{name: t, from: pg, table: customers, to: out/t.csv}]\n");
-  const char *bad_url = "postgresql://u:" SECRET "@127.0.0.1:5432/d";
-  const char *const *cases[] = {
-      (const char *[]){"export", bad_url, NULL},
-      (const char *[]){"run", job, bad_url, NULL},
-      (const char *[]){"check", job, bad_url, NULL},
-      (const char *[]){"export", "--from", "postgresql://u:" SECRET "@h:port/d", "--query",
-                       "SELECT 1", "--to", "out/x.csv", NULL},
-      (const char *[]){"export", "--from", "postgresql://u:" SECRET "@[::1/d", "--query",
-                       "SELECT 1", "--to", "out/x.csv", NULL},
-      (const char *[]){"export", "--from", "postgresql://u:" SECRET "@127.0.0.1/d?host=10.1.2.3",
-                       "--query", "SELECT 1", "--to", "out/x.csv", NULL},
-      (const char *[]){"export", "--from", "mysql://u:" SECRET "@127.0.0.1/d?host=elsewhere",
-                       "--query", "SELECT 1", "--to", "out/x.csv", NULL},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    proc p;
-    cr_expect_eq(run_cli(&p, dir, cases[i]), 2, "case %zu", i);
-    cr_expect_gt(p.err_len, 0, "case %zu gave no reason", i);
-    cr_expect_null(strstr(p.err, SECRET), "case %zu shows the password:\n%s", i, p.err);
-    cr_expect_null(strstr(p.out, SECRET), "case %zu shows the password:\n%s", i, p.out);
-    if (i >= 5) cr_expect_not_null(strstr(p.err, "host"), "case %zu: %s", i, p.err);
-    proc_free(&p);
-  }
-  cr_expect_not(exists("%s/out", dir));
-}
-
 /* Asserts that every line of `text` starts with `prefix` and that no
  * escape character reached it. */
 static void clean_lines(const char *text, const char *prefix, const char *alt) {

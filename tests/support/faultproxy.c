@@ -268,7 +268,12 @@ static void px_queue(px_chunk *k) {
   while (*tail != NULL) tail = &(*tail)->next;
   *tail = k;
   c->refs++;
-  uv_timer_start(k->timer, px_delay_fire, c->set.ms, 0);
+  /* The delay is a lower bound the tests rely on. A timer counts from the
+   * loop's clock, which libuv reads once per iteration and keeps in whole
+   * milliseconds: read it now, and wait one millisecond more for the part
+   * it cuts off, so no chunk leaves before its delay is over. */
+  uv_update_time(&c->p->loop);
+  uv_timer_start(k->timer, px_delay_fire, (uint64_t)c->set.ms + 1, 0);
 }
 
 static void px_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
