@@ -15,6 +15,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "db/driver.h"
 #include "dbpipe.h"
 #include "dbtest.h"
 #include "rttest.h"
@@ -682,7 +683,7 @@ static __attribute__((unused)) dbp_conn *open_conn(dbp_rt *rt, int kind) {
 }
 
 static __attribute__((unused)) int fetch_copy(dbp_conn *c, const char *copy_sql, tstr *out) {
-  int rc = dbp_copy_start(c, copy_sql, 30000);
+  int rc = dbp__copy_start_sql(c, copy_sql, 30000);
   if (rc != 0) return rc;
   ts_add(out, "", 0);
   const char *p;
