@@ -7,6 +7,7 @@
 #include "dbpipe/db.h"
 #include "dbpipe/export.h"
 #include "dbpipe/job.h"
+#include "dbpipe/pipeline.h"
 #include "dbpipe/pool.h"
 #include "dbpipe/rt.h"
 

@@ -25,35 +25,36 @@
 #define DBP_VERSION_STRING "0.1.0"
 
 /* The error table: name, value, message. Values never change once released. */
-#define DBP_ERRNO_MAP(X)                                           \
-  X(EINVAL, -1, "invalid argument")                                \
-  X(ENOMEM, -2, "out of memory")                                   \
-  X(ECANCELED, -3, "operation canceled")                           \
-  X(ETIMEDOUT, -4, "timed out")                                    \
-  X(ECLOSED, -5, "closed")                                         \
-  X(EBUSY, -6, "resource busy")                                    \
-  X(EAGAIN, -7, "resource temporarily unavailable")                \
-  X(ENOTCORO, -8, "not called from a coroutine")                   \
-  X(EIO, -9, "input/output error")                                 \
-  X(ENOENT, -10, "no such file or directory")                      \
-  X(EEXIST, -11, "already exists")                                 \
-  X(ENOSPC, -12, "no space left on device")                        \
-  X(EACCES, -13, "permission denied")                              \
-  X(ESYS, -14, "system error")                                     \
-  X(EDSN, -20, "invalid connection string")                        \
-  X(ERESOLVE, -21, "host name could not be resolved")              \
-  X(ECONNECT, -22, "could not connect to the database server")     \
-  X(EAUTH, -23, "authentication failed")                           \
-  X(EQUERY, -24, "the database server reported an error")          \
-  X(ECONNLOST, -25, "connection to the database server lost")      \
-  X(EPROTO, -26, "unexpected reply from the database server")      \
-  X(ESTATE, -27, "operation not valid in the current state")       \
-  X(ETOOMANY, -28, "the database server has too many connections") \
-  X(EPOOLCLOSED, -30, "the pool is closed")                        \
-  X(EFORMAT, -40, "invalid or unsupported output format")          \
-  X(ECOMPRESS, -41, "compression failed")                          \
-  X(EJOB, -50, "invalid job file")                                 \
-  X(EUSAGE, -51, "invalid usage")                                  \
+#define DBP_ERRNO_MAP(X)                                               \
+  X(EINVAL, -1, "invalid argument")                                    \
+  X(ENOMEM, -2, "out of memory")                                       \
+  X(ECANCELED, -3, "operation canceled")                               \
+  X(ETIMEDOUT, -4, "timed out")                                        \
+  X(ECLOSED, -5, "closed")                                             \
+  X(EBUSY, -6, "resource busy")                                        \
+  X(EAGAIN, -7, "resource temporarily unavailable")                    \
+  X(ENOTCORO, -8, "not called from a coroutine")                       \
+  X(EIO, -9, "input/output error")                                     \
+  X(ENOENT, -10, "no such file or directory")                          \
+  X(EEXIST, -11, "already exists")                                     \
+  X(ENOSPC, -12, "no space left on device")                            \
+  X(EACCES, -13, "permission denied")                                  \
+  X(ESYS, -14, "system error")                                         \
+  X(EDSN, -20, "invalid connection string")                            \
+  X(ERESOLVE, -21, "host name could not be resolved")                  \
+  X(ECONNECT, -22, "could not connect to the database server")         \
+  X(EAUTH, -23, "authentication failed")                               \
+  X(EQUERY, -24, "the database server reported an error")              \
+  X(ECONNLOST, -25, "connection to the database server lost")          \
+  X(EPROTO, -26, "unexpected reply from the database server")          \
+  X(ESTATE, -27, "operation not valid in the current state")           \
+  X(ETOOMANY, -28, "the database server has too many connections")     \
+  X(ENOCOPY, -29, "COPY cannot run this statement on this connection") \
+  X(EPOOLCLOSED, -30, "the pool is closed")                            \
+  X(EFORMAT, -40, "invalid or unsupported output format")              \
+  X(ECOMPRESS, -41, "compression failed")                              \
+  X(EJOB, -50, "invalid job file")                                     \
+  X(EUSAGE, -51, "invalid usage")                                      \
   X(ETASK, -52, "a task failed")
 
 enum {

@@ -187,11 +187,58 @@ DBP_EXTERN int dbp_query_close(dbp_conn *c);
  * (PostgreSQL: prepare + describe; MySQL: the query with LIMIT 0 wrapper). */
 DBP_EXTERN int dbp_describe(dbp_conn *c, const char *sql, int64_t timeout_ms);
 
-/* PostgreSQL only: COPY ... TO STDOUT streaming. dbp_copy_start sends the
- * COPY statement; dbp_copy_read hands out the next chunk of bytes (valid
- * until the next call), returns 1 with data, 0 at the end, or an error. */
-DBP_EXTERN int dbp_copy_start(dbp_conn *c, const char *copy_sql, int64_t timeout_ms);
-DBP_EXTERN int dbp_copy_read(dbp_conn *c, const char **buf, size_t *len);
+/* ---- COPY: a query's rows as the server's own text or CSV ----
+ *
+ * The fast way to read a whole result where the database has it
+ * (PostgreSQL's COPY ... TO STDOUT): the server writes every row in a
+ * format, and the rows come through as bytes, without a result object per
+ * row. The db layer builds the statement; a caller only gives the query
+ * and the format. Where COPY cannot serve (a MySQL connection, or a
+ * statement that COPY does not take, such as SHOW, EXPLAIN or an INSERT
+ * without RETURNING), dbp_copy_start fails with DBP_ENOCOPY and the
+ * connection is idle and usable: run the query with dbp_query instead. */
+
+typedef enum dbp_copy_format {
+  DBP_COPY_TEXT = 0, /* tab-separated, \N for NULL, backslash escapes */
+  DBP_COPY_CSV = 1   /* RFC 4180 quoting, NULL as an empty unquoted field */
+} dbp_copy_format;
+
+/* A zeroed struct (or NULL) is text format without a header. */
+typedef struct dbp_copy_options {
+  dbp_copy_format format;
+  bool header;             /* a first row with the column names */
+  char delimiter;          /* 0 = the format's own: '\t' for text, ',' for CSV */
+  const char *null_string; /* NULL = the format's own: "\\N" for text, "" for CSV */
+} dbp_copy_options;
+
+/* Does not wait: true when c can stream results with dbp_copy_start at
+ * all (it still refuses statements COPY does not take). Lets a caller pick
+ * its way before running anything, e.g. a describe step before a text
+ * COPY. COPY takes no bound parameters: a query with parameters is read
+ * with dbp_query. */
+DBP_EXTERN bool dbp_conn_can_copy(const dbp_conn *c);
+
+/* Waits: starts streaming the rows of `query` (one statement, without
+ * parameters; trailing semicolons are ignored) in the format `opts` asks
+ * for (NULL: text, no header). The timeout covers the whole COPY including
+ * reading every row. Fails with DBP_EINVAL, before anything is sent, for
+ * options the format cannot take: a delimiter that is CR, LF or not ASCII,
+ * for text a backslash, '.', a lowercase letter or a digit, for CSV the
+ * quote '"'; a NULL string holding CR, LF, the delimiter or (CSV) the
+ * quote. Fails with DBP_ENOCOPY when this connection or this statement
+ * cannot be COPYed (see above); the connection is then idle, and outside a
+ * transaction block nothing has changed (inside one, the server's refusal
+ * aborted the transaction, and the error is DBP_EQUERY instead, as for any
+ * failed statement). Other errors as for dbp_query. */
+DBP_EXTERN int dbp_copy_start(dbp_conn *c, const char *query, const dbp_copy_options *opts,
+                              int64_t timeout_ms);
+/* Waits: hands out exactly one row per call: its bytes in the COPY format,
+ * the final LF included (a CSV value may hold line breaks of its own; they
+ * stay inside the row), the header being the first row when asked for.
+ * The row is valid until the next call on c. Returns 1 with a row, 0 at
+ * the end (the connection is then idle), or a negative error (the COPY is
+ * then over). dbp_query_close abandons the rest. */
+DBP_EXTERN int dbp_copy_read(dbp_conn *c, const char **row, size_t *len);
 
 /* Waits: cancels the statement running on `c` on the server, from the
  * calling coroutine (any coroutine of the runtime). The coroutine running

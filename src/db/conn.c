@@ -675,27 +675,41 @@ int dbp_describe(dbp_conn *c, const char *sql, int64_t timeout_ms) {
   return call_end(c, rc);
 }
 
-int dbp_copy_start(dbp_conn *c, const char *copy_sql, int64_t timeout_ms) {
+int dbp__copy_start_sql(dbp_conn *c, const char *copy_sql, int64_t timeout_ms) {
   if (c == NULL || copy_sql == NULL) return DBP_EINVAL;
   int rc = conn_ready(c, DBP__IDLE);
   if (rc != 0) return rc;
   if (c->drv->copy_start == NULL)
-    return dbp__seterr(c, DBP_EINVAL, NULL, 0, false, "COPY is a PostgreSQL feature");
+    return dbp__seterr(c, DBP_ENOCOPY, NULL, 0, false,
+                       "this database has no COPY: read the rows with dbp_query");
   call_begin(c, timeout_ms);
   dbp__cols_clear(c);
   rc = c->drv->copy_start(c, copy_sql);
   return call_end(c, rc);
 }
 
-int dbp_copy_read(dbp_conn *c, const char **buf, size_t *len) {
-  if (c == NULL || buf == NULL || len == NULL) return DBP_EINVAL;
-  *buf = NULL;
+int dbp_copy_start(dbp_conn *c, const char *query, const dbp_copy_options *opts,
+                   int64_t timeout_ms) {
+  if (c == NULL || query == NULL) return DBP_EINVAL;
+  if (!dbp_conn_can_copy(c))
+    return dbp__seterr(c, DBP_ENOCOPY, NULL, 0, false,
+                       "this database has no COPY: read the rows with dbp_query");
+  dbp_buf sql = {0};
+  int rc = dbp__copy_sql(c, query, opts, &sql);
+  if (rc == 0) rc = dbp__copy_start_sql(c, sql.data, timeout_ms);
+  dbp_buf_free(&sql);
+  return rc;
+}
+
+int dbp_copy_read(dbp_conn *c, const char **row, size_t *len) {
+  if (c == NULL || row == NULL || len == NULL) return DBP_EINVAL;
+  *row = NULL;
   *len = 0;
   if (c->state == DBP__IDLE && !c->busy && !c->broken && dbp_current(c->rt) != NULL) return 0;
   int rc = conn_ready(c, DBP__COPY);
   if (rc != 0) return rc;
   call_resume(c);
-  rc = c->drv->copy_read(c, buf, len);
+  rc = c->drv->copy_read(c, row, len);
   if (rc <= 0) return call_end(c, rc);
   c->busy = false;
   c->in_stmt = false;

@@ -95,8 +95,13 @@ struct dbp__driver {
   /* Abandons the current result (ROWS or COPY), leaving the conn idle. */
   int (*discard)(dbp_conn *c);
   int (*describe)(dbp_conn *c, const char *sql);
+  /* Runs a complete COPY ... TO STDOUT statement (state COPY). A refusal of
+   * the statement itself that leaves the session usable is DBP_ENOCOPY.
+   * NULL for a database without COPY. */
   int (*copy_start)(dbp_conn *c, const char *sql);
-  int (*copy_read)(dbp_conn *c, const char **buf, size_t *len);
+  /* The next row, exactly one per call, its LF included (1), or the end
+   * (0, state IDLE). */
+  int (*copy_read)(dbp_conn *c, const char **row, size_t *len);
   /* Asks the server to cancel whatever runs on c (dbp_conn_cancel). */
   int (*cancel)(dbp_conn *c);
   bool (*in_transaction)(const dbp_conn *c);
@@ -137,7 +142,18 @@ void dbp__scrub(char *msg, const char *secret);
  * NULL (and DBP_T_OTHER) for types outside the built-in table. */
 const char *dbp__pg_type(uint32_t oid, dbp_type *type);
 
+/* ---- copy.c ---- */
+
+/* Checks `opts` (NULL: the defaults) and appends to `out` the COPY ...
+ * TO STDOUT statement that streams `query`'s rows that way. Returns 0, or
+ * DBP_EINVAL / DBP_ENOMEM recorded in c->err. */
+int dbp__copy_sql(dbp_conn *c, const char *query, const dbp_copy_options *opts, dbp_buf *out);
+
 /* ---- conn.c ---- */
+
+/* dbp_copy_start with a complete COPY ... TO STDOUT statement of the
+ * caller's own (tests compare the export with COPY's bytes through it). */
+int dbp__copy_start_sql(dbp_conn *c, const char *copy_sql, int64_t timeout_ms);
 
 /* Records an error on c: code, SQLSTATE (may be NULL), errno, retryable,
  * and a printf message. The message has the password scrubbed. Returns

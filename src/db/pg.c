@@ -914,6 +914,23 @@ static int pg_describe(dbp_conn *c, const char *sql) {
   return rc;
 }
 
+/* After a COPY that failed with DBP_EQUERY: when the server refused the
+ * statement itself (a syntax error, for what cannot stand inside COPY ( ),
+ * such as SHOW or EXPLAIN; "feature not supported", for DML without
+ * RETURNING) and the session is untouched (no transaction block that the
+ * failure aborted), the answer is DBP_ENOCOPY: the caller may run the
+ * statement another way. Otherwise the error stays. */
+static int pg_copy_refused(dbp_conn *c) {
+  const char *st = c->err.sqlstate;
+  if (strcmp(st, "42601") != 0 && strcmp(st, "0A000") != 0) return DBP_EQUERY;
+  if (c->broken || PQtransactionStatus(PG(c)->pg) != PQTRANS_IDLE) return DBP_EQUERY;
+  char msg[sizeof c->err.message];
+  snprintf(msg, sizeof msg, "%s", c->err.message);
+  char state[sizeof c->err.sqlstate];
+  snprintf(state, sizeof state, "%s", st);
+  return dbp__seterr(c, DBP_ENOCOPY, state, 0, false, "COPY cannot run this statement: %s", msg);
+}
+
 static int pg_copy_start(dbp_conn *c, const char *sql) {
   pg_conn *p = PG(c);
   int rc = pg_send(c, sql, 0, NULL, true, false);
@@ -944,9 +961,11 @@ static int pg_copy_start(dbp_conn *c, const char *sql) {
     if (fr != 0 && dbp__interrupted(fr)) return pg_stop(c, fr);
   }
   c->state = DBP__IDLE;
-  return rc;
+  return rc == DBP_EQUERY ? pg_copy_refused(c) : rc;
 }
 
+/* Hands out one row per call: the protocol sends each row of COPY TO as
+ * one CopyData message, and PQgetCopyData returns exactly one message. */
 static int pg_copy_read(dbp_conn *c, const char **buf, size_t *len) {
   pg_conn *p = PG(c);
   if (p->copy_buf != NULL) {

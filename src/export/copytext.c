@@ -1,37 +1,8 @@
-/* Reading what COPY TO STDOUT writes: the row boundaries of CSV output (for
- * counting and splitting rows passed straight through) and the fields of the
- * text format (parsed, then re-encoded as JSON Lines or with options COPY
- * itself cannot do). */
+/* Reading what COPY TO STDOUT writes: the fields of the text format (parsed,
+ * then re-encoded as JSON Lines or with options COPY itself cannot do). */
 #include <string.h>
 
 #include "export/export_int.h"
-
-/* Scans CSV bytes for the end of the current row: the first LF outside
- * quotes. *in_quotes carries the quote state across calls (doubled quotes
- * simply close and reopen). Returns the position just past that LF, or NULL
- * when the row goes on past `end`. */
-const char *dbp__csv_row_end(const char *p, const char *end, bool *in_quotes) {
-  while (p < end) {
-    if (*in_quotes) {
-      const char *q = memchr(p, '"', (size_t)(end - p));
-      if (q == NULL) return NULL;
-      *in_quotes = false;
-      p = q + 1;
-      continue;
-    }
-    while (end - p >= 8) {
-      uint64_t x = dbp__load64(p);
-      if (dbp__has_byte(x, DBP__ONES * '"') | dbp__has_byte(x, DBP__ONES * '\n')) break;
-      p += 8;
-    }
-    while (p < end && *p != '"' && *p != '\n') p++;
-    if (p == end) return NULL;
-    if (*p == '\n') return p + 1;
-    *in_quotes = true;
-    p++;
-  }
-  return NULL;
-}
 
 /* First tab or backslash in [p, end), or end. */
 static const char *next_tab_or_backslash(const char *p, const char *end) {

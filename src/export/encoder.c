@@ -173,15 +173,3 @@ void dbp_encoder_free(dbp_encoder *e) {
   dbp_buf_free(&e->scratch);
   free(e);
 }
-
-char *dbp__hex_text(char *w, const void *p, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  const unsigned char *s = p;
-  *w++ = '\\';
-  *w++ = 'x';
-  for (size_t i = 0; i < n; i++) {
-    *w++ = hex[s[i] >> 4];
-    *w++ = hex[s[i] & 15];
-  }
-  return w;
-}

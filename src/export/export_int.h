@@ -108,7 +108,6 @@ static inline uint64_t dbp__has_less(uint64_t x, unsigned n) {
 
 /* ---- reading COPY output (copytext.c) ---- */
 
-const char *dbp__csv_row_end(const char *p, const char *end, bool *in_quotes);
 int dbp__copytext_split(const char *line, size_t n, size_t ncols, const char **vals, size_t *lens,
                         dbp_buf *scratch);
 

@@ -40,12 +40,8 @@
 #include "export/export_int.h"
 
 #define NSLOTS 4
-/* A temporary name is FINAL "." TOKEN ".part", TOKEN being TOKEN_LEN
- * lowercase hex digits from getrandom. */
-_Static_assert(sizeof(((dbp_export_progress *)0)->temp_token) == 16 + 1,
-               "the progress token holds TOKEN_LEN hex digits");
-#define TOKEN_LEN 16
-#define TMP_EXTRA (1 + TOKEN_LEN + 5)
+_Static_assert(sizeof(((dbp_export_progress *)0)->temp_token) == DBP__TOKEN_LEN + 1,
+               "the progress token holds DBP__TOKEN_LEN hex digits");
 /* Fresh tokens tried when a name is taken or lost to a concurrent cleanup. */
 #define CREATE_TRIES 8
 
@@ -104,7 +100,7 @@ struct dbp__writer {
   /* Owned by the thread-pool tasks (one at a time). */
   int fd;
   int lock_fd; /* the first file, flock()ed until commit or abort */
-  char token[TOKEN_LEN + 1];
+  char token[DBP__TOKEN_LEN + 1];
   dbp__sha256 sha;
   uint64_t file_out;
 
@@ -129,186 +125,6 @@ static void set_error(dbp__writer *w, int code, const char *fmt, ...) {
   va_end(ap);
 }
 
-static char *str_cat(const char *a, const char *b) {
-  size_t na = strlen(a), nb = strlen(b);
-  char *s = malloc(na + nb + 1);
-  if (s == NULL) return NULL;
-  memcpy(s, a, na);
-  memcpy(s + na, b, nb + 1);
-  return s;
-}
-
-/* The directory part of `path` ("." when it has none); malloc'd. */
-static char *dir_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  if (slash == NULL) return str_cat(".", "");
-  char *d = str_cat(path, "");
-  if (d != NULL) d[slash == path ? 1 : slash - path] = '\0';
-  return d;
-}
-
-/* ---- names ---- */
-
-/* A target's file name split the way dbp__part_path splits it: the part
- * number goes between stem and extensions. */
-typedef struct tname {
-  const char *base; /* the last component of the path */
-  size_t nbase;
-  size_t stem; /* length of the stem within base */
-} tname;
-
-static tname tname_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  tname t;
-  t.base = slash ? slash + 1 : path;
-  t.nbase = strlen(t.base);
-  t.stem = dbp__path_split_ext(t.base, NULL, NULL);
-  return t;
-}
-
-/* When name[0..n) is the name of part k of the target ("out-00003.csv.gz"
- * for "out.csv.gz", exactly as dbp__part_path spells it), returns k; else 0. */
-static unsigned part_index(const tname *t, const char *name, size_t n) {
-  size_t ext = t->nbase - t->stem;
-  if (n < t->nbase + 6 || memcmp(name, t->base, t->stem) != 0 || name[t->stem] != '-' ||
-      memcmp(name + n - ext, t->base + t->stem, ext) != 0)
-    return 0;
-  const char *d = name + t->stem + 1;
-  size_t nd = n - ext - t->stem - 1;
-  if (nd > 10) return 0;
-  unsigned long v = 0;
-  for (size_t i = 0; i < nd; i++) {
-    if (d[i] < '0' || d[i] > '9') return 0;
-    v = v * 10 + (unsigned long)(d[i] - '0');
-  }
-  if (v == 0 || v > UINT_MAX) return 0;
-  char num[16];
-  int k = snprintf(num, sizeof num, "%05lu", v);
-  return (size_t)k == nd && memcmp(num, d, nd) == 0 ? (unsigned)v : 0;
-}
-
-enum { TMP_NONE = 0, TMP_LOCK = 1, TMP_LATER = 2 };
-
-/* Classifies a directory entry: a temporary name of the target that holds
- * its token's lock (the plain file, or part 1 of a split export:
- * TMP_LOCK), a temporary name of a later part (TMP_LATER), or neither.
- * Points *tok at the token within name. */
-static int tmp_kind(const tname *t, const char *name, const char **tok) {
-  size_t n = strlen(name);
-  if (n <= TMP_EXTRA || strcmp(name + n - 5, ".part") != 0 || name[n - TMP_EXTRA] != '.')
-    return TMP_NONE;
-  const char *k = name + n - TMP_EXTRA + 1;
-  for (size_t i = 0; i < TOKEN_LEN; i++) {
-    if (!((k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'f'))) return TMP_NONE;
-  }
-  *tok = k;
-  size_t m = n - TMP_EXTRA;
-  if (m == t->nbase && memcmp(name, t->base, m) == 0) return TMP_LOCK;
-  unsigned idx = part_index(t, name, m);
-  return idx == 0 ? TMP_NONE : idx == 1 ? TMP_LOCK : TMP_LATER;
-}
-
-/* A fresh token: TOKEN_LEN hex digits of getrandom. Returns 0 or errno. */
-static int new_token(char out[TOKEN_LEN + 1]) {
-  static const char hex[] = "0123456789abcdef";
-  unsigned char r[TOKEN_LEN / 2];
-  size_t got = 0;
-  while (got < sizeof r) {
-    ssize_t k = getrandom(r + got, sizeof r - got, 0);
-    if (k < 0 && errno == EINTR) continue;
-    if (k < 0) return errno;
-    got += (size_t)k;
-  }
-  for (size_t i = 0; i < sizeof r; i++) {
-    out[2 * i] = hex[r[i] >> 4];
-    out[2 * i + 1] = hex[r[i] & 15];
-  }
-  out[TOKEN_LEN] = '\0';
-  return 0;
-}
-
-/* ---- target checks ---- */
-
-/* What a file of mode m is, for messages. */
-static const char *kind_name(mode_t m) {
-  if (S_ISLNK(m)) return "a symbolic link";
-  if (S_ISDIR(m)) return "a directory";
-  if (S_ISFIFO(m)) return "a FIFO";
-  if (S_ISSOCK(m)) return "a socket";
-  if (S_ISCHR(m)) return "a character device";
-  if (S_ISBLK(m)) return "a block device";
-  return "a special file";
-}
-
-/* NULL when `path` may become a final file (nothing there, or a regular
- * file); else what is there. Never follows a symbolic link. */
-static const char *not_regular(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
-  return kind_name(st.st_mode);
-}
-
-/* Is path standard output's name, or a link to it? Then "-" is meant. */
-static bool names_stdout(const char *path) {
-  if (strcmp(path, "/dev/stdout") == 0) return true;
-  char to[32];
-  ssize_t n = readlink(path, to, sizeof to - 1);
-  if (n < 0) return false;
-  to[n] = '\0';
-  return strcmp(to, "/dev/stdout") == 0 || strcmp(to, "/proc/self/fd/1") == 0 ||
-         strcmp(to, "/dev/fd/1") == 0;
-}
-
-static void refusal(char *buf, size_t len, const char *path, const char *kind) {
-  snprintf(buf, len, "refusing to write %s: it is %s, not a regular file%s", path, kind,
-           names_stdout(path) ? " (use - for standard output)" : "");
-}
-
-/* dbp_export_check_target's work (see export.h); writes a message to buf
- * only on refusal. No side effects. */
-static int check_target(const char *path, bool split, char *buf, size_t len) {
-  if (path == NULL || *path == '\0') {
-    snprintf(buf, len, "the output path is empty");
-    return DBP_EINVAL;
-  }
-  if (strcmp(path, "-") == 0) {
-    if (!split) return 0;
-    snprintf(buf, len, "standard output (-) cannot be split into parts");
-    return DBP_EINVAL;
-  }
-  if (path[strlen(path) - 1] == '/') {
-    snprintf(buf, len, "the output path %s names a directory, not a file", path);
-    return DBP_EINVAL;
-  }
-  if (!split) {
-    const char *kind = not_regular(path);
-    if (kind == NULL) return 0;
-    refusal(buf, len, path, kind);
-    return DBP_EINVAL;
-  }
-  /* Split: every numbered part name that exists in the directory. */
-  char *dir = dir_of(path);
-  DIR *d = dir ? opendir(dir) : NULL;
-  free(dir);
-  if (d == NULL) return 0;
-  tname t = tname_of(path);
-  int rc = 0;
-  struct dirent *e;
-  while (rc == 0 && (e = readdir(d)) != NULL) {
-    unsigned k = part_index(&t, e->d_name, strlen(e->d_name));
-    struct stat st;
-    if (k == 0 || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-        S_ISREG(st.st_mode))
-      continue;
-    char *part = dbp__part_path(path, k);
-    refusal(buf, len, part ? part : path, kind_name(st.st_mode));
-    free(part);
-    rc = DBP_EINVAL;
-  }
-  closedir(d);
-  return rc;
-}
-
 /* Creates the writer; see writer.h. One goto path frees a half-built one. */
 int dbp__writer_new(dbp_rt *rt, const char *path, const dbp__writer_options *o, dbp__writer **out) {
   if (rt == NULL || path == NULL || *path == '\0' || o == NULL || out == NULL) return DBP_EINVAL;
@@ -328,9 +144,9 @@ int dbp__writer_new(dbp_rt *rt, const char *path, const dbp__writer_options *o, 
   w->fd = -1;
   w->lock_fd = -1;
   rc = DBP_ENOMEM;
-  w->path = str_cat(path, "");
+  w->path = dbp__str_cat(path, "");
   if (w->path == NULL) goto err;
-  w->dir = dir_of(path);
+  w->dir = dbp__dir_of(path);
   if (w->dir == NULL) goto err;
   if (o->compression != DBP_COMP_NONE) {
     rc = dbp__zstream_new(o->compression, o->level, &w->z);
@@ -348,98 +164,6 @@ err:
 
 /* ---- thread-pool side ---- */
 
-/* Creates the directories leading to `dir` (like mkdir -p); errors are left
- * for the open that follows to report. */
-static void make_dirs(const char *dir) {
-  char *p = str_cat(dir, "");
-  if (p == NULL) return;
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/') continue;
-    *s = '\0';
-    mkdir(p, 0777);
-    *s = '/';
-  }
-  mkdir(p, 0777);
-  free(p);
-}
-
-/* Opens a directory entry to look at it: never follows a symbolic link,
- * never waits on a FIFO. */
-static int open_entry(int dfd, const char *name) {
-  return openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-}
-
-/* True when the file open as fd is a regular file of ours that no writer
- * holds locked; then this process holds the lock until fd is closed. */
-static bool unlocked_own(int fd) {
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) return false;
-  return flock(fd, LOCK_EX | LOCK_NB) == 0;
-}
-
-typedef struct stale_name {
-  char *name;
-  int kind;
-  const char *tok; /* into name */
-} stale_name;
-
-/* Removes what dead writers left beside the target: temporary names of the
- * target and of its split parts (see writer.h). A later part's file goes
- * only when it is unlocked itself and its token's part-1 file is gone or
- * unlocked; lock-holding files go last, each while we hold its lock, so a
- * writer that created one just now notices (st_nlink 0) and starts over.
- * Best effort: whatever cannot be read or removed stays. */
-static void remove_stale(dbp__writer *w) {
-  DIR *d = opendir(w->dir);
-  if (d == NULL) return;
-  tname t = tname_of(w->path);
-  stale_name *v = NULL;
-  size_t n = 0, cap = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    const char *tok;
-    int kind = tmp_kind(&t, e->d_name, &tok);
-    if (kind == TMP_NONE) continue;
-    if (n == cap) {
-      size_t c = cap ? 2 * cap : 8;
-      stale_name *g = realloc(v, c * sizeof *g);
-      if (g == NULL) break;
-      v = g;
-      cap = c;
-    }
-    char *copy = str_cat(e->d_name, "");
-    if (copy == NULL) break;
-    v[n++] = (stale_name){copy, kind, copy + (tok - e->d_name)};
-  }
-  int dfd = dirfd(d);
-  char *first = dbp__part_path(t.base, 1);
-  for (int pass = TMP_LATER; pass >= TMP_LOCK; pass--) {
-    for (size_t i = 0; i < n; i++) {
-      if (v[i].kind != pass) continue;
-      int fd = open_entry(dfd, v[i].name);
-      if (fd < 0) continue;
-      bool dead = unlocked_own(fd);
-      int lfd = -1;
-      if (dead && pass == TMP_LATER && first != NULL) {
-        char lock[NAME_MAX + 1];
-        snprintf(lock, sizeof lock, "%s.%.*s.part", first, TOKEN_LEN, v[i].tok);
-        lfd = open_entry(dfd, lock);
-        struct stat st;
-        if (lfd >= 0 && fstat(lfd, &st) == 0 && S_ISREG(st.st_mode) &&
-            flock(lfd, LOCK_EX | LOCK_NB) != 0)
-          dead = false;
-      }
-      if (dead) unlinkat(dfd, v[i].name, 0);
-      if (lfd >= 0) close(lfd);
-      close(fd);
-    }
-  }
-  free(first);
-  for (size_t i = 0; i < n; i++) free(v[i].name);
-  free(v);
-  closedir(d);
-}
-
 typedef struct prep_job {
   dbp__writer *w;
   int sys_errno;
@@ -447,19 +171,19 @@ typedef struct prep_job {
   char msg[256];
 } prep_job;
 
-/* Before the first file: refuses a target that is no regular file (before
- * anything is created), creates the directories, draws the token and
- * removes what dead writers of this target left. */
-static void prepare_work(void *arg) {
+/* Before the first file: refuses a target that is no regular file, before
+ * anything is created. */
+static void check_work(void *arg) {
   prep_job *p = arg;
-  dbp__writer *w = p->w;
-  if (check_target(w->path, w->o.split, p->msg, sizeof p->msg) != 0) {
-    p->refused = true;
-    return;
-  }
-  make_dirs(w->dir);
-  p->sys_errno = new_token(w->token);
-  if (p->sys_errno == 0) remove_stale(w);
+  p->refused = dbp__check_target(p->w->path, p->w->o.split, p->msg, sizeof p->msg) != 0;
+}
+
+/* Once the directory exists: draws the token and removes what dead writers
+ * of this target left. */
+static void clean_work(void *arg) {
+  prep_job *p = arg;
+  p->sys_errno = dbp__new_token(p->w->token);
+  if (p->sys_errno == 0) dbp__remove_stale(p->w->dir, p->w->path);
 }
 
 /* Creates the job's temporary file (or picks standard output). The first
@@ -471,7 +195,7 @@ static void create_file(wjob *j) {
     w->fd = STDOUT_FILENO;
     return;
   }
-  const char *kind = not_regular(j->final);
+  const char *kind = dbp__not_regular(j->final);
   if (kind != NULL) {
     j->code = DBP_EINVAL;
     j->refused = kind;
@@ -480,11 +204,11 @@ static void create_file(wjob *j) {
   size_t at = strlen(j->final) + 1;
   bool first = j->file == 0;
   for (int tries = 1;; tries++) {
-    memcpy(j->tmp + at, w->token, TOKEN_LEN);
+    memcpy(j->tmp + at, w->token, DBP__TOKEN_LEN);
     int fd = open(j->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0) {
       int e = errno;
-      if (first && e == EEXIST && tries < CREATE_TRIES && new_token(w->token) == 0) continue;
+      if (first && e == EEXIST && tries < CREATE_TRIES && dbp__new_token(w->token) == 0) continue;
       j->sys_errno = e;
       j->op = "create";
       return;
@@ -502,7 +226,7 @@ static void create_file(wjob *j) {
     if (fstat(fd, &st) == 0 && st.st_nlink == 0) {
       /* Another writer's cleanup removed it before we locked it. */
       close(fd);
-      if (tries < CREATE_TRIES && new_token(w->token) == 0) continue;
+      if (tries < CREATE_TRIES && dbp__new_token(w->token) == 0) continue;
       j->sys_errno = EEXIST;
       j->op = "create";
       return;
@@ -630,7 +354,7 @@ static int bg_main(void *arg, void **result) {
       memcpy(w->o.progress->temp_token, w->token, sizeof w->token);
     if (rc == 0 && j->refused != NULL) {
       char msg[256];
-      refusal(msg, sizeof msg, j->final, j->refused);
+      dbp__refusal(msg, sizeof msg, j->final, j->refused);
       rc = j->code;
       set_error(w, rc, "%s", msg);
     } else if (rc == 0 && (j->sys_errno != 0 || j->code != 0)) {
@@ -713,14 +437,21 @@ static int send_cur(dbp__writer *w) {
   return 0;
 }
 
-/* The first begin's check and cleanup, on the thread pool. */
+/* The first begin's check, directories and cleanup. */
 static int prepare(dbp__writer *w) {
   prep_job p = {.w = w};
-  int rc = dbp_work(w->rt, prepare_work, &p);
+  int rc = dbp_work(w->rt, check_work, &p);
   if (rc == 0 && p.refused) {
     set_error(w, DBP_EINVAL, "%s", p.msg);
     return DBP_EINVAL;
   }
+  if (rc == 0) {
+    /* The directories leading to the target. What fails here is left for
+     * the create that follows to report, with the file's name. */
+    rc = dbp_fs_mkdir_p(w->rt, w->dir, 0777);
+    if (rc != DBP_ECANCELED && rc != DBP_ETIMEDOUT && rc != DBP_ENOMEM) rc = 0;
+  }
+  if (rc == 0) rc = dbp_work(w->rt, clean_work, &p);
   if (rc == 0 && p.sys_errno != 0) {
     rc = dbp_err_from_errno(-p.sys_errno);
     set_error(w, rc, "getrandom for a temporary name beside %s: %s", w->path,
@@ -746,11 +477,12 @@ int dbp__writer_begin(dbp__writer *w) {
   }
   wfile *f = &w->files[w->nfiles];
   memset(f, 0, sizeof *f);
-  f->f.path = w->o.split ? dbp__part_path(w->path, (unsigned)w->nfiles + 1) : str_cat(w->path, "");
+  f->f.path =
+      w->o.split ? dbp__part_path(w->path, (unsigned)w->nfiles + 1) : dbp__str_cat(w->path, "");
   if (f->f.path == NULL) return DBP_ENOMEM;
   if (!w->stream) {
     /* The token is filled in when the file is created. */
-    f->tmp = str_cat(f->f.path, ".XXXXXXXXXXXXXXXX.part");
+    f->tmp = dbp__str_cat(f->f.path, ".XXXXXXXXXXXXXXXX.part");
     if (f->tmp == NULL) {
       free(f->f.path);
       return DBP_ENOMEM;
@@ -996,14 +728,7 @@ void dbp__writer_free(dbp__writer *w) {
   destroy(w);
 }
 
-/* ---- public: target checks and small atomic files ---- */
-
-int dbp_export_check_target(const char *path, bool split, char *errbuf, size_t errlen) {
-  char msg[512] = "";
-  int rc = check_target(path, split, msg, sizeof msg);
-  if (errbuf != NULL && errlen > 0) snprintf(errbuf, errlen, "%s", msg);
-  return rc;
-}
+/* ---- public: small atomic files ---- */
 
 /* One writer, one file, committed: the export's own path to disk. */
 int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t len, bool no_fsync,

@@ -67,6 +67,37 @@ int dbp__zstream_run(dbp__zstream *s, const void *in, size_t n, int mode,
                      int (*emit)(void *ctx, const void *p, size_t len), void *ctx);
 void dbp__zstream_free(dbp__zstream *s);
 
+/* ---- names and targets (target.c) ---- */
+
+/* A temporary name is FINAL "." TOKEN ".part", TOKEN being DBP__TOKEN_LEN
+ * lowercase hex digits from getrandom. */
+#define DBP__TOKEN_LEN 16
+
+/* a followed by b, malloc'd (NULL on ENOMEM). */
+char *dbp__str_cat(const char *a, const char *b);
+/* The directory part of `path` ("." when it has none); malloc'd. */
+char *dbp__dir_of(const char *path);
+/* A fresh token: DBP__TOKEN_LEN hex digits of getrandom. Returns 0 or
+ * errno. */
+int dbp__new_token(char out[DBP__TOKEN_LEN + 1]);
+/* NULL when `path` may become a final file (nothing there, or a regular
+ * file); else what is there ("a symbolic link", ...). Never follows a
+ * symbolic link. */
+const char *dbp__not_regular(const char *path);
+/* Writes the message refusing `path`, which is `kind` ("a FIFO"). */
+void dbp__refusal(char *buf, size_t len, const char *path, const char *kind);
+/* dbp_export_check_target's work (see export.h); writes a message to buf
+ * only on refusal. No side effects. */
+int dbp__check_target(const char *path, bool split, char *buf, size_t len);
+/* Removes what dead writers left in `dir` beside the target `path`:
+ * temporary names of the target and of its split parts (see above). A
+ * later part's file goes only when it is unlocked itself and its token's
+ * part-1 file is gone or unlocked; lock-holding files go last, each while
+ * we hold its lock, so a writer that created one just now notices
+ * (st_nlink 0) and starts over. Best effort: whatever cannot be read or
+ * removed stays. Blocks: for the thread pool. */
+void dbp__remove_stale(const char *dir, const char *path);
+
 /* ---- the writer ---- */
 
 #define DBP__WRITER_CHUNK (256 * 1024)

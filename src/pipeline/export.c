@@ -3,20 +3,26 @@
  *   source coroutine --[bounded channel of batches]--> sink coroutine --> writer
  *
  * The source reads the query and copies what it gets out of the driver's
- * buffers into batches (rows are valid only until the next fetch); the sink
+ * buffers into batches (rows are valid only until the next read); the sink
  * encodes and hands chunks to the writer, whose background coroutine
  * compresses and writes them on the thread pool. Batches and chunks come from
  * fixed pools that cycle through channels, so memory is bounded whatever the
- * row count and a slow disk slows the query down.
+ * row count and a slow disk slows the query down. A batch holds whole rows:
+ * fetched rows value by value, COPY rows as they came (one dbp_copy_read
+ * each), so the sink never looks for where a row ends.
  *
- * How the source reads:
- *  - PostgreSQL, CSV or TSV that COPY can write itself: COPY (query) TO
- *    STDOUT with FORMAT csv / text, HEADER, DELIMITER and NULL; the bytes go
- *    through untouched (the sink only finds row ends, to count and split).
- *  - PostgreSQL, JSON Lines or options COPY cannot do (CRLF): a describe step
- *    for the column types, then text COPY, parsed and re-encoded.
- *  - PostgreSQL with parameters (COPY takes none) or a statement COPY does
- *    not accept, and MySQL: dbp_query + dbp_fetch, encoded row by row.
+ * How the source reads (the db layer says what it can do; the pipeline
+ * never asks which database it talks to):
+ *  - A connection that can COPY, CSV or TSV that COPY writes itself:
+ *    dbp_copy_start in CSV or text format with the header, delimiter and
+ *    NULL string asked for; the rows go through untouched (the sink only
+ *    counts them, to split).
+ *  - A connection that can COPY, JSON Lines or options COPY cannot write
+ *    (CRLF): a describe step for the column types, then text COPY, parsed
+ *    and re-encoded.
+ *  - Bound parameters (COPY takes none), a statement COPY refuses
+ *    (DBP_ENOCOPY), or a connection without COPY: dbp_query + dbp_fetch,
+ *    encoded row by row.
  *
  * Failure: the source and the sink run under dbp_gather(FIRST_ERROR), so the
  * first failure cancels the other side (cancelling the source cancels the
@@ -30,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbpipe/pipeline.h"
 #include "export/export_int.h"
 #include "export/writer.h"
 
@@ -39,10 +46,14 @@
 #define DEFAULT_QUEUE 4
 #define CO_STACK (256 * 1024)
 
+_Static_assert(DBP_EXPORT_MAX_BATCH_ROWS <= BATCH_VALUES, "a batch row holds at least one value");
+
 enum { M_ROWS, M_COPY_RAW, M_COPY_TEXT };
 
-/* A batch: raw COPY bytes, or rows whose values sit back to back in `bytes`
- * with their offsets and lengths (SIZE_MAX: NULL). */
+/* A batch of whole rows whose values sit back to back in `bytes`, with
+ * their offsets and lengths (SIZE_MAX: NULL), `width` values per row. A
+ * fetched row has one value per column; a COPY row is one value, the row's
+ * bytes with their LF. */
 typedef struct batch {
   dbp_buf bytes;
   size_t nrows;
@@ -56,14 +67,14 @@ typedef struct xp {
   size_t nparams;
   const dbp_param *params;
   int mode;
-  bool raw_csv; /* raw CSV (quotes matter for row ends) or text */
-  bool in_txn;  /* the connection was in a transaction before we started */
   dbp_encode_options enc;
   dbp_encoder *e;
   size_t ncols;
   int64_t deadline; /* loop ms, -1 = none */
 
-  size_t batch_rows, max_batches, nbatches;
+  /* Batches: `width` values per row (fixed once the first batch exists),
+   * batch_rows rows at most. */
+  size_t width, batch_rows, max_batches, nbatches;
   batch **batches;
   dbp_chan *full, *free;
   bool src_done;
@@ -76,12 +87,10 @@ typedef struct xp {
   /* Sink state. */
   bool part_open;
   uint64_t part_rows, rows;
-  dbp_buf carry; /* a row that goes on into the next batch */
-  dbp_buf hdr;   /* raw mode: the header line, repeated in every part */
+  dbp_buf hdr; /* raw COPY: the header line, repeated in every part */
   bool hdr_pending;
-  bool in_quotes;
-  dbp_buf scratch; /* a row moved to the next part; unescaped text fields */
-  dbp_buf moved;
+  dbp_buf scratch; /* unescaped text fields */
+  dbp_buf moved;   /* a row moved to the next part */
   const char **vals;
   size_t *lens;
 
@@ -145,20 +154,47 @@ static void batch_free(batch *b) {
   free(b);
 }
 
+/* a * b, or false when that does not fit a size_t. */
+static bool mul_size(size_t a, size_t b, size_t *out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
+
+/* Fixes how many values a batch row holds (`width`: the columns of a
+ * fetched row, or 1 for a COPY row) and so how many rows fit a batch.
+ * Called before the first batch is taken. */
+static void set_width(xp *x, size_t width) {
+  x->width = width ? width : 1;
+  size_t most = BATCH_VALUES / x->width;
+  if (most < 16) most = 16;
+  if (x->batch_rows > most) x->batch_rows = most;
+}
+
+/* A new batch with room for batch_rows rows of `width` values. */
+static int batch_new(xp *x, batch **out) {
+  size_t nvals, bytes;
+  if (!mul_size(x->batch_rows, x->width, &nvals) || !mul_size(nvals, sizeof(size_t), &bytes))
+    return fail(x, DBP_EINVAL, "a batch of %zu rows of %zu values is too large", x->batch_rows,
+                x->width);
+  batch *b = calloc(1, sizeof *b);
+  if (b == NULL || dbp_buf_reserve(&b->bytes, BATCH_BYTES) != 0 ||
+      (b->offs = malloc(bytes)) == NULL || (b->lens = malloc(bytes)) == NULL) {
+    batch_free(b);
+    return fail(x, DBP_ENOMEM, "out of memory");
+  }
+  *out = b;
+  return 0;
+}
+
 /* Takes a free batch: a recycled one, a new one while the pool is not full,
  * else waits for the sink to give one back (backpressure). */
 static int get_batch(xp *x, batch **out) {
   void *item = NULL;
   int rc = dbp_chan_try_recv(x->free, &item);
   if (rc == DBP_EAGAIN && x->nbatches < x->max_batches) {
-    batch *b = calloc(1, sizeof *b);
-    if (b == NULL || dbp_buf_reserve(&b->bytes, BATCH_BYTES) != 0) {
-      batch_free(b);
-      return fail(x, DBP_ENOMEM, "out of memory");
-    }
+    batch *b = NULL;
+    if ((rc = batch_new(x, &b)) != 0) return rc;
     x->batches[x->nbatches++] = b;
     item = b;
-    rc = 0;
   } else if (rc == DBP_EAGAIN) {
     rc = dbp_chan_recv(x->free, &item, DBP_FOREVER);
   }
@@ -170,20 +206,26 @@ static int get_batch(xp *x, batch **out) {
   return 0;
 }
 
+static int send_batch(xp *x, batch *b) {
+  return dbp_chan_send(x->full, b, DBP_FOREVER);
+}
+
+/* Sends the batch when it is full. */
+static int batch_added(xp *x, batch **b) {
+  if ((*b)->nrows < x->batch_rows && (*b)->bytes.len < BATCH_BYTES) return 0;
+  int rc = send_batch(x, *b);
+  *b = NULL;
+  return rc;
+}
+
 /* ---- the source ---- */
 
 /* Copies one fetched row into the batch: one reservation, then memcpy. */
 static int batch_add_row(xp *x, batch *b, const dbp_row *row) {
-  if (b->offs == NULL) {
-    size_t n = x->batch_rows * (x->ncols ? x->ncols : 1);
-    b->offs = malloc(n * sizeof *b->offs);
-    b->lens = malloc(n * sizeof *b->lens);
-    if (b->offs == NULL || b->lens == NULL) return fail(x, DBP_ENOMEM, "out of memory");
-  }
   size_t total = 0;
   for (size_t i = 0; i < x->ncols; i++) total += row->vals[i] ? row->lens[i] : 0;
   if (dbp_buf_reserve(&b->bytes, total) != 0) return fail(x, DBP_ENOMEM, "out of memory");
-  size_t *offs = b->offs + b->nrows * x->ncols, *lens = b->lens + b->nrows * x->ncols;
+  size_t *offs = b->offs + b->nrows * x->width, *lens = b->lens + b->nrows * x->width;
   for (size_t i = 0; i < x->ncols; i++) {
     offs[i] = b->bytes.len;
     if (row->vals[i] == NULL) {
@@ -198,8 +240,13 @@ static int batch_add_row(xp *x, batch *b, const dbp_row *row) {
   return 0;
 }
 
-static int send_batch(xp *x, batch *b) {
-  return dbp_chan_send(x->full, b, DBP_FOREVER);
+/* Copies one COPY row (its LF included) into the batch. */
+static int batch_add_copy_row(xp *x, batch *b, const char *p, size_t n) {
+  if (dbp_buf_append(&b->bytes, p, n) != 0) return fail(x, DBP_ENOMEM, "out of memory");
+  b->offs[b->nrows] = b->bytes.len - n;
+  b->lens[b->nrows] = n;
+  b->nrows++;
+  return 0;
 }
 
 static int make_encoder(xp *x, const dbp_column *cols, size_t ncols) {
@@ -211,9 +258,6 @@ static int make_encoder(xp *x, const dbp_column *cols, size_t ncols) {
   x->vals = calloc(ncols ? ncols : 1, sizeof *x->vals);
   x->lens = calloc(ncols ? ncols : 1, sizeof *x->lens);
   if (x->vals == NULL || x->lens == NULL) return fail(x, DBP_ENOMEM, "out of memory");
-  /* Bound a batch's offset and length arrays however wide the rows are. */
-  if (ncols > 0 && x->batch_rows > BATCH_VALUES / ncols)
-    x->batch_rows = BATCH_VALUES / ncols > 16 ? BATCH_VALUES / ncols : 16;
   int rc = dbp_encoder_new(&x->enc, cols, ncols, &x->e);
   return rc ? fail(x, rc, "cannot encode the result: %s", dbp_strerror(rc)) : 0;
 }
@@ -224,6 +268,7 @@ static int source_rows(xp *x) {
   if (rc != 0) return fail_db(x, rc);
   rc = make_encoder(x, dbp_columns(x->c), dbp_ncols(x->c));
   if (rc != 0) return rc;
+  set_width(x, x->ncols);
   batch *b = NULL;
   for (;;) {
     dbp_row row;
@@ -232,75 +277,26 @@ static int source_rows(xp *x) {
     if (rc == 0) break;
     if (b == NULL && (rc = get_batch(x, &b)) != 0) return rc;
     if ((rc = batch_add_row(x, b, &row)) != 0) return rc;
-    if (b->nrows == x->batch_rows || b->bytes.len >= BATCH_BYTES) {
-      rc = send_batch(x, b);
-      b = NULL;
-      if (rc != 0) return rc;
-    }
+    if ((rc = batch_added(x, &b)) != 0) return rc;
   }
   return b != NULL ? send_batch(x, b) : 0;
 }
 
-/* Appends `s` as an E'' string literal: quote and backslash doubled as
- * escapes, control bytes as \xhh. */
-static int append_literal(dbp_buf *q, const char *s) {
-  int rc = dbp_buf_append(q, "E'", 2);
-  for (; rc == 0 && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    char tmp[8];
-    if (c == '\'' || c == '\\') {
-      tmp[0] = '\\';
-      tmp[1] = (char)c;
-      rc = dbp_buf_append(q, tmp, 2);
-    } else if (c < 0x20 || c == 0x7f) {
-      snprintf(tmp, sizeof tmp, "\\x%02x", c);
-      rc = dbp_buf_append(q, tmp, 4);
-    } else {
-      rc = dbp_buf_append(q, s, 1);
-    }
+/* The COPY that gives the bytes the sink needs: CSV or text as the export
+ * asks (raw), or plain text with a header to parse. */
+static dbp_copy_options copy_options(const xp *x) {
+  dbp_copy_options o = {.format = DBP_COPY_TEXT};
+  if (x->mode == M_COPY_RAW) {
+    o.format = x->enc.format == DBP_FMT_CSV ? DBP_COPY_CSV : DBP_COPY_TEXT;
+    o.header = !x->enc.no_header;
+    o.delimiter = x->enc.delimiter;
+    o.null_string = x->enc.null_string;
   }
-  return rc ? rc : dbp_buf_append(q, "'", 1);
+  return o;
 }
 
-/* COPY (\n<sql>\n) TO STDOUT (...): the line breaks keep a trailing
- * comment in the query from swallowing the parenthesis; trailing
- * semicolons are dropped. Returns a NUL-terminated buffer. */
-static int build_copy(xp *x, dbp_buf *q) {
-  size_t n = strlen(x->sql);
-  while (n > 0 && strchr(" \t\r\n;", x->sql[n - 1]) != NULL) n--;
-  int rc = dbp_buf_append(q, "COPY (\n", 7);
-  if (rc == 0) rc = dbp_buf_append(q, x->sql, n);
-  if (rc == 0) rc = dbp_buf_append(q, "\n) TO STDOUT", 12);
-  if (rc == 0 && x->mode == M_COPY_RAW) {
-    const char *fmt = x->raw_csv ? " (FORMAT csv" : " (FORMAT text";
-    rc = dbp_buf_append(q, fmt, strlen(fmt));
-    if (rc == 0 && !x->enc.no_header) rc = dbp_buf_append(q, ", HEADER", 8);
-    if (rc == 0 && x->enc.delimiter) {
-      char d[2] = {x->enc.delimiter, 0};
-      rc = dbp_buf_append(q, ", DELIMITER ", 12);
-      if (rc == 0) rc = append_literal(q, d);
-    }
-    if (rc == 0 && x->enc.null_string) {
-      rc = dbp_buf_append(q, ", NULL ", 7);
-      if (rc == 0) rc = append_literal(q, x->enc.null_string);
-    }
-    if (rc == 0) rc = dbp_buf_append(q, ")", 1);
-  }
-  return rc ? rc : dbp_buf_append(q, "", 1);
-}
-
-/* COPY refused the statement itself (not its data): a syntax error for
- * things like SHOW or EXPLAIN, or "feature not supported" for DML without
- * RETURNING or an older server. Those run as a plain query instead, unless
- * a transaction block is now aborted by the failed COPY. */
-static bool copy_refused(xp *x) {
-  const dbp_dberr *e = dbp_conn_error(x->c);
-  if (x->in_txn || e == NULL || dbp_conn_is_broken(x->c)) return false;
-  return strcmp(e->sqlstate, "42601") == 0 || strcmp(e->sqlstate, "0A000") == 0;
-}
-
-/* PostgreSQL COPY: describe first when the sink re-encodes, then stream
- * COPY's chunks into fixed-size batches (a row may straddle two). */
+/* COPY: describe first when the sink re-encodes, then one batch row per
+ * COPY row. A statement COPY refuses runs as a plain query instead. */
 static int source_copy(xp *x) {
   int rc;
   if (x->mode == M_COPY_TEXT) {
@@ -310,7 +306,7 @@ static int source_copy(xp *x) {
     dbp_column *cols = calloc(n ? n : 1, sizeof *cols);
     if (cols == NULL) return fail(x, DBP_ENOMEM, "out of memory");
     memcpy(cols, dbp_columns(x->c), n * sizeof *cols);
-    /* Text COPY already writes bytea as its \x text form. */
+    /* Text COPY already writes binary values as their \x text form. */
     for (size_t i = 0; i < n; i++) {
       if (cols[i].type == DBP_T_BYTES) cols[i].type = DBP_T_TEXT;
     }
@@ -318,16 +314,14 @@ static int source_copy(xp *x) {
     free(cols);
     if (rc != 0) return rc;
   }
-  dbp_buf q = {0};
-  rc = build_copy(x, &q);
-  if (rc != 0) return fail(x, rc, "out of memory");
-  rc = dbp_copy_start(x->c, q.data, time_left(x));
-  dbp_buf_free(&q);
-  if (rc == DBP_EQUERY && copy_refused(x)) {
+  dbp_copy_options co = copy_options(x);
+  rc = dbp_copy_start(x->c, x->sql, &co, time_left(x));
+  if (rc == DBP_ENOCOPY) {
     x->mode = M_ROWS;
     return source_rows(x);
   }
   if (rc != 0) return fail_db(x, rc);
+  set_width(x, 1);
   batch *b = NULL;
   for (;;) {
     const char *p;
@@ -335,19 +329,9 @@ static int source_copy(xp *x) {
     rc = dbp_copy_read(x->c, &p, &n);
     if (rc < 0) return fail_db(x, rc);
     if (rc == 0) break;
-    while (n > 0) {
-      if (b == NULL && (rc = get_batch(x, &b)) != 0) return rc;
-      size_t take = BATCH_BYTES - b->bytes.len < n ? BATCH_BYTES - b->bytes.len : n;
-      memcpy(b->bytes.data + b->bytes.len, p, take);
-      b->bytes.len += take;
-      p += take;
-      n -= take;
-      if (b->bytes.len == BATCH_BYTES) {
-        rc = send_batch(x, b);
-        b = NULL;
-        if (rc != 0) return rc;
-      }
-    }
+    if (b == NULL && (rc = get_batch(x, &b)) != 0) return rc;
+    if ((rc = batch_add_copy_row(x, b, p, n)) != 0) return rc;
+    if ((rc = batch_added(x, &b)) != 0) return rc;
   }
   return b != NULL ? send_batch(x, b) : 0;
 }
@@ -465,7 +449,7 @@ static int put_row(xp *x, const dbp_row *row) {
 static int sink_rows(xp *x, const batch *b) {
   dbp_row row = {x->ncols, x->vals, x->lens};
   for (size_t r = 0; r < b->nrows; r++) {
-    const size_t *offs = b->offs + r * x->ncols, *lens = b->lens + r * x->ncols;
+    const size_t *offs = b->offs + r * x->width, *lens = b->lens + r * x->width;
     for (size_t i = 0; i < x->ncols; i++) {
       x->vals[i] = lens[i] == SIZE_MAX ? NULL : b->bytes.data + offs[i];
       x->lens[i] = lens[i] == SIZE_MAX ? 0 : lens[i];
@@ -476,8 +460,9 @@ static int sink_rows(xp *x, const batch *b) {
   return 0;
 }
 
-/* One complete line of text COPY output (without its LF). */
-static int text_line(xp *x, const char *line, size_t n) {
+/* One row of text COPY output, parsed and re-encoded. */
+static int text_row(xp *x, const char *line, size_t n) {
+  if (n > 0 && line[n - 1] == '\n') n--;
   int rc = dbp__copytext_split(line, n, x->ncols, x->vals, x->lens, &x->scratch);
   if (rc == DBP_EPROTO)
     return fail(x, rc, "COPY sent a row without the %zu columns described", x->ncols);
@@ -486,7 +471,7 @@ static int text_line(xp *x, const char *line, size_t n) {
   return put_row(x, &row);
 }
 
-/* One complete raw row (with its LF): the header, or data. */
+/* One raw COPY row: the header, or data. */
 static int raw_row(xp *x, const char *p, size_t n) {
   if (x->hdr_pending) {
     x->hdr.len = 0;
@@ -497,34 +482,11 @@ static int raw_row(xp *x, const char *p, size_t n) {
   return put_raw_row(x, p, n);
 }
 
-/* Cuts a batch of COPY bytes into rows. A row that goes on past the batch
- * waits in `carry` for the rest. */
-static int sink_copy(xp *x, const char *p, size_t n) {
-  const char *end = p + n;
-  while (p < end) {
-    const char *q;
-    if (x->mode == M_COPY_RAW && x->raw_csv) {
-      q = dbp__csv_row_end(p, end, &x->in_quotes);
-    } else {
-      q = memchr(p, '\n', (size_t)(end - p));
-      if (q != NULL) q++;
-    }
-    if (q == NULL) {
-      if (dbp_buf_append(&x->carry, p, (size_t)(end - p)) != 0)
-        return fail(x, DBP_ENOMEM, "out of memory");
-      return 0;
-    }
-    const char *row = p;
-    size_t len = (size_t)(q - p);
-    if (x->carry.len > 0) {
-      if (dbp_buf_append(&x->carry, p, len) != 0) return fail(x, DBP_ENOMEM, "out of memory");
-      row = x->carry.data;
-      len = x->carry.len;
-    }
-    int rc = x->mode == M_COPY_RAW ? raw_row(x, row, len) : text_line(x, row, len - 1);
-    x->carry.len = 0;
+static int sink_copy(xp *x, const batch *b) {
+  for (size_t r = 0; r < b->nrows; r++) {
+    const char *p = b->bytes.data + b->offs[r];
+    int rc = x->mode == M_COPY_RAW ? raw_row(x, p, b->lens[r]) : text_row(x, p, b->lens[r]);
     if (rc != 0) return rc;
-    p = q;
   }
   return 0;
 }
@@ -537,19 +499,12 @@ static int sink_run(xp *x) {
     if (rc == DBP_ECLOSED) break;
     if (rc != 0) return rc;
     batch *b = item;
-    rc = x->mode == M_ROWS ? sink_rows(x, b) : sink_copy(x, b->bytes.data, b->bytes.len);
+    rc = x->mode == M_ROWS ? sink_rows(x, b) : sink_copy(x, b);
     dbp_chan_try_send(x->free, b);
     if (rc != 0) return rc;
   }
   /* Closed without the source saying it is done: it failed. */
   if (!x->src_done) return DBP_ECANCELED;
-  if (x->carry.len > 0) {
-    /* COPY ends every row with LF; keep whatever came anyway. */
-    rc = x->mode == M_COPY_RAW ? raw_row(x, x->carry.data, x->carry.len)
-                               : text_line(x, x->carry.data, x->carry.len);
-    x->carry.len = 0;
-    if (rc != 0) return rc;
-  }
   if (!x->part_open && (rc = start_part(x)) != 0) return rc;
   return end_part(x);
 }
@@ -574,7 +529,6 @@ static void xp_free(xp *x) {
   if (x->full) dbp_chan_free(x->full);
   if (x->free) dbp_chan_free(x->free);
   dbp_encoder_free(x->e);
-  dbp_buf_free(&x->carry);
   dbp_buf_free(&x->hdr);
   dbp_buf_free(&x->scratch);
   dbp_buf_free(&x->moved);
@@ -626,6 +580,12 @@ int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_par
     return res_error(res, DBP_ENOTCORO, "dbp_export_query must run inside a coroutine");
   dbp_export_options o = {0};
   if (opts != NULL) o = *opts;
+  if (o.batch_rows > DBP_EXPORT_MAX_BATCH_ROWS)
+    return res_error(res, DBP_EINVAL, "batch_rows %zu is more than the %zu allowed", o.batch_rows,
+                     DBP_EXPORT_MAX_BATCH_ROWS);
+  if (o.queue_batches > DBP_EXPORT_MAX_QUEUE)
+    return res_error(res, DBP_EINVAL, "queue_batches %zu is more than the %zu allowed",
+                     o.queue_batches, DBP_EXPORT_MAX_QUEUE);
   bool split = o.max_rows > 0 || o.max_bytes > 0;
   if (split && strcmp(path, "-") == 0)
     return res_error(res, DBP_EINVAL,
@@ -663,8 +623,7 @@ int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_par
   x.deadline = o.timeout_ms > 0 ? (int64_t)dbp_now(rt) + o.timeout_ms : -1;
   x.batch_rows = o.batch_rows ? o.batch_rows : DEFAULT_BATCH_ROWS;
   size_t queue = o.queue_batches ? o.queue_batches : DEFAULT_QUEUE;
-  x.max_batches = queue + 2;
-  x.in_txn = dbp_conn_in_transaction(c);
+  x.max_batches = queue + 2; /* the queue, one being filled, one being drained */
 
   /* Options the encoders (and so COPY) would refuse fail before anything runs. */
   dbp_encoder *probe = NULL;
@@ -693,10 +652,9 @@ int dbp_export_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_par
     return res_error(res, rc, "invalid compression level %d for %s", o.level,
                      dbp_compression_name(comp));
 
-  if (dbp_conn_kind(c) == DBP_DB_PG && nparams == 0) {
+  if (nparams == 0 && dbp_conn_can_copy(c)) {
     bool raw = fmt != DBP_FMT_JSONL && copy_can_write(&x.enc);
     x.mode = raw ? M_COPY_RAW : M_COPY_TEXT;
-    x.raw_csv = fmt == DBP_FMT_CSV;
     x.hdr_pending = raw && !x.enc.no_header;
   } else {
     x.mode = M_ROWS;
@@ -740,6 +698,25 @@ done:
     for (size_t i = 0; i < res->nfiles; i++) res->bytes += res->files[i].bytes;
   }
   xp_free(&x);
+  return rc;
+}
+
+int dbp_export_table(dbp_conn *c, const char *table, const char *path,
+                     const dbp_export_options *opts, dbp_export_result *res) {
+  if (res == NULL) return DBP_EINVAL;
+  memset(res, 0, sizeof *res);
+  if (c == NULL || table == NULL || *table == '\0')
+    return res_error(res, DBP_EINVAL, "dbp_export_table: missing connection or table");
+  char *name = dbp_quote_ident(dbp_conn_kind(c), table);
+  dbp_buf sql = {0};
+  int rc = name != NULL ? dbp_buf_printf(&sql, "SELECT * FROM %s", name) : DBP_ENOMEM;
+  free(name);
+  if (rc != 0) {
+    dbp_buf_free(&sql);
+    return res_error(res, DBP_ENOMEM, "out of memory");
+  }
+  rc = dbp_export_query(c, sql.data, 0, NULL, path, opts, res);
+  dbp_buf_free(&sql);
   return rc;
 }
 

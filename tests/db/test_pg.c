@@ -59,10 +59,10 @@ static int copy_body(dbp_rt *rt, void *arg) {
   dbp_conn *c;
   CHECK_RC(NULL, open_pg(rt, &c), 0);
   CHECK_RC(c,
-           dbp_copy_start(c,
-                          "COPY (SELECT g, 'v,' || g, NULL::int FROM generate_series(1, 5000) "
-                          "g) TO STDOUT (FORMAT csv, HEADER)",
-                          30000),
+           dbp__copy_start_sql(c,
+                               "COPY (SELECT g, 'v,' || g, NULL::int FROM generate_series(1, 5000) "
+                               "g) TO STDOUT (FORMAT csv, HEADER)",
+                               30000),
            0);
   size_t cap = 1 << 20, len = 0;
   char *all = malloc(cap);
@@ -87,14 +87,15 @@ static int copy_body(dbp_rt *rt, void *arg) {
   CHECK(len == w);
   CHECK(memcmp(all, want, w) == 0);
   /* Not a COPY: refused, and the connection stays usable. */
-  CHECK_RC(c, dbp_copy_start(c, "SELECT 1", 10000), DBP_EINVAL);
+  CHECK_RC(c, dbp__copy_start_sql(c, "SELECT 1", 10000), DBP_EINVAL);
   char v[16];
   CHECK_RC(c, one_value(c, "SELECT 3", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "3") == 0);
   /* Abandoning a long COPY early leaves the connection idle. */
-  CHECK_RC(c,
-           dbp_copy_start(c, "COPY (SELECT g FROM generate_series(1, 5000000) g) TO STDOUT", 30000),
-           0);
+  CHECK_RC(
+      c,
+      dbp__copy_start_sql(c, "COPY (SELECT g FROM generate_series(1, 5000000) g) TO STDOUT", 30000),
+      0);
   CHECK_RC(c, dbp_copy_read(c, &buf, &n), 1);
   CHECK(n == 2 && memcmp(buf, "1\n", 2) == 0);
   CHECK_RC(c, dbp_query_close(c), 0);
@@ -158,7 +159,7 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, dbp_exec(c, "COPY tx_t TO STDOUT", 0, NULL, 10000, NULL), DBP_EINVAL);
   CHECK_RC(c, dbp_query(c, "COPY tx_t TO STDOUT", 0, NULL, 10000), DBP_EINVAL);
   CHECK_RC(c, dbp_exec(c, "COPY tx_t FROM STDIN", 0, NULL, 10000, NULL), DBP_EINVAL);
-  CHECK_RC(c, dbp_copy_start(c, "COPY tx_t FROM STDIN", 10000), DBP_EINVAL);
+  CHECK_RC(c, dbp__copy_start_sql(c, "COPY tx_t FROM STDIN", 10000), DBP_EINVAL);
   char v[16];
   CHECK_RC(c, one_value(c, "SELECT count(*) FROM tx_t", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "4") == 0);
@@ -230,10 +231,11 @@ static int stop_mid_copy_body(dbp_rt *rt, void *arg) {
   dbp_conn *c;
   CHECK_RC(NULL, open_pg(rt, &c), 0);
   dbp_conn_set_io_timeout(c, 1000);
-  CHECK_RC(c,
-           dbp_copy_start(c, "COPY (SELECT g, repeat('x', 100) FROM " STREAM_SERIES ") TO STDOUT",
+  CHECK_RC(
+      c,
+      dbp__copy_start_sql(c, "COPY (SELECT g, repeat('x', 100) FROM " STREAM_SERIES ") TO STDOUT",
                           DBP_FOREVER),
-           0);
+      0);
   const char *buf;
   size_t len;
   for (int i = 0; i < 100; i++) CHECK_RC(c, dbp_copy_read(c, &buf, &len), 1);

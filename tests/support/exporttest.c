@@ -11,6 +11,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "db/driver.h"
 #include "dbtest.h"
 #include "rttest.h"
 
@@ -635,7 +636,7 @@ dbp_conn *open_conn(dbp_rt *rt, int kind) {
 }
 
 int fetch_copy(dbp_conn *c, const char *copy_sql, tstr *out) {
-  int rc = dbp_copy_start(c, copy_sql, 30000);
+  int rc = dbp__copy_start_sql(c, copy_sql, 30000);
   if (rc != 0) return rc;
   ts_add(out, "", 0);
   const char *p;

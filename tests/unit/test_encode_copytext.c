@@ -1,43 +1,9 @@
-/* Reading COPY output: CSV row ends across arbitrary chunk boundaries, and
- * the fields of the text format with every escape COPY's reader accepts. */
+/* Reading COPY output: the fields of the text format with every escape
+ * COPY's reader accepts. */
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "export/export_int.h"
-
-/* Feeds `s` in pieces of `step` bytes and collects the row ends found. */
-static size_t row_ends(const char *s, size_t step, size_t *ends, size_t max) {
-  size_t n = strlen(s), found = 0, row_start = 0;
-  bool inq = false;
-  for (size_t off = 0; off < n;) {
-    size_t k = n - off < step ? n - off : step;
-    const char *p = s + off, *end = s + off + k;
-    while (p < end) {
-      const char *q = dbp__csv_row_end(p, end, &inq);
-      if (q == NULL) break;
-      cr_assert_lt(found, max);
-      ends[found++] = (size_t)(q - s);
-      row_start = (size_t)(q - s);
-      p = q;
-    }
-    off += k;
-  }
-  (void)row_start;
-  return found;
-}
-
-Test(copytext, csv_row_ends_respect_quotes_whatever_the_chunks) {
-  const char *csv =
-      "id,note\n1,\"two\nlines\"\n2,\"say \"\"hi\"\"\"\n,\"\"\"\"\n3,plain text here and long "
-      "enough\n";
-  size_t want[] = {8, 22, 37, 43, 77};
-  for (size_t step = 1; step <= strlen(csv); step++) {
-    size_t ends[8];
-    size_t n = row_ends(csv, step, ends, 8);
-    cr_assert_eq(n, 5, "step %zu: %zu rows", step, n);
-    for (int i = 0; i < 5; i++) cr_expect_eq(ends[i], want[i], "step %zu row %d", step, i);
-  }
-}
 
 static void split(const char *line, size_t ncols, const char **vals, size_t *lens, dbp_buf *scratch,
                   int want_rc) {
