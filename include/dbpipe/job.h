@@ -40,6 +40,7 @@
 #include "common.h"
 #include "db.h"
 #include "export.h"
+#include "pipeline.h"
 #include "settings.h"
 
 #ifdef __cplusplus
