@@ -39,6 +39,10 @@ int dbp__err_lost(dbp_conn *c, const char *sqlstate, int db_errno, const char *d
                      detail != NULL && detail[0] != '\0' ? detail : "server closed the connection");
 }
 
+int dbp__err_socket_gone(dbp_conn *c) {
+  return dbp__seterr(c, DBP_ECONNLOST, NULL, 0, true, "the connection's socket is gone");
+}
+
 int dbp__err_connect_stopped(dbp_conn *c, int why, const char *detail) {
   if (why == DBP_ECANCELED)
     return dbp__seterr(c, why, NULL, 0, false, "canceled while connecting to %s", c->redacted);
@@ -142,7 +146,7 @@ int dbp__wait_on(dbp_conn *c, dbp__watch *ws, int64_t deadline, int fd, int even
 int dbp__wait(dbp_conn *c, int fd, int events, int64_t timeout_ms, bool check, int *revents) {
   int rc = dbp__wait_on(c, &c->watch, c->deadline, fd, events, timeout_ms, check, revents);
   if (rc == DBP_ECONNLOST) {
-    dbp__seterr(c, rc, NULL, 0, true, "the connection's socket is gone");
+    dbp__err_socket_gone(c);
   } else if (rc != 0 && !dbp__interrupted(rc)) {
     dbp__seterr(c, rc, NULL, 0, false, "cannot watch the connection's socket: %s",
                 dbp_strerror(rc));

@@ -34,6 +34,9 @@ int dbp__seterr(dbp_conn *c, int code, const char *sqlstate, int db_errno, bool 
  * conn.c marks the connection broken when the call returns it. Returns
  * DBP_ECONNLOST. */
 int dbp__err_lost(dbp_conn *c, const char *sqlstate, int db_errno, const char *detail);
+/* Records that the client library's socket vanished under a wait
+ * (DBP_ECONNLOST, as dbp__wait_on reports it). Returns DBP_ECONNLOST. */
+int dbp__err_socket_gone(dbp_conn *c);
 /* Records a connect that a wait's interruption `why` (DBP_ETIMEDOUT or
  * DBP_ECANCELED) ended: "timed out connecting to <dsn>[: detail]" or
  * "canceled while connecting to <dsn>". Returns why. */

@@ -714,8 +714,8 @@ static int conninfo_add(char **buf, size_t *len, size_t *cap, const char *k, con
   return 0;
 }
 
-/* Builds the conninfo the PostgreSQL driver would connect with (pg.c's
- * pg_connect: its fixed keywords, the URL's parts, the parameters, the
+/* Builds the conninfo the PostgreSQL driver would connect with (pg_connect.c's
+ * dbp__pg_connect: its fixed keywords, the URL's parts, the parameters, the
  * keepalive defaults) and lets libpq parse it, which refuses a keyword it
  * does not know. Returns 0, DBP_EDSN with msg set, or DBP_ENOMEM. */
 static int pg_conninfo_check(const dbp_dsn *d, char *msg, size_t mlen) {

@@ -158,7 +158,7 @@ int dbp__my_run(dbp_conn *c, my_conn *q, dbp__watch *ws, int64_t deadline, const
 
 /* A socket that vanished under c's own session is recorded. */
 static int own_session(dbp_conn *c, int rc) {
-  if (rc == DBP_ECONNLOST) dbp__seterr(c, rc, NULL, 0, true, "the connection's socket is gone");
+  if (rc == DBP_ECONNLOST) dbp__err_socket_gone(c);
   return rc;
 }
 

@@ -94,7 +94,7 @@ int dbp__my_stmt_close(dbp_conn *c) {
 /* Ends the use of the statement in use after it finished cleanly: a kept
  * statement whose result was read to the end, with nothing else pending
  * on the session, stays prepared for the next execution; any other is
- * closed (my_stmt_close). Returns 0 or a wait's code. */
+ * closed (dbp__my_stmt_close). Returns 0 or a wait's code. */
 int dbp__my_stmt_done(dbp_conn *c) {
   my_conn *p = MY(c);
   if (p->cur == NULL || p->m->status != MYSQL_STATUS_READY || mysql_stmt_more_results(p->stmt))

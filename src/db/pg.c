@@ -199,7 +199,7 @@ static int pg_send_cancel(dbp_conn *c, int64_t deadline) {
   if (p->pg == NULL) return DBP_ESTATE;
   /* A PQcancel that blocks cannot be stopped: the thread pool keeps its
    * thread (and the loop stays alive) until libpq gives up, which with the
-   * keepalive and tcp_user_timeout settings pg_connect passes takes at
+   * keepalive and tcp_user_timeout settings dbp__pg_connect passes takes at
    * most a few minutes. One such request per connection is the limit: a
    * server that did not answer the last one will not answer the next, and
    * the caller (pg_abort) then closes the socket instead, which ends the

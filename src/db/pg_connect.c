@@ -18,7 +18,7 @@ static bool is_sqlstate(const char *s) {
 }
 
 /* Takes the server's SQLSTATE out of a connect failure's message. The
- * connect runs with verbose errors (see pg_connect), so a server's
+ * connect runs with verbose errors (see dbp__pg_connect), so a server's
  * ErrorResponse reads "... failed: FATAL:  28P01: password authentication
  * failed ..." followed by a LOCATION line. The code goes to `state` ("" when
  * the server sent none: refused, unreachable, a client-side check), and
