@@ -1,9 +1,12 @@
 /* The connection front: one API over the drivers (pg.c, mysql.c).
  *
- * This file owns what every driver shares: opening (DSN parsing, name
- * resolution off the loop, trying each address), the state checks before a
- * statement, deadlines, waiting on the driver's socket, error recording with
- * the password scrubbed, and the column/row arrays reused between rows.
+ * This file owns what every driver shares above the driver kit (drvkit.h):
+ * opening (DSN parsing, name resolution off the loop, trying each address),
+ * the state machine (idle / rows / COPY, busy, broken) with the checks
+ * before a call, deadlines, and the clean-up after an interrupted or
+ * abandoned statement, which runs the driver's abort in a coroutine of its
+ * own and words its outcome. The drivers never call back into this file:
+ * an entry reports what happened and this file moves the state.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,119 +20,13 @@
 #include <sys/stat.h>
 
 #include "db/driver.h"
+#include "db/drvkit.h"
 
-/* ---- errors ---- */
-
-int dbp__seterr(dbp_conn *c, int code, const char *sqlstate, int db_errno, bool retryable,
-                const char *fmt, ...) {
-  dbp_dberr *e = &c->err;
-  e->code = code;
-  e->db_errno = db_errno;
-  e->retryable = retryable;
-  /* sqlstate may be e->sqlstate itself (a broken connection keeps its
-   * cause): copy through a temporary. */
-  char state[sizeof e->sqlstate] = "";
-  if (sqlstate != NULL) snprintf(state, sizeof state, "%s", sqlstate);
-  memcpy(e->sqlstate, state, sizeof state);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(e->message, sizeof e->message, fmt, ap);
-  va_end(ap);
-  /* Trailing newlines from the client libraries only get in the way. */
-  size_t n = strlen(e->message);
-  while (n > 0 && (e->message[n - 1] == '\n' || e->message[n - 1] == ' ')) e->message[--n] = '\0';
-  dbp__scrub(e->message, c->dsn.password);
-  return code;
-}
-
-void dbp__set_broken(dbp_conn *c) {
-  c->broken = true;
-}
-
-/* ---- waiting on the driver's socket ---- */
-
-void dbp__watch_close(dbp__watch *ws) {
-  if (ws->w != NULL) dbp_fdwatch_close(ws->w);
-  ws->w = NULL;
-  ws->fd = -1;
-  ws->ino = 0;
-}
-
-void dbp__unwatch(dbp_conn *c) {
-  dbp__watch_close(&c->watch);
-}
-
-int dbp__wait_on(dbp_conn *c, dbp__watch *ws, int64_t deadline, int fd, int events,
-                 int64_t timeout_ms, bool check, int *revents) {
-  *revents = 0;
-  if (fd < 0) return DBP_ECONNLOST;
-  ino_t ino = ws->ino;
-  if (check || ws->w == NULL || fd != ws->fd) {
-    struct stat st;
-    if (fstat(fd, &st) != 0) return DBP_ECONNLOST;
-    ino = st.st_ino;
-  }
-  if (ws->w == NULL || fd != ws->fd || ino != ws->ino) {
-    dbp__watch_close(ws);
-    int rc = dbp_fdwatch_new(c->rt, fd, &ws->w);
-    if (rc != 0) {
-      ws->w = NULL;
-      return rc;
-    }
-    ws->fd = fd;
-    ws->ino = ino;
-  }
-  int64_t t = timeout_ms;
-  bool own = timeout_ms >= 0; /* is the caller's own limit the nearer one? */
-  if (deadline >= 0) {
-    int64_t rem = deadline - (int64_t)dbp_now(c->rt);
-    if (rem <= 0) return DBP_ETIMEDOUT;
-    if (t < 0 || rem < t) {
-      t = rem;
-      own = false;
-    }
-  }
-  /* The no-progress limit counts from the start of each wait: any
-   * readiness is progress. It guards only the statement's own socket; side
-   * connections (MariaDB's KILL) and the connect phase have their own
-   * limits. */
-  bool idle = false;
-  int64_t idle_ms = c->io_timeout_ms;
-  if (c->in_stmt && ws == &c->watch && !check && idle_ms >= 0 && (t < 0 || idle_ms < t)) {
-    t = idle_ms;
-    own = false;
-    idle = true;
-  }
-  uint64_t start = dbp_now(c->rt);
-  int rc = dbp_fdwatch_wait(ws->w, events, t, revents);
-  if (rc == DBP_ETIMEDOUT && own && dbp_now(c->rt) >= start + (uint64_t)timeout_ms) {
-    *revents = 0; /* the caller's own limit passed: not an error */
-    return 0;
-  }
-  /* A timeout that came from the idle limit (not the statement's deadline
-   * nor the coroutine's, which may be nearer still) is remembered, so the
-   * call's message can name it. */
-  if (rc == DBP_ETIMEDOUT && idle && dbp_now(c->rt) >= start + (uint64_t)idle_ms &&
-      (deadline < 0 || (int64_t)dbp_now(c->rt) < deadline))
-    c->io_idle = true;
-  return rc;
-}
-
-int dbp__wait(dbp_conn *c, int fd, int events, int64_t timeout_ms, bool check, int *revents) {
-  int rc = dbp__wait_on(c, &c->watch, c->deadline, fd, events, timeout_ms, check, revents);
-  if (rc == DBP_ECONNLOST) {
-    dbp__seterr(c, rc, NULL, 0, true, "the connection's socket is gone");
-    dbp__set_broken(c);
-  } else if (rc != 0 && !dbp__interrupted(rc)) {
-    dbp__seterr(c, rc, NULL, 0, false, "cannot watch the connection's socket: %s",
-                dbp_strerror(rc));
-  }
-  return rc;
-}
+/* ---- the clean-up after an interrupted or abandoned statement ---- */
 
 typedef struct cleanup_job {
   dbp_conn *c;
-  int (*fn)(dbp_conn *c);
+  bool cancel;
   int rc;
   dbp_waiter done;
 } cleanup_job;
@@ -137,12 +34,10 @@ typedef struct cleanup_job {
 /* A session the driver gave up on may still be running its statement: a
  * server blocked writing to a peer that stopped reading (a stalled proxy or
  * network) does not act on a cancel request, and closing our socket does
- * not reach it while the path is stalled. Ends that session from a side
+ * not reach it while the path is stalled. Ends session `id` from a side
  * connection of its own, within a budget of its own; best effort (a server
  * that cannot be reached at all cannot be told), and never waits on c. */
-static void end_stray_session(dbp_conn *c) {
-  int64_t id = c->stray_backend;
-  c->stray_backend = 0;
+static void end_stray_session(dbp_conn *c, int64_t id) {
   if (id <= 0 || c->drv->terminate_sql == NULL || c->url == NULL) return;
   dbp_conn *side = NULL;
   uint64_t until = dbp_now(c->rt) + DBP__TERMINATE_MS;
@@ -154,18 +49,27 @@ static void end_stray_session(dbp_conn *c) {
   dbp_conn_close(side);
 }
 
-/* The body of the clean-up coroutine: runs the job and wakes its caller. */
+/* The body of the clean-up coroutine: runs the driver's abort, ends a
+ * stray session, and wakes its caller. */
 static int cleanup_main(void *arg, void **result) {
   (void)result;
   cleanup_job *job = arg;
-  job->rc = job->fn(job->c);
-  if (job->c->stray_backend != 0) end_stray_session(job->c);
+  int64_t stray = 0;
+  job->rc = job->c->drv->abort(job->c, job->cancel, &stray);
+  if (job->rc != 0 && stray != 0) end_stray_session(job->c, stray);
   dbp_wake(&job->done, 0);
   return 0;
 }
 
-int dbp__cleanup(dbp_conn *c, int (*fn)(dbp_conn *c)) {
-  cleanup_job job = {.c = c, .fn = fn, .rc = 0};
+/* Runs the driver's abort in a fresh coroutine and waits for it to finish,
+ * ignoring the caller's timeouts, deadline and cancellation (a cancellation
+ * arriving meanwhile stays pending for the caller's next wait): the
+ * caller's deadline has passed or its cancellation was delivered, yet the
+ * connection must be left idle or broken before the call returns. While
+ * the abort runs, c->deadline is a budget of DBP__CLEANUP_MS. Returns 0
+ * (idle again) or an error, and then c is broken. */
+static int cleanup(dbp_conn *c, bool cancel) {
+  cleanup_job job = {.c = c, .cancel = cancel, .rc = 0};
   dbp_waiter_init(&job.done);
   int64_t saved = c->deadline;
   c->deadline = (int64_t)dbp_now(c->rt) + DBP__CLEANUP_MS;
@@ -178,63 +82,47 @@ int dbp__cleanup(dbp_conn *c, int (*fn)(dbp_conn *c)) {
     rc = job.rc;
   }
   c->deadline = saved;
+  c->state = DBP__IDLE;
+  if (rc != 0) c->broken = true;
   return rc;
 }
 
-int dbp__abandon(dbp_conn *c, int (*fn)(dbp_conn *c)) {
-  int rc = dbp__cleanup(c, fn);
-  c->state = DBP__IDLE;
-  if (rc != 0)
-    return dbp__seterr(c, rc, NULL, 0, true,
-                       "could not abandon the result; the connection is closed");
-  return 0;
+/* A statement whose wait ended with `why` (DBP_ETIMEDOUT or DBP_ECANCELED)
+ * in the middle: cancels it on the server and drains the connection back
+ * to idle, or gives the connection up. Records which, and returns why. */
+static int stmt_interrupted(dbp_conn *c, int why) {
+  const char *what = why == DBP_ETIMEDOUT ? "timed out" : "canceled";
+  if (cleanup(c, true) != 0) {
+    char prev[200];
+    snprintf(prev, sizeof prev, "%.199s", c->err.message);
+    return dbp__seterr(c, why, NULL, 0, true,
+                       "statement %s; the connection could not be recovered and is closed (%s)",
+                       what, prev);
+  }
+  return dbp__seterr(c, why, c->drv->canceled_sqlstate, c->drv->canceled_errno, false,
+                     "statement %s and %s", what, c->drv->canceled_how);
 }
 
-/* ---- column metadata and row arrays ---- */
-
-int dbp__cols_begin(dbp_conn *c, size_t n, size_t strbytes) {
-  c->ncols = 0;
-  c->strs_used = 0;
-  if (n > c->cols_cap) {
-    dbp_column *cols = realloc(c->cols, n * sizeof *cols);
-    if (cols == NULL) return DBP_ENOMEM;
-    c->cols = cols;
-    c->cols_cap = n;
+/* Settles the outcome of a driver entry that returned rc (see the driver
+ * table): runs the clean-up after an interruption, marks c broken when the
+ * session is gone, tells a statement the server canceled at our request
+ * (DBP_ECANCELED) from any other statement error, and moves c to `open`
+ * when a result stays open (rc > 0), else to idle. Returns the code for
+ * the caller. */
+static int settle(dbp_conn *c, int rc, dbp__state open) {
+  if (dbp__interrupted(rc)) return stmt_interrupted(c, rc);
+  c->state = rc > 0 ? open : DBP__IDLE;
+  if (rc >= 0) return rc;
+  if (rc == DBP_ECONNLOST || c->drv->socket(c) < 0) {
+    c->broken = true;
+    c->state = DBP__IDLE;
+  } else if (rc == DBP_EQUERY && c->cancel_req && c->err.code == DBP_EQUERY) {
+    const dbp__driver *d = c->drv;
+    bool ours = d->canceled_errno != 0 ? c->err.db_errno == d->canceled_errno
+                                       : strcmp(c->err.sqlstate, d->canceled_sqlstate) == 0;
+    if (ours) rc = c->err.code = DBP_ECANCELED;
   }
-  if (strbytes > c->strs_cap) {
-    char *s = realloc(c->strs, strbytes);
-    if (s == NULL) return DBP_ENOMEM;
-    c->strs = s;
-    c->strs_cap = strbytes;
-  }
-  if (n > c->row_cap) {
-    const char **v = realloc((void *)c->vals, n * sizeof *v);
-    if (v == NULL) return DBP_ENOMEM;
-    c->vals = v;
-    size_t *l = realloc(c->lens, n * sizeof *l);
-    if (l == NULL) return DBP_ENOMEM;
-    c->lens = l;
-    c->row_cap = n;
-  }
-  if (n > 0) memset(c->cols, 0, n * sizeof *c->cols);
-  c->ncols = n;
-  return 0;
-}
-
-const char *dbp__cols_str(dbp_conn *c, const char *s, size_t n) {
-  /* dbp__cols_begin reserved enough; a short reservation is a driver bug,
-   * answered with an empty string rather than an overflow. */
-  if (c->strs_used + n + 1 > c->strs_cap) return "";
-  char *d = c->strs + c->strs_used;
-  memcpy(d, s, n);
-  d[n] = '\0';
-  c->strs_used += n + 1;
-  return d;
-}
-
-void dbp__cols_clear(dbp_conn *c) {
-  c->ncols = 0;
-  c->strs_used = 0;
+  return rc;
 }
 
 /* ---- opening ---- */
@@ -397,10 +285,7 @@ static void conn_free(dbp_conn *c) {
     explicit_bzero(c->url, strlen(c->url)); /* it holds the password */
     free(c->url);
   }
-  free(c->cols);
-  free(c->strs);
-  free((void *)c->vals);
-  free(c->lens);
+  dbp__cols_free(c);
   free(c);
 }
 
@@ -493,7 +378,7 @@ bool dbp_conn_alive(dbp_conn *c) {
       why = strerror(errno);
   }
   dbp__seterr(c, DBP_ECONNLOST, NULL, 0, true, "connection to the server lost while idle: %s", why);
-  dbp__set_broken(c);
+  c->broken = true;
   return false;
 }
 
@@ -514,7 +399,7 @@ static int reset_failed(dbp_conn *c, int rc, const char *step) {
     dbp__seterr(c, rc, c->err.sqlstate, c->err.db_errno, c->err.retryable, "%s failed: %s", step,
                 prev);
   }
-  dbp__set_broken(c);
+  c->broken = true;
   return rc;
 }
 
@@ -523,7 +408,7 @@ int dbp_conn_reset(dbp_conn *c, bool keep_session, int64_t timeout_ms) {
   int rc = conn_ready(c, DBP__IDLE);
   if (rc != 0) {
     /* Not idle or in use elsewhere: nobody can vouch for its session. */
-    if (rc != DBP_ENOTCORO && rc != DBP_EBUSY) dbp__set_broken(c);
+    if (rc != DBP_ENOTCORO && rc != DBP_EBUSY) c->broken = true;
     return rc;
   }
   if (c->drv->in_transaction(c)) {
@@ -534,7 +419,18 @@ int dbp_conn_reset(dbp_conn *c, bool keep_session, int64_t timeout_ms) {
   }
   if (keep_session) return 0;
   call_begin(c, timeout_ms);
-  rc = call_end(c, c->drv->reset(c));
+  rc = c->drv->reset(c);
+  if (dbp__interrupted(rc)) {
+    /* A session whose reset stopped half way is nobody's to vouch for: it
+     * is given up rather than recovered. */
+    c->broken = true;
+    c->state = DBP__IDLE;
+    rc = dbp__seterr(c, rc, NULL, 0, true, "session reset %s; the connection is closed",
+                     rc == DBP_ETIMEDOUT ? "timed out" : "canceled");
+  } else {
+    rc = settle(c, rc, DBP__IDLE);
+  }
+  rc = call_end(c, rc);
   if (rc != 0) return reset_failed(c, rc, "resetting the session");
   return 0;
 }
@@ -591,9 +487,9 @@ static void call_begin(dbp_conn *c, int64_t timeout_ms) {
   c->deadline = timeout_ms >= 0 ? (int64_t)dbp_now(c->rt) + timeout_ms : -1;
 }
 
-/* Marks the end of a call. A timeout that the no-progress limit caused
- * says so in its message: the caller's own timeout was not what ran out,
- * the server fell silent. */
+/* Marks the end of a call with outcome rc (settled). A timeout that the
+ * no-progress limit caused says so in its message: the caller's own
+ * timeout was not what ran out, the server fell silent. */
 static int call_end(dbp_conn *c, int rc) {
   c->busy = false;
   c->in_stmt = false;
@@ -610,6 +506,15 @@ static int call_end(dbp_conn *c, int rc) {
   return rc;
 }
 
+/* Marks the end of a call that handed out a row or a chunk: the statement
+ * goes on, with its deadline. */
+static int call_pause(dbp_conn *c, dbp__state open) {
+  c->state = open;
+  c->busy = false;
+  c->in_stmt = false;
+  return 1;
+}
+
 int dbp_exec(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *params,
              int64_t timeout_ms, int64_t *affected) {
   if (affected != NULL) *affected = 0;
@@ -619,9 +524,9 @@ int dbp_exec(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *para
   call_begin(c, timeout_ms);
   dbp__cols_clear(c);
   int64_t n = 0;
-  rc = c->drv->exec(c, sql, nparams, params, &n);
+  rc = call_end(c, settle(c, c->drv->exec(c, sql, nparams, params, &n), DBP__IDLE));
   if (rc == 0 && affected != NULL) *affected = n;
-  return call_end(c, rc);
+  return rc;
 }
 
 int dbp_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *params,
@@ -631,8 +536,8 @@ int dbp_query(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *par
   if (rc != 0) return rc;
   call_begin(c, timeout_ms);
   dbp__cols_clear(c);
-  rc = c->drv->query(c, sql, nparams, params);
-  return call_end(c, rc);
+  rc = call_end(c, settle(c, c->drv->query(c, sql, nparams, params), DBP__ROWS));
+  return rc > 0 ? 0 : rc;
 }
 
 int dbp_fetch(dbp_conn *c, dbp_row *row) {
@@ -646,10 +551,8 @@ int dbp_fetch(dbp_conn *c, dbp_row *row) {
   if (rc != 0) return rc;
   call_resume(c);
   rc = c->drv->fetch(c, row);
-  if (rc <= 0) return call_end(c, rc);
-  c->busy = false;
-  c->in_stmt = false;
-  return rc;
+  if (rc > 0) return call_pause(c, DBP__ROWS);
+  return call_end(c, settle(c, rc, DBP__ROWS));
 }
 
 int dbp_query_close(dbp_conn *c) {
@@ -662,6 +565,14 @@ int dbp_query_close(dbp_conn *c) {
                        "the connection is in use by another coroutine");
   call_resume(c);
   int rc = c->drv->discard(c);
+  if (rc == DBP__DRAIN || rc == DBP__CANCEL) {
+    rc = cleanup(c, rc == DBP__CANCEL);
+    if (rc != 0)
+      rc = dbp__seterr(c, rc, NULL, 0, true,
+                       "could not abandon the result; the connection is closed");
+  } else {
+    rc = settle(c, rc, DBP__IDLE);
+  }
   return call_end(c, rc);
 }
 
@@ -672,7 +583,7 @@ int dbp_describe(dbp_conn *c, const char *sql, int64_t timeout_ms) {
   call_begin(c, timeout_ms);
   dbp__cols_clear(c);
   rc = c->drv->describe(c, sql);
-  return call_end(c, rc);
+  return call_end(c, settle(c, rc, DBP__IDLE));
 }
 
 int dbp__copy_start_sql(dbp_conn *c, const char *copy_sql, int64_t timeout_ms) {
@@ -685,7 +596,8 @@ int dbp__copy_start_sql(dbp_conn *c, const char *copy_sql, int64_t timeout_ms) {
   call_begin(c, timeout_ms);
   dbp__cols_clear(c);
   rc = c->drv->copy_start(c, copy_sql);
-  return call_end(c, rc);
+  rc = call_end(c, settle(c, rc == 0 ? 1 : rc, DBP__COPY));
+  return rc > 0 ? 0 : rc;
 }
 
 int dbp_copy_start(dbp_conn *c, const char *query, const dbp_copy_options *opts,
@@ -710,10 +622,8 @@ int dbp_copy_read(dbp_conn *c, const char **row, size_t *len) {
   if (rc != 0) return rc;
   call_resume(c);
   rc = c->drv->copy_read(c, row, len);
-  if (rc <= 0) return call_end(c, rc);
-  c->busy = false;
-  c->in_stmt = false;
-  return rc;
+  if (rc > 0) return call_pause(c, DBP__COPY);
+  return call_end(c, settle(c, rc, DBP__COPY));
 }
 
 int dbp_conn_cancel(dbp_conn *c) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "db/driver.h"
+#include "db/drvkit.h"
 
 bool dbp_conn_can_copy(const dbp_conn *c) {
   return c != NULL && c->drv->copy_start != NULL;

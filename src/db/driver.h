@@ -1,5 +1,6 @@
-/* Internal: the connection object shared by the drivers, the driver table
- * and the helpers conn.c gives pg.c and mysql.c. Not installed. */
+/* Internal: the connection object shared by the drivers and the driver
+ * table conn.c drives them through. Not installed. What a driver may call
+ * is in drvkit.h; it never calls into conn.c. */
 #ifndef DBPIPE_DB_DRIVER_H
 #define DBPIPE_DB_DRIVER_H
 
@@ -15,7 +16,7 @@
  * marked broken. */
 #define DBP__CLEANUP_MS 5000
 /* How long ending a stray session from a side connection may take after
- * that (connect and one statement; see dbp_conn_s.stray_backend). */
+ * that (connect and one statement; see the driver table's abort). */
 #define DBP__TERMINATE_MS 2000
 
 /* Where a connection is between calls. */
@@ -46,7 +47,9 @@ struct dbp_conn_s {
   char *redacted; /* the DSN with the password replaced */
   char *url;      /* the DSN as given (password included), for side connections */
   char addr[64];  /* the numeric address connected to ("" for a socket) */
-  dbp_dberr err;  /* the last error */
+  dbp_dberr err;  /* the last error (written through the kit, drvkit.h) */
+
+  /* The state machine: written by conn.c alone. */
   dbp__state state;
   bool broken;     /* unusable: lost, protocol error, cleanup failed */
   bool busy;       /* a call is waiting inside the driver */
@@ -58,13 +61,11 @@ struct dbp_conn_s {
   /* The no-progress limit (dbp_conn_set_io_timeout): ms, or DBP_FOREVER. */
   int64_t io_timeout_ms;
   bool in_stmt; /* a statement call runs: the no-progress limit applies */
-  bool io_idle; /* the no-progress limit ended a wait of this call */
-  /* Set by a driver that gave up on a session whose statement may still
-   * run on the server (its cancel was not confirmed, the socket is closed):
-   * the server's id of that session, for the clean-up to end it from a
-   * side connection (see terminate_sql). 0 = nothing to do. */
-  int64_t stray_backend;
+  /* The no-progress limit ended a wait of this call: set by the kit's
+   * wait, cleared by conn.c. */
+  bool io_idle;
 
+  /* Drivers read the above, use the kit on what follows. */
   dbp__watch watch; /* on the driver's socket */
 
   /* Column metadata of the current result; its strings live in `strs`. */
@@ -79,8 +80,32 @@ struct dbp_conn_s {
   size_t *lens;
 };
 
+/* What discard asks conn.c to do with the rest of an abandoned result. */
+enum {
+  DBP__DRAIN = 1,  /* read the rest: abort without cancel */
+  DBP__CANCEL = 2, /* much is left: abort with cancel */
+};
+
 /* The driver table: one per database kind. Every function runs inside a
- * coroutine unless noted; errors go to c->err through dbp__seterr. */
+ * coroutine unless noted; errors go to c->err through the kit (drvkit.h).
+ *
+ * The statement entries (exec, query, fetch, describe, copy_start,
+ * copy_read, reset) return what happened, and conn.c moves the state
+ * machine from it:
+ *   1             a result stays open (query: rows follow; fetch: *row is
+ *                 a row; copy_read: a chunk);
+ *   0             done, the connection is idle (copy_start: the COPY is
+ *                 open);
+ *   DBP_ETIMEDOUT or DBP_ECANCELED
+ *                 a wait was interrupted in the middle of the statement,
+ *                 nothing recorded: conn.c runs `abort` in its clean-up
+ *                 coroutine and records the outcome;
+ *   DBP_ECONNLOST the session is gone (recorded): conn.c marks the
+ *                 connection broken, as it does after any error once the
+ *                 driver closed its session (`socket` returns -1);
+ *   other < 0     the statement failed (recorded); the connection is idle.
+ * A driver never writes the state fields of dbp_conn_s (state, broken,
+ * busy, deadline ...). */
 struct dbp__driver {
   size_t conn_size; /* sizeof the driver's connection struct */
   /* Connects to the numeric address `addr` ("" = the DSN's own host, e.g. a
@@ -89,20 +114,33 @@ struct dbp__driver {
   /* Frees the driver's state without waiting. Safe on a half-open conn. */
   void (*close)(dbp_conn *c);
   int (*exec)(dbp_conn *c, const char *sql, size_t n, const dbp_param *p, int64_t *affected);
-  /* Starts a query and reads up to its column metadata (state ROWS). */
+  /* Starts a query and reads up to its column metadata. */
   int (*query)(dbp_conn *c, const char *sql, size_t n, const dbp_param *p);
   int (*fetch)(dbp_conn *c, dbp_row *row);
-  /* Abandons the current result (ROWS or COPY), leaving the conn idle. */
+  /* Drops what of the current result (rows or COPY) can be dropped without
+   * waiting. Returns 0 when the connection is idle, else DBP__DRAIN or
+   * DBP__CANCEL for conn.c's clean-up to finish with abort. */
   int (*discard)(dbp_conn *c);
+  /* Brings c back to idle after an interrupted statement or an abandoned
+   * result: with `cancel`, first asks the server to stop the statement,
+   * then reads and drops whatever of it still comes. Runs in conn.c's
+   * clean-up coroutine, with c->deadline its budget (DBP__CLEANUP_MS).
+   * Returns 0 when the connection is idle again. Otherwise it gave up: the
+   * session is closed, and *stray is the server's id of that session when
+   * its statement may still run there (a server blocked writing to a
+   * stalled peer acts on no cancel and never learns of the close), for
+   * conn.c to end it from a side connection (terminate_sql); else 0. */
+  int (*abort)(dbp_conn *c, bool cancel, int64_t *stray);
   int (*describe)(dbp_conn *c, const char *sql);
-  /* Runs a complete COPY ... TO STDOUT statement (state COPY). A refusal of
+  /* Runs a complete COPY ... TO STDOUT statement. A refusal of
    * the statement itself that leaves the session usable is DBP_ENOCOPY.
    * NULL for a database without COPY. */
   int (*copy_start)(dbp_conn *c, const char *sql);
   /* The next row, exactly one per call, its LF included (1), or the end
-   * (0, state IDLE). */
+   * of the COPY (0). */
   int (*copy_read)(dbp_conn *c, const char **row, size_t *len);
-  /* Asks the server to cancel whatever runs on c (dbp_conn_cancel). */
+  /* Asks the server to cancel whatever runs on c (dbp_conn_cancel), from
+   * another coroutine: records nothing in c->err. */
   int (*cancel)(dbp_conn *c);
   bool (*in_transaction)(const dbp_conn *c);
   int64_t (*backend_id)(const dbp_conn *c);
@@ -110,12 +148,19 @@ struct dbp__driver {
    * connect (dbp_conn_reset with keep_session false): the driver's own
    * cached statements are forgotten or kept valid, never left dangling. */
   int (*reset)(dbp_conn *c);
-  /* The socket the client library uses, or -1. Does not wait. */
+  /* The socket the client library uses, or -1 (no session). Does not wait. */
   int (*socket)(const dbp_conn *c);
-  /* A statement with one parameter, the id of a session (stray_backend),
+  /* A statement with one parameter, the id of a session (abort's *stray),
    * that ends that session on the server from another connection; NULL
    * when the driver has no need of it. */
   const char *terminate_sql;
+  /* How the server reports a statement it canceled at our request: its
+   * SQLSTATE, its errno (0 = none; when set, it identifies the error), and
+   * the words for "the server stopped it" ("canceled on the server"). A
+   * statement error of this kind after dbp_conn_cancel is DBP_ECANCELED. */
+  const char *canceled_sqlstate;
+  int canceled_errno;
+  const char *canceled_how;
 };
 
 extern const dbp__driver dbp__pg_driver;
@@ -154,70 +199,7 @@ int dbp__copy_sql(dbp_conn *c, const char *query, const dbp_copy_options *opts, 
 /* dbp_copy_start with a complete COPY ... TO STDOUT statement of the
  * caller's own (tests compare the export with COPY's bytes through it). */
 int dbp__copy_start_sql(dbp_conn *c, const char *copy_sql, int64_t timeout_ms);
-
-/* Records an error on c: code, SQLSTATE (may be NULL), errno, retryable,
- * and a printf message. The message has the password scrubbed. Returns
- * `code`. */
-int dbp__seterr(dbp_conn *c, int code, const char *sqlstate, int db_errno, bool retryable,
-                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* Marks c broken after an error already recorded with dbp__seterr. */
-void dbp__set_broken(dbp_conn *c);
-
-/* Waits until `fd` is ready for `events` (DBP_READABLE | DBP_WRITABLE)
- * through the watcher slot ws, at most until the absolute loop time
- * `deadline` (-1 none) and timeout_ms (DBP_FOREVER none). The socket is
- * checked by inode when `check` is set (the connect phase, where libraries
- * reopen sockets). Returns 0 with *revents set (0 when timeout_ms, the
- * caller's own limit, passed), DBP_ETIMEDOUT (deadline or the coroutine's
- * deadline), DBP_ECANCELED, or DBP_ECONNLOST / DBP_ENOMEM when the socket
- * cannot be watched. Records nothing in c->err.
- *
- * While a statement call runs (c->in_stmt) and ws is c's own watcher, the
- * wait is also bounded by c's no-progress limit: a socket that shows no
- * readiness for io_timeout_ms ends the wait with DBP_ETIMEDOUT and sets
- * c->io_idle, so that the call's message can say it was the idle timeout.
- * Both drivers wait through here, so both get the limit. */
-int dbp__wait_on(dbp_conn *c, dbp__watch *ws, int64_t deadline, int fd, int events,
-                 int64_t timeout_ms, bool check, int *revents);
-/* dbp__wait_on for c's own socket and statement deadline; records a
- * socket failure in c->err. */
-int dbp__wait(dbp_conn *c, int fd, int events, int64_t timeout_ms, bool check, int *revents);
 /* The socket of c's client library, or -1 (the driver's `socket`). */
 int dbp__conn_socket(const dbp_conn *c);
-/* Drops a watcher (before its socket is closed). */
-void dbp__watch_close(dbp__watch *ws);
-/* Drops c's own watcher. */
-void dbp__unwatch(dbp_conn *c);
-
-/* Runs fn(c) in a fresh coroutine and waits for it to finish, ignoring
- * the caller's timeouts, deadline and cancellation (a cancellation arriving
- * meanwhile stays pending for the caller's next wait). While fn runs,
- * c->deadline is a budget of DBP__CLEANUP_MS. This is how a driver cleans
- * up after an interrupted statement (cancel on the server, drain): the
- * caller's deadline has passed or its cancellation was delivered, yet the
- * connection must be left idle or broken before the call returns. Returns
- * fn's result, or DBP_ENOMEM when no coroutine could be made. */
-int dbp__cleanup(dbp_conn *c, int (*fn)(dbp_conn *c));
-
-/* Ends a result that dbp_query_close abandons: runs fn (cancel or drain)
- * through dbp__cleanup and leaves c idle. Returns 0, or the error recorded
- * in c->err when the result could not be abandoned (fn closed the
- * connection then). */
-int dbp__abandon(dbp_conn *c, int (*fn)(dbp_conn *c));
-
-/* Starts new column metadata: room for n columns (c->ncols = n, entries
- * zeroed) and `strbytes` bytes of strings for dbp__cols_str, plus n values
- * in the row arrays. Returns 0 or DBP_ENOMEM (then c->ncols = 0). */
-int dbp__cols_begin(dbp_conn *c, size_t n, size_t strbytes);
-/* Copies s[0..n) into the string storage reserved by dbp__cols_begin and
- * returns the NUL-terminated copy. */
-const char *dbp__cols_str(dbp_conn *c, const char *s, size_t n);
-/* Forgets the column metadata (keeps the memory). */
-void dbp__cols_clear(dbp_conn *c);
-
-/* True when err is a wait's "stop now" outcome (timeout or cancel). */
-static inline bool dbp__interrupted(int err) {
-  return err == DBP_ETIMEDOUT || err == DBP_ECANCELED;
-}
 
 #endif /* DBPIPE_DB_DRIVER_H */

@@ -186,8 +186,8 @@ nomem:
 static int refuse_twice(const char *key, bool given, bool in_url, const char *part, char *errbuf,
                         size_t errlen) {
   if (!given) return 0;
-  if (in_url && (strcmp(key, "host") == 0 || strcmp(key, "hostaddr") == 0 ||
-                 strcmp(key, "socket") == 0 || strcmp(key, "unix_socket") == 0))
+  if (in_url &&
+      (strcmp(key, "host") == 0 || strcmp(key, "hostaddr") == 0 || dbp__my_param_is_socket(key)))
     dsn_errf(errbuf, errlen,
              "query parameter '%s' would override the host the URL names; give the host in one "
              "place (leave the URL's host empty to use the parameter, as in scheme:///db?%s=...)",
@@ -243,9 +243,8 @@ static int parse_query(const char *q, size_t n, dbp_dsn *d, char *errbuf, size_t
       return rc;
     }
     bool is_host = strcmp(key, "host") == 0;
-    bool is_hostish = strcmp(key, "hostaddr") == 0 ||
-                      (d->kind == DBP_DB_MYSQL &&
-                       (strcmp(key, "socket") == 0 || strcmp(key, "unix_socket") == 0));
+    bool is_hostish =
+        strcmp(key, "hostaddr") == 0 || (d->kind == DBP_DB_MYSQL && dbp__my_param_is_socket(key));
     char **field = NULL;
     bool given = false, in_url = false;
     const char *part = "";
@@ -634,12 +633,9 @@ void dbp__scrub(char *msg, const char *secret) {
 
 /* What a parameter's value may be. */
 typedef enum val_kind {
-  V_ANY,  /* any text */
-  V_TEXT, /* any non-empty text */
   V_BOOL, /* 0 or 1 */
   V_UINT, /* a whole number, 0 or more */
-  V_NAME, /* letters, digits and '_' (a character set name) */
-  V_ENUM, /* one of `words` (case-insensitive for MySQL) */
+  V_ENUM, /* one of `words` */
 } val_kind;
 
 typedef struct param_rule {
@@ -665,57 +661,12 @@ static const param_rule pg_rules[] = {
     {"sslcompression", V_BOOL, NULL},
 };
 
-/* Every parameter the MySQL driver accepts (mysql.c), with its spellings:
- *
- *   connect_timeout           whole seconds (dbpipe's own connect deadline)
- *   charset, character_set    a character set name (default utf8mb4)
- *   sslmode, ssl-mode, ssl_mode
- *                             disable(d), allow, prefer(red), require(d),
- *                             verify-ca, verify_ca, verify-full,
- *                             verify_identity
- *   sslrootcert, ssl-ca, sslca, sslcert, ssl-cert, sslkey, ssl-key
- *                             file paths
- *   application_name, program_name
- *                             sent as the program_name connection attribute
- *   socket, unix_socket       a Unix socket path, only without a URL host
- *   keepalives (0/1), keepalives_idle, keepalives_interval,
- *   keepalives_count (seconds / probes), tcp_user_timeout (ms)
- *                             TCP settings, as for PostgreSQL
- */
-#define MY_SSLMODES                                                                           \
-  "disable|disabled|allow|prefer|preferred|require|required|verify-ca|verify_ca|verify-full|" \
-  "verify_identity"
-static const param_rule my_rules[] = {
-    {"connect_timeout", V_UINT, NULL},
-    {"charset", V_NAME, NULL},
-    {"character_set", V_NAME, NULL},
-    {"sslmode", V_ENUM, MY_SSLMODES},
-    {"ssl-mode", V_ENUM, MY_SSLMODES},
-    {"ssl_mode", V_ENUM, MY_SSLMODES},
-    {"sslrootcert", V_TEXT, NULL},
-    {"ssl-ca", V_TEXT, NULL},
-    {"sslca", V_TEXT, NULL},
-    {"sslcert", V_TEXT, NULL},
-    {"ssl-cert", V_TEXT, NULL},
-    {"sslkey", V_TEXT, NULL},
-    {"ssl-key", V_TEXT, NULL},
-    {"application_name", V_ANY, NULL},
-    {"program_name", V_ANY, NULL},
-    {"socket", V_TEXT, NULL},
-    {"unix_socket", V_TEXT, NULL},
-    {"keepalives", V_BOOL, NULL},
-    {"keepalives_idle", V_UINT, NULL},
-    {"keepalives_interval", V_UINT, NULL},
-    {"keepalives_count", V_UINT, NULL},
-    {"tcp_user_timeout", V_UINT, NULL},
-};
-
 /* True when v is one of the '|'-separated words. */
-static bool in_words(const char *v, const char *words, bool nocase) {
+static bool in_words(const char *v, const char *words) {
   size_t n = strlen(v);
   for (const char *w = words; *w;) {
     size_t k = strcspn(w, "|");
-    if (k == n && (nocase ? strncasecmp(w, v, n) : strncmp(w, v, n)) == 0) return true;
+    if (k == n && strncmp(w, v, n) == 0) return true;
     w += k;
     if (*w == '|') w++;
   }
@@ -723,12 +674,8 @@ static bool in_words(const char *v, const char *words, bool nocase) {
 }
 
 /* Checks value v against rule r. Returns NULL or what it should be. */
-static const char *rule_problem(const param_rule *r, const char *v, bool nocase) {
+static const char *rule_problem(const param_rule *r, const char *v) {
   switch (r->kind) {
-    case V_ANY:
-      return NULL;
-    case V_TEXT:
-      return *v ? NULL : "a non-empty value";
     case V_BOOL:
       return strcmp(v, "0") == 0 || strcmp(v, "1") == 0 ? NULL : "0 or 1";
     case V_UINT: {
@@ -737,14 +684,8 @@ static const char *rule_problem(const param_rule *r, const char *v, bool nocase)
         if (!isdigit((unsigned char)*s)) return "a whole number";
       return NULL;
     }
-    case V_NAME: {
-      if (*v == '\0') return "a character set name";
-      for (const char *s = v; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_') return "a character set name";
-      return NULL;
-    }
     case V_ENUM:
-      return in_words(v, r->words, nocase) ? NULL : r->words;
+      return in_words(v, r->words) ? NULL : r->words;
   }
   return NULL;
 }
@@ -773,8 +714,8 @@ static int conninfo_add(char **buf, size_t *len, size_t *cap, const char *k, con
   return 0;
 }
 
-/* Builds the conninfo the PostgreSQL driver would connect with (pg.c's
- * pg_connect: its fixed keywords, the URL's parts, the parameters, the
+/* Builds the conninfo the PostgreSQL driver would connect with (pg_connect.c's
+ * dbp__pg_connect: its fixed keywords, the URL's parts, the parameters, the
  * keepalive defaults) and lets libpq parse it, which refuses a keyword it
  * does not know. Returns 0, DBP_EDSN with msg set, or DBP_ENOMEM. */
 static int pg_conninfo_check(const dbp_dsn *d, char *msg, size_t mlen) {
@@ -833,24 +774,26 @@ static int pg_conninfo_check(const dbp_dsn *d, char *msg, size_t mlen) {
 /* Checks every parameter of d against the rules of its database. Returns
  * 0 or DBP_EDSN with msg set. */
 static int params_check(const dbp_dsn *d, char *msg, size_t mlen) {
-  bool pg = d->kind == DBP_DB_PG;
-  const param_rule *rules = pg ? pg_rules : my_rules;
-  size_t nrules = pg ? sizeof pg_rules / sizeof pg_rules[0] : sizeof my_rules / sizeof my_rules[0];
+  if (d->kind == DBP_DB_MYSQL) {
+    /* The MySQL driver's own reading (mysql_opts.c) is the one list of its
+     * parameters; dbp_dsn_check runs it next. */
+    for (size_t i = 0; i < d->nparams; i++) {
+      if (dbp__my_param_known(d->keys[i])) continue;
+      char names[300];
+      snprintf(msg, mlen, "unknown parameter '%.40s' for MySQL (accepted: %s)", d->keys[i],
+               dbp__my_param_names(names, sizeof names));
+      return DBP_EDSN;
+    }
+    return 0;
+  }
+  const size_t nrules = sizeof pg_rules / sizeof pg_rules[0];
   for (size_t i = 0; i < d->nparams; i++) {
     const char *k = d->keys[i], *v = d->values[i];
     const param_rule *r = NULL;
     for (size_t j = 0; j < nrules && r == NULL; j++)
-      if (strcmp(rules[j].key, k) == 0) r = &rules[j];
-    if (r == NULL) {
-      if (pg) continue; /* libpq judges the name */
-      snprintf(msg, mlen,
-               "unknown parameter '%.40s' for MySQL (accepted: connect_timeout, charset, "
-               "sslmode, sslrootcert, sslcert, sslkey, application_name, socket, keepalives, "
-               "keepalives_idle, keepalives_interval, keepalives_count, tcp_user_timeout)",
-               k);
-      return DBP_EDSN;
-    }
-    const char *want = rule_problem(r, v, !pg);
+      if (strcmp(pg_rules[j].key, k) == 0) r = &pg_rules[j];
+    if (r == NULL) continue; /* libpq judges the name */
+    const char *want = rule_problem(r, v);
     if (want != NULL) {
       char list[200];
       snprintf(list, sizeof list, "%s", want);
@@ -861,7 +804,7 @@ static int params_check(const dbp_dsn *d, char *msg, size_t mlen) {
       return DBP_EDSN;
     }
   }
-  return pg ? pg_conninfo_check(d, msg, mlen) : 0;
+  return pg_conninfo_check(d, msg, mlen);
 }
 
 int dbp_dsn_check(const char *url, char *errbuf, size_t errlen) {

@@ -27,8 +27,96 @@
 #define MY_KA_COUNT 6
 #define MY_USER_TIMEOUT_MS 60000
 
-static bool key_is(const char *k, const char *a, const char *b, const char *d) {
-  return strcmp(k, a) == 0 || (b && strcmp(k, b) == 0) || (d && strcmp(k, d) == 0);
+/* Every parameter a MySQL DSN may carry, with its spellings (the first of
+ * each is its name in messages). This list is the only one: the driver's
+ * connect and the offline check (dbp_dsn_check) both read a DSN through
+ * dbp__my_opts_parse.
+ *
+ *   connect_timeout           whole seconds (dbpipe's own connect deadline)
+ *   charset, character_set    a character set name (default utf8mb4)
+ *   sslmode, ssl-mode, ssl_mode
+ *                             disable(d), allow, prefer(red), require(d),
+ *                             verify-ca, verify_ca, verify-full,
+ *                             verify_identity
+ *   sslrootcert, ssl-ca, sslca, sslcert, ssl-cert, sslkey, ssl-key
+ *                             file paths
+ *   application_name, program_name
+ *                             sent as the program_name connection attribute
+ *   socket, unix_socket       a Unix socket path, only without a URL host
+ *   keepalives (0/1), keepalives_idle, keepalives_interval,
+ *   keepalives_count (seconds / probes), tcp_user_timeout (ms)
+ *                             TCP settings, as for PostgreSQL
+ */
+typedef enum my_param {
+  P_CONNECT_TIMEOUT,
+  P_CHARSET,
+  P_SSLMODE,
+  P_SSL_CA,
+  P_SSL_CERT,
+  P_SSL_KEY,
+  P_APP_NAME,
+  P_SOCKET,
+  P_KEEPALIVES,
+  P_KEEPALIVES_IDLE,
+  P_KEEPALIVES_INTERVAL,
+  P_KEEPALIVES_COUNT,
+  P_TCP_USER_TIMEOUT,
+} my_param;
+
+static const struct {
+  const char *key;
+  my_param param;
+} my_params[] = {
+    {"connect_timeout", P_CONNECT_TIMEOUT},
+    {"charset", P_CHARSET},
+    {"character_set", P_CHARSET},
+    {"sslmode", P_SSLMODE},
+    {"ssl-mode", P_SSLMODE},
+    {"ssl_mode", P_SSLMODE},
+    {"sslrootcert", P_SSL_CA},
+    {"ssl-ca", P_SSL_CA},
+    {"sslca", P_SSL_CA},
+    {"sslcert", P_SSL_CERT},
+    {"ssl-cert", P_SSL_CERT},
+    {"sslkey", P_SSL_KEY},
+    {"ssl-key", P_SSL_KEY},
+    {"application_name", P_APP_NAME},
+    {"program_name", P_APP_NAME},
+    {"socket", P_SOCKET},
+    {"unix_socket", P_SOCKET},
+    {"keepalives", P_KEEPALIVES},
+    {"keepalives_idle", P_KEEPALIVES_IDLE},
+    {"keepalives_interval", P_KEEPALIVES_INTERVAL},
+    {"keepalives_count", P_KEEPALIVES_COUNT},
+    {"tcp_user_timeout", P_TCP_USER_TIMEOUT},
+};
+#define MY_NPARAMS (sizeof my_params / sizeof my_params[0])
+
+/* The parameter spelled k, or -1. */
+static int param_of(const char *k) {
+  for (size_t i = 0; i < MY_NPARAMS; i++)
+    if (strcmp(my_params[i].key, k) == 0) return (int)my_params[i].param;
+  return -1;
+}
+
+bool dbp__my_param_known(const char *key) {
+  return param_of(key) >= 0;
+}
+
+bool dbp__my_param_is_socket(const char *key) {
+  return param_of(key) == P_SOCKET;
+}
+
+const char *dbp__my_param_names(char *buf, size_t len) {
+  size_t n = 0;
+  if (len > 0) buf[0] = '\0';
+  for (size_t i = 0; i < MY_NPARAMS; i++) {
+    if (i > 0 && my_params[i].param == my_params[i - 1].param) continue; /* a spelling */
+    int w = snprintf(buf + n, len - n, "%s%s", n > 0 ? ", " : "", my_params[i].key);
+    if (w < 0 || (size_t)w >= len - n) break;
+    n += (size_t)w;
+  }
+  return buf;
 }
 
 /* Parses a whole decimal number in [lo, hi] from v. Returns true when v is
@@ -38,7 +126,19 @@ static bool whole(const char *v, long lo, long hi, int *out) {
   errno = 0;
   long n = strtol(v, &end, 10);
   if (*v == '\0' || *end != '\0' || errno != 0 || n < lo || n > hi) return false;
+  for (const char *s = v; *s; s++)
+    if (*s < '0' || *s > '9') return false; /* no sign, no blanks */
   *out = (int)n;
+  return true;
+}
+
+/* True when v is a character set name: letters, digits and '_'. */
+static bool charset_name(const char *v) {
+  if (*v == '\0') return false;
+  for (const char *s = v; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '_'))
+      return false;
   return true;
 }
 
@@ -69,6 +169,53 @@ static bool sslmode_of(const char *v, dbp__my_sslmode *m) {
   return false;
 }
 
+/* Stores the value v of parameter `param` in o. Returns NULL, or what the
+ * value should have been. */
+static const char *take(dbp__my_opts *o, my_param param, const char *v) {
+  int n = 0;
+  switch (param) {
+    case P_CONNECT_TIMEOUT:
+      /* Enforced by dbpipe's own connect deadline (conn.c), as for
+       * PostgreSQL; the library's timer would only race it. */
+      return whole(v, 0, 86400 * 365, &n) ? NULL : "whole seconds";
+    case P_CHARSET:
+      o->charset = v;
+      return charset_name(v) ? NULL : "a character set name";
+    case P_SSLMODE:
+      return sslmode_of(v, &o->ssl) ? NULL : "disable, prefer, require, verify-ca or verify-full";
+    case P_SSL_CA:
+    case P_SSL_CERT:
+    case P_SSL_KEY:
+    case P_SOCKET:
+      if (*v == '\0') return "a path";
+      if (param == P_SSL_CA) o->ssl_ca = v;
+      if (param == P_SSL_CERT) o->ssl_cert = v;
+      if (param == P_SSL_KEY) o->ssl_key = v;
+      if (param == P_SOCKET) o->socket = v;
+      return NULL;
+    case P_APP_NAME:
+      o->app_name = v;
+      return NULL;
+    case P_KEEPALIVES:
+      if (!whole(v, 0, 1, &n)) return "0 or 1";
+      o->keepalives = n == 1;
+      return NULL;
+    case P_KEEPALIVES_IDLE:
+    case P_KEEPALIVES_INTERVAL:
+    case P_KEEPALIVES_COUNT:
+      if (!whole(v, 1, 32767, &n)) return "a whole number from 1 to 32767";
+      if (param == P_KEEPALIVES_IDLE) o->keepalives_idle = n;
+      if (param == P_KEEPALIVES_INTERVAL) o->keepalives_interval = n;
+      if (param == P_KEEPALIVES_COUNT) o->keepalives_count = n;
+      return NULL;
+    case P_TCP_USER_TIMEOUT:
+      if (!whole(v, 0, 0x7fffffff, &n)) return "whole milliseconds (0 = the system's)";
+      o->tcp_user_timeout = n;
+      return NULL;
+  }
+  return NULL;
+}
+
 int dbp__my_opts_parse(const dbp_dsn *d, dbp__my_opts *o, char *msg, size_t mlen) {
   memset(o, 0, sizeof *o);
   o->charset = "utf8mb4";
@@ -79,66 +226,19 @@ int dbp__my_opts_parse(const dbp_dsn *d, dbp__my_opts *o, char *msg, size_t mlen
   o->tcp_user_timeout = MY_USER_TIMEOUT_MS;
   for (size_t i = 0; i < d->nparams; i++) {
     const char *k = d->keys[i], *v = d->values[i];
-    int n = 0;
-    if (strcmp(k, "connect_timeout") == 0) {
-      /* Enforced by dbpipe's own connect deadline (conn.c), as for
-       * PostgreSQL; the library's timer would only race it. */
-      if (!whole(v, 0, 86400 * 365, &n)) {
-        snprintf(msg, mlen, "invalid DSN: connect_timeout must be whole seconds");
-        return DBP_EDSN;
-      }
-    } else if (key_is(k, "charset", "character_set", NULL)) {
-      o->charset = v;
-    } else if (key_is(k, "sslmode", "ssl-mode", "ssl_mode")) {
-      if (!sslmode_of(v, &o->ssl)) {
-        snprintf(msg, mlen,
-                 "invalid DSN: sslmode '%.40s' (expected disable, prefer, require, verify-ca or "
-                 "verify-full)",
-                 v);
-        return DBP_EDSN;
-      }
-    } else if (key_is(k, "sslrootcert", "ssl-ca", "sslca")) {
-      o->ssl_ca = v;
-    } else if (key_is(k, "sslcert", "ssl-cert", NULL)) {
-      o->ssl_cert = v;
-    } else if (key_is(k, "sslkey", "ssl-key", NULL)) {
-      o->ssl_key = v;
-    } else if (key_is(k, "application_name", "program_name", NULL)) {
-      o->app_name = v;
-    } else if (key_is(k, "socket", "unix_socket", NULL)) {
-      o->socket = v;
-    } else if (strcmp(k, "keepalives") == 0) {
-      if (!whole(v, 0, 1, &n)) {
-        snprintf(msg, mlen, "invalid DSN: keepalives must be 0 or 1");
-        return DBP_EDSN;
-      }
-      o->keepalives = n == 1;
-    } else if (strcmp(k, "keepalives_idle") == 0 || strcmp(k, "keepalives_interval") == 0 ||
-               strcmp(k, "keepalives_count") == 0) {
-      if (!whole(v, 1, 32767, &n)) {
-        snprintf(msg, mlen, "invalid DSN: %s must be a whole number from 1 to 32767", k);
-        return DBP_EDSN;
-      }
-      if (strcmp(k, "keepalives_idle") == 0)
-        o->keepalives_idle = n;
-      else if (strcmp(k, "keepalives_interval") == 0)
-        o->keepalives_interval = n;
-      else
-        o->keepalives_count = n;
-    } else if (strcmp(k, "tcp_user_timeout") == 0) {
-      if (!whole(v, 0, 0x7fffffff, &n)) {
-        snprintf(msg, mlen,
-                 "invalid DSN: tcp_user_timeout must be whole milliseconds (0 = the system's)");
-        return DBP_EDSN;
-      }
-      o->tcp_user_timeout = n;
-    } else {
+    int param = param_of(k);
+    if (param < 0) {
+      char names[300];
       snprintf(msg, mlen,
-               "invalid DSN: parameter '%.40s' is not supported for MySQL (supported: "
-               "connect_timeout, charset, sslmode, sslrootcert, sslcert, sslkey, "
-               "application_name, socket, keepalives, keepalives_idle, keepalives_interval, "
-               "keepalives_count, tcp_user_timeout)",
-               k);
+               "invalid DSN: parameter '%.40s' is not supported for MySQL (supported: %s)", k,
+               dbp__my_param_names(names, sizeof names));
+      return DBP_EDSN;
+    }
+    const char *want = take(o, (my_param)param, v);
+    if (want != NULL) {
+      /* None of these parameters holds a secret, so the value is shown. */
+      snprintf(msg, mlen, "invalid DSN: parameter '%s' has the invalid value '%.40s' (expected %s)",
+               k, v, want);
       return DBP_EDSN;
     }
   }

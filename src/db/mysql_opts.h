@@ -33,9 +33,17 @@ typedef struct dbp__my_opts {
   int tcp_user_timeout;    /* ms unacknowledged data may wait; 0 = system's */
 } dbp__my_opts;
 
-/* Reads and checks the query parameters of d into o. Returns 0, or
- * DBP_EDSN with a message naming the parameter in msg. */
+/* Reads and checks the query parameters of d into o: the one reading of a
+ * MySQL DSN's parameters, for the connect and the offline check. Returns 0,
+ * or DBP_EDSN with a message naming the parameter in msg. */
 int dbp__my_opts_parse(const dbp_dsn *d, dbp__my_opts *o, char *msg, size_t mlen);
+
+/* Whether `key` is a MySQL DSN parameter, and one that names the Unix
+ * socket (socket, unix_socket). */
+bool dbp__my_param_known(const char *key);
+bool dbp__my_param_is_socket(const char *key);
+/* The parameters' names, comma-separated into buf, for messages. */
+const char *dbp__my_param_names(char *buf, size_t len);
 
 /* The password to use when the DSN has none, as the mariadb client finds
  * it: `password=` in the [client] or [client-mariadb] group of ~/.my.cnf

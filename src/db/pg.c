@@ -7,63 +7,26 @@
  * stays free while the server works.
  *
  * Rows stream in single-row mode: one PGresult per row, kept until the next
- * call, values handed out in place (bytea is decoded in place, which only
- * ever shrinks it). A timeout or a cancellation sends PQcancel from the
- * thread pool (libpq 15 has no nonblocking cancel) and drains the connection
- * back to idle, or gives it up as broken.
+ * call, values handed out in place; bytea values are decoded into the
+ * connection's own buffer (a PGresult is libpq's, never written to). After
+ * a timeout or a cancellation conn.c runs pg_abort, which sends PQcancel
+ * from the thread pool (libpq 15 has no nonblocking cancel) and drains the
+ * connection back to idle, or gives the session up.
  */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/driver.h"
-
-typedef struct pg_conn {
-  dbp_conn base;
-  PGconn *pg;
-  PGresult *pending;  /* the first row, read by query, handed out by fetch */
-  PGresult *row;      /* the result holding the row handed out last */
-  char *copy_buf;     /* libpq's buffer handed out by copy_read */
-  bool in_copy;       /* the server is sending COPY data */
-  size_t nbytes;      /* bytea columns of the current result ... */
-  size_t *bytes_cols; /* ... and their indexes */
-  size_t bytes_cap;
-  char *scratch; /* NUL-terminated copies of parameters */
-  size_t scratch_cap;
-  bool cancel_stuck; /* a cancel request was left running on the thread pool */
-} pg_conn;
-
-#define PG(c) ((pg_conn *)(c))
+#include "db/pg_conn.h"
 
 /* ---- errors ---- */
-
-/* Copies libpq's multi-line message into one line in buf. */
-static void one_line(char *buf, size_t len, const char *msg) {
-  size_t j = 0;
-  bool space = false;
-  for (size_t i = 0; msg != NULL && msg[i] && j + 1 < len; i++) {
-    char ch = msg[i];
-    if (ch == '\n' || ch == '\t' || ch == '\r' || ch == ' ') {
-      space = true;
-      continue;
-    }
-    if (space && j > 0 && j + 2 < len) buf[j++] = ' ';
-    space = false;
-    buf[j++] = ch;
-  }
-  buf[j] = '\0';
-}
 
 /* Records that the connection is gone. Returns DBP_ECONNLOST. */
 static int pg_lost(dbp_conn *c, const char *sqlstate) {
   char msg[400];
-  one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
-  dbp__seterr(c, DBP_ECONNLOST, sqlstate, 0, true, "connection to the server lost: %s",
-              msg[0] ? msg : "server closed the connection");
-  dbp__set_broken(c);
-  c->state = DBP__IDLE;
-  return DBP_ECONNLOST;
+  dbp__one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
+  return dbp__err_lost(c, sqlstate, 0, msg);
 }
 
 static bool retryable_state(const char *s) {
@@ -73,9 +36,8 @@ static bool retryable_state(const char *s) {
 }
 
 /* Records the error carried by `res` (a FATAL_ERROR or unexpected result)
- * and returns its dbpipe code: DBP_ECONNLOST (connection marked broken)
- * when the session is over, DBP_ECANCELED for a cancel we asked for,
- * DBP_EQUERY otherwise. */
+ * and returns its dbpipe code: DBP_ECONNLOST when the session is over,
+ * DBP_ETOOMANY, or DBP_EQUERY (conn.c tells a cancel it asked for). */
 static int pg_result_error(dbp_conn *c, const PGresult *res) {
   const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
   const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
@@ -84,43 +46,21 @@ static int pg_result_error(dbp_conn *c, const PGresult *res) {
   char msg[480];
   if (primary != NULL && detail != NULL) {
     char d[240];
-    one_line(d, sizeof d, detail);
+    dbp__one_line(d, sizeof d, detail);
     snprintf(msg, sizeof msg, "%s (%s)", primary, d);
   } else {
-    one_line(msg, sizeof msg, primary != NULL ? primary : PQresultErrorMessage(res));
+    dbp__one_line(msg, sizeof msg, primary != NULL ? primary : PQresultErrorMessage(res));
   }
-  if (msg[0] == '\0') one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
+  if (msg[0] == '\0') dbp__one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
   if (state == NULL) state = "";
   bool fatal = sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
-  if (fatal || PQstatus(PG(c)->pg) == CONNECTION_BAD) {
-    dbp__seterr(c, DBP_ECONNLOST, state, 0, true, "connection to the server lost: %s",
-                msg[0] ? msg : "server closed the connection");
-    dbp__set_broken(c);
-    return DBP_ECONNLOST;
-  }
-  if (strcmp(state, "57014") == 0 && c->cancel_req)
-    return dbp__seterr(c, DBP_ECANCELED, state, 0, false, "%s", msg);
+  if (fatal || PQstatus(PG(c)->pg) == CONNECTION_BAD) return dbp__err_lost(c, state, 0, msg);
   if (strcmp(state, "53300") == 0) return dbp__seterr(c, DBP_ETOOMANY, state, 0, true, "%s", msg);
   /* 08P01 at ERROR level is the server refusing a malformed request (say,
    * the wrong number of parameters) on a session that lives on: a retry
    * would only repeat it. */
   bool retry = retryable_state(state) && strcmp(state, "08P01") != 0;
   return dbp__seterr(c, DBP_EQUERY, state, 0, retry, "%s", msg);
-}
-
-/* Records the outcome of an interrupted statement (after the clean-up ran
- * with result `cr`). Returns `why` (DBP_ETIMEDOUT or DBP_ECANCELED). */
-static int pg_interrupted(dbp_conn *c, int why, int cr) {
-  const char *what = why == DBP_ETIMEDOUT ? "timed out" : "canceled";
-  if (c->broken) {
-    char prev[200];
-    snprintf(prev, sizeof prev, "%.199s", c->err.message);
-    return dbp__seterr(c, why, NULL, 0, true,
-                       "statement %s; the connection could not be recovered and is closed (%s)",
-                       what, prev);
-  }
-  (void)cr;
-  return dbp__seterr(c, why, "57014", 0, false, "statement %s and canceled on the server", what);
 }
 
 /* ---- waiting ---- */
@@ -213,7 +153,7 @@ static int pg_finish(dbp_conn *c) {
         break;
     }
     PQclear(res);
-    if (c->broken) return first;
+    if (first == DBP_ECONNLOST) return first;
   }
 }
 
@@ -259,7 +199,7 @@ static int pg_send_cancel(dbp_conn *c, int64_t deadline) {
   if (p->pg == NULL) return DBP_ESTATE;
   /* A PQcancel that blocks cannot be stopped: the thread pool keeps its
    * thread (and the loop stays alive) until libpq gives up, which with the
-   * keepalive and tcp_user_timeout settings pg_connect passes takes at
+   * keepalive and tcp_user_timeout settings dbp__pg_connect passes takes at
    * most a few minutes. One such request per connection is the limit: a
    * server that did not answer the last one will not answer the next, and
    * the caller (pg_abort) then closes the socket instead, which ends the
@@ -305,241 +245,70 @@ static void pg_drop_results(pg_conn *p) {
   p->copy_buf = NULL;
 }
 
-/* Runs in the clean-up coroutine: cancels the statement on the server and
- * reads the connection back to idle within the clean-up budget. On failure
- * the connection is marked broken (and its socket closed). Nothing here can
- * hang: the wait for the cancel request ends at the budget even when
- * PQcancel itself blocks on the thread pool (see pg_send_cancel), and the
- * drain waits on the socket under the same budget and the connection's
- * no-progress limit. Closing the socket is the answer whenever the cancel
- * could not be confirmed: the server then ends the statement when it next
- * writes to the closed connection, and where the path to it is stalled so
- * that it never learns of the close, the clean-up ends the session from a
- * side connection (stray_backend, see conn.c). */
-static int pg_abort(dbp_conn *c) {
+/* Gives the session up: closes it (no socket may stay behind in an
+ * unknown state), so that conn.c marks the connection broken. */
+static void pg_give_up(dbp_conn *c) {
   pg_conn *p = PG(c);
   pg_drop_results(p);
-  if (PQstatus(p->pg) == CONNECTION_BAD) {
-    dbp__set_broken(c);
-    c->state = DBP__IDLE;
-    return DBP_ECONNLOST;
-  }
-  int rc = pg_send_cancel(c, c->deadline);
+  dbp__unwatch(c);
+  if (p->pg != NULL) PQfinish(p->pg);
+  p->pg = NULL;
+  p->in_copy = false;
+}
+
+/* The driver's abort (see driver.h): cancels the statement on the server
+ * (when `cancel`) and reads the connection back to idle within the
+ * clean-up budget, or closes the session. Nothing here can hang: the wait
+ * for the cancel request ends at the budget even when PQcancel itself
+ * blocks on the thread pool (see pg_send_cancel), and the drain waits on
+ * the socket under the same budget and the connection's no-progress limit.
+ * Closing the socket is the answer whenever the statement could not be
+ * seen to end: the server then ends the statement when it next writes to
+ * the closed connection, and where the path to it is stalled so that it
+ * never learns of the close, conn.c ends the session from a side
+ * connection (*stray). */
+static int pg_abort(dbp_conn *c, bool cancel, int64_t *stray) {
+  pg_conn *p = PG(c);
+  *stray = 0;
+  pg_drop_results(p);
+  if (p->pg == NULL || PQstatus(p->pg) == CONNECTION_BAD) return DBP_ECONNLOST;
+  int rc = cancel ? pg_send_cancel(c, c->deadline) : 0;
   if (rc == 0) rc = pg_flush(c);
   if (rc == 0) {
     rc = pg_finish(c);
     if (rc == DBP_EQUERY || rc == DBP_ECANCELED) rc = 0; /* the expected 57014 */
   }
   if (rc == 0 && PQtransactionStatus(p->pg) == PQTRANS_ACTIVE) rc = DBP_EPROTO;
-  if (rc != 0 || c->broken) {
-    /* The statement was not seen to end: it may run on (a backend blocked
-     * writing to a stalled peer ignores a cancel), so the clean-up ends
-     * the session from a side connection. */
-    if (PQstatus(p->pg) != CONNECTION_BAD) c->stray_backend = PQbackendPID(p->pg);
-    dbp__set_broken(c);
-    dbp__unwatch(c);
-    PQfinish(p->pg); /* no socket may stay behind in an unknown state */
-    p->pg = NULL;
-    p->in_copy = false;
-    if (rc == 0) rc = DBP_ECONNLOST;
+  if (rc != 0) {
+    if (p->pg != NULL && PQstatus(p->pg) != CONNECTION_BAD) *stray = PQbackendPID(p->pg);
+    pg_give_up(c);
   }
-  c->state = DBP__IDLE;
   return rc;
 }
 
-/* Handles a wait that stopped with `why` (timeout/cancel) or any other
- * error in the middle of a statement. Returns the code for the caller. */
+/* Handles a wait that stopped with `why` in the middle of a statement. An
+ * interruption (timeout, cancellation) goes up to conn.c, which runs
+ * pg_abort; any other error (lost, or the socket could not be waited on)
+ * leaves the session in no state anyone can vouch for, so it is closed.
+ * Returns why. */
 static int pg_stop(dbp_conn *c, int why) {
-  if (!dbp__interrupted(why)) {
-    /* Lost, or the socket could not be waited on: either way the session
-     * is in no state anyone can vouch for. */
-    pg_drop_results(PG(c));
-    dbp__set_broken(c);
-    c->state = DBP__IDLE;
-    return why;
-  }
-  int cr = dbp__cleanup(c, pg_abort);
-  return pg_interrupted(c, why, cr);
+  if (!dbp__interrupted(why)) pg_give_up(c);
+  return why;
 }
 
-/* ---- connect ---- */
-
-/* True when s[0..5) looks like a SQLSTATE: five digits or capitals. */
-static bool is_sqlstate(const char *s) {
-  for (int i = 0; i < 5; i++)
-    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z'))) return false;
-  return true;
+/* The tail of a statement whose last result was handled with outcome rc:
+ * reads what follows to the end of the statement. Returns rc, else the
+ * first error that followed; a lost connection or an interruption on the
+ * way wins. */
+static int pg_end(dbp_conn *c, int rc) {
+  if (rc == DBP_ECONNLOST) return rc;
+  int fr = pg_finish(c);
+  if (dbp__interrupted(fr)) return pg_stop(c, fr);
+  if (fr == DBP_ECONNLOST) return fr;
+  return rc != 0 ? rc : fr;
 }
 
-/* Takes the server's SQLSTATE out of a connect failure's message. The
- * connect runs with verbose errors (see pg_connect), so a server's
- * ErrorResponse reads "... failed: FATAL:  28P01: password authentication
- * failed ..." followed by a LOCATION line. The code goes to `state` ("" when
- * the server sent none: refused, unreachable, a client-side check), and
- * `msg` keeps the plain message without the code and the LOCATION lines. */
-static void pg_split_state(char *msg, char state[6]) {
-  state[0] = '\0';
-  static const char *const sevs[] = {"FATAL:  ", "ERROR:  ", "PANIC:  "};
-  for (size_t i = 0; i < sizeof sevs / sizeof sevs[0] && state[0] == '\0'; i++) {
-    for (char *h = strstr(msg, sevs[i]); h != NULL; h = strstr(h + 1, sevs[i])) {
-      char *code = h + strlen(sevs[i]);
-      if (strlen(code) >= 7 && is_sqlstate(code) && code[5] == ':' && code[6] == ' ') {
-        memcpy(state, code, 5);
-        state[5] = '\0';
-        memmove(code, code + 7, strlen(code + 7) + 1);
-        break;
-      }
-    }
-  }
-  for (char *l = strstr(msg, "\nLOCATION:"); l != NULL; l = strstr(msg, "\nLOCATION:")) {
-    char *e = strchr(l + 1, '\n');
-    if (e == NULL)
-      *l = '\0';
-    else
-      memmove(l, e, strlen(e) + 1);
-  }
-}
-
-/* Sorts a libpq connect failure into a dbpipe code, SQLSTATE and
- * retryability, and records it. The SQLSTATE is the server's own, or
- * empty: none is made up for failures the server never reported. A retry
- * can help when the server could not be reached or went away, is starting
- * up or shutting down, or has no connection to spare; it cannot when the
- * credentials, the database name or a parameter are wrong. */
-static int pg_connect_error(dbp_conn *c) {
-  char raw[1024], msg[400], state[6];
-  snprintf(raw, sizeof raw, "%s", PQerrorMessage(PG(c)->pg));
-  pg_split_state(raw, state);
-  one_line(msg, sizeof msg, raw);
-  int code = DBP_ECONNECT;
-  bool retry = true;
-  if (state[0] != '\0') {
-    if (strcmp(state, "28P01") == 0 || strcmp(state, "28000") == 0) {
-      code = DBP_EAUTH;
-      retry = false;
-    } else if (strcmp(state, "53300") == 0) {
-      code = DBP_ETOOMANY;
-    } else if (strcmp(state, "57P03") == 0 || strncmp(state, "08", 2) == 0 ||
-               strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
-               strcmp(state, "53000") == 0 || strcmp(state, "53200") == 0) {
-      retry = true;
-    } else {
-      /* 3D000 (no such database), 42704 (a bad option in `options`),
-       * and the like: the same request fails the same way again. */
-      retry = false;
-    }
-  } else if (strstr(msg, "no password supplied") || strstr(msg, "password is required")) {
-    code = DBP_EAUTH; /* libpq's own check: the server asked, we had none */
-    retry = false;
-  } else if (strstr(msg, "SSL") != NULL || strstr(msg, "certificate") != NULL) {
-    /* A server without TLS under sslmode=require, a certificate that does
-     * not verify or names another host: a retry meets the same server. */
-    retry = false;
-  } else if (strstr(msg, "invalid connection option") || strstr(msg, "invalid sslmode") ||
-             strstr(msg, "invalid value for parameter") || strstr(msg, "invalid integer value") ||
-             strstr(msg, "invalid port number") || strstr(msg, "invalid ") == msg) {
-    code = DBP_EDSN;
-    retry = false;
-  }
-  return dbp__seterr(c, code, state, 0, retry, "could not connect to %s: %s", c->redacted, msg);
-}
-
-const char *const dbp__pg_tcp_defaults[DBP__PG_TCP_DEFAULTS][2] = {
-    {"keepalives", "1"},       {"keepalives_idle", "60"},     {"keepalives_interval", "10"},
-    {"keepalives_count", "6"}, {"tcp_user_timeout", "60000"},
-};
-
-static void pg_ignore_notice(void *arg, const char *message) {
-  (void)arg;
-  (void)message;
-}
-
-/* Starts libpq's connect to `addr` (or the DSN's host when "") and polls it
- * to the end, re-reading the socket after every step (libpq may open a new
- * one per attempt). */
-static int pg_connect(dbp_conn *c, const char *addr) {
-  pg_conn *p = PG(c);
-  const dbp_dsn *d = &c->dsn;
-  size_t max = 8 + d->nparams + DBP__PG_TCP_DEFAULTS;
-  const char **keys = calloc(max + 1, sizeof *keys);
-  const char **vals = calloc(max + 1, sizeof *vals);
-  char port[12];
-  int rc = 0;
-  if (keys == NULL || vals == NULL) {
-    rc = dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
-    goto done;
-  }
-  size_t n = 0;
-#define KV(k, v)   \
-  do {             \
-    keys[n] = (k); \
-    vals[n] = (v); \
-    n++;           \
-  } while (0)
-  KV("client_encoding", "UTF8");
-  if (d->host != NULL) KV("host", d->host);
-  if (addr[0] != '\0') KV("hostaddr", addr);
-  if (d->port > 0) {
-    snprintf(port, sizeof port, "%d", d->port);
-    KV("port", port);
-  }
-  if (d->dbname != NULL) KV("dbname", d->dbname);
-  if (d->user != NULL) KV("user", d->user);
-  if (d->password != NULL) KV("password", d->password);
-  for (size_t i = 0; i < d->nparams; i++) KV(d->keys[i], d->values[i]);
-  /* TCP keepalives and a user timeout unless the DSN chose otherwise: a
-   * peer that vanishes without a word (a dead host, a dropped route) is
-   * noticed within minutes, not hours. libpq 15 applies the same settings
-   * to PQcancel's own socket, which bounds a cancel request on the thread
-   * pool as well. */
-  for (size_t i = 0; i < DBP__PG_TCP_DEFAULTS; i++)
-    if (dbp__dsn_param(d, dbp__pg_tcp_defaults[i][0]) == NULL)
-      KV(dbp__pg_tcp_defaults[i][0], dbp__pg_tcp_defaults[i][1]);
-#undef KV
-  p->pg = PQconnectStartParams(keys, vals, 0);
-  if (p->pg == NULL) {
-    rc = dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
-    goto done;
-  }
-  /* Verbose errors carry the server's SQLSTATE in the message, the only
-   * place libpq keeps it for a failed connect (see pg_split_state). */
-  PQsetErrorVerbosity(p->pg, PQERRORS_VERBOSE);
-  if (PQstatus(p->pg) == CONNECTION_BAD) {
-    rc = pg_connect_error(c);
-    goto done;
-  }
-  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-  while (st != PGRES_POLLING_OK) {
-    if (st == PGRES_POLLING_FAILED) {
-      rc = pg_connect_error(c);
-      goto done;
-    }
-    int ev = 0;
-    int want = st == PGRES_POLLING_READING ? DBP_READABLE : DBP_WRITABLE;
-    rc = dbp__wait(c, PQsocket(p->pg), want, DBP_FOREVER, true, &ev);
-    if (rc == DBP_ETIMEDOUT) {
-      rc = dbp__seterr(c, rc, NULL, 0, true, "timed out connecting to %s", c->redacted);
-      goto done;
-    }
-    if (rc == DBP_ECANCELED) {
-      rc = dbp__seterr(c, rc, NULL, 0, false, "canceled while connecting to %s", c->redacted);
-      goto done;
-    }
-    if (rc != 0) goto done;
-    st = PQconnectPoll(p->pg);
-  }
-  /* Notices (NOTICE, WARNING) are no errors; libpq would print them. */
-  PQsetNoticeProcessor(p->pg, pg_ignore_notice, NULL);
-  PQsetErrorVerbosity(p->pg, PQERRORS_DEFAULT);
-  if (PQsetnonblocking(p->pg, 1) != 0) {
-    rc = pg_connect_error(c);
-    goto done;
-  }
-done:
-  free(keys);
-  free(vals);
-  return rc;
-}
+/* ---- closing ---- */
 
 static void pg_close(dbp_conn *c) {
   pg_conn *p = PG(c);
@@ -550,6 +319,7 @@ static void pg_close(dbp_conn *c) {
   p->pg = NULL;
   free(p->bytes_cols);
   free(p->scratch);
+  dbp_buf_free(&p->bytea);
   p->bytes_cols = NULL;
   p->scratch = NULL;
   p->bytes_cap = p->scratch_cap = 0;
@@ -604,7 +374,7 @@ static int pg_send(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
   if (!ok) {
     if (PQstatus(p->pg) == CONNECTION_BAD) return pg_lost(c, NULL);
     char msg[400];
-    one_line(msg, sizeof msg, PQerrorMessage(p->pg));
+    dbp__one_line(msg, sizeof msg, PQerrorMessage(p->pg));
     return dbp__seterr(c, DBP_EQUERY, NULL, 0, false, "could not send the statement: %s", msg);
   }
   if (single_row) PQsetSingleRowMode(p->pg);
@@ -651,42 +421,43 @@ static int pg_columns(dbp_conn *c, const PGresult *res) {
   return 0;
 }
 
-/* Decodes a bytea value's text form in place: hex ("\x0aff") or the old
- * escape format. Returns the decoded length (never longer). */
-static size_t bytea_decode(char *v, size_t len) {
+/* Decodes the text form of a bytea value, v[0..len): hex ("\\x0aff") or
+ * the old escape format, into out (room for len bytes: the result is never
+ * longer). Returns the decoded length. */
+static size_t bytea_decode(char *out, const char *v, size_t len) {
   static const signed char hex[256] = {
       ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
       ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
       ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
       ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
+  size_t o = 0;
   if (len >= 2 && v[0] == '\\' && v[1] == 'x') {
-    size_t o = 0;
     for (size_t i = 2; i + 1 < len; i += 2) {
       int h = hex[(unsigned char)v[i]] - 1, l = hex[(unsigned char)v[i + 1]] - 1;
       if (h < 0 || l < 0) break; /* the server never sends this */
-      v[o++] = (char)(h << 4 | l);
+      out[o++] = (char)(h << 4 | l);
     }
     return o;
   }
-  size_t o = 0;
   for (size_t i = 0; i < len;) {
     if (v[i] == '\\' && i + 1 < len && v[i + 1] == '\\') {
-      v[o++] = '\\';
+      out[o++] = '\\';
       i += 2;
     } else if (v[i] == '\\' && i + 3 < len) {
-      v[o++] = (char)((v[i + 1] - '0') << 6 | (v[i + 2] - '0') << 3 | (v[i + 3] - '0'));
+      out[o++] = (char)((v[i + 1] - '0') << 6 | (v[i + 2] - '0') << 3 | (v[i + 3] - '0'));
       i += 4;
     } else {
-      v[o++] = v[i++];
+      out[o++] = v[i++];
     }
   }
   return o;
 }
 
-/* Points the row arrays at the values of single-row result `res`. */
-static void pg_fill_row(dbp_conn *c, PGresult *res, dbp_row *row) {
+/* Points the row arrays at the values of single-row result `res`, with
+ * its bytea values decoded into p->bytea. Returns 0 or DBP_ENOMEM. */
+static int pg_fill_row(dbp_conn *c, PGresult *res, dbp_row *row) {
   pg_conn *p = PG(c);
-  size_t n = c->ncols;
+  size_t n = c->ncols, room = 0;
   for (size_t i = 0; i < n; i++) {
     if (PQgetisnull(res, 0, (int)i)) {
       c->vals[i] = NULL;
@@ -696,13 +467,22 @@ static void pg_fill_row(dbp_conn *c, PGresult *res, dbp_row *row) {
       c->lens[i] = (size_t)PQgetlength(res, 0, (int)i);
     }
   }
+  for (size_t k = 0; k < p->nbytes; k++) room += c->lens[p->bytes_cols[k]];
+  dbp_buf *b = &p->bytea;
+  b->len = 0;
+  b->oom = false; /* a new row: a failure of the last one no longer counts */
+  if (p->nbytes > 0 && dbp_buf_reserve(b, room) != 0)
+    return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
   for (size_t k = 0; k < p->nbytes; k++) {
     size_t i = p->bytes_cols[k];
-    if (c->vals[i] != NULL) c->lens[i] = bytea_decode((char *)c->vals[i], c->lens[i]);
+    if (c->vals[i] == NULL) continue;
+    char *out = b->data + b->len;
+    c->lens[i] = bytea_decode(out, c->vals[i], c->lens[i]);
+    c->vals[i] = out;
+    b->len += c->lens[i];
   }
-  row->ncols = n;
-  row->vals = c->vals;
-  row->lens = c->lens;
+  dbp__row_out(c, row);
+  return 0;
 }
 
 /* ---- the driver's statements ---- */
@@ -731,23 +511,23 @@ static int pg_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
       rc = pg_finish(c);
       if (rc != 0 && dbp__interrupted(rc)) return pg_stop(c, rc);
       if (first == 0)
-        first = c->broken ? rc
-                          : dbp__seterr(c, DBP_EINVAL, NULL, 0, false,
-                                        "COPY TO STDOUT needs dbp_copy_start, and COPY FROM "
-                                        "STDIN is not supported");
+        first = rc == DBP_ECONNLOST ? rc
+                                    : dbp__seterr(c, DBP_EINVAL, NULL, 0, false,
+                                                  "COPY TO STDOUT needs dbp_copy_start, and COPY "
+                                                  "FROM STDIN is not supported");
       break;
     } else if (first == 0) {
       first = pg_result_error(c, res);
     }
     PQclear(res);
-    if (c->broken) break;
+    if (first == DBP_ECONNLOST) break;
   }
-  c->state = DBP__IDLE;
   return first;
 }
 
 /* Reads the first result of a query in single-row mode: the first row
- * (kept for fetch), the end of an empty result, or an error. */
+ * (kept for fetch; returns 1), the end of an empty result (0), or an
+ * error. */
 static int pg_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *params) {
   pg_conn *p = PG(c);
   int rc = pg_send(c, sql, n, params, false, true);
@@ -755,10 +535,7 @@ static int pg_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
   PGresult *res;
   rc = pg_next(c, &res);
   if (rc != 0) return pg_stop(c, rc);
-  if (res == NULL) {
-    c->state = DBP__IDLE;
-    return dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "the server sent no result");
-  }
+  if (res == NULL) return dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "the server sent no result");
   switch (PQresultStatus(res)) {
     case PGRES_SINGLE_TUPLE:
       rc = pg_columns(c, res);
@@ -767,8 +544,7 @@ static int pg_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
         break;
       }
       p->pending = res;
-      c->state = DBP__ROWS;
-      return 0;
+      return 1;
     case PGRES_TUPLES_OK:
       rc = pg_columns(c, res); /* an empty result still has columns */
       PQclear(res);
@@ -795,13 +571,7 @@ static int pg_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
       PQclear(res);
       break;
   }
-  if (!c->broken) {
-    int fr = pg_finish(c);
-    if (fr != 0 && dbp__interrupted(fr)) return pg_stop(c, fr);
-    if (rc == 0) rc = fr;
-  }
-  c->state = DBP__IDLE;
-  return rc;
+  return pg_end(c, rc);
 }
 
 static int pg_fetch(dbp_conn *c, dbp_row *row) {
@@ -816,31 +586,22 @@ static int pg_fetch(dbp_conn *c, dbp_row *row) {
     int rc = pg_next(c, &res);
     if (rc != 0) return pg_stop(c, rc);
   }
-  if (res == NULL) {
-    c->state = DBP__IDLE;
-    return 0;
-  }
+  if (res == NULL) return 0;
   ExecStatusType st = PQresultStatus(res);
   if (st == PGRES_SINGLE_TUPLE) {
     p->row = res;
-    pg_fill_row(c, res, row);
-    return 1;
+    int rc = pg_fill_row(c, res, row);
+    return rc == 0 ? 1 : pg_end(c, rc);
   }
   int rc = 0;
   if (st != PGRES_TUPLES_OK) rc = pg_result_error(c, res);
   PQclear(res);
-  if (!c->broken) {
-    int fr = pg_finish(c);
-    if (fr != 0 && dbp__interrupted(fr)) return pg_stop(c, fr);
-    if (rc == 0) rc = fr;
-  }
-  c->state = DBP__IDLE;
-  return rc;
+  return pg_end(c, rc);
 }
 
 /* Abandons the current result: what libpq already holds is read without
- * waiting; if the statement is still sending, it is canceled on the server
- * and the rest drained (bounded by the clean-up budget). */
+ * waiting; if the statement is still sending, conn.c's clean-up cancels it
+ * on the server and drains the rest (pg_abort). */
 static int pg_discard(dbp_conn *c) {
   pg_conn *p = PG(c);
   pg_drop_results(p);
@@ -858,15 +619,12 @@ static int pg_discard(dbp_conn *c) {
       }
       if (PQisBusy(p->pg)) break;
       PGresult *res = PQgetResult(p->pg);
-      if (res == NULL) {
-        c->state = DBP__IDLE;
-        return 0;
-      }
+      if (res == NULL) return 0;
       if (PQresultStatus(res) == PGRES_COPY_OUT) p->in_copy = true;
       PQclear(res);
     }
   }
-  return dbp__abandon(c, pg_abort);
+  return DBP__CANCEL;
 }
 
 /* Prepares `sql` as the unnamed statement and describes its result. */
@@ -879,11 +637,7 @@ static int pg_describe(dbp_conn *c, const char *sql) {
   int rc = pg_flush(c);
   if (rc != 0) return pg_stop(c, rc);
   rc = pg_finish(c);
-  if (rc != 0) {
-    if (dbp__interrupted(rc)) return pg_stop(c, rc);
-    c->state = DBP__IDLE;
-    return rc;
-  }
+  if (rc != 0) return rc;
   if (!PQsendDescribePrepared(p->pg, "")) {
     if (PQstatus(p->pg) == CONNECTION_BAD) return pg_lost(c, NULL);
     return dbp__seterr(c, DBP_EQUERY, NULL, 0, false, "could not send the describe request");
@@ -905,13 +659,7 @@ static int pg_describe(dbp_conn *c, const char *sql) {
   else
     rc = pg_columns(c, res);
   PQclear(res);
-  if (!c->broken) {
-    int fr = pg_finish(c);
-    if (fr != 0 && dbp__interrupted(fr)) return pg_stop(c, fr);
-    if (rc == 0) rc = fr;
-  }
-  c->state = DBP__IDLE;
-  return rc;
+  return pg_end(c, rc);
 }
 
 /* After a COPY that failed with DBP_EQUERY: when the server refused the
@@ -943,7 +691,6 @@ static int pg_copy_start(dbp_conn *c, const char *sql) {
   if (st == PGRES_COPY_OUT) {
     PQclear(res);
     p->in_copy = true;
-    c->state = DBP__COPY;
     return 0;
   }
   if (st == PGRES_COPY_IN) {
@@ -956,11 +703,7 @@ static int pg_copy_start(dbp_conn *c, const char *sql) {
     rc = pg_result_error(c, res);
   }
   PQclear(res);
-  if (!c->broken) {
-    int fr = pg_finish(c);
-    if (fr != 0 && dbp__interrupted(fr)) return pg_stop(c, fr);
-  }
-  c->state = DBP__IDLE;
+  rc = pg_end(c, rc);
   return rc == DBP_EQUERY ? pg_copy_refused(c) : rc;
 }
 
@@ -996,7 +739,6 @@ static int pg_copy_read(dbp_conn *c, const char **buf, size_t *len) {
       if (PQstatus(p->pg) == CONNECTION_BAD) return pg_lost(c, NULL);
       rc = dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "COPY failed: %s", PQerrorMessage(p->pg));
     }
-    c->state = DBP__IDLE;
     return rc;
   }
 }
@@ -1035,12 +777,13 @@ static int pg_socket(const dbp_conn *c) {
 
 const dbp__driver dbp__pg_driver = {
     .conn_size = sizeof(pg_conn),
-    .connect = pg_connect,
+    .connect = dbp__pg_connect,
     .close = pg_close,
     .exec = pg_exec,
     .query = pg_query,
     .fetch = pg_fetch,
     .discard = pg_discard,
+    .abort = pg_abort,
     .describe = pg_describe,
     .copy_start = pg_copy_start,
     .copy_read = pg_copy_read,
@@ -1054,4 +797,7 @@ const dbp__driver dbp__pg_driver = {
     .terminate_sql =
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE pid = $1::int AND state <> 'idle'",
+    .canceled_sqlstate = "57014",
+    .canceled_errno = 0,
+    .canceled_how = "canceled on the server",
 };

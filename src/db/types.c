@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "db/driver.h"
+#include "db/mysql_conn.h"
 
 const char *dbp_type_name(dbp_type t) {
   switch (t) {
@@ -162,6 +164,143 @@ const char *dbp__pg_type(uint32_t oid, dbp_type *type) {
   }
   *type = e->type;
   return e->name;
+}
+
+/* ---- MySQL field metadata ---- */
+
+/* The extended metadata attribute `which` of f ("json", "uuid"...), or an
+ * empty string when the server sent none. */
+MARIADB_CONST_STRING dbp__my_field_attr(const MYSQL_FIELD *f, enum mariadb_field_attr_t which) {
+  MARIADB_CONST_STRING s = {NULL, 0};
+  if (mariadb_field_attr(&s, f, which) != 0 || s.str == NULL) {
+    s.str = "";
+    s.length = 0;
+  }
+  return s;
+}
+
+/* Maps one field's metadata to a normalized type and a type name; sets
+ * *conv for values that need converting. */
+dbp_type dbp__my_field_type(const MYSQL_FIELD *f, const char **name, unsigned char *conv) {
+  bool binary = f->charsetnr == 63;
+  *conv = DBP__MY_CONV_NONE;
+  MARIADB_CONST_STRING fmt = dbp__my_field_attr(f, MARIADB_FIELD_ATTR_FORMAT_NAME);
+  MARIADB_CONST_STRING dtn = dbp__my_field_attr(f, MARIADB_FIELD_ATTR_DATA_TYPE_NAME);
+  if (fmt.length == 4 && strncasecmp(fmt.str, "json", 4) == 0) {
+    *name = "JSON";
+    return DBP_T_JSON;
+  }
+  if (dtn.length == 4 && strncasecmp(dtn.str, "uuid", 4) == 0) {
+    *name = "UUID";
+    return DBP_T_TEXT;
+  }
+  if (dtn.length == 5 && strncasecmp(dtn.str, "inet6", 5) == 0) {
+    *name = "INET6";
+    return DBP_T_TEXT;
+  }
+  if (dtn.length == 5 && strncasecmp(dtn.str, "inet4", 5) == 0) {
+    *name = "INET4";
+    return DBP_T_TEXT;
+  }
+  switch (f->type) {
+    case MYSQL_TYPE_TINY:
+      *name = "TINYINT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_SHORT:
+      *name = "SMALLINT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_INT24:
+      *name = "MEDIUMINT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_LONG:
+      *name = "INT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_LONGLONG:
+      *name = "BIGINT";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_YEAR:
+      *name = "YEAR";
+      return DBP_T_INTEGER;
+    case MYSQL_TYPE_DECIMAL:
+    case MYSQL_TYPE_NEWDECIMAL:
+      *name = "DECIMAL";
+      return DBP_T_NUMERIC;
+    case MYSQL_TYPE_FLOAT:
+      *name = "FLOAT";
+      return DBP_T_FLOAT;
+    case MYSQL_TYPE_DOUBLE:
+      *name = "DOUBLE";
+      return DBP_T_FLOAT;
+    case MYSQL_TYPE_BIT:
+      *name = "BIT";
+      if (f->length == 1) {
+        *conv = DBP__MY_CONV_BIT1;
+        return DBP_T_INTEGER;
+      }
+      return DBP_T_BYTES;
+    case MYSQL_TYPE_JSON:
+      *name = "JSON";
+      return DBP_T_JSON;
+    case MYSQL_TYPE_ENUM:
+      *name = "ENUM";
+      return DBP_T_TEXT;
+    case MYSQL_TYPE_SET:
+      *name = "SET";
+      return DBP_T_TEXT;
+    case MYSQL_TYPE_VARCHAR:
+    case MYSQL_TYPE_VAR_STRING:
+    case MYSQL_TYPE_STRING:
+      if (f->flags & ENUM_FLAG) {
+        *name = "ENUM";
+        return DBP_T_TEXT;
+      }
+      if (f->flags & SET_FLAG) {
+        *name = "SET";
+        return DBP_T_TEXT;
+      }
+      if (f->type == MYSQL_TYPE_STRING)
+        *name = binary ? "BINARY" : "CHAR";
+      else
+        *name = binary ? "VARBINARY" : "VARCHAR";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_TINY_BLOB:
+      *name = binary ? "TINYBLOB" : "TINYTEXT";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_MEDIUM_BLOB:
+      *name = binary ? "MEDIUMBLOB" : "MEDIUMTEXT";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_LONG_BLOB:
+      *name = binary ? "LONGBLOB" : "LONGTEXT";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_BLOB:
+      *name = binary ? "BLOB" : "TEXT";
+      return binary ? DBP_T_BYTES : DBP_T_TEXT;
+    case MYSQL_TYPE_DATE:
+    case MYSQL_TYPE_NEWDATE:
+      *name = "DATE";
+      return DBP_T_DATE;
+    case MYSQL_TYPE_TIME:
+    case MYSQL_TYPE_TIME2:
+      *name = "TIME";
+      return DBP_T_TIME;
+    case MYSQL_TYPE_DATETIME:
+    case MYSQL_TYPE_DATETIME2:
+      *name = "DATETIME";
+      return DBP_T_TIMESTAMP;
+    case MYSQL_TYPE_TIMESTAMP:
+    case MYSQL_TYPE_TIMESTAMP2:
+      *name = "TIMESTAMP";
+      return DBP_T_TIMESTAMP;
+    case MYSQL_TYPE_GEOMETRY:
+      *name = "GEOMETRY";
+      return DBP_T_OTHER;
+    case MYSQL_TYPE_NULL:
+      *name = "NULL";
+      return DBP_T_OTHER;
+    default:
+      *name = "UNKNOWN";
+      return DBP_T_OTHER;
+  }
 }
 
 char *dbp_quote_ident(dbp_db_kind kind, const char *name) {
