@@ -43,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/assert.h"
+
 /* How long a liveness check (dbp_conn_ping) and a reset (dbp_conn_reset)
  * may take. */
 #define POOL_CHECK_TIMEOUT_MS 2000
@@ -120,6 +122,23 @@ static size_t pool_cap(const dbp_pool *p) {
   return p->o.max_size;
 }
 
+/* The header's invariant, and the queue's: nobody waits while a
+ * connection is idle (a newcomer takes it; a release hands it over). */
+static void pool_check_state(const dbp_pool *p) {
+  DBP_ASSERT(p->nused <= p->o.max_size && p->nidle <= p->o.max_size);
+  DBP_ASSERT(pool_total(p) <= p->o.max_size);
+  DBP_ASSERT(p->nwait == 0 || p->nidle == 0);
+  DBP_ASSERT((p->nwait == 0) == (p->whead == NULL));
+  DBP_ASSERT(!p->closed || (p->nidle == 0 && p->nwait == 0));
+  (void)p;
+}
+
+static bool pool_idle_has(const dbp_pool *p, const dbp_conn *c) {
+  for (size_t i = 0; i < p->nidle; i++)
+    if (p->idle[i].conn == c) return true;
+  return false;
+}
+
 static void pool_note_peaks(dbp_pool *p) {
   if (p->nused > p->st.in_use_peak) p->st.in_use_peak = p->nused;
   if (pool_total(p) > p->st.total_peak) p->st.total_peak = pool_total(p);
@@ -149,6 +168,7 @@ static bool pool_expired(const dbp_pool *p, dbp_conn *c) {
 }
 
 static void pool_used_add(dbp_pool *p, dbp_conn *c) {
+  DBP_ASSERT(p->nused < p->o.max_size && !pool_idle_has(p, c));
   p->used[p->nused++] = c;
   pool_note_peaks(p);
 }
@@ -293,15 +313,18 @@ static void pool_reaper_free_cb(uv_handle_t *h) {
  * oldest waiter (it stays used), else onto the idle stack as idle since
  * `since`; a closed pool closes it. Never waits. */
 static void pool_put_back(dbp_pool *p, dbp_conn *c, uint64_t since) {
+  DBP_ASSERT(pool_used_has(p, c));
   if (pool_wake_oldest(p, HAND_CONN, c)) return;
   pool_used_remove(p, c);
   if (p->closed) {
     pool_close_conn(p, c, false);
     return;
   }
+  DBP_ASSERT(p->nidle < p->o.max_size && p->nwait == 0);
   p->idle[p->nidle].conn = c;
   p->idle[p->nidle].since = since;
   p->nidle++;
+  pool_check_state(p);
   pool_reaper_arm(p);
 }
 
@@ -422,6 +445,7 @@ err:
 
 /* Frees a closed pool with nothing in flight. */
 static void pool_free(dbp_pool *p) {
+  DBP_ASSERT(p->closed && !p->nused && !p->opening && !p->busy && !p->nwait);
   for (size_t i = 0; i < p->nidle; i++) pool_close_conn(p, p->idle[i].conn, false);
   uv_close((uv_handle_t *)p->reaper, pool_reaper_free_cb);
   free(p->used);
@@ -642,6 +666,8 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
     if (!connect_failed) pool_fill_err(err, rc);
   }
   p->st.wait_ms_total += pool_now(p) - start;
+  DBP_ASSERT(p->busy > 0 && !slot);
+  pool_check_state(p);
   p->busy--;
   pool_maybe_done(p);
   return rc;
@@ -679,6 +705,7 @@ static bool pool_reset(dbp_pool *p, dbp_conn *c, bool *broken) {
  * resets `c` (in the used set) and passes it on, or closes it and lets the
  * oldest waiter open a replacement. */
 static void pool_finish_release(dbp_pool *p, dbp_conn *c) {
+  DBP_ASSERT(pool_used_has(p, c));
   bool broken = false;
   bool keep = !p->closed && pool_reset(p, c, &broken);
   if (keep && (p->closed || pool_expired(p, c))) keep = false;
@@ -689,6 +716,8 @@ static void pool_finish_release(dbp_pool *p, dbp_conn *c) {
     pool_close_conn(p, c, broken);
     pool_give_slot(p);
   }
+  DBP_ASSERT(p->busy > 0);
+  pool_check_state(p);
   p->busy--;
   pool_maybe_done(p);
 }
@@ -714,7 +743,14 @@ static int pool_reset_main(void *arg, void **result) {
  * its waits do not swallow the caller's cancellation. A connection the pool
  * does not have out is ignored. */
 void dbp_pool_release(dbp_pool *p, dbp_conn *c) {
-  if (!p || !c || !pool_used_has(p, c)) return;
+  if (!p || !c) return;
+  if (!pool_used_has(p, c)) {
+    /* Idle means it came back already: a second release of the same
+     * acquire, a bug in the caller (a connection closed since cannot be
+     * told from a foreign one, and is ignored). */
+    DBP_ASSERT(!pool_idle_has(p, c));
+    return;
+  }
   p->busy++;
   if (!p->closed && !dbp_conn_is_broken(c) && dbp_current(p->rt) && dbp_cancel_pending(p->rt)) {
     pool_reset_job *j = malloc(sizeof *j);

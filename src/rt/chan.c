@@ -65,8 +65,20 @@ static bool slot_less(const slot *a, const slot *b) {
   return a->prio < b->prio || (a->prio == b->prio && a->seq < b->seq);
 }
 
+/* What holds between calls: a buffer never over its capacity, receivers
+ * wait only on an empty channel, senders only on a full one (an open
+ * channel: close wakes them all). */
+static void chan_check(const dbp_chan *ch) {
+  DBP_ASSERT(ch->len <= ch->cap);
+  DBP_ASSERT(!ch->receivers.head || ch->len == 0);
+  DBP_ASSERT(!ch->senders.head || ch->len == ch->cap);
+  DBP_ASSERT(!ch->closed || (!ch->receivers.head && !ch->senders.head));
+  (void)ch;
+}
+
 /* Adds s to the buffer, which has room. */
 static void buf_push(dbp_chan *ch, slot s) {
+  DBP_ASSERT(ch->len < ch->cap);
   s.seq = ch->seq++;
   if (!ch->prio) {
     ch->slots[(ch->head + ch->len++) % ch->cap] = s;
@@ -84,6 +96,7 @@ static void buf_push(dbp_chan *ch, slot s) {
 
 /* Removes the next item from the non-empty buffer. */
 static void *buf_pop(dbp_chan *ch) {
+  DBP_ASSERT(ch->len > 0);
   if (!ch->prio) {
     void *item = ch->slots[ch->head].item;
     ch->head = (ch->head + 1) % ch->cap;
@@ -109,6 +122,7 @@ static void *buf_pop(dbp_chan *ch) {
 /* Sends without waiting: hands the item to a waiting receiver or buffers
  * it. Returns 0, DBP_ECLOSED or DBP_EAGAIN (full). */
 static int send_now(dbp_chan *ch, void *item, int64_t prio) {
+  chan_check(ch);
   if (ch->closed) return DBP_ECLOSED;
   dbp_waiter *w = dbp__waitq_pop(&ch->receivers);
   if (w) {
@@ -125,6 +139,7 @@ static int send_now(dbp_chan *ch, void *item, int64_t prio) {
 /* Receives without waiting; a blocked sender's item then fills the room.
  * Returns 0, DBP_ECLOSED (closed and drained) or DBP_EAGAIN (empty). */
 static int recv_now(dbp_chan *ch, void **item) {
+  chan_check(ch);
   if (ch->len == 0) return ch->closed ? DBP_ECLOSED : DBP_EAGAIN;
   *item = buf_pop(ch);
   dbp_waiter *w = dbp__waitq_pop(&ch->senders);

@@ -9,6 +9,7 @@
 
 #include "arch/ctx.h"
 #include "dbpipe/rt.h"
+#include "util/assert.h"
 
 #define DBP__NEVER UINT64_MAX
 #define DBP__NAME_MAX 64

@@ -34,6 +34,9 @@ static void on_timer(uv_timer_t *h);
 /* ---- wait queues ---- */
 
 void dbp__waitq_push(dbp__waitq *q, dbp_waiter *w) {
+  DBP_ASSERT(w->queue_ == NULL); /* a waiter is in one queue at a time */
+  DBP_ASSERT(!w->fired_);        /* a woken waiter never queues again */
+  DBP_ASSERT(!q->tail || !q->tail->next_);
   w->queue_ = q;
   w->next_ = NULL;
   w->prev_ = q->tail;
@@ -47,6 +50,8 @@ void dbp__waitq_push(dbp__waitq *q, dbp_waiter *w) {
 void dbp__waitq_remove(dbp_waiter *w) {
   dbp__waitq *q = w->queue_;
   if (!q) return;
+  DBP_ASSERT(w->prev_ ? w->prev_->next_ == w : q->head == w);
+  DBP_ASSERT(w->next_ ? w->next_->prev_ == w : q->tail == w);
   if (w->prev_)
     w->prev_->next_ = w->next_;
   else
@@ -123,6 +128,7 @@ static void timer_rearm(dbp_rt *rt) {
 }
 
 static int heap_push(dbp_rt *rt, dbp_co *co) {
+  DBP_ASSERT(co->heap_idx == SIZE_MAX); /* one timeout per wait */
   if (rt->heap_len == rt->heap_cap) {
     size_t cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
     dbp_co **h = realloc(rt->heap, cap * sizeof *h);
@@ -141,6 +147,7 @@ static int heap_push(dbp_rt *rt, dbp_co *co) {
 static void heap_remove(dbp_rt *rt, dbp_co *co) {
   size_t i = co->heap_idx;
   if (i == SIZE_MAX) return;
+  DBP_ASSERT(i < rt->heap_len && rt->heap[i] == co);
   co->heap_idx = SIZE_MAX;
   dbp_co *last = rt->heap[--rt->heap_len];
   if (i < rt->heap_len) {
@@ -154,6 +161,7 @@ static void heap_remove(dbp_rt *rt, dbp_co *co) {
 /* ---- waking ---- */
 
 static void co_wake(dbp_co *co, int code) {
+  DBP_ASSERT(co->state == DBP__WAITING);
   heap_remove(co->rt, co);
   co->wake_code = code;
   dbp__make_ready(co->rt, co);
@@ -172,6 +180,10 @@ static void on_timer(uv_timer_t *h) {
 }
 
 void dbp__make_ready(dbp_rt *rt, dbp_co *co) {
+  /* Queued once: a ready coroutine is never made ready again, a finished
+   * one never resumed. */
+  DBP_ASSERT(co->state != DBP__READY && co->state != DBP__DONE);
+  DBP_ASSERT(co->ready_next == NULL && rt->ready_tail != co);
   co->state = DBP__READY;
   co->ready_next = NULL;
   if (rt->ready_tail)
@@ -215,6 +227,7 @@ void dbp__suspend(dbp_co *co) {
 /* Runs on the scheduler's stack: continues co until it suspends or ends. */
 static void co_resume(dbp_rt *rt, dbp_co *co) {
   void *fake = NULL;
+  DBP_ASSERT(co->state == DBP__READY && co->stack && !rt->current);
   rt->current = co;
   co->state = DBP__RUNNING;
   DBP__FIBER_START(&fake, co->stack->lo, co->stack->size);
@@ -299,6 +312,10 @@ int dbp__await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms, int flags) {
   co->wait = w;
   co->state = DBP__WAITING;
   dbp__suspend(co);
+  /* Whoever woke it took it off the timer heap and, unless it was the
+   * wake-up itself, out of the queue it waited in. */
+  DBP_ASSERT(co->state == DBP__RUNNING && co->heap_idx == SIZE_MAX);
+  DBP_ASSERT(w->fired_ || w->queue_ == NULL);
   co->wait = NULL;
   w->co_ = NULL;
   return co->wake_code;
@@ -453,6 +470,7 @@ static void count_foreign(uv_handle_t *h, void *arg) {
 int dbp_rt_free(dbp_rt *rt) {
   if (!rt) return DBP_EINVAL;
   if (rt->alive || rt->current || rt->draining || rt->watchers) return DBP_EBUSY;
+  DBP_ASSERT(rt->heap_len == 0 && rt->ready_head == NULL);
   if (rt->owns_loop) {
     foreign_count fc = {rt, 0};
     uv_walk(rt->loop, count_foreign, &fc);

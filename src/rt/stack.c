@@ -204,6 +204,7 @@ static long slot_take(uintptr_t lo, uintptr_t hi) {
 
 static void slot_give(long i) {
   pthread_mutex_lock(&reg.lock);
+  DBP_ASSERT(i >= 0 && (size_t)i < atomic_load(&reg.hwm) && atomic_load(&reg.slots[i].lo) != 0);
   atomic_store(&reg.slots[i].lo, 0);
   atomic_store(&reg.slots[i].name, NULL);
   reg.free_next[i] = reg.free_head;
@@ -283,6 +284,10 @@ static dbp__stack *stack_create(size_t req) {
   s->req = req;
   s->slot = slot;
   s->next = NULL;
+  /* The canary and a frame for the entry trampoline fit; the guard page,
+   * when there is one, sits right below the usable range. */
+  DBP_ASSERT(s->size >= CANARY_BYTES + 1024 && (uintptr_t)s->lo % 16 == 0);
+  DBP_ASSERT(slot < 0 || s->lo == map + page);
 #ifdef DBP_VALGRIND
   s->vg_id = VALGRIND_STACK_REGISTER(lo, (char *)s);
 #else
@@ -305,6 +310,7 @@ dbp__stack *dbp__stack_get(dbp_rt *rt, size_t size) {
 }
 
 void dbp__stack_put(dbp_rt *rt, dbp__stack *s) {
+  DBP_ASSERT(s && s->next == NULL);
   if (rt->cache_len < CACHE_MAX && !rt->freeing) {
     s->next = rt->cache;
     rt->cache = s;
@@ -327,6 +333,7 @@ void dbp__stack_cache_free(dbp_rt *rt) {
 __attribute__((no_sanitize_address))
 #endif
 void dbp__stack_check(const dbp__stack *s, const char *name) {
+  DBP_ASSERT(s != NULL);
   const uint64_t *c = (const uint64_t *)(const void *)s->lo;
   uint64_t any = 0;
   for (size_t i = 0; i < CANARY_BYTES / sizeof *c; i++) any |= c[i];

@@ -29,6 +29,8 @@ int dbp_sem_new(dbp_rt *rt, size_t permits, dbp_sem **out) {
 int dbp_sem_acquire(dbp_sem *s, int64_t timeout_ms) {
   if (!s) return DBP_EINVAL;
   if (!s->rt->current) return DBP_ENOTCORO;
+  /* Permits pile up only while nobody waits (a release hands them over). */
+  DBP_ASSERT(s->permits == 0 || !s->waiters.head);
   if (s->permits > 0 && !s->waiters.head) {
     s->permits--;
     return 0;
@@ -80,6 +82,7 @@ int dbp_mutex_new(dbp_rt *rt, dbp_mutex **out) {
 int dbp_mutex_lock(dbp_mutex *m, int64_t timeout_ms) {
   if (!m) return DBP_EINVAL;
   if (!m->rt->current) return DBP_ENOTCORO;
+  DBP_ASSERT(m->locked || !m->waiters.head);
   if (!m->locked) {
     m->locked = true;
     return 0;
@@ -141,6 +144,7 @@ bool dbp_event_is_set(const dbp_event *e) {
 int dbp_event_wait(dbp_event *e, int64_t timeout_ms) {
   if (!e) return DBP_EINVAL;
   if (!e->rt->current) return DBP_ENOTCORO;
+  DBP_ASSERT(!e->set || !e->waiters.head);
   if (e->set) return 0;
   dbp_waiter w;
   dbp_waiter_init(&w);
@@ -187,6 +191,7 @@ void dbp_waitgroup_done(dbp_waitgroup *wg) {
 int dbp_waitgroup_wait(dbp_waitgroup *wg, int64_t timeout_ms) {
   if (!wg) return DBP_EINVAL;
   if (!wg->rt->current) return DBP_ENOTCORO;
+  DBP_ASSERT(wg->count > 0 || !wg->waiters.head);
   if (wg->count == 0) return 0;
   dbp_waiter w;
   dbp_waiter_init(&w);
