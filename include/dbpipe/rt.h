@@ -211,6 +211,43 @@ DBP_EXTERN void dbp_wake(dbp_waiter *w, int result);
 /* True once dbp_wake was called. */
 DBP_EXTERN bool dbp_waiter_fired(const dbp_waiter *w);
 
+/* ---- wait queues: first come, first served ----
+ *
+ * The queue behind the semaphore, mutex and channels, for a structure of
+ * your own that hands things to waiting coroutines in arrival order:
+ *
+ *   struct my_wait { dbp_waiter w; thing *got; } mw;
+ *   dbp_waiter_init(&mw.w);
+ *   dbp_waitq_push(&q, &mw.w);
+ *   rc = dbp_await(rt, &mw.w, timeout_ms);
+ *
+ * and the side that frees a thing pops the oldest waiter, fills it in and
+ * wakes it (dbp_waitq_pop, then dbp_wake). A waiter is in one queue at a
+ * time and leaves it by itself, so the queue never holds a dead waiter:
+ * dbp_wake takes it out, and so does a dbp_await that returns
+ * DBP_ETIMEDOUT or DBP_ECANCELED (even one that ends at once: a zero
+ * timeout, a cancellation already pending). A waiter that was woken but
+ * whose dbp_await failed anyway (both in the same loop turn) was handed
+ * something it must pass on: check dbp_waiter_fired after a failed wait.
+ * A zeroed dbp_waitq is empty; the fields are private. */
+typedef struct dbp_waitq {
+  dbp_waiter *head_, *tail_;
+  size_t len_;
+} dbp_waitq;
+
+/* Queues w (initialised, not fired, in no queue) behind everyone. */
+DBP_EXTERN void dbp_waitq_push(dbp_waitq *q, dbp_waiter *w);
+/* Queues w ahead of everyone: for a waiter that was served but could not
+ * use its turn and keeps its place. */
+DBP_EXTERN void dbp_waitq_push_front(dbp_waitq *q, dbp_waiter *w);
+/* Takes the oldest waiter out of q without waking it; NULL when empty. */
+DBP_EXTERN dbp_waiter *dbp_waitq_pop(dbp_waitq *q);
+/* Takes w out of the queue it is in; a no-op when it is in none. */
+DBP_EXTERN void dbp_waitq_remove(dbp_waiter *w);
+/* Pops every waiter, oldest first, and wakes it with `result`. */
+DBP_EXTERN void dbp_waitq_wake_all(dbp_waitq *q, int result);
+DBP_EXTERN size_t dbp_waitq_len(const dbp_waitq *q);
+
 /* ---- name resolution, through uv_getaddrinfo (waits) ---- */
 
 /* Resolves host/service on libuv's thread pool (either may be NULL, not

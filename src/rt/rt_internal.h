@@ -36,11 +36,6 @@ typedef struct dbp__listener {
   size_t index;
 } dbp__listener;
 
-/* An intrusive FIFO of waiters (dbp_waiter.prev_/next_/queue_). */
-typedef struct dbp__waitq {
-  dbp_waiter *head, *tail;
-} dbp__waitq;
-
 enum { DBP__READY = 1, DBP__RUNNING, DBP__WAITING, DBP__DONE };
 
 struct dbp_co_s {
@@ -116,13 +111,6 @@ int dbp__await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms, int flags);
 void dbp__make_ready(dbp_rt *rt, dbp_co *co);
 /* Switches from the running coroutine to the scheduler. */
 void dbp__suspend(dbp_co *co);
-
-/* ---- wait queues (sched.c) ---- */
-void dbp__waitq_push(dbp__waitq *q, dbp_waiter *w);
-dbp_waiter *dbp__waitq_pop(dbp__waitq *q);
-void dbp__waitq_remove(dbp_waiter *w);
-/* Wakes every waiter of q with `result`. */
-void dbp__waitq_wake_all(dbp__waitq *q, int result);
 
 /* ---- coroutines (co.c) ---- */
 void dbp__co_listen(dbp_co *co, dbp__listener *l, void (*fn)(dbp__listener *), void *data,

@@ -31,48 +31,73 @@ static void on_idle(uv_idle_t *h);
 static void on_check(uv_check_t *h);
 static void on_timer(uv_timer_t *h);
 
-/* ---- wait queues ---- */
+/* ---- wait queues: intrusive FIFOs through dbp_waiter.prev_/next_,
+ * with queue_ naming the queue a waiter is in (NULL: none) ---- */
 
-void dbp__waitq_push(dbp__waitq *q, dbp_waiter *w) {
+static void waitq_link(dbp_waitq *q, dbp_waiter *w, bool front) {
   DBP_ASSERT(w->queue_ == NULL); /* a waiter is in one queue at a time */
   DBP_ASSERT(!w->fired_);        /* a woken waiter never queues again */
-  DBP_ASSERT(!q->tail || !q->tail->next_);
   w->queue_ = q;
-  w->next_ = NULL;
-  w->prev_ = q->tail;
-  if (q->tail)
-    q->tail->next_ = w;
-  else
-    q->head = w;
-  q->tail = w;
+  if (front) {
+    w->prev_ = NULL;
+    w->next_ = q->head_;
+    if (q->head_)
+      q->head_->prev_ = w;
+    else
+      q->tail_ = w;
+    q->head_ = w;
+  } else {
+    w->next_ = NULL;
+    w->prev_ = q->tail_;
+    if (q->tail_)
+      q->tail_->next_ = w;
+    else
+      q->head_ = w;
+    q->tail_ = w;
+  }
+  q->len_++;
 }
 
-void dbp__waitq_remove(dbp_waiter *w) {
-  dbp__waitq *q = w->queue_;
+void dbp_waitq_push(dbp_waitq *q, dbp_waiter *w) {
+  if (q && w) waitq_link(q, w, false);
+}
+
+void dbp_waitq_push_front(dbp_waitq *q, dbp_waiter *w) {
+  if (q && w) waitq_link(q, w, true);
+}
+
+void dbp_waitq_remove(dbp_waiter *w) {
+  dbp_waitq *q = w ? w->queue_ : NULL;
   if (!q) return;
-  DBP_ASSERT(w->prev_ ? w->prev_->next_ == w : q->head == w);
-  DBP_ASSERT(w->next_ ? w->next_->prev_ == w : q->tail == w);
+  DBP_ASSERT(q->len_ > 0);
+  DBP_ASSERT(w->prev_ ? w->prev_->next_ == w : q->head_ == w);
+  DBP_ASSERT(w->next_ ? w->next_->prev_ == w : q->tail_ == w);
   if (w->prev_)
     w->prev_->next_ = w->next_;
   else
-    q->head = w->next_;
+    q->head_ = w->next_;
   if (w->next_)
     w->next_->prev_ = w->prev_;
   else
-    q->tail = w->prev_;
+    q->tail_ = w->prev_;
   w->prev_ = w->next_ = NULL;
   w->queue_ = NULL;
+  q->len_--;
 }
 
-dbp_waiter *dbp__waitq_pop(dbp__waitq *q) {
-  dbp_waiter *w = q->head;
-  if (w) dbp__waitq_remove(w);
+dbp_waiter *dbp_waitq_pop(dbp_waitq *q) {
+  dbp_waiter *w = q ? q->head_ : NULL;
+  if (w) dbp_waitq_remove(w);
   return w;
 }
 
-void dbp__waitq_wake_all(dbp__waitq *q, int result) {
+void dbp_waitq_wake_all(dbp_waitq *q, int result) {
   dbp_waiter *w;
-  while ((w = dbp__waitq_pop(q))) dbp_wake(w, result);
+  while ((w = dbp_waitq_pop(q))) dbp_wake(w, result);
+}
+
+size_t dbp_waitq_len(const dbp_waitq *q) {
+  return q ? q->len_ : 0;
 }
 
 /* ---- the timer heap: coroutines ordered by (expiry, timer_seq) ---- */
@@ -173,7 +198,7 @@ static void on_timer(uv_timer_t *h) {
   uint64_t now = uv_now(rt->loop);
   while (rt->heap_len > 0 && rt->heap[0]->expiry <= now) {
     dbp_co *co = rt->heap[0];
-    if (co->wait) dbp__waitq_remove(co->wait);
+    if (co->wait) dbp_waitq_remove(co->wait);
     co_wake(co, co->timeout_ok && !co->by_deadline ? 0 : DBP_ETIMEDOUT);
   }
   timer_rearm(rt);
@@ -205,7 +230,7 @@ void dbp_wake(dbp_waiter *w, int result) {
   if (!w || w->fired_) return;
   w->fired_ = 1;
   w->result = result;
-  dbp__waitq_remove(w);
+  dbp_waitq_remove(w);
   dbp_co *co = w->co_;
   if (co && co->state == DBP__WAITING && co->wait == w) co_wake(co, 0);
 }
@@ -280,7 +305,7 @@ int dbp__await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms, int flags) {
   if (intr) {
     if (co->cancel_pending) {
       co->cancel_pending = false;
-      dbp__waitq_remove(w);
+      dbp_waitq_remove(w);
       return DBP_ECANCELED;
     }
     if (timeout_ms >= 0 || co->deadline != DBP__NEVER) {
@@ -292,7 +317,7 @@ int dbp__await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms, int flags) {
         by_deadline = true;
       }
       if (expiry <= now) {
-        dbp__waitq_remove(w);
+        dbp_waitq_remove(w);
         return (flags & DBP__AWAIT_TIMEOUT_OK) && !by_deadline ? 0 : DBP_ETIMEDOUT;
       }
     }
@@ -304,7 +329,7 @@ int dbp__await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms, int flags) {
   if (expiry != DBP__NEVER) {
     co->expiry = expiry;
     if (heap_push(rt, co) != 0) {
-      dbp__waitq_remove(w);
+      dbp_waitq_remove(w);
       return DBP_ENOMEM;
     }
   }
@@ -361,7 +386,7 @@ int dbp_sleep(dbp_rt *rt, int64_t ms) {
 void dbp_cancel(dbp_co *co) {
   if (!co || co->state == DBP__DONE) return;
   if (co->state == DBP__WAITING && !co->uninterruptible) {
-    if (co->wait) dbp__waitq_remove(co->wait);
+    if (co->wait) dbp_waitq_remove(co->wait);
     co_wake(co, DBP_ECANCELED);
     return;
   }
