@@ -46,13 +46,38 @@ typedef int (*dbp_co_fn)(void *arg, void **result);
  * the process's mapping budget (vm.max_map_count) allows, about 24,000
  * stacks on a default kernel; beyond that it has a canary checked at every
  * switch. An overflow prints "dbpipe: stack overflow in coroutine '<name>'"
- * and kills the process with SIGSEGV. */
+ * and kills the process with SIGSEGV.
+ *
+ * To tell a guard-page hit from other faults, the first runtime that wants
+ * it installs a SIGSEGV and SIGBUS handler for the whole process (on an
+ * alternate signal stack per thread); faults that are not an overflow go
+ * on to the handler installed before it. A program with handlers of its
+ * own that must stay first sets no_fault_handler in every runtime: then
+ * nothing is installed, a guard-page hit is an ordinary SIGSEGV, and the
+ * canary still reports an overflow at the coroutine's next switch. Once
+ * installed, the handler stays for the life of the process.
+ *
+ * A stack size is rounded up to whole pages and must lie within
+ * [DBP_STACK_MIN, DBP_STACK_MAX], else DBP_EINVAL. The minimum is twice
+ * what the deepest driver call we know of needs: a PostgreSQL connect over
+ * TLS (libpq, OpenSSL's handshake, glibc's printf family) peaks at just
+ * over 16 KiB on x86-64, so the runtime's own frames and a driver call fit
+ * with room to spare (tests/db/test_rt_stack_min.c runs both drivers on
+ * it). The maximum is eight times the usual 8 MiB thread stack, far beyond what a
+ * coroutine should need, so that a size computed wrongly (a negative
+ * number cast to size_t, bytes mistaken for KiB) fails at once instead of
+ * reserving absurd address space. */
+#define DBP_STACK_MIN ((size_t)32 * 1024)
+#define DBP_STACK_MAX ((size_t)64 * 1024 * 1024)
+
 typedef struct dbp_rt_options {
-  size_t stack_size; /* default stack per coroutine; 0 = 64 KiB */
+  size_t stack_size;     /* default stack per coroutine; 0 = 64 KiB */
+  bool no_fault_handler; /* leave SIGSEGV / SIGBUS alone; default false */
 } dbp_rt_options;
 
 /* Creates a runtime on `loop`, or on a loop of its own when `loop` is NULL.
- * `opts` may be NULL. */
+ * `opts` may be NULL (all defaults). DBP_EINVAL for a stack_size out of
+ * range. */
 DBP_EXTERN int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *opts);
 /* Runs the loop until no coroutine is left and the loop has nothing to do
  * (uv_run(UV_RUN_DEFAULT)). For a caller-supplied loop the caller may instead
@@ -82,14 +107,16 @@ DBP_EXTERN uint64_t dbp_now(dbp_rt *rt);
 
 typedef struct dbp_spawn_options {
   const char *name;  /* copied (up to 63 bytes); shown in diagnostics */
-  size_t stack_size; /* 0 = the runtime's default */
+  size_t stack_size; /* 0 = the runtime's default; else within
+                        [DBP_STACK_MIN, DBP_STACK_MAX] */
   bool detached;     /* nobody joins: resources go when it finishes */
 } dbp_spawn_options;
 
 /* Creates a coroutine that will run `fn(arg)` soon (it is queued, not run
  * inline). Callable from inside or outside a coroutine. Unless detached, the
  * handle stays valid until dbp_join or dbp_detach. `opts` may be NULL;
- * `out` may be NULL only for detached coroutines. */
+ * `out` may be NULL only for detached coroutines. DBP_EINVAL for a
+ * stack_size out of range. */
 DBP_EXTERN int dbp_spawn(dbp_rt *rt, dbp_co **out, dbp_co_fn fn, void *arg,
                          const dbp_spawn_options *opts);
 /* Waits for `co` to finish and frees it. Returns the coroutine's return code

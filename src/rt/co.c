@@ -25,6 +25,7 @@ int dbp_spawn(dbp_rt *rt, dbp_co **out, dbp_co_fn fn, void *arg, const dbp_spawn
   if (!rt || !fn || rt->freeing) return DBP_EINVAL;
   bool detached = opts && opts->detached;
   if (!out && !detached) return DBP_EINVAL;
+  if (opts && !dbp__stack_size_ok(opts->stack_size)) return DBP_EINVAL;
   dbp_co *co = malloc(sizeof *co);
   if (!co) return DBP_ENOMEM;
   memset(co, 0, offsetof(dbp_co, name));

@@ -123,7 +123,11 @@ void dbp__co_free(dbp_co *co);
 void dbp__co_wait_done(dbp_rt *rt, dbp_co *co);
 
 /* ---- stacks and the overflow handler (stack.c) ---- */
-int dbp__stack_thread_init(dbp_rt *rt);
+/* Sets up what rt needs from the process: the guard registry and, unless
+ * `no_handler`, the overflow handler and this thread's signal stack. */
+int dbp__stack_thread_init(dbp_rt *rt, bool no_handler);
+/* True when `size` is 0 (the default) or a valid stack size. */
+bool dbp__stack_size_ok(size_t size);
 void dbp__stack_thread_fini(dbp_rt *rt);
 dbp__stack *dbp__stack_get(dbp_rt *rt, size_t size);
 void dbp__stack_put(dbp_rt *rt, dbp__stack *s);

@@ -423,12 +423,15 @@ static void on_handle_closed(uv_handle_t *h) {
 
 /* Creates a runtime on `loop` (or a loop of its own). Owns: the idle, check
  * and timer handles it puts on the loop, and its own loop if it made one.
- * Also installs, once per thread, the alternate signal stack the overflow
- * handler runs on. Returns 0, DBP_ENOMEM or DBP_ESYS. */
+ * Unless opts->no_fault_handler, also installs the overflow handler (once
+ * per process) and the alternate signal stack it runs on (once per
+ * thread). Returns 0, DBP_EINVAL (a stack size out of range), DBP_ENOMEM
+ * or DBP_ESYS. */
 int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *opts) {
   if (!out) return DBP_EINVAL;
   *out = NULL;
   int rc;
+  if (opts && !dbp__stack_size_ok(opts->stack_size)) return DBP_EINVAL;
   dbp_rt *rt = calloc(1, sizeof *rt);
   if (!rt) return DBP_ENOMEM;
   rt->timer_due = DBP__NEVER;
@@ -443,7 +446,7 @@ int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *opts) {
     rt->loop = &rt->own_loop;
     rt->owns_loop = true;
   }
-  rc = dbp__stack_thread_init(rt);
+  rc = dbp__stack_thread_init(rt, opts && opts->no_fault_handler);
   if (rc != 0) goto fail_loop;
   uv_idle_init(rt->loop, &rt->idle);
   uv_check_init(rt->loop, &rt->check);
