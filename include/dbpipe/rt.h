@@ -10,8 +10,23 @@
  * timeout or the coroutine's deadline passed (DBP_ETIMEDOUT), or the
  * coroutine was cancelled (DBP_ECANCELED).
  *
- * Timeouts are in milliseconds: DBP_FOREVER (-1) waits without a limit,
- * 0 only polls.
+ * Timeouts and durations, one rule for every layer of dbpipe (rt, db,
+ * pool and above), all in milliseconds:
+ *
+ *   a timeout ARGUMENT of a call that waits: DBP_FOREVER (-1) waits
+ *     without a limit; 0 does not wait: the call succeeds if it can
+ *     complete without waiting (a permit is free, an item is queued, the
+ *     fd is ready, the coroutine has finished, a connection is idle) and
+ *     otherwise fails at once with DBP_ETIMEDOUT, leaving nothing queued
+ *     and letting no other coroutine run; n > 0 waits at most n ms.
+ *   an options FIELD (dbp_rt_options, dbp_pool_options, ...): 0 means the
+ *     default, so a zeroed struct is all defaults; DBP_FOREVER means no
+ *     limit. A field that needs a real zero says how to ask for it (the
+ *     pool's DBP_POOL_NOW).
+ *
+ * A pending cancellation and a passed deadline are reported by any call
+ * that would have to wait, a zero timeout included. dbp_sleep takes a
+ * duration, not a timeout (0 is dbp_yield).
  *
  * Cancellation is delivered once, as DBP_ECANCELED from the next wait the
  * coroutine makes (or the one it is in). Waits after that work normally, so
@@ -142,19 +157,25 @@ DBP_EXTERN bool dbp_cancel_pending(dbp_rt *rt);
 
 /* Waits: lets every other ready coroutine run once, then continues. */
 DBP_EXTERN int dbp_yield(dbp_rt *rt);
-/* Waits `ms` milliseconds; 0 is dbp_yield, DBP_FOREVER sleeps until the
- * coroutine is cancelled or its deadline passes. */
+/* Waits `ms` milliseconds (a duration, not a timeout); 0 is dbp_yield,
+ * DBP_FOREVER sleeps until the coroutine is cancelled or its deadline
+ * passes. */
 DBP_EXTERN int dbp_sleep(dbp_rt *rt, int64_t ms);
 
 /* Deadlines: from now on, any wait of the running coroutine that would end
- * after now+ms returns DBP_ETIMEDOUT when the deadline passes. Scopes nest;
- * the nearest deadline wins. Restore with dbp_deadline_pop(rt, token). */
+ * after now+ms returns DBP_ETIMEDOUT when the deadline passes (with ms 0,
+ * every wait that cannot complete at once). DBP_FOREVER sets none. Scopes
+ * nest; the nearest deadline wins. Restore with dbp_deadline_pop(rt,
+ * token). */
 DBP_EXTERN int dbp_deadline_push(dbp_rt *rt, int64_t ms, uint64_t *token);
 DBP_EXTERN void dbp_deadline_pop(dbp_rt *rt, uint64_t token);
 
 /* Runs fn(arg) in a new coroutine and waits for it at most `timeout_ms`.
  * On timeout the child is cancelled, its cleanup awaited, and
- * DBP_ETIMEDOUT returned. Otherwise returns the child's code and result. */
+ * DBP_ETIMEDOUT returned. Otherwise returns the child's code and result.
+ * With 0 the child is cancelled before it starts (as asyncio.wait_for
+ * does): fn still runs, but its first wait returns DBP_ECANCELED, and
+ * DBP_ETIMEDOUT comes back once it has finished. */
 DBP_EXTERN int dbp_wait_for(dbp_rt *rt, dbp_co_fn fn, void *arg, int64_t timeout_ms, void **result);
 
 /* Gathers n coroutines (which the caller owns; all are joined and freed on
@@ -298,7 +319,8 @@ typedef struct dbp_fdwatch_s dbp_fdwatch;
 /* DBP_EEXIST when an open watcher of the runtime already has fd. */
 DBP_EXTERN int dbp_fdwatch_new(dbp_rt *rt, int fd, dbp_fdwatch **out);
 /* Waits until the fd is ready for any of `events`; stores what is ready in
- * *revents (may be NULL). Errors and hang-ups count as ready. */
+ * *revents (may be NULL). Errors and hang-ups count as ready. With a
+ * timeout of 0 it looks at the fd without waiting (poll(2)). */
 DBP_EXTERN int dbp_fdwatch_wait(dbp_fdwatch *w, int events, int64_t timeout_ms, int *revents);
 DBP_EXTERN int dbp_fdwatch_fd(const dbp_fdwatch *w);
 /* Stops watching at once: the fd may be closed right after the call, and
@@ -327,7 +349,9 @@ DBP_EXTERN int dbp_chan_new(dbp_rt *rt, size_t capacity, dbp_chan **out);
 /* A priority channel: dbp_chan_recv returns the item with the lowest
  * priority value first, FIFO among equals. */
 DBP_EXTERN int dbp_chan_new_priority(dbp_rt *rt, size_t capacity, dbp_chan **out);
-/* Waits for room. DBP_ECLOSED if the channel is (or gets) closed. */
+/* Waits for room. DBP_ECLOSED if the channel is (or gets) closed. With a
+ * timeout of 0, DBP_ETIMEDOUT when full (dbp_chan_try_send says
+ * DBP_EAGAIN instead and does not report cancellation). */
 DBP_EXTERN int dbp_chan_send(dbp_chan *ch, void *item, int64_t timeout_ms);
 DBP_EXTERN int dbp_chan_send_prio(dbp_chan *ch, void *item, int64_t priority, int64_t timeout_ms);
 /* Waits for an item. After close, remaining items are still delivered;
@@ -343,7 +367,9 @@ DBP_EXTERN size_t dbp_chan_len(const dbp_chan *ch);
 DBP_EXTERN void dbp_chan_free(dbp_chan *ch);
 
 /* ---- semaphore, mutex, event, wait group (FIFO waiters) ----
- * Each wait is cancellable and takes a timeout. A release, unlock or set
+ * Each wait is cancellable and takes a timeout (0: take the permit, the
+ * lock, or see the event or count, if that needs no wait; else
+ * DBP_ETIMEDOUT at once). A release, unlock or set
  * hands over to waiters in the order they came. Freeing one of these while
  * coroutines wait on it wakes them with DBP_ECLOSED. */
 

@@ -555,7 +555,9 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
           slot = true;
           continue;
         }
-        if (pool_past(p, top.since, p->o.check_after_ms)) {
+        /* A zero timeout does not wait, so it skips the ping: the peek
+         * above is all it gets. */
+        if (timeout_ms != 0 && pool_past(p, top.since, p->o.check_after_ms)) {
           rc = pool_check(p, c, top.since, deadline);
           if (rc == DBP_EAGAIN) {
             /* Dead: its capacity is ours to replace it with. */
