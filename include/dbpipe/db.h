@@ -121,7 +121,7 @@ typedef struct dbp_conn_s dbp_conn;
 
 /* Waits: resolves the host with uv_getaddrinfo, then connects. timeout_ms
  * bounds the whole connect (DBP_FOREVER: the DSN's connect_timeout, else no
- * limit; 0: DBP_ETIMEDOUT at once, as a connect always waits). Every
+ * limit; 0: does not wait, so in practice DBP_ETIMEDOUT at once). Every
  * address the name resolves to is tried in turn. Errors: DBP_EDSN (bad
  * DSN or parameter), DBP_ERESOLVE, DBP_ECONNECT, DBP_EAUTH, DBP_ETIMEDOUT,
  * DBP_ECANCELED; `err` (may be NULL) tells the details, with the DSN
@@ -160,9 +160,10 @@ DBP_EXTERN uint64_t dbp_conn_used_at(const dbp_conn *c);
  * connection is idle again, or broken when that could not be done),
  * DBP_ESTATE (a result is still open), DBP_EBUSY (another coroutine is
  * using the connection) or DBP_EINVAL. Their timeout_ms follows the rule
- * at the top of rt.h: DBP_FOREVER is no limit, and 0, as a statement
- * always waits for the server, fails at once with DBP_ETIMEDOUT and
- * leaves the connection idle. */
+ * at the top of rt.h: DBP_FOREVER is no limit, and 0 does not wait: the
+ * call fails with DBP_ETIMEDOUT where it would first wait for the server
+ * (leaving the connection idle), and succeeds only when the reply is
+ * already there. */
 typedef struct dbp_param {
   const char *val;
   size_t len;
