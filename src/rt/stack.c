@@ -25,11 +25,12 @@
  * maps the kernel's shared zero page.
  *
  * The overflow handler (SIGSEGV and SIGBUS, on an alternate signal stack),
- * installed by the first runtime that does not opt out, looks the fault address up in the registry
- * of guard ranges; a hit prints "dbpipe: stack overflow in coroutine '<name>'" and dies of the
- * original signal; anything else goes to the handler that was installed before. The registry is an
- * array of atomics written under a mutex and read by the handler without locks; it only ever
- * touches async-signal-safe calls.
+ * installed by the first runtime that does not opt out, looks the fault
+ * address up in the registry of guard ranges; a hit prints "dbpipe: stack
+ * overflow in coroutine '<name>'" and dies of the original signal;
+ * anything else goes to the handler that was installed before. The
+ * registry is an array of atomics written under a mutex and read by the
+ * handler without locks; it only ever touches async-signal-safe calls.
  */
 #include <errno.h>
 #include <fcntl.h>
