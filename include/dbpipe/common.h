@@ -24,7 +24,9 @@
 #define DBP_VERSION_PATCH 0
 #define DBP_VERSION_STRING "0.1.0"
 
-/* The error table: name, value, message. Values never change once released. */
+/* The error table: name, value, message. Values never change once released,
+ * and a removed code's value is never given to another: -51 (EUSAGE, which
+ * nothing returned) is retired. */
 #define DBP_ERRNO_MAP(X)                                               \
   X(EINVAL, -1, "invalid argument")                                    \
   X(ENOMEM, -2, "out of memory")                                       \
@@ -54,7 +56,6 @@
   X(EFORMAT, -40, "invalid or unsupported output format")              \
   X(ECOMPRESS, -41, "compression failed")                              \
   X(EJOB, -50, "invalid job file")                                     \
-  X(EUSAGE, -51, "invalid usage")                                      \
   X(ETASK, -52, "a task failed")
 
 enum {

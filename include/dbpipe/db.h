@@ -121,10 +121,11 @@ typedef struct dbp_conn_s dbp_conn;
 
 /* Waits: resolves the host with uv_getaddrinfo, then connects. timeout_ms
  * bounds the whole connect (DBP_FOREVER: the DSN's connect_timeout, else no
- * limit). Every address the name resolves to is tried in turn. Errors:
- * DBP_EDSN (bad DSN or parameter), DBP_ERESOLVE, DBP_ECONNECT, DBP_EAUTH,
- * DBP_ETIMEDOUT, DBP_ECANCELED; `err` (may be NULL) tells the details, with
- * the DSN redacted. */
+ * limit; 0: does not wait, so in practice DBP_ETIMEDOUT at once). Every
+ * address the name resolves to is tried in turn. Errors: DBP_EDSN (bad
+ * DSN or parameter), DBP_ERESOLVE, DBP_ECONNECT, DBP_EAUTH, DBP_ETIMEDOUT,
+ * DBP_ECANCELED; `err` (may be NULL) tells the details, with the DSN
+ * redacted. */
 DBP_EXTERN int dbp_conn_open(dbp_rt *rt, const char *dsn, int64_t timeout_ms, dbp_conn **out,
                              dbp_dberr *err);
 /* Closes and frees. Does not wait; safe outside coroutines. Not while
@@ -158,7 +159,11 @@ DBP_EXTERN uint64_t dbp_conn_used_at(const dbp_conn *c);
  * or DBP_ECANCELED (the statement was cancelled on the server and the
  * connection is idle again, or broken when that could not be done),
  * DBP_ESTATE (a result is still open), DBP_EBUSY (another coroutine is
- * using the connection) or DBP_EINVAL. */
+ * using the connection) or DBP_EINVAL. Their timeout_ms follows the rule
+ * at the top of rt.h: DBP_FOREVER is no limit, and 0 does not wait: the
+ * call fails with DBP_ETIMEDOUT where it would first wait for the server
+ * (leaving the connection idle), and succeeds only when the reply is
+ * already there. */
 typedef struct dbp_param {
   const char *val;
   size_t len;

@@ -30,7 +30,8 @@ extern "C" {
 typedef struct dbp_pool_s dbp_pool;
 
 /* Options: a field left 0 takes its default, so `{.max_size = 8}` is a
- * sensible pool. The durations also accept DBP_FOREVER (never) and
+ * sensible pool (the rule at the top of rt.h). The durations also accept
+ * DBP_FOREVER (never, no limit) and, where a zero makes sense,
  * DBP_POOL_NOW, an explicit zero: check before every hand-out, close idle
  * connections above min_size at once, use each connection only once. */
 #define DBP_POOL_NOW ((int64_t)-2)
@@ -67,20 +68,26 @@ DBP_EXTERN int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options 
 /* Waits: hands out an idle connection, opens one, or queues behind earlier
  * waiters. DBP_ETIMEDOUT after timeout_ms (the connect counts against it);
  * never leaks a connection. An idle connection is peeked at first, and
- * pinged when unused for check_after_ms; a dead one is replaced. `err` (may be NULL) gets the
- * connect error, or just the code. DBP_EPOOLCLOSED once dbp_pool_close began. */
+ * pinged when unused for check_after_ms; a dead one is replaced. A timeout
+ * of 0 does not wait: it hands out an idle connection if nobody queues
+ * (after the peek only: the ping would wait), else fails at once with
+ * DBP_ETIMEDOUT (opening a connection or queueing would wait).
+ * DBP_FOREVER waits without limit; other negative timeouts are
+ * DBP_EINVAL. `err` (may be NULL) gets the connect error, or just the
+ * code. DBP_EPOOLCLOSED once dbp_pool_close began. */
 DBP_EXTERN int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr *err);
 /* Waits (for the reset): gives a connection back. Any coroutine may release
- * what another acquired. A broken connection, or one whose reset failed or
- * that outlived max_lifetime_ms, is closed and the oldest waiter may open a
+ * what another acquired. Releasing a connection twice is a bug (caught by
+ * the invariant checks of a development build; otherwise ignored). A broken connection, or one
+ * whose reset failed or that outlived max_lifetime_ms, is closed and the oldest waiter may open a
  * replacement. With a cancellation pending the reset runs in a coroutine of
  * its own (the caller's cancellation is not swallowed); outside a coroutine
  * a connection that would need a reset (a ROLLBACK, a session reset, an
  * abandoned result drained) is closed instead. */
 DBP_EXTERN void dbp_pool_release(dbp_pool *p, dbp_conn *c);
 /* Waits: fails pending acquires with DBP_EPOOLCLOSED, waits up to
- * timeout_ms for connections in use to come back, closes everything and
- * frees the pool. On DBP_ETIMEDOUT (or DBP_ECANCELED) connections are still
+ * timeout_ms for connections in use to come back (0: not at all), closes
+ * everything and frees the pool. On DBP_ETIMEDOUT (or DBP_ECANCELED) connections are still
  * out: the pool stays closed and frees itself when the last one is
  * released, so `p` may then only be passed to dbp_pool_release. Outside a
  * coroutine it does not wait. */

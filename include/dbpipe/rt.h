@@ -10,8 +10,23 @@
  * timeout or the coroutine's deadline passed (DBP_ETIMEDOUT), or the
  * coroutine was cancelled (DBP_ECANCELED).
  *
- * Timeouts are in milliseconds: DBP_FOREVER (-1) waits without a limit,
- * 0 only polls.
+ * Timeouts and durations, one rule for every layer of dbpipe (rt, db,
+ * pool and above), all in milliseconds:
+ *
+ *   a timeout ARGUMENT of a call that waits: DBP_FOREVER (-1) waits
+ *     without a limit; 0 does not wait: the call succeeds if it can
+ *     complete without waiting (a permit is free, an item is queued, the
+ *     fd is ready, the coroutine has finished, a connection is idle) and
+ *     otherwise fails at once with DBP_ETIMEDOUT, leaving nothing queued
+ *     and letting no other coroutine run; n > 0 waits at most n ms.
+ *   an options FIELD (dbp_rt_options, dbp_pool_options, ...): 0 means the
+ *     default, so a zeroed struct is all defaults; DBP_FOREVER means no
+ *     limit. A field that needs a real zero says how to ask for it (the
+ *     pool's DBP_POOL_NOW).
+ *
+ * A pending cancellation and a passed deadline are reported by any call
+ * that would have to wait, a zero timeout included. dbp_sleep takes a
+ * duration, not a timeout (0 is dbp_yield).
  *
  * Cancellation is delivered once, as DBP_ECANCELED from the next wait the
  * coroutine makes (or the one it is in). Waits after that work normally, so
@@ -46,13 +61,38 @@ typedef int (*dbp_co_fn)(void *arg, void **result);
  * the process's mapping budget (vm.max_map_count) allows, about 24,000
  * stacks on a default kernel; beyond that it has a canary checked at every
  * switch. An overflow prints "dbpipe: stack overflow in coroutine '<name>'"
- * and kills the process with SIGSEGV. */
+ * and kills the process with SIGSEGV.
+ *
+ * To tell a guard-page hit from other faults, the first runtime that wants
+ * it installs a SIGSEGV and SIGBUS handler for the whole process (on an
+ * alternate signal stack per thread); faults that are not an overflow go
+ * on to the handler installed before it. A program with handlers of its
+ * own that must stay first sets no_fault_handler in every runtime: then
+ * nothing is installed, a guard-page hit is an ordinary SIGSEGV, and the
+ * canary still reports an overflow at the coroutine's next switch. Once
+ * installed, the handler stays for the life of the process.
+ *
+ * A stack size is rounded up to whole pages and must lie within
+ * [DBP_STACK_MIN, DBP_STACK_MAX], else DBP_EINVAL. The minimum is twice
+ * what the deepest driver call we know of needs: a PostgreSQL connect over
+ * TLS (libpq, OpenSSL's handshake, glibc's printf family) peaks at just
+ * over 16 KiB on x86-64, so the runtime's own frames and a driver call fit
+ * with room to spare (tests/db/test_rt_stack_min.c runs both drivers on
+ * it). The maximum is eight times the usual 8 MiB thread stack, far beyond what a
+ * coroutine should need, so that a size computed wrongly (a negative
+ * number cast to size_t, bytes mistaken for KiB) fails at once instead of
+ * reserving absurd address space. */
+#define DBP_STACK_MIN ((size_t)32 * 1024)
+#define DBP_STACK_MAX ((size_t)64 * 1024 * 1024)
+
 typedef struct dbp_rt_options {
-  size_t stack_size; /* default stack per coroutine; 0 = 64 KiB */
+  size_t stack_size;     /* default stack per coroutine; 0 = 64 KiB */
+  bool no_fault_handler; /* leave SIGSEGV / SIGBUS alone; default false */
 } dbp_rt_options;
 
 /* Creates a runtime on `loop`, or on a loop of its own when `loop` is NULL.
- * `opts` may be NULL. */
+ * `opts` may be NULL (all defaults). DBP_EINVAL for a stack_size out of
+ * range. */
 DBP_EXTERN int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *opts);
 /* Runs the loop until no coroutine is left and the loop has nothing to do
  * (uv_run(UV_RUN_DEFAULT)). For a caller-supplied loop the caller may instead
@@ -82,14 +122,16 @@ DBP_EXTERN uint64_t dbp_now(dbp_rt *rt);
 
 typedef struct dbp_spawn_options {
   const char *name;  /* copied (up to 63 bytes); shown in diagnostics */
-  size_t stack_size; /* 0 = the runtime's default */
+  size_t stack_size; /* 0 = the runtime's default; else within
+                        [DBP_STACK_MIN, DBP_STACK_MAX] */
   bool detached;     /* nobody joins: resources go when it finishes */
 } dbp_spawn_options;
 
 /* Creates a coroutine that will run `fn(arg)` soon (it is queued, not run
  * inline). Callable from inside or outside a coroutine. Unless detached, the
  * handle stays valid until dbp_join or dbp_detach. `opts` may be NULL;
- * `out` may be NULL only for detached coroutines. */
+ * `out` may be NULL only for detached coroutines. DBP_EINVAL for a
+ * stack_size out of range. */
 DBP_EXTERN int dbp_spawn(dbp_rt *rt, dbp_co **out, dbp_co_fn fn, void *arg,
                          const dbp_spawn_options *opts);
 /* Waits for `co` to finish and frees it. Returns the coroutine's return code
@@ -115,19 +157,25 @@ DBP_EXTERN bool dbp_cancel_pending(dbp_rt *rt);
 
 /* Waits: lets every other ready coroutine run once, then continues. */
 DBP_EXTERN int dbp_yield(dbp_rt *rt);
-/* Waits `ms` milliseconds; 0 is dbp_yield, DBP_FOREVER sleeps until the
- * coroutine is cancelled or its deadline passes. */
+/* Waits `ms` milliseconds (a duration, not a timeout); 0 is dbp_yield,
+ * DBP_FOREVER sleeps until the coroutine is cancelled or its deadline
+ * passes. */
 DBP_EXTERN int dbp_sleep(dbp_rt *rt, int64_t ms);
 
 /* Deadlines: from now on, any wait of the running coroutine that would end
- * after now+ms returns DBP_ETIMEDOUT when the deadline passes. Scopes nest;
- * the nearest deadline wins. Restore with dbp_deadline_pop(rt, token). */
+ * after now+ms returns DBP_ETIMEDOUT when the deadline passes (with ms 0,
+ * every wait that cannot complete at once). DBP_FOREVER sets none. Scopes
+ * nest; the nearest deadline wins. Restore with dbp_deadline_pop(rt,
+ * token). */
 DBP_EXTERN int dbp_deadline_push(dbp_rt *rt, int64_t ms, uint64_t *token);
 DBP_EXTERN void dbp_deadline_pop(dbp_rt *rt, uint64_t token);
 
 /* Runs fn(arg) in a new coroutine and waits for it at most `timeout_ms`.
  * On timeout the child is cancelled, its cleanup awaited, and
- * DBP_ETIMEDOUT returned. Otherwise returns the child's code and result. */
+ * DBP_ETIMEDOUT returned. Otherwise returns the child's code and result.
+ * With 0 the child is cancelled before it starts (as asyncio.wait_for
+ * does): fn still runs, but its first wait returns DBP_ECANCELED, and
+ * DBP_ETIMEDOUT comes back once it has finished. */
 DBP_EXTERN int dbp_wait_for(dbp_rt *rt, dbp_co_fn fn, void *arg, int64_t timeout_ms, void **result);
 
 /* Gathers n coroutines (which the caller owns; all are joined and freed on
@@ -211,6 +259,43 @@ DBP_EXTERN void dbp_wake(dbp_waiter *w, int result);
 /* True once dbp_wake was called. */
 DBP_EXTERN bool dbp_waiter_fired(const dbp_waiter *w);
 
+/* ---- wait queues: first come, first served ----
+ *
+ * The queue behind the semaphore, mutex and channels, for a structure of
+ * your own that hands things to waiting coroutines in arrival order:
+ *
+ *   struct my_wait { dbp_waiter w; thing *got; } mw;
+ *   dbp_waiter_init(&mw.w);
+ *   dbp_waitq_push(&q, &mw.w);
+ *   rc = dbp_await(rt, &mw.w, timeout_ms);
+ *
+ * and the side that frees a thing pops the oldest waiter, fills it in and
+ * wakes it (dbp_waitq_pop, then dbp_wake). A waiter is in one queue at a
+ * time and leaves it by itself, so the queue never holds a dead waiter:
+ * dbp_wake takes it out, and so does a dbp_await that returns
+ * DBP_ETIMEDOUT or DBP_ECANCELED (even one that ends at once: a zero
+ * timeout, a cancellation already pending). A waiter that was woken but
+ * whose dbp_await failed anyway (both in the same loop turn) was handed
+ * something it must pass on: check dbp_waiter_fired after a failed wait.
+ * A zeroed dbp_waitq is empty; the fields are private. */
+typedef struct dbp_waitq {
+  dbp_waiter *head_, *tail_;
+  size_t len_;
+} dbp_waitq;
+
+/* Queues w (initialised, not fired, in no queue) behind everyone. */
+DBP_EXTERN void dbp_waitq_push(dbp_waitq *q, dbp_waiter *w);
+/* Queues w ahead of everyone: for a waiter that was served but could not
+ * use its turn and keeps its place. */
+DBP_EXTERN void dbp_waitq_push_front(dbp_waitq *q, dbp_waiter *w);
+/* Takes the oldest waiter out of q without waking it; NULL when empty. */
+DBP_EXTERN dbp_waiter *dbp_waitq_pop(dbp_waitq *q);
+/* Takes w out of the queue it is in; a no-op when it is in none. */
+DBP_EXTERN void dbp_waitq_remove(dbp_waiter *w);
+/* Pops every waiter, oldest first, and wakes it with `result`. */
+DBP_EXTERN void dbp_waitq_wake_all(dbp_waitq *q, int result);
+DBP_EXTERN size_t dbp_waitq_len(const dbp_waitq *q);
+
 /* ---- name resolution, through uv_getaddrinfo (waits) ---- */
 
 /* Resolves host/service on libuv's thread pool (either may be NULL, not
@@ -234,7 +319,8 @@ typedef struct dbp_fdwatch_s dbp_fdwatch;
 /* DBP_EEXIST when an open watcher of the runtime already has fd. */
 DBP_EXTERN int dbp_fdwatch_new(dbp_rt *rt, int fd, dbp_fdwatch **out);
 /* Waits until the fd is ready for any of `events`; stores what is ready in
- * *revents (may be NULL). Errors and hang-ups count as ready. */
+ * *revents (may be NULL). Errors and hang-ups count as ready. With a
+ * timeout of 0 it looks at the fd without waiting (poll(2)). */
 DBP_EXTERN int dbp_fdwatch_wait(dbp_fdwatch *w, int events, int64_t timeout_ms, int *revents);
 DBP_EXTERN int dbp_fdwatch_fd(const dbp_fdwatch *w);
 /* Stops watching at once: the fd may be closed right after the call, and
@@ -263,7 +349,9 @@ DBP_EXTERN int dbp_chan_new(dbp_rt *rt, size_t capacity, dbp_chan **out);
 /* A priority channel: dbp_chan_recv returns the item with the lowest
  * priority value first, FIFO among equals. */
 DBP_EXTERN int dbp_chan_new_priority(dbp_rt *rt, size_t capacity, dbp_chan **out);
-/* Waits for room. DBP_ECLOSED if the channel is (or gets) closed. */
+/* Waits for room. DBP_ECLOSED if the channel is (or gets) closed. With a
+ * timeout of 0, DBP_ETIMEDOUT when full (dbp_chan_try_send says
+ * DBP_EAGAIN instead and does not report cancellation). */
 DBP_EXTERN int dbp_chan_send(dbp_chan *ch, void *item, int64_t timeout_ms);
 DBP_EXTERN int dbp_chan_send_prio(dbp_chan *ch, void *item, int64_t priority, int64_t timeout_ms);
 /* Waits for an item. After close, remaining items are still delivered;
@@ -279,7 +367,9 @@ DBP_EXTERN size_t dbp_chan_len(const dbp_chan *ch);
 DBP_EXTERN void dbp_chan_free(dbp_chan *ch);
 
 /* ---- semaphore, mutex, event, wait group (FIFO waiters) ----
- * Each wait is cancellable and takes a timeout. A release, unlock or set
+ * Each wait is cancellable and takes a timeout (0: take the permit, the
+ * lock, or see the event or count, if that needs no wait; else
+ * DBP_ETIMEDOUT at once). A release, unlock or set
  * hands over to waiters in the order they came. Freeing one of these while
  * coroutines wait on it wakes them with DBP_ECLOSED. */
 

@@ -43,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/assert.h"
+
 /* How long a liveness check (dbp_conn_ping) and a reset (dbp_conn_reset)
  * may take. */
 #define POOL_CHECK_TIMEOUT_MS 2000
@@ -60,10 +62,11 @@
 enum { HAND_NONE = 0, HAND_CONN, HAND_SLOT, HAND_CLOSED };
 
 /* One coroutine queued in dbp_pool_acquire; lives on that coroutine's
- * stack and is linked into the pool's queue only while it waits. */
+ * stack and is in the pool's queue (the runtime's dbp_waitq, which a
+ * timeout or cancellation of the wait leaves by itself) only while it
+ * waits. */
 typedef struct pool_waiter {
-  struct pool_waiter *prev, *next;
-  dbp_waiter w;   /* woken with the HAND_* of what was handed over */
+  dbp_waiter w;   /* first: the queue hands out &w; woken with a HAND_* */
   dbp_conn *conn; /* with HAND_CONN */
 } pool_waiter;
 
@@ -84,8 +87,7 @@ struct dbp_pool_s {
   size_t nused;
   size_t opening;
 
-  pool_waiter *whead, *wtail;
-  size_t nwait;
+  dbp_waitq waiters; /* of pool_waiter.w, oldest first */
 
   size_t busy;         /* pool calls suspended while holding pool state */
   bool closed;         /* dbp_pool_close began */
@@ -109,6 +111,10 @@ static uint64_t pool_now(const dbp_pool *p) {
   return dbp_now(p->rt);
 }
 
+static size_t pool_nwait(const dbp_pool *p) {
+  return dbp_waitq_len(&p->waiters);
+}
+
 static size_t pool_total(const dbp_pool *p) {
   return p->nused + p->nidle + p->opening;
 }
@@ -118,6 +124,22 @@ static size_t pool_total(const dbp_pool *p) {
 static size_t pool_cap(const dbp_pool *p) {
   if (p->cap > 0 && pool_now(p) < p->cap_until && p->cap < p->o.max_size) return p->cap;
   return p->o.max_size;
+}
+
+/* The header's invariant, and the queue's: nobody waits while a
+ * connection is idle (a newcomer takes it; a release hands it over). */
+static void pool_check_state(const dbp_pool *p) {
+  DBP_ASSERT(p->nused <= p->o.max_size && p->nidle <= p->o.max_size);
+  DBP_ASSERT(pool_total(p) <= p->o.max_size);
+  DBP_ASSERT(pool_nwait(p) == 0 || p->nidle == 0);
+  DBP_ASSERT(!p->closed || (p->nidle == 0 && pool_nwait(p) == 0));
+  (void)p;
+}
+
+static bool pool_idle_has(const dbp_pool *p, const dbp_conn *c) {
+  for (size_t i = 0; i < p->nidle; i++)
+    if (p->idle[i].conn == c) return true;
+  return false;
 }
 
 static void pool_note_peaks(dbp_pool *p) {
@@ -149,6 +171,7 @@ static bool pool_expired(const dbp_pool *p, dbp_conn *c) {
 }
 
 static void pool_used_add(dbp_pool *p, dbp_conn *c) {
+  DBP_ASSERT(p->nused < p->o.max_size && !pool_idle_has(p, c));
   p->used[p->nused++] = c;
   pool_note_peaks(p);
 }
@@ -184,45 +207,11 @@ static void pool_close_conn(dbp_pool *p, dbp_conn *c, bool broken) {
 
 /* ---- the waiter queue ---- */
 
-/* Queues w at the tail, or at the head when `first` (a waiter whose turn
- * came but could not be used, so it keeps its place). */
-static void pool_wait_push(dbp_pool *p, pool_waiter *w, bool first) {
-  if (first && p->whead) {
-    w->prev = NULL;
-    w->next = p->whead;
-    p->whead->prev = w;
-    p->whead = w;
-  } else {
-    w->next = NULL;
-    w->prev = p->wtail;
-    if (p->wtail)
-      p->wtail->next = w;
-    else
-      p->whead = w;
-    p->wtail = w;
-  }
-  p->nwait++;
-}
-
-static void pool_wait_unlink(dbp_pool *p, pool_waiter *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    p->whead = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  else
-    p->wtail = w->prev;
-  w->prev = w->next = NULL;
-  p->nwait--;
-}
-
 /* Dequeues the oldest waiter and wakes it with `what`; NULL when nobody
  * waits. */
 static pool_waiter *pool_wake_oldest(dbp_pool *p, int what, dbp_conn *c) {
-  pool_waiter *w = p->whead;
+  pool_waiter *w = (pool_waiter *)dbp_waitq_pop(&p->waiters);
   if (!w) return NULL;
-  pool_wait_unlink(p, w);
   w->conn = c;
   dbp_wake(&w->w, what);
   return w;
@@ -293,15 +282,18 @@ static void pool_reaper_free_cb(uv_handle_t *h) {
  * oldest waiter (it stays used), else onto the idle stack as idle since
  * `since`; a closed pool closes it. Never waits. */
 static void pool_put_back(dbp_pool *p, dbp_conn *c, uint64_t since) {
+  DBP_ASSERT(pool_used_has(p, c));
   if (pool_wake_oldest(p, HAND_CONN, c)) return;
   pool_used_remove(p, c);
   if (p->closed) {
     pool_close_conn(p, c, false);
     return;
   }
+  DBP_ASSERT(p->nidle < p->o.max_size && pool_nwait(p) == 0);
   p->idle[p->nidle].conn = c;
   p->idle[p->nidle].since = since;
   p->nidle++;
+  pool_check_state(p);
   pool_reaper_arm(p);
 }
 
@@ -312,7 +304,7 @@ static void pool_give_conn(dbp_pool *p, dbp_conn *c) {
 /* A unit of capacity became free (a connection was closed or a connect
  * failed): the oldest waiter gets the right to open a connection. */
 static void pool_give_slot(dbp_pool *p) {
-  if (p->closed || !p->whead) return;
+  if (p->closed || pool_nwait(p) == 0) return;
   p->opening++;
   pool_wake_oldest(p, HAND_SLOT, NULL);
 }
@@ -422,6 +414,7 @@ err:
 
 /* Frees a closed pool with nothing in flight. */
 static void pool_free(dbp_pool *p) {
+  DBP_ASSERT(p->closed && !p->nused && !p->opening && !p->busy && !pool_nwait(p));
   for (size_t i = 0; i < p->nidle; i++) pool_close_conn(p, p->idle[i].conn, false);
   uv_close((uv_handle_t *)p->reaper, pool_reaper_free_cb);
   free(p->used);
@@ -442,12 +435,18 @@ static int pool_wait_turn(dbp_pool *p, uint64_t deadline, bool first, dbp_conn *
   pool_waiter w;
   memset(&w, 0, sizeof w);
   dbp_waiter_init(&w.w);
-  pool_wait_push(p, &w, first);
+  /* At the head when `first`: a waiter whose turn came but could not be
+   * used keeps its place. */
+  if (first)
+    dbp_waitq_push_front(&p->waiters, &w.w);
+  else
+    dbp_waitq_push(&p->waiters, &w.w);
   int rc = dbp_await(p->rt, &w.w, pool_remaining(p, deadline));
 
   if (!dbp_waiter_fired(&w.w)) {
-    /* Still queued, so nothing can wake it once unlinked. */
-    pool_wait_unlink(p, &w);
+    /* The failed wait left the queue, so nothing can wake it now. */
+    DBP_ASSERT(rc < 0);
+    dbp_waitq_remove(&w.w);
     return rc < 0 ? rc : DBP_EPROTO;
   }
   int handed = w.w.result;
@@ -534,14 +533,14 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
       rc = DBP_EPOOLCLOSED;
       break;
     }
-    if (slot && p->nidle > 0 && p->nwait == 0) {
+    if (slot && p->nidle > 0 && pool_nwait(p) == 0) {
       /* Something came back while we held a slot: use it, free the slot
        * (nobody queues while a connection is idle). */
       p->opening--;
       slot = false;
     }
     if (!slot) {
-      if (p->nwait == 0 && p->nidle > 0) {
+      if (pool_nwait(p) == 0 && p->nidle > 0) {
         pool_idle top = p->idle[--p->nidle];
         c = top.conn;
         pool_used_add(p, c);
@@ -556,7 +555,9 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
           slot = true;
           continue;
         }
-        if (pool_past(p, top.since, p->o.check_after_ms)) {
+        /* A zero timeout does not wait, so it skips the ping: the peek
+         * above is all it gets. */
+        if (timeout_ms != 0 && pool_past(p, top.since, p->o.check_after_ms)) {
           rc = pool_check(p, c, top.since, deadline);
           if (rc == DBP_EAGAIN) {
             /* Dead: its capacity is ours to replace it with. */
@@ -574,7 +575,7 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
         }
         break;
       }
-      if (p->nwait == 0 && pool_total(p) < pool_cap(p)) {
+      if (pool_nwait(p) == 0 && pool_total(p) < pool_cap(p)) {
         p->opening++;
         slot = true;
         pool_note_peaks(p);
@@ -642,6 +643,8 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
     if (!connect_failed) pool_fill_err(err, rc);
   }
   p->st.wait_ms_total += pool_now(p) - start;
+  DBP_ASSERT(p->busy > 0 && !slot);
+  pool_check_state(p);
   p->busy--;
   pool_maybe_done(p);
   return rc;
@@ -679,6 +682,7 @@ static bool pool_reset(dbp_pool *p, dbp_conn *c, bool *broken) {
  * resets `c` (in the used set) and passes it on, or closes it and lets the
  * oldest waiter open a replacement. */
 static void pool_finish_release(dbp_pool *p, dbp_conn *c) {
+  DBP_ASSERT(pool_used_has(p, c));
   bool broken = false;
   bool keep = !p->closed && pool_reset(p, c, &broken);
   if (keep && (p->closed || pool_expired(p, c))) keep = false;
@@ -689,6 +693,8 @@ static void pool_finish_release(dbp_pool *p, dbp_conn *c) {
     pool_close_conn(p, c, broken);
     pool_give_slot(p);
   }
+  DBP_ASSERT(p->busy > 0);
+  pool_check_state(p);
   p->busy--;
   pool_maybe_done(p);
 }
@@ -714,7 +720,14 @@ static int pool_reset_main(void *arg, void **result) {
  * its waits do not swallow the caller's cancellation. A connection the pool
  * does not have out is ignored. */
 void dbp_pool_release(dbp_pool *p, dbp_conn *c) {
-  if (!p || !c || !pool_used_has(p, c)) return;
+  if (!p || !c) return;
+  if (!pool_used_has(p, c)) {
+    /* Idle means it came back already: a second release of the same
+     * acquire, a bug in the caller (a connection closed since cannot be
+     * told from a foreign one, and is ignored). */
+    DBP_ASSERT(!pool_idle_has(p, c));
+    return;
+  }
   p->busy++;
   if (!p->closed && !dbp_conn_is_broken(c) && dbp_current(p->rt) && dbp_cancel_pending(p->rt)) {
     pool_reset_job *j = malloc(sizeof *j);
@@ -782,7 +795,7 @@ void dbp_pool_get_stats(const dbp_pool *p, dbp_pool_stats *out) {
   *out = p->st;
   out->in_use = p->nused;
   out->idle = p->nidle;
-  out->waiting = p->nwait;
+  out->waiting = pool_nwait(p);
   out->total = pool_total(p);
   out->opening = p->opening;
 }

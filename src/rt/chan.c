@@ -27,7 +27,7 @@ struct dbp_chan_s {
   bool closed;
   uint64_t seq;
   slot *slots;
-  dbp__waitq senders, receivers;
+  dbp_waitq senders, receivers;
 };
 
 /* A blocked sender or receiver, on its own stack. */
@@ -65,8 +65,20 @@ static bool slot_less(const slot *a, const slot *b) {
   return a->prio < b->prio || (a->prio == b->prio && a->seq < b->seq);
 }
 
+/* What holds between calls: a buffer never over its capacity, receivers
+ * wait only on an empty channel, senders only on a full one (an open
+ * channel: close wakes them all). */
+static void chan_check(const dbp_chan *ch) {
+  DBP_ASSERT(ch->len <= ch->cap);
+  DBP_ASSERT(!ch->receivers.head_ || ch->len == 0);
+  DBP_ASSERT(!ch->senders.head_ || ch->len == ch->cap);
+  DBP_ASSERT(!ch->closed || (!ch->receivers.head_ && !ch->senders.head_));
+  (void)ch;
+}
+
 /* Adds s to the buffer, which has room. */
 static void buf_push(dbp_chan *ch, slot s) {
+  DBP_ASSERT(ch->len < ch->cap);
   s.seq = ch->seq++;
   if (!ch->prio) {
     ch->slots[(ch->head + ch->len++) % ch->cap] = s;
@@ -84,6 +96,7 @@ static void buf_push(dbp_chan *ch, slot s) {
 
 /* Removes the next item from the non-empty buffer. */
 static void *buf_pop(dbp_chan *ch) {
+  DBP_ASSERT(ch->len > 0);
   if (!ch->prio) {
     void *item = ch->slots[ch->head].item;
     ch->head = (ch->head + 1) % ch->cap;
@@ -109,8 +122,9 @@ static void *buf_pop(dbp_chan *ch) {
 /* Sends without waiting: hands the item to a waiting receiver or buffers
  * it. Returns 0, DBP_ECLOSED or DBP_EAGAIN (full). */
 static int send_now(dbp_chan *ch, void *item, int64_t prio) {
+  chan_check(ch);
   if (ch->closed) return DBP_ECLOSED;
-  dbp_waiter *w = dbp__waitq_pop(&ch->receivers);
+  dbp_waiter *w = dbp_waitq_pop(&ch->receivers);
   if (w) {
     chan_wait *r = (chan_wait *)w;
     r->s.item = item;
@@ -125,9 +139,10 @@ static int send_now(dbp_chan *ch, void *item, int64_t prio) {
 /* Receives without waiting; a blocked sender's item then fills the room.
  * Returns 0, DBP_ECLOSED (closed and drained) or DBP_EAGAIN (empty). */
 static int recv_now(dbp_chan *ch, void **item) {
+  chan_check(ch);
   if (ch->len == 0) return ch->closed ? DBP_ECLOSED : DBP_EAGAIN;
   *item = buf_pop(ch);
-  dbp_waiter *w = dbp__waitq_pop(&ch->senders);
+  dbp_waiter *w = dbp_waitq_pop(&ch->senders);
   if (w) {
     chan_wait *s = (chan_wait *)w;
     buf_push(ch, s->s);
@@ -140,12 +155,12 @@ static int send_wait(dbp_chan *ch, void *item, int64_t prio, int64_t timeout_ms)
   if (!ch) return DBP_EINVAL;
   if (!ch->rt->current) return DBP_ENOTCORO;
   /* FIFO fairness: a sender never overtakes senders already blocked. */
-  int rc = ch->senders.head ? DBP_EAGAIN : send_now(ch, item, prio);
+  int rc = ch->senders.head_ ? DBP_EAGAIN : send_now(ch, item, prio);
   if (rc != DBP_EAGAIN) return rc;
   chan_wait sw;
   dbp_waiter_init(&sw.w);
   sw.s = (slot){.item = item, .prio = prio};
-  dbp__waitq_push(&ch->senders, &sw.w);
+  dbp_waitq_push(&ch->senders, &sw.w);
   rc = dbp_await(ch->rt, &sw.w, timeout_ms);
   return rc != 0 ? rc : sw.w.result;
 }
@@ -167,7 +182,7 @@ int dbp_chan_recv(dbp_chan *ch, void **item, int64_t timeout_ms) {
   chan_wait rw;
   dbp_waiter_init(&rw.w);
   rw.s.item = NULL;
-  dbp__waitq_push(&ch->receivers, &rw.w);
+  dbp_waitq_push(&ch->receivers, &rw.w);
   rc = dbp_await(ch->rt, &rw.w, timeout_ms);
   if (rc != 0) return rc;
   if (rw.w.result != 0) return rw.w.result;
@@ -177,7 +192,7 @@ int dbp_chan_recv(dbp_chan *ch, void **item, int64_t timeout_ms) {
 
 int dbp_chan_try_send(dbp_chan *ch, void *item) {
   if (!ch) return DBP_EINVAL;
-  if (ch->senders.head && !ch->closed) return DBP_EAGAIN;
+  if (ch->senders.head_ && !ch->closed) return DBP_EAGAIN;
   return send_now(ch, item, 0);
 }
 
@@ -190,8 +205,8 @@ int dbp_chan_try_recv(dbp_chan *ch, void **item) {
 void dbp_chan_close(dbp_chan *ch) {
   if (!ch || ch->closed) return;
   ch->closed = true;
-  dbp__waitq_wake_all(&ch->receivers, DBP_ECLOSED);
-  dbp__waitq_wake_all(&ch->senders, DBP_ECLOSED);
+  dbp_waitq_wake_all(&ch->receivers, DBP_ECLOSED);
+  dbp_waitq_wake_all(&ch->senders, DBP_ECLOSED);
 }
 
 size_t dbp_chan_len(const dbp_chan *ch) {

@@ -25,6 +25,7 @@ int dbp_spawn(dbp_rt *rt, dbp_co **out, dbp_co_fn fn, void *arg, const dbp_spawn
   if (!rt || !fn || rt->freeing) return DBP_EINVAL;
   bool detached = opts && opts->detached;
   if (!out && !detached) return DBP_EINVAL;
+  if (opts && !dbp__stack_size_ok(opts->stack_size)) return DBP_EINVAL;
   dbp_co *co = malloc(sizeof *co);
   if (!co) return DBP_ENOMEM;
   memset(co, 0, offsetof(dbp_co, name));
@@ -83,6 +84,8 @@ void dbp__co_unlisten(dbp__listener *l) {
 /* After the last switch out of co: the stack goes back, listeners hear of
  * it, a detached coroutine is freed. */
 void dbp__co_finished(dbp_rt *rt, dbp_co *co) {
+  DBP_ASSERT(co->state == DBP__DONE && rt->alive > 0);
+  DBP_ASSERT(co->heap_idx == SIZE_MAX && co->wait == NULL);
   dbp__stack_name(co->stack, NULL);
   dbp__stack_put(rt, co->stack);
   co->stack = NULL;
@@ -99,6 +102,7 @@ void dbp__co_finished(dbp_rt *rt, dbp_co *co) {
 
 void dbp__co_free(dbp_co *co) {
   dbp_rt *rt = co->rt;
+  DBP_ASSERT(co->state == DBP__DONE && co->stack == NULL && co->listeners == NULL);
   if (co->all_prev)
     co->all_prev->all_next = co->all_next;
   else

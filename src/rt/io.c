@@ -1,5 +1,7 @@
 /* Waiting on libuv from coroutines: fd watchers (uv_poll_t), thread-pool
  * work (uv_queue_work) and name resolution (uv_getaddrinfo). */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +87,26 @@ int dbp_fdwatch_new(dbp_rt *rt, int fd, dbp_fdwatch **out) {
   return 0;
 }
 
+/* What of `events` the fd is ready for right now (poll(2) without
+ * waiting); errors and hang-ups count as ready, as in fdwatch_polled. */
+static int fd_ready_now(int fd, int events) {
+  struct pollfd pfd = {.fd = fd, .events = 0, .revents = 0};
+  if (events & DBP_READABLE) pfd.events |= POLLIN;
+  if (events & DBP_WRITABLE) pfd.events |= POLLOUT;
+  int r;
+  do {
+    r = poll(&pfd, 1, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r <= 0) return 0;
+  if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) return events;
+  int rev = 0;
+  if (pfd.revents & POLLIN) rev |= DBP_READABLE;
+  if (pfd.revents & POLLOUT) rev |= DBP_WRITABLE;
+  return rev & events;
+}
+
+/* Waits until the fd is ready for some of `events`. A zero timeout does
+ * not wait: it reports what is ready now, or DBP_ETIMEDOUT. */
 int dbp_fdwatch_wait(dbp_fdwatch *w, int events, int64_t timeout_ms, int *revents) {
   if (revents) *revents = 0;
   if (!w || !(events & (DBP_READABLE | DBP_WRITABLE))) return DBP_EINVAL;
@@ -92,6 +114,15 @@ int dbp_fdwatch_wait(dbp_fdwatch *w, int events, int64_t timeout_ms, int *revent
   dbp_rt *rt = w->rt;
   if (!rt->current) return DBP_ENOTCORO;
   if (w->waiting) return DBP_EBUSY;
+  if (timeout_ms == 0) {
+    int rev = fd_ready_now(w->fd, events & (DBP_READABLE | DBP_WRITABLE));
+    if (rev) {
+      if (revents) *revents = rev;
+      return 0;
+    }
+    /* Not ready: the wait below ends at once (DBP_ETIMEDOUT, or a pending
+     * cancellation or passed deadline, as any wait). */
+  }
   int uv_events = 0;
   if (events & DBP_READABLE) uv_events |= UV_READABLE | UV_DISCONNECT;
   if (events & DBP_WRITABLE) uv_events |= UV_WRITABLE;

@@ -9,6 +9,7 @@
 
 #include "arch/ctx.h"
 #include "dbpipe/rt.h"
+#include "util/assert.h"
 
 #define DBP__NEVER UINT64_MAX
 #define DBP__NAME_MAX 64
@@ -34,11 +35,6 @@ typedef struct dbp__listener {
   void *data;
   size_t index;
 } dbp__listener;
-
-/* An intrusive FIFO of waiters (dbp_waiter.prev_/next_/queue_). */
-typedef struct dbp__waitq {
-  dbp_waiter *head, *tail;
-} dbp__waitq;
 
 enum { DBP__READY = 1, DBP__RUNNING, DBP__WAITING, DBP__DONE };
 
@@ -116,13 +112,6 @@ void dbp__make_ready(dbp_rt *rt, dbp_co *co);
 /* Switches from the running coroutine to the scheduler. */
 void dbp__suspend(dbp_co *co);
 
-/* ---- wait queues (sched.c) ---- */
-void dbp__waitq_push(dbp__waitq *q, dbp_waiter *w);
-dbp_waiter *dbp__waitq_pop(dbp__waitq *q);
-void dbp__waitq_remove(dbp_waiter *w);
-/* Wakes every waiter of q with `result`. */
-void dbp__waitq_wake_all(dbp__waitq *q, int result);
-
 /* ---- coroutines (co.c) ---- */
 void dbp__co_listen(dbp_co *co, dbp__listener *l, void (*fn)(dbp__listener *), void *data,
                     size_t index);
@@ -134,7 +123,11 @@ void dbp__co_free(dbp_co *co);
 void dbp__co_wait_done(dbp_rt *rt, dbp_co *co);
 
 /* ---- stacks and the overflow handler (stack.c) ---- */
-int dbp__stack_thread_init(dbp_rt *rt);
+/* Sets up what rt needs from the process: the guard registry and, unless
+ * `no_handler`, the overflow handler and this thread's signal stack. */
+int dbp__stack_thread_init(dbp_rt *rt, bool no_handler);
+/* True when `size` is 0 (the default) or a valid stack size. */
+bool dbp__stack_size_ok(size_t size);
 void dbp__stack_thread_fini(dbp_rt *rt);
 dbp__stack *dbp__stack_get(dbp_rt *rt, size_t size);
 void dbp__stack_put(dbp_rt *rt, dbp__stack *s);

@@ -31,43 +31,73 @@ static void on_idle(uv_idle_t *h);
 static void on_check(uv_check_t *h);
 static void on_timer(uv_timer_t *h);
 
-/* ---- wait queues ---- */
+/* ---- wait queues: intrusive FIFOs through dbp_waiter.prev_/next_,
+ * with queue_ naming the queue a waiter is in (NULL: none) ---- */
 
-void dbp__waitq_push(dbp__waitq *q, dbp_waiter *w) {
+static void waitq_link(dbp_waitq *q, dbp_waiter *w, bool front) {
+  DBP_ASSERT(w->queue_ == NULL); /* a waiter is in one queue at a time */
+  DBP_ASSERT(!w->fired_);        /* a woken waiter never queues again */
   w->queue_ = q;
-  w->next_ = NULL;
-  w->prev_ = q->tail;
-  if (q->tail)
-    q->tail->next_ = w;
-  else
-    q->head = w;
-  q->tail = w;
+  if (front) {
+    w->prev_ = NULL;
+    w->next_ = q->head_;
+    if (q->head_)
+      q->head_->prev_ = w;
+    else
+      q->tail_ = w;
+    q->head_ = w;
+  } else {
+    w->next_ = NULL;
+    w->prev_ = q->tail_;
+    if (q->tail_)
+      q->tail_->next_ = w;
+    else
+      q->head_ = w;
+    q->tail_ = w;
+  }
+  q->len_++;
 }
 
-void dbp__waitq_remove(dbp_waiter *w) {
-  dbp__waitq *q = w->queue_;
+void dbp_waitq_push(dbp_waitq *q, dbp_waiter *w) {
+  if (q && w) waitq_link(q, w, false);
+}
+
+void dbp_waitq_push_front(dbp_waitq *q, dbp_waiter *w) {
+  if (q && w) waitq_link(q, w, true);
+}
+
+void dbp_waitq_remove(dbp_waiter *w) {
+  dbp_waitq *q = w ? w->queue_ : NULL;
   if (!q) return;
+  DBP_ASSERT(q->len_ > 0);
+  DBP_ASSERT(w->prev_ ? w->prev_->next_ == w : q->head_ == w);
+  DBP_ASSERT(w->next_ ? w->next_->prev_ == w : q->tail_ == w);
   if (w->prev_)
     w->prev_->next_ = w->next_;
   else
-    q->head = w->next_;
+    q->head_ = w->next_;
   if (w->next_)
     w->next_->prev_ = w->prev_;
   else
-    q->tail = w->prev_;
+    q->tail_ = w->prev_;
   w->prev_ = w->next_ = NULL;
   w->queue_ = NULL;
+  q->len_--;
 }
 
-dbp_waiter *dbp__waitq_pop(dbp__waitq *q) {
-  dbp_waiter *w = q->head;
-  if (w) dbp__waitq_remove(w);
+dbp_waiter *dbp_waitq_pop(dbp_waitq *q) {
+  dbp_waiter *w = q ? q->head_ : NULL;
+  if (w) dbp_waitq_remove(w);
   return w;
 }
 
-void dbp__waitq_wake_all(dbp__waitq *q, int result) {
+void dbp_waitq_wake_all(dbp_waitq *q, int result) {
   dbp_waiter *w;
-  while ((w = dbp__waitq_pop(q))) dbp_wake(w, result);
+  while ((w = dbp_waitq_pop(q))) dbp_wake(w, result);
+}
+
+size_t dbp_waitq_len(const dbp_waitq *q) {
+  return q ? q->len_ : 0;
 }
 
 /* ---- the timer heap: coroutines ordered by (expiry, timer_seq) ---- */
@@ -123,6 +153,7 @@ static void timer_rearm(dbp_rt *rt) {
 }
 
 static int heap_push(dbp_rt *rt, dbp_co *co) {
+  DBP_ASSERT(co->heap_idx == SIZE_MAX); /* one timeout per wait */
   if (rt->heap_len == rt->heap_cap) {
     size_t cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
     dbp_co **h = realloc(rt->heap, cap * sizeof *h);
@@ -141,6 +172,7 @@ static int heap_push(dbp_rt *rt, dbp_co *co) {
 static void heap_remove(dbp_rt *rt, dbp_co *co) {
   size_t i = co->heap_idx;
   if (i == SIZE_MAX) return;
+  DBP_ASSERT(i < rt->heap_len && rt->heap[i] == co);
   co->heap_idx = SIZE_MAX;
   dbp_co *last = rt->heap[--rt->heap_len];
   if (i < rt->heap_len) {
@@ -154,6 +186,7 @@ static void heap_remove(dbp_rt *rt, dbp_co *co) {
 /* ---- waking ---- */
 
 static void co_wake(dbp_co *co, int code) {
+  DBP_ASSERT(co->state == DBP__WAITING);
   heap_remove(co->rt, co);
   co->wake_code = code;
   dbp__make_ready(co->rt, co);
@@ -165,13 +198,17 @@ static void on_timer(uv_timer_t *h) {
   uint64_t now = uv_now(rt->loop);
   while (rt->heap_len > 0 && rt->heap[0]->expiry <= now) {
     dbp_co *co = rt->heap[0];
-    if (co->wait) dbp__waitq_remove(co->wait);
+    if (co->wait) dbp_waitq_remove(co->wait);
     co_wake(co, co->timeout_ok && !co->by_deadline ? 0 : DBP_ETIMEDOUT);
   }
   timer_rearm(rt);
 }
 
 void dbp__make_ready(dbp_rt *rt, dbp_co *co) {
+  /* Queued once: a ready coroutine is never made ready again, a finished
+   * one never resumed. */
+  DBP_ASSERT(co->state != DBP__READY && co->state != DBP__DONE);
+  DBP_ASSERT(co->ready_next == NULL && rt->ready_tail != co);
   co->state = DBP__READY;
   co->ready_next = NULL;
   if (rt->ready_tail)
@@ -193,7 +230,7 @@ void dbp_wake(dbp_waiter *w, int result) {
   if (!w || w->fired_) return;
   w->fired_ = 1;
   w->result = result;
-  dbp__waitq_remove(w);
+  dbp_waitq_remove(w);
   dbp_co *co = w->co_;
   if (co && co->state == DBP__WAITING && co->wait == w) co_wake(co, 0);
 }
@@ -215,6 +252,7 @@ void dbp__suspend(dbp_co *co) {
 /* Runs on the scheduler's stack: continues co until it suspends or ends. */
 static void co_resume(dbp_rt *rt, dbp_co *co) {
   void *fake = NULL;
+  DBP_ASSERT(co->state == DBP__READY && co->stack && !rt->current);
   rt->current = co;
   co->state = DBP__RUNNING;
   DBP__FIBER_START(&fake, co->stack->lo, co->stack->size);
@@ -267,7 +305,7 @@ int dbp__await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms, int flags) {
   if (intr) {
     if (co->cancel_pending) {
       co->cancel_pending = false;
-      dbp__waitq_remove(w);
+      dbp_waitq_remove(w);
       return DBP_ECANCELED;
     }
     if (timeout_ms >= 0 || co->deadline != DBP__NEVER) {
@@ -279,7 +317,7 @@ int dbp__await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms, int flags) {
         by_deadline = true;
       }
       if (expiry <= now) {
-        dbp__waitq_remove(w);
+        dbp_waitq_remove(w);
         return (flags & DBP__AWAIT_TIMEOUT_OK) && !by_deadline ? 0 : DBP_ETIMEDOUT;
       }
     }
@@ -291,7 +329,7 @@ int dbp__await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms, int flags) {
   if (expiry != DBP__NEVER) {
     co->expiry = expiry;
     if (heap_push(rt, co) != 0) {
-      dbp__waitq_remove(w);
+      dbp_waitq_remove(w);
       return DBP_ENOMEM;
     }
   }
@@ -299,6 +337,10 @@ int dbp__await(dbp_rt *rt, dbp_waiter *w, int64_t timeout_ms, int flags) {
   co->wait = w;
   co->state = DBP__WAITING;
   dbp__suspend(co);
+  /* Whoever woke it took it off the timer heap and, unless it was the
+   * wake-up itself, out of the queue it waited in. */
+  DBP_ASSERT(co->state == DBP__RUNNING && co->heap_idx == SIZE_MAX);
+  DBP_ASSERT(w->fired_ || w->queue_ == NULL);
   co->wait = NULL;
   w->co_ = NULL;
   return co->wake_code;
@@ -344,7 +386,7 @@ int dbp_sleep(dbp_rt *rt, int64_t ms) {
 void dbp_cancel(dbp_co *co) {
   if (!co || co->state == DBP__DONE) return;
   if (co->state == DBP__WAITING && !co->uninterruptible) {
-    if (co->wait) dbp__waitq_remove(co->wait);
+    if (co->wait) dbp_waitq_remove(co->wait);
     co_wake(co, DBP_ECANCELED);
     return;
   }
@@ -381,12 +423,15 @@ static void on_handle_closed(uv_handle_t *h) {
 
 /* Creates a runtime on `loop` (or a loop of its own). Owns: the idle, check
  * and timer handles it puts on the loop, and its own loop if it made one.
- * Also installs, once per thread, the alternate signal stack the overflow
- * handler runs on. Returns 0, DBP_ENOMEM or DBP_ESYS. */
+ * Unless opts->no_fault_handler, also installs the overflow handler (once
+ * per process) and the alternate signal stack it runs on (once per
+ * thread). Returns 0, DBP_EINVAL (a stack size out of range), DBP_ENOMEM
+ * or DBP_ESYS. */
 int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *opts) {
   if (!out) return DBP_EINVAL;
   *out = NULL;
   int rc;
+  if (opts && !dbp__stack_size_ok(opts->stack_size)) return DBP_EINVAL;
   dbp_rt *rt = calloc(1, sizeof *rt);
   if (!rt) return DBP_ENOMEM;
   rt->timer_due = DBP__NEVER;
@@ -401,7 +446,7 @@ int dbp_rt_new(dbp_rt **out, uv_loop_t *loop, const dbp_rt_options *opts) {
     rt->loop = &rt->own_loop;
     rt->owns_loop = true;
   }
-  rc = dbp__stack_thread_init(rt);
+  rc = dbp__stack_thread_init(rt, opts && opts->no_fault_handler);
   if (rc != 0) goto fail_loop;
   uv_idle_init(rt->loop, &rt->idle);
   uv_check_init(rt->loop, &rt->check);
@@ -453,6 +498,7 @@ static void count_foreign(uv_handle_t *h, void *arg) {
 int dbp_rt_free(dbp_rt *rt) {
   if (!rt) return DBP_EINVAL;
   if (rt->alive || rt->current || rt->draining || rt->watchers) return DBP_EBUSY;
+  DBP_ASSERT(rt->heap_len == 0 && rt->ready_head == NULL);
   if (rt->owns_loop) {
     foreign_count fc = {rt, 0};
     uv_walk(rt->loop, count_foreign, &fc);

@@ -24,12 +24,13 @@
  * coroutine. A zero canary costs no memory: reading a never-written page
  * maps the kernel's shared zero page.
  *
- * The overflow handler (SIGSEGV and SIGBUS, on an alternate signal stack)
- * looks the fault address up in the registry of guard ranges; a hit prints
- * "dbpipe: stack overflow in coroutine '<name>'" and dies of the original
- * signal; anything else goes to the handler that was installed before.
- * The registry is an array of atomics written under a mutex and read by
- * the handler without locks; it only ever touches async-signal-safe calls.
+ * The overflow handler (SIGSEGV and SIGBUS, on an alternate signal stack),
+ * installed by the first runtime that does not opt out, looks the fault
+ * address up in the registry of guard ranges; a hit prints "dbpipe: stack
+ * overflow in coroutine '<name>'" and dies of the original signal;
+ * anything else goes to the handler that was installed before. The
+ * registry is an array of atomics written under a mutex and read by the
+ * handler without locks; it only ever touches async-signal-safe calls.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,9 +49,10 @@
 #include "rt/rt_internal.h"
 
 #define CANARY_BYTES 64
-#define STACK_MIN ((size_t)16 * 1024)
 #define CACHE_MAX 64
 #define ALTSTACK_SIZE ((size_t)64 * 1024)
+
+_Static_assert(DBP_STACK_MIN >= 4 * 4096, "room for the canary and the runtime's frames");
 
 typedef struct guard_slot {
   _Atomic uintptr_t lo; /* 0: free */
@@ -59,7 +61,7 @@ typedef struct guard_slot {
 } guard_slot;
 
 static struct {
-  pthread_once_t once;
+  pthread_once_t once, handler_once;
   pthread_mutex_t lock;
   guard_slot *slots;
   long *free_next; /* free list through slot indices */
@@ -68,7 +70,10 @@ static struct {
   _Atomic size_t hwm; /* slots [0, hwm) may be in use */
   size_t page;
   struct sigaction old_segv, old_bus;
-} reg = {.once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER, .free_head = -1};
+} reg = {.once = PTHREAD_ONCE_INIT,
+         .handler_once = PTHREAD_ONCE_INIT,
+         .lock = PTHREAD_MUTEX_INITIALIZER,
+         .free_head = -1};
 
 /* ---- the signal handler (async-signal-safe code only) ---- */
 
@@ -173,7 +178,11 @@ static void registry_init(void) {
   reg.slots = mem;
   reg.free_next = (long *)(reg.slots + budget);
   reg.cap = (size_t)budget;
+}
 
+/* Installs the overflow handler, chaining to the handlers it replaces. */
+static void handler_install(void) {
+  if (reg.cap == 0) return; /* no guard pages: nothing for it to find */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_fault;
@@ -204,6 +213,7 @@ static long slot_take(uintptr_t lo, uintptr_t hi) {
 
 static void slot_give(long i) {
   pthread_mutex_lock(&reg.lock);
+  DBP_ASSERT(i >= 0 && (size_t)i < atomic_load(&reg.hwm) && atomic_load(&reg.slots[i].lo) != 0);
   atomic_store(&reg.slots[i].lo, 0);
   atomic_store(&reg.slots[i].name, NULL);
   reg.free_next[i] = reg.free_head;
@@ -218,8 +228,10 @@ void dbp__stack_name(dbp__stack *s, const char *name) {
 /* Installs the handler (once per process) and, when this thread has none,
  * an alternate signal stack owned by rt (overflow handling cannot run on
  * the stack that overflowed). */
-int dbp__stack_thread_init(dbp_rt *rt) {
+int dbp__stack_thread_init(dbp_rt *rt, bool no_handler) {
   pthread_once(&reg.once, registry_init);
+  if (no_handler) return 0;
+  pthread_once(&reg.handler_once, handler_install);
   stack_t cur;
   if (sigaltstack(NULL, &cur) != 0) return DBP_ESYS;
   if (!(cur.ss_flags & SS_DISABLE)) return 0;
@@ -249,6 +261,10 @@ void dbp__stack_thread_fini(dbp_rt *rt) {
 
 /* ---- stacks ---- */
 
+bool dbp__stack_size_ok(size_t size) {
+  return size == 0 || (size >= DBP_STACK_MIN && size <= DBP_STACK_MAX);
+}
+
 static void stack_destroy(dbp__stack *s) {
 #ifdef DBP_VALGRIND
   VALGRIND_STACK_DEREGISTER(s->vg_id);
@@ -262,8 +278,8 @@ static void stack_destroy(dbp__stack *s) {
  * simply more stack otherwise. Returns NULL when out of memory. */
 static dbp__stack *stack_create(size_t req) {
   size_t page = reg.page;
-  size_t len = (req < STACK_MIN ? STACK_MIN : req);
-  len = (len + page - 1) & ~(page - 1);
+  DBP_ASSERT(dbp__stack_size_ok(req) && req > 0);
+  size_t len = (req + page - 1) & ~(page - 1);
   size_t map_len = len + page;
   char *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
@@ -283,6 +299,10 @@ static dbp__stack *stack_create(size_t req) {
   s->req = req;
   s->slot = slot;
   s->next = NULL;
+  /* The canary and a frame for the entry trampoline fit; the guard page,
+   * when there is one, sits right below the usable range. */
+  DBP_ASSERT(s->size >= CANARY_BYTES + 1024 && (uintptr_t)s->lo % 16 == 0);
+  DBP_ASSERT(slot < 0 || s->lo == map + page);
 #ifdef DBP_VALGRIND
   s->vg_id = VALGRIND_STACK_REGISTER(lo, (char *)s);
 #else
@@ -305,6 +325,7 @@ dbp__stack *dbp__stack_get(dbp_rt *rt, size_t size) {
 }
 
 void dbp__stack_put(dbp_rt *rt, dbp__stack *s) {
+  DBP_ASSERT(s && s->next == NULL);
   if (rt->cache_len < CACHE_MAX && !rt->freeing) {
     s->next = rt->cache;
     rt->cache = s;
@@ -327,6 +348,7 @@ void dbp__stack_cache_free(dbp_rt *rt) {
 __attribute__((no_sanitize_address))
 #endif
 void dbp__stack_check(const dbp__stack *s, const char *name) {
+  DBP_ASSERT(s != NULL);
   const uint64_t *c = (const uint64_t *)(const void *)s->lo;
   uint64_t any = 0;
   for (size_t i = 0; i < CANARY_BYTES / sizeof *c; i++) any |= c[i];

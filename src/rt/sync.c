@@ -10,7 +10,7 @@
 struct dbp_sem_s {
   dbp_rt *rt;
   size_t permits;
-  dbp__waitq waiters;
+  dbp_waitq waiters;
 };
 
 int dbp_sem_new(dbp_rt *rt, size_t permits, dbp_sem **out) {
@@ -29,20 +29,22 @@ int dbp_sem_new(dbp_rt *rt, size_t permits, dbp_sem **out) {
 int dbp_sem_acquire(dbp_sem *s, int64_t timeout_ms) {
   if (!s) return DBP_EINVAL;
   if (!s->rt->current) return DBP_ENOTCORO;
-  if (s->permits > 0 && !s->waiters.head) {
+  /* Permits pile up only while nobody waits (a release hands them over). */
+  DBP_ASSERT(s->permits == 0 || !s->waiters.head_);
+  if (s->permits > 0 && !s->waiters.head_) {
     s->permits--;
     return 0;
   }
   dbp_waiter w;
   dbp_waiter_init(&w);
-  dbp__waitq_push(&s->waiters, &w);
+  dbp_waitq_push(&s->waiters, &w);
   int rc = dbp_await(s->rt, &w, timeout_ms);
   return rc != 0 ? rc : w.result;
 }
 
 void dbp_sem_release(dbp_sem *s) {
   if (!s) return;
-  dbp_waiter *w = dbp__waitq_pop(&s->waiters);
+  dbp_waiter *w = dbp_waitq_pop(&s->waiters);
   if (w)
     dbp_wake(w, 0); /* the permit passes straight to the first waiter */
   else
@@ -55,7 +57,7 @@ size_t dbp_sem_available(const dbp_sem *s) {
 
 void dbp_sem_free(dbp_sem *s) {
   if (!s) return;
-  dbp__waitq_wake_all(&s->waiters, DBP_ECLOSED);
+  dbp_waitq_wake_all(&s->waiters, DBP_ECLOSED);
   free(s);
 }
 
@@ -64,7 +66,7 @@ void dbp_sem_free(dbp_sem *s) {
 struct dbp_mutex_s {
   dbp_rt *rt;
   bool locked;
-  dbp__waitq waiters;
+  dbp_waitq waiters;
 };
 
 int dbp_mutex_new(dbp_rt *rt, dbp_mutex **out) {
@@ -80,20 +82,21 @@ int dbp_mutex_new(dbp_rt *rt, dbp_mutex **out) {
 int dbp_mutex_lock(dbp_mutex *m, int64_t timeout_ms) {
   if (!m) return DBP_EINVAL;
   if (!m->rt->current) return DBP_ENOTCORO;
+  DBP_ASSERT(m->locked || !m->waiters.head_);
   if (!m->locked) {
     m->locked = true;
     return 0;
   }
   dbp_waiter w;
   dbp_waiter_init(&w);
-  dbp__waitq_push(&m->waiters, &w);
+  dbp_waitq_push(&m->waiters, &w);
   int rc = dbp_await(m->rt, &w, timeout_ms);
   return rc != 0 ? rc : w.result;
 }
 
 void dbp_mutex_unlock(dbp_mutex *m) {
   if (!m || !m->locked) return;
-  dbp_waiter *w = dbp__waitq_pop(&m->waiters);
+  dbp_waiter *w = dbp_waitq_pop(&m->waiters);
   if (w)
     dbp_wake(w, 0); /* stays locked: ownership passes to the first waiter */
   else
@@ -102,7 +105,7 @@ void dbp_mutex_unlock(dbp_mutex *m) {
 
 void dbp_mutex_free(dbp_mutex *m) {
   if (!m) return;
-  dbp__waitq_wake_all(&m->waiters, DBP_ECLOSED);
+  dbp_waitq_wake_all(&m->waiters, DBP_ECLOSED);
   free(m);
 }
 
@@ -111,7 +114,7 @@ void dbp_mutex_free(dbp_mutex *m) {
 struct dbp_event_s {
   dbp_rt *rt;
   bool set;
-  dbp__waitq waiters;
+  dbp_waitq waiters;
 };
 
 int dbp_event_new(dbp_rt *rt, dbp_event **out) {
@@ -127,7 +130,7 @@ int dbp_event_new(dbp_rt *rt, dbp_event **out) {
 void dbp_event_set(dbp_event *e) {
   if (!e) return;
   e->set = true;
-  dbp__waitq_wake_all(&e->waiters, 0);
+  dbp_waitq_wake_all(&e->waiters, 0);
 }
 
 void dbp_event_clear(dbp_event *e) {
@@ -141,17 +144,18 @@ bool dbp_event_is_set(const dbp_event *e) {
 int dbp_event_wait(dbp_event *e, int64_t timeout_ms) {
   if (!e) return DBP_EINVAL;
   if (!e->rt->current) return DBP_ENOTCORO;
+  DBP_ASSERT(!e->set || !e->waiters.head_);
   if (e->set) return 0;
   dbp_waiter w;
   dbp_waiter_init(&w);
-  dbp__waitq_push(&e->waiters, &w);
+  dbp_waitq_push(&e->waiters, &w);
   int rc = dbp_await(e->rt, &w, timeout_ms);
   return rc != 0 ? rc : w.result;
 }
 
 void dbp_event_free(dbp_event *e) {
   if (!e) return;
-  dbp__waitq_wake_all(&e->waiters, DBP_ECLOSED);
+  dbp_waitq_wake_all(&e->waiters, DBP_ECLOSED);
   free(e);
 }
 
@@ -160,7 +164,7 @@ void dbp_event_free(dbp_event *e) {
 struct dbp_waitgroup_s {
   dbp_rt *rt;
   size_t count;
-  dbp__waitq waiters;
+  dbp_waitq waiters;
 };
 
 int dbp_waitgroup_new(dbp_rt *rt, dbp_waitgroup **out) {
@@ -181,22 +185,23 @@ void dbp_waitgroup_add(dbp_waitgroup *wg, size_t n) {
  * ignored rather than wrapping the count around. */
 void dbp_waitgroup_done(dbp_waitgroup *wg) {
   if (!wg || wg->count == 0) return;
-  if (--wg->count == 0) dbp__waitq_wake_all(&wg->waiters, 0);
+  if (--wg->count == 0) dbp_waitq_wake_all(&wg->waiters, 0);
 }
 
 int dbp_waitgroup_wait(dbp_waitgroup *wg, int64_t timeout_ms) {
   if (!wg) return DBP_EINVAL;
   if (!wg->rt->current) return DBP_ENOTCORO;
+  DBP_ASSERT(wg->count > 0 || !wg->waiters.head_);
   if (wg->count == 0) return 0;
   dbp_waiter w;
   dbp_waiter_init(&w);
-  dbp__waitq_push(&wg->waiters, &w);
+  dbp_waitq_push(&wg->waiters, &w);
   int rc = dbp_await(wg->rt, &w, timeout_ms);
   return rc != 0 ? rc : w.result;
 }
 
 void dbp_waitgroup_free(dbp_waitgroup *wg) {
   if (!wg) return;
-  dbp__waitq_wake_all(&wg->waiters, DBP_ECLOSED);
+  dbp_waitq_wake_all(&wg->waiters, DBP_ECLOSED);
   free(wg);
 }

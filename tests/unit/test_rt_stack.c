@@ -299,7 +299,7 @@ Test(rt_stack, coroutine_stack_is_abi_aligned) {
   dbp_rt *rt;
   cr_assert_eq(dbp_rt_new(&rt, NULL, NULL), 0);
   dbp_co *cos[3];
-  size_t sizes[3] = {0, 20000, 100 * 1024 + 3};
+  size_t sizes[3] = {0, 40000, 100 * 1024 + 3};
   for (int i = 0; i < 3; i++)
     cr_assert_eq(
         dbp_spawn(rt, &cos[i], body_alignment, NULL, &(dbp_spawn_options){.stack_size = sizes[i]}),
