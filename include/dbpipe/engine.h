@@ -99,28 +99,28 @@ DBP_EXTERN const char *dbp_task_state_name(dbp_task_state s);
 /* What a run knows about one of its tasks; read-only, kept up to date by
  * the engine, valid until dbp_run_free. */
 typedef struct dbp_task_info {
-  const char *name;          /* the job task's name */
-  const dbp_job_task *task;  /* the job's task */
-  size_t job_index;          /* its index in dbp_job.tasks */
-  const char *connection;    /* the job connection's name */
+  const char *name;         /* the job task's name */
+  const dbp_job_task *task; /* the job's task */
+  size_t job_index;         /* its index in dbp_job.tasks */
+  const char *connection;   /* the job connection's name */
   dbp_task_state state;
-  int attempts;              /* attempts begun so far */
-  int max_attempts;          /* 1 + the task's retries */
+  int attempts;                 /* attempts begun so far */
+  int max_attempts;             /* 1 + the task's retries */
   dbp_export_progress progress; /* live counters of the current attempt */
-  double rows_per_sec;       /* smoothed over the last progress intervals */
-  uint64_t started_ms;       /* loop clock (dbp_now) when it got its slot; 0 before */
-  uint64_t finished_ms;      /* loop clock when it ended; 0 before */
-  dbp_export_result result;  /* files, rows and bytes once DONE */
+  double rows_per_sec;          /* smoothed over the last progress intervals */
+  uint64_t started_ms;          /* loop clock (dbp_now) when it got its slot; 0 before */
+  uint64_t finished_ms;         /* loop clock when it ended; 0 before */
+  dbp_export_result result;     /* files, rows and bytes once DONE */
   /* Why the last attempt failed (also while RETRYING); 0 / "" otherwise. */
-  int error;           /* the dbpipe error code */
-  char sqlstate[6];    /* the server's SQLSTATE, "" if none */
-  int db_errno;        /* MySQL's errno, 0 if none */
-  char message[768];   /* the failure described, e.g. "EQUERY: relation ... does
-                        * not exist (SQLSTATE 42P01)", "timed out after 30.0 s",
-                        * "connection 'pg': ECONNECT: ..."; "interrupted" for a
-                        * cancelled task; passwords scrubbed */
-  char detail[512];    /* the driver's or server's own message alone
-                        * (scrubbed), "" if none */
+  int error;         /* the dbpipe error code */
+  char sqlstate[6];  /* the server's SQLSTATE, "" if none */
+  int db_errno;      /* MySQL's errno, 0 if none */
+  char message[768]; /* the failure described, e.g. "EQUERY: relation ... does
+                      * not exist (SQLSTATE 42P01)", "timed out after 30.0 s",
+                      * "connection 'pg': ECONNECT: ..."; "interrupted" for a
+                      * cancelled task; passwords scrubbed */
+  char detail[512];  /* the driver's or server's own message alone
+                      * (scrubbed), "" if none */
 } dbp_task_info;
 
 /* A run as a whole; see dbp_run_get_summary. */
@@ -131,27 +131,27 @@ typedef struct dbp_run_summary {
   size_t concurrency;
   size_t queued, active, done, failed, cancelled; /* tasks by state; active = connecting,
                                                    * running or retrying */
-  uint64_t rows, bytes;  /* totals of the tasks done */
-  uint64_t started_ms;   /* loop clock when the run's coroutine began; 0 before */
-  uint64_t duration_ms;  /* so far, or of the whole run once it ended */
+  uint64_t rows, bytes;                           /* totals of the tasks done */
+  uint64_t started_ms;               /* loop clock when the run's coroutine began; 0 before */
+  uint64_t duration_ms;              /* so far, or of the whole run once it ended */
   struct timespec started, finished; /* wall clock (CLOCK_REALTIME); finished is 0
                                       * while running */
-  const char *manifest;  /* the job's manifest path, NULL if none */
+  const char *manifest;              /* the job's manifest path, NULL if none */
   bool manifest_written;
 } dbp_run_summary;
 
 typedef enum dbp_run_event_kind {
   DBP_RUN_EV_RUN_STARTED = 1,
-  DBP_RUN_EV_TASK_STARTED,   /* the task got its slot; attempts follow */
-  DBP_RUN_EV_TASK_PROGRESS,  /* every interval, for each running task */
-  DBP_RUN_EV_RUN_PROGRESS,   /* every interval, after the TASK_PROGRESS events */
-  DBP_RUN_EV_TASK_RETRY,     /* an attempt failed; the next one comes after delay_ms */
-  DBP_RUN_EV_TASK_FINISHED,  /* done: files written */
+  DBP_RUN_EV_TASK_STARTED,  /* the task got its slot; attempts follow */
+  DBP_RUN_EV_TASK_PROGRESS, /* every interval, for each running task */
+  DBP_RUN_EV_RUN_PROGRESS,  /* every interval, after the TASK_PROGRESS events */
+  DBP_RUN_EV_TASK_RETRY,    /* an attempt failed; the next one comes after delay_ms */
+  DBP_RUN_EV_TASK_FINISHED, /* done: files written */
   DBP_RUN_EV_TASK_FAILED,
   DBP_RUN_EV_TASK_CANCELLED,
   DBP_RUN_EV_MANIFEST_WRITTEN,
   DBP_RUN_EV_MANIFEST_FAILED,
-  DBP_RUN_EV_RUN_FINISHED,   /* the last event; summary->status is final */
+  DBP_RUN_EV_RUN_FINISHED, /* the last event; summary->status is final */
 } dbp_run_event_kind;
 
 /* "run_started", "task_started", "task_progress", "run_progress",
@@ -262,8 +262,8 @@ DBP_EXTERN int dbp_run_free(dbp_run *run);
  * when it failed, DBP_ECANCELED when cancelled (by `fn` calling
  * dbp_run_cancel), or the error that kept it from starting. Must not be
  * called from a coroutine. */
-DBP_EXTERN int dbp_run_job(dbp_job *job, const dbp_run_options *opts, dbp_run_event_fn fn,
-                           void *ud, dbp_run_summary *summary);
+DBP_EXTERN int dbp_run_job(dbp_job *job, const dbp_run_options *opts, dbp_run_event_fn fn, void *ud,
+                           dbp_run_summary *summary);
 
 /* Exports one query from `dsn` into `path` on a runtime of its own:
  * connects (timeout: the DSN's connect_timeout), runs dbp_export_query with

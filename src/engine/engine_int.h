@@ -44,8 +44,8 @@ struct dbp_run_s;
 typedef struct dbp__task {
   dbp_task_info info; /* what dbp_run_task hands out */
   struct dbp_run_s *run;
-  dbp_co *co;            /* while its coroutine lives */
-  uint64_t rate_ms;      /* progress: the last sample */
+  dbp_co *co;       /* while its coroutine lives */
+  uint64_t rate_ms; /* progress: the last sample */
   uint64_t rate_rows;
 } dbp__task;
 
@@ -63,7 +63,7 @@ struct dbp_run_s {
   size_t *pool_size; /* per job connection; 0 = no selected task uses it */
   dbp_pool **pools;  /* per job connection, while the tasks run */
   dbp_sem *slots;
-  dbp_event *done;   /* set when the run has finished */
+  dbp_event *done; /* set when the run has finished */
   dbp__sub *subs;
   size_t nsubs;
   dbp__secrets secrets;

@@ -98,9 +98,9 @@ int dbp_run_new(dbp_rt *rt, dbp_job *job, const dbp_run_options *opts, dbp_run *
   int rc = run->tasks && run->pool_size && run->pools ? 0 : DBP_ENOMEM;
   if (rc == 0) rc = dbp_event_new(rt, &run->done);
   if (rc != 0) goto err;
-  size_t dflt = o.pool_size ? o.pool_size
+  size_t dflt = o.pool_size                        ? o.pool_size
                 : o.concurrency < DEFAULT_POOL_MAX ? o.concurrency
-                                                    : DEFAULT_POOL_MAX;
+                                                   : DEFAULT_POOL_MAX;
   for (size_t i = 0; i < job->ntasks; i++) {
     if (o.selected != NULL && !o.selected[i]) continue;
     dbp__task *t = &run->tasks[run->ntasks++];
@@ -230,8 +230,10 @@ static void progress_tick(dbp_run *run) {
                         .attempts = in->attempts};
     dbp__run_emit(run, &ev, t);
   }
-  dbp_run_event ev = {
-      .kind = DBP_RUN_EV_RUN_PROGRESS, .rows = rows, .bytes = bytes, .elapsed_ms = now - run->started_ms};
+  dbp_run_event ev = {.kind = DBP_RUN_EV_RUN_PROGRESS,
+                      .rows = rows,
+                      .bytes = bytes,
+                      .elapsed_ms = now - run->started_ms};
   dbp__run_emit(run, &ev, NULL);
 }
 
@@ -284,7 +286,9 @@ static void write_manifest(dbp_run *run, dbp_run_state st) {
   dbp_run_event ev = {.kind = m == 0 ? DBP_RUN_EV_MANIFEST_WRITTEN : DBP_RUN_EV_MANIFEST_FAILED,
                       .path = run->job->manifest,
                       .error = m,
-                      .message = m == 0 ? "" : why[0] ? why : dbp_strerror(m)};
+                      .message = m == 0   ? ""
+                                 : why[0] ? why
+                                          : dbp_strerror(m)};
   dbp__run_emit(run, &ev, NULL);
 }
 
@@ -320,9 +324,7 @@ static int run_main(void *arg, void **result) {
       t->info.error = s;
       snprintf(t->info.message, sizeof t->info.message, "cannot start: %s", dbp_strerror(s));
       t->info.finished_ms = t->info.started_ms = dbp_now(run->rt);
-      dbp_run_event fe = {.kind = DBP_RUN_EV_TASK_FAILED,
-                          .error = s,
-                          .message = t->info.message};
+      dbp_run_event fe = {.kind = DBP_RUN_EV_TASK_FAILED, .error = s, .message = t->info.message};
       dbp__run_emit(run, &fe, t);
       continue;
     }
@@ -338,12 +340,10 @@ static int run_main(void *arg, void **result) {
       if (t->info.state != DBP_TASK_QUEUED) continue;
       t->info.state = DBP_TASK_FAILED;
       t->info.error = rc;
-      snprintf(t->info.message, sizeof t->info.message, "not started: %s: %s",
-               dbp_err_name(rc) + 4, dbp_strerror(rc));
+      snprintf(t->info.message, sizeof t->info.message, "not started: %s: %s", dbp_err_name(rc) + 4,
+               dbp_strerror(rc));
       t->info.finished_ms = t->info.started_ms = dbp_now(run->rt);
-      dbp_run_event fe = {.kind = DBP_RUN_EV_TASK_FAILED,
-                          .error = rc,
-                          .message = t->info.message};
+      dbp_run_event fe = {.kind = DBP_RUN_EV_TASK_FAILED, .error = rc, .message = t->info.message};
       dbp__run_emit(run, &fe, t);
     }
   }
@@ -364,8 +364,7 @@ static int run_main(void *arg, void **result) {
   dbp_run_state st = tasks_state(run, rc);
   write_manifest(run, st);
   /* A run whose manifest is missing has not done what it was asked. */
-  if (run->job->manifest != NULL && !run->manifest_written && st == DBP_RUN_OK)
-    st = DBP_RUN_FAILED;
+  if (run->job->manifest != NULL && !run->manifest_written && st == DBP_RUN_OK) st = DBP_RUN_FAILED;
   clock_gettime(CLOCK_REALTIME, &run->wall_finished);
   run->status = st;
   dbp_event_set(run->done);

@@ -56,7 +56,7 @@ Test(buf, utf8_lengths) {
   cr_assert_eq(dbp_utf8_len((const unsigned char *)"a", 1), 1);
   cr_assert_eq(dbp_utf8_len((const unsigned char *)"\xc3\xa9", 2), 2);
   cr_assert_eq(dbp_utf8_len((const unsigned char *)"\xc3\xa9", 1), 0);
-  cr_assert_eq(dbp_utf8_len((const unsigned char *)"\xc0\x80", 2), 0);     /* overlong */
-  cr_assert_eq(dbp_utf8_len((const unsigned char *)"\xed\xa0\x80", 3), 0); /* surrogate */
+  cr_assert_eq(dbp_utf8_len((const unsigned char *)"\xc0\x80", 2), 0);       /* overlong */
+  cr_assert_eq(dbp_utf8_len((const unsigned char *)"\xed\xa0\x80", 3), 0);   /* surrogate */
   cr_assert_eq(dbp_utf8_len((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
 }
