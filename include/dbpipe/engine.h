@@ -222,9 +222,11 @@ DBP_EXTERN int dbp_run_subscribe(dbp_run *run, dbp_run_event_fn fn, void *ud);
  * goes on while the runtime's loop runs. DBP_EBUSY when already started. */
 DBP_EXTERN int dbp_run_start(dbp_run *run);
 /* Waits (in a coroutine of the run's runtime) until the run has finished,
- * at most timeout_ms. Returns 0 (the outcome is dbp_run_status), DBP_ETIMEDOUT,
- * DBP_ECANCELED (the caller was cancelled; the run goes on), DBP_ESTATE
- * when the run was never started. */
+ * at most timeout_ms. Returns 0 (the outcome is dbp_run_status),
+ * DBP_ETIMEDOUT, DBP_ECANCELED (the caller was cancelled; the run goes on),
+ * DBP_ESTATE when the run was never started. Outside a coroutine,
+ * DBP_RUN_EV_RUN_FINISHED is the completion callback: the last event of
+ * every started run. */
 DBP_EXTERN int dbp_run_wait(dbp_run *run, int64_t timeout_ms);
 /* Cancels the whole run (does not wait): every task's export cancels its
  * statement on the server and removes its temporary files; queued tasks
