@@ -182,7 +182,7 @@ typedef struct dbp_run_event {
   dbp_run_event_kind kind;
   dbp_run *run;
   const dbp_run_summary *summary;
-  size_t task;
+  size_t task;               /* SIZE_MAX for run and manifest events */
   const dbp_task_info *info; /* NULL for run and manifest events */
   uint64_t rows, bytes;
   double rows_per_sec;

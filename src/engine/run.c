@@ -185,10 +185,8 @@ void dbp__run_emit(dbp_run *run, dbp_run_event *ev, const dbp__task *t) {
   dbp_run_get_summary(run, &sum);
   ev->run = run;
   ev->summary = &sum;
-  if (t != NULL) {
-    ev->task = (size_t)(t - run->tasks);
-    ev->info = &t->info;
-  }
+  ev->task = t != NULL ? (size_t)(t - run->tasks) : SIZE_MAX;
+  ev->info = t != NULL ? &t->info : NULL;
   if (ev->sqlstate == NULL) ev->sqlstate = "";
   if (ev->message == NULL) ev->message = "";
   if (ev->detail == NULL) ev->detail = "";
@@ -282,6 +280,7 @@ static void write_manifest(dbp_run *run, dbp_run_state st) {
   char why[512] = "";
   const char *word = st == DBP_RUN_CANCELLED ? "interrupted" : dbp_run_state_name(st);
   int m = dbp__manifest_write(run, word, why, sizeof why);
+  dbp__secrets_scrub_str(&run->secrets, why);
   run->manifest_written = m == 0;
   dbp_run_event ev = {.kind = m == 0 ? DBP_RUN_EV_MANIFEST_WRITTEN : DBP_RUN_EV_MANIFEST_FAILED,
                       .path = run->job->manifest,

@@ -172,7 +172,14 @@ Test(engine, a_two_database_job_reports_its_events_in_order) {
   cr_expect_eq(r.ev[r.n - 1].kind, DBP_RUN_EV_RUN_FINISHED);
   cr_expect_eq(r.ev[r.n - 1].status, DBP_RUN_OK);
   cr_expect_eq(find_ev(&r, DBP_RUN_EV_RUN_STARTED, SIZE_MAX, 1), -1);
-  for (size_t i = 0; i < r.n; i++) cr_expect(r.ev[i].has_summary);
+  for (size_t i = 0; i < r.n; i++) {
+    cr_expect(r.ev[i].has_summary);
+    bool task_event = r.ev[i].kind >= DBP_RUN_EV_TASK_STARTED &&
+                      r.ev[i].kind <= DBP_RUN_EV_TASK_CANCELLED &&
+                      r.ev[i].kind != DBP_RUN_EV_RUN_PROGRESS;
+    cr_expect_eq(r.ev[i].has_info, task_event, "event %zu", i);
+    if (!task_event) cr_expect_eq(r.ev[i].task, SIZE_MAX, "event %zu", i);
+  }
   cr_assert_eq(dbp_run_ntasks(run), 3);
   for (size_t t = 0; t < 3; t++) {
     long s = find_ev(&r, DBP_RUN_EV_TASK_STARTED, t, 0);
