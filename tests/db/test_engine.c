@@ -559,3 +559,29 @@ Test(engine, a_password_never_appears_in_an_event) {
   expect_no_password(dbt_pg_dsn(), "PG");
   expect_no_password(dbt_my_dsn(), "MY");
 }
+
+Test(engine, the_task_timeout_and_the_idle_timeout_are_told_apart) {
+  dbp_job *job = parse_job(
+      "connections: {pg: \"${DBPIPE_PG_DSN}\", my: \"${DBPIPE_MY_DSN}\"}\n"
+      "manifest: false\n"
+      "tasks:\n"
+      "  - {name: whole, from: pg, query: SELECT pg_sleep(5), to: out/a.csv, timeout: 1s}\n"
+      "  - {name: idle, from: pg, query: SELECT pg_sleep(5), to: out/b.csv, timeout: 20s,"
+      " idle_timeout: 1s}\n"
+      "  - {name: my-idle, from: my, query: SELECT SLEEP(5), to: out/c.csv, timeout: 20s,"
+      " idle_timeout: 1s}\n");
+  rec r;
+  rec_init(&r);
+  cr_expect_eq(dbp_run_job(job, NULL, on_event, &r, NULL), DBP_ETASK);
+  for (size_t t = 0; t < 3; t++) {
+    long f = find_ev(&r, DBP_RUN_EV_TASK_FAILED, t, 0);
+    cr_assert_geq(f, 0, "task %zu did not fail", t);
+    cr_expect_eq(r.ev[f].error, DBP_ETIMEDOUT, "task %zu: %s", t, r.ev[f].message);
+    bool whole = strncmp(r.ev[f].message, "timed out after ", 16) == 0;
+    cr_expect_eq(whole, t == 0, "task %zu: %s", t, r.ev[f].message);
+  }
+  long f = find_ev(&r, DBP_RUN_EV_TASK_FAILED, 0, 0);
+  cr_expect_not_null(strstr(r.ev[f].message, "timed out after 1.0 s"), "%s", r.ev[f].message);
+  dbp_job_free(job);
+  free(r.ev);
+}
