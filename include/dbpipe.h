@@ -5,6 +5,7 @@
 
 #include "dbpipe/common.h"
 #include "dbpipe/db.h"
+#include "dbpipe/engine.h"
 #include "dbpipe/export.h"
 #include "dbpipe/job.h"
 #include "dbpipe/pipeline.h"

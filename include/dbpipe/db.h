@@ -114,6 +114,13 @@ DBP_EXTERN const char *dbp_dsn_redact(const char *url, char *buf, size_t len);
  * parser would refuse is wiped too. For a program's own argv, as the
  * mariadb client does, so that ps and /proc/PID/cmdline never show it. */
 DBP_EXTERN void dbp_dsn_wipe_password(char *url);
+/* A new copy of `url` that tells the server `name` as the session's
+ * application name (PostgreSQL's application_name, shown in
+ * pg_stat_activity; MySQL's program_name connection attribute) unless the
+ * URL names one already, so that DBAs see who is connected. A URL that does
+ * not parse, or ends in a fragment, is copied unchanged. NULL when out of
+ * memory. The copy holds the password: wipe and free it. */
+DBP_EXTERN char *dbp_dsn_with_app_name(const char *url, const char *name);
 
 /* ---- connections ---- */
 

@@ -11,34 +11,20 @@
 #include <uv.h>
 
 #include "dbpipe.h"
+#include "engine/engine_int.h"
 
 /* Exit codes. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 };
 
-/* ---- strings ---- */
+/* ---- strings (dbp_buf) ---- */
 
-/* A growable string; `oom` sticks after a failed allocation (the text is
- * then truncated, never invalid). */
-typedef struct cli_str {
-  char *p;
-  size_t len, cap;
-  bool oom;
-} cli_str;
-
-void cli_str_add(cli_str *s, const char *p, size_t n);
-void cli_str_puts(cli_str *s, const char *p);
-void cli_str_printf(cli_str *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends `p` as a JSON string literal (quoted, escaped, invalid UTF-8
- * replaced by U+FFFD). NULL appends null. */
-void cli_str_json(cli_str *s, const char *p);
-void cli_str_free(cli_str *s);
 /* Appends `p` with every control character made visible (\n, \r, \t, \e,
  * \xNN, and the C1 controls U+0080..U+009F as \xc2\xNN), so that text from
  * users and servers can neither start a new log line nor drive a
  * terminal. */
-void cli_str_escaped(cli_str *s, const char *p);
+void cli_escaped(dbp_buf *b, const char *p);
 /* Prints one line to stderr: the formatted text with control characters
- * escaped (see cli_str_escaped), then a newline. */
+ * escaped (see cli_escaped), then a newline. */
 void cli_errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same on stdout. */
 void cli_outf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -72,8 +58,7 @@ typedef struct cli_log {
   bool quiet; /* only errors */
   FILE *out;
   struct cli_progress *progress; /* erased before a line, redrawn after */
-  char **secrets;
-  size_t nsecrets;
+  dbp__secrets secrets;
 } cli_log;
 
 /* Registers the password of `dsn` (if any) so that it never reaches the
@@ -81,7 +66,7 @@ typedef struct cli_log {
 void cli_log_secret(cli_log *log, const char *dsn);
 void cli_log_free(cli_log *log);
 /* Replaces every registered secret in s with "***". */
-void cli_log_scrub(const cli_log *log, cli_str *s);
+void cli_log_scrub(const cli_log *log, dbp_buf *s);
 
 /* A structured event. In text mode `text` is the line (after "dbpipe: ");
  * in JSON mode the object is {"ts", "level", "event", "task"?, "message",
@@ -94,35 +79,6 @@ void cli_log_msg(cli_log *log, cli_level level, const char *event, const char *f
 
 /* ---- running a job ---- */
 
-typedef enum cli_task_state {
-  CLI_T_QUEUED,     /* waiting for a free slot */
-  CLI_T_CONNECTING, /* waiting for a connection */
-  CLI_T_RUNNING,
-  CLI_T_RETRYING, /* sleeping before the next attempt */
-  CLI_T_DONE,
-  CLI_T_FAILED,
-  CLI_T_INTERRUPTED
-} cli_task_state;
-
-const char *cli_task_state_name(cli_task_state s);
-
-struct cli_run;
-
-typedef struct cli_task {
-  const dbp_job_task *jt;
-  struct cli_run *run;
-  dbp_co *co;
-  cli_task_state state;
-  int attempts;
-  dbp_export_progress progress;     /* live counters of the current attempt */
-  uint64_t started_ms, finished_ms; /* loop clock */
-  uint64_t rate_rows, rate_ms;      /* progress display: last sample */
-  double rate;                      /* rows per second, smoothed */
-  int rc;
-  char error[768];
-  dbp_export_result res;
-} cli_task;
-
 typedef struct cli_run_options {
   cli_log *log;
   bool progress;       /* draw the live display (stderr is a terminal) */
@@ -130,9 +86,11 @@ typedef struct cli_run_options {
   const char *command; /* "run" or "export", for messages */
 } cli_run_options;
 
-/* Runs the tasks of `job` whose `selected` flag is set (NULL = all), writes
- * the manifest (if the job names one) and returns an exit code: CLI_OK,
- * CLI_FAILED or CLI_INTERRUPTED. */
+/* Runs the tasks of `job` whose `selected` flag is set (NULL = all) through
+ * the engine on a runtime of its own, with the log lines (and on a terminal
+ * the live display) as the run's subscribers and SIGINT, SIGTERM, SIGHUP
+ * and SIGQUIT cancelling it. Returns an exit code: CLI_OK, CLI_FAILED or
+ * CLI_INTERRUPTED. */
 int cli_run_job(dbp_job *job, const bool *selected, const cli_run_options *opts);
 
 /* ---- the live display ---- */
@@ -141,52 +99,20 @@ typedef struct cli_progress {
   int fd;
   int lines; /* lines currently drawn */
   bool hidden_cursor;
-  struct cli_run *run;
+  dbp_run *run;
+  dbp_rt *rt;
+  const dbp_job *job;
 } cli_progress;
 
-/* Draws (or redraws) the display of `run`. */
+/* Draws (or redraws) the display of the run. */
 void cli_progress_draw(cli_progress *p);
 /* Erases the display (before a log line or at the end). */
 void cli_progress_clear(cli_progress *p);
 /* Erases the display and shows the cursor again; safe in a signal path. */
 void cli_progress_finish(cli_progress *p);
-
-/* Fills in per-task rates from the live counters; called by the timer. */
-void cli_progress_sample(struct cli_run *run);
-
-/* ---- the manifest ---- */
-
-/* Waits (in a coroutine of run->rt): writes the manifest of a finished run
- * to `path` atomically, as an export writes its files
- * (dbp_write_file_atomic). Returns 0 or a negative errno-style dbpipe code with a
- * reason in err. */
-int cli_manifest_write(const char *path, const struct cli_run *run, const char *status, char *err,
-                       size_t errlen);
-
-/* The state of one run, shared by the runner, the display and the manifest. */
-typedef struct cli_run {
-  dbp_rt *rt;
-  dbp_job *job;
-  cli_log *log;
-  const char *command;
-  cli_task *tasks;
-  size_t ntasks;
-  size_t concurrency;
-  dbp_pool **pools;  /* per job connection; NULL when no task uses it */
-  size_t *pool_size; /* per job connection */
-  dbp_sem *slots;
-  bool interrupted;
-  int signals;
-  bool tasks_spawned, tasks_joined;
-  unsigned handles; /* initialised: bit i for sigs[i], bit 4 for the timer */
-  bool use_progress;
-  cli_progress progress;
-  uv_signal_t sigs[4];  /* SIGINT, SIGTERM, SIGHUP, SIGQUIT */
-  bool manifest_failed; /* the manifest could not be written */
-  uv_timer_t timer;
-  struct timespec started, finished; /* wall clock */
-  uint64_t started_ms;               /* loop clock */
-} cli_run;
+/* A run subscriber (ud: the cli_progress): redraws at every progress
+ * interval. */
+void cli_progress_on_event(const dbp_run_event *ev, void *ud);
 
 /* ---- commands ---- */
 

@@ -299,20 +299,20 @@ static int load_job(const char *cmd, const char *path, const cli_log *log, dbp_j
   char buf[2048];
   for (size_t i = 0; i < diag.count; i++) {
     if (log != NULL && log->format == CLI_LOG_JSON) {
-      cli_str s = {0};
+      dbp_buf s = {0};
       struct timespec now;
       char ts[40];
       clock_gettime(CLOCK_REALTIME, &now);
-      cli_str_puts(&s, "{\"ts\":");
-      cli_str_json(&s, cli_fmt_iso(&now, ts, sizeof ts));
-      cli_str_puts(&s, ",\"level\":\"error\",\"event\":\"job_invalid\",\"file\":");
-      cli_str_json(&s, path);
-      cli_str_printf(&s, ",\"line\":%d,\"column\":%d,\"message\":", diag.errors[i].line,
+      dbp_buf_puts(&s, "{\"ts\":");
+      dbp_buf_json(&s, cli_fmt_iso(&now, ts, sizeof ts));
+      dbp_buf_puts(&s, ",\"level\":\"error\",\"event\":\"job_invalid\",\"file\":");
+      dbp_buf_json(&s, path);
+      dbp_buf_printf(&s, ",\"line\":%d,\"column\":%d,\"message\":", diag.errors[i].line,
                      diag.errors[i].column);
-      cli_str_json(&s, diag.errors[i].message);
-      cli_str_puts(&s, "}\n");
-      if (s.p != NULL) fputs(s.p, stderr);
-      cli_str_free(&s);
+      dbp_buf_json(&s, diag.errors[i].message);
+      dbp_buf_puts(&s, "}\n");
+      if (s.data != NULL) fputs(s.data, stderr);
+      dbp_buf_free(&s);
     } else {
       cli_errf("%s", dbp_job_diag_format(&diag, i, buf, sizeof buf));
     }
@@ -399,13 +399,13 @@ int cli_cmd_run(int argc, char **argv) {
     for (size_t i = 0; i < nonly; i++) {
       long t = dbp_job_find_task(job, only[i]);
       if (t < 0) {
-        cli_str names = {0};
+        dbp_buf names = {0};
         for (size_t j = 0; j < job->ntasks; j++) {
-          cli_str_printf(&names, "%s%s", j ? ", " : "", job->tasks[j].name);
+          dbp_buf_printf(&names, "%s%s", j ? ", " : "", job->tasks[j].name);
         }
         cli_errf("dbpipe run: --only %s: %s has no such task (tasks: %s)", only[i], path,
-                 names.p ? names.p : "");
-        cli_str_free(&names);
+                 dbp_buf_str(&names));
+        dbp_buf_free(&names);
         bad = true;
         continue;
       }

@@ -1,6 +1,6 @@
 /* The live display on a terminal: one line per active task (rows, rows/s,
- * bytes, state), a line for the pools and a summary, redrawn in place from
- * a timer on the run's loop. Finished tasks scroll away as log lines above
+ * bytes, state), a line for the pools and a summary, redrawn in place at
+ * every progress event of the run. Finished tasks scroll away as log lines above
  * it. */
 #include <stdio.h>
 #include <string.h>
@@ -32,126 +32,110 @@ static void term_size(int fd, int *cols, int *rows) {
 
 /* Appends `line` cut to the terminal's width (so it never wraps, which
  * would break the line count), erasing what was there. */
-static void add_line(cli_str *frame, const char *raw, int cols) {
+static void add_line(dbp_buf *frame, const char *raw, int cols) {
   /* Task and connection names come from users: shown, never obeyed. */
-  cli_str esc = {0};
-  cli_str_escaped(&esc, raw);
-  const char *line = esc.p != NULL ? esc.p : "";
+  dbp_buf esc = {0};
+  cli_escaped(&esc, raw);
+  const char *line = dbp_buf_str(&esc);
   size_t width = 0, n = 0;
   while (line[n] != '\0' && width + 1 < (size_t)cols) {
     if (((unsigned char)line[n] & 0xC0) != 0x80) width++;
     n++;
   }
   while (((unsigned char)line[n] & 0xC0) == 0x80) n++; /* finish a UTF-8 sequence */
-  cli_str_add(frame, line, n);
-  cli_str_puts(frame, "\x1b[K\n");
-  cli_str_free(&esc);
+  dbp_buf_append(frame, line, n);
+  dbp_buf_puts(frame, "\x1b[K\n");
+  dbp_buf_free(&esc);
 }
 
-void cli_progress_sample(cli_run *run) {
-  uint64_t now = dbp_now(run->rt);
-  for (size_t i = 0; i < run->ntasks; i++) {
-    cli_task *t = &run->tasks[i];
-    if (t->state != CLI_T_RUNNING) continue;
-    uint64_t rows = t->progress.rows;
-    if (t->rate_ms == 0) {
-      t->rate_ms = now;
-      t->rate_rows = rows;
-      continue;
-    }
-    uint64_t dt = now - t->rate_ms;
-    if (dt < 100) continue;
-    double inst = (double)(rows - t->rate_rows) * 1000.0 / (double)dt;
-    t->rate = t->rate == 0 ? inst : 0.6 * t->rate + 0.4 * inst;
-    t->rate_ms = now;
-    t->rate_rows = rows;
-  }
+static bool active(dbp_task_state s) {
+  return s == DBP_TASK_CONNECTING || s == DBP_TASK_RUNNING || s == DBP_TASK_RETRYING;
 }
 
 void cli_progress_draw(cli_progress *p) {
-  cli_run *run = p->run;
-  if (run == NULL || run->rt == NULL) return;
+  if (p->run == NULL || p->rt == NULL) return;
   int cols, rows;
   term_size(p->fd, &cols, &rows);
-  uint64_t now = dbp_now(run->rt);
+  uint64_t now = dbp_now(p->rt);
+  dbp_run_summary sum;
+  dbp_run_get_summary(p->run, &sum);
+  size_t ntasks = dbp_run_ntasks(p->run);
 
   int width = 4;
-  size_t queued = 0, done = 0, failed = 0, active = 0;
-  for (size_t i = 0; i < run->ntasks; i++) {
-    const cli_task *t = &run->tasks[i];
-    int len = (int)strlen(t->jt->name);
+  for (size_t i = 0; i < ntasks; i++) {
+    int len = (int)strlen(dbp_run_task(p->run, i)->name);
     if (len > width) width = len < NAME_MAX_WIDTH ? len : NAME_MAX_WIDTH;
-    queued += t->state == CLI_T_QUEUED;
-    done += t->state == CLI_T_DONE;
-    failed += t->state == CLI_T_FAILED || t->state == CLI_T_INTERRUPTED;
-    active +=
-        t->state == CLI_T_CONNECTING || t->state == CLI_T_RUNNING || t->state == CLI_T_RETRYING;
   }
+  size_t failed = sum.failed + sum.cancelled;
 
-  cli_str frame = {0};
+  dbp_buf frame = {0};
   if (!p->hidden_cursor) {
-    cli_str_puts(&frame, "\x1b[?25l");
+    dbp_buf_puts(&frame, "\x1b[?25l");
     p->hidden_cursor = true;
   }
-  if (p->lines > 0) cli_str_printf(&frame, "\r\x1b[%dA", p->lines);
+  if (p->lines > 0) dbp_buf_printf(&frame, "\r\x1b[%dA", p->lines);
   int budget = rows - 3 > 1 ? rows - 3 : 1; /* task lines that fit */
   int lines = 0;
   size_t shown = 0;
   char line[512], a[32], b[32], c[32], d[32];
-  size_t cap = active <= (size_t)budget ? active : (size_t)budget - 1;
-  for (size_t i = 0; i < run->ntasks && shown < cap; i++) {
-    const cli_task *t = &run->tasks[i];
-    if (t->state != CLI_T_CONNECTING && t->state != CLI_T_RUNNING && t->state != CLI_T_RETRYING)
-      continue;
+  size_t cap = sum.active <= (size_t)budget ? sum.active : (size_t)budget - 1;
+  for (size_t i = 0; i < ntasks && shown < cap; i++) {
+    const dbp_task_info *t = dbp_run_task(p->run, i);
+    if (!active(t->state)) continue;
     uint64_t el = now > t->started_ms ? now - t->started_ms : 0;
-    if (t->state == CLI_T_RUNNING) {
+    if (t->state == DBP_TASK_RUNNING) {
       snprintf(line, sizeof line, " %-*.*s  %-10s %11s rows %9s rows/s %10s %8s", width, width,
-               t->jt->name, "running", cli_fmt_count(t->progress.rows, a, sizeof a),
-               cli_fmt_count((uint64_t)(t->rate + 0.5), b, sizeof b),
+               t->name, "running", cli_fmt_count(t->progress.rows, a, sizeof a),
+               cli_fmt_count((uint64_t)(t->rows_per_sec + 0.5), b, sizeof b),
                cli_fmt_bytes(t->progress.bytes_out, c, sizeof c),
                cli_fmt_duration(el, d, sizeof d));
     } else {
-      snprintf(line, sizeof line, " %-*.*s  %-10s%s  %s", width, width, t->jt->name,
-               cli_task_state_name(t->state),
-               t->state == CLI_T_RETRYING ? " (after a failed attempt)" : "",
+      snprintf(line, sizeof line, " %-*.*s  %-10s%s  %s", width, width, t->name,
+               dbp_task_state_name(t->state),
+               t->state == DBP_TASK_RETRYING ? " (after a failed attempt)" : "",
                cli_fmt_duration(el, d, sizeof d));
     }
     add_line(&frame, line, cols);
     lines++;
     shown++;
   }
-  if (shown < active) {
-    snprintf(line, sizeof line, " ... and %zu more running", active - shown);
+  if (shown < sum.active) {
+    snprintf(line, sizeof line, " ... and %zu more running", sum.active - shown);
     add_line(&frame, line, cols);
     lines++;
   }
 
   /* Pools: in use / max, waiting. */
-  cli_str pools = {0};
-  for (size_t i = 0; i < run->job->nconns; i++) {
-    if (run->pools == NULL || run->pools[i] == NULL) continue;
+  dbp_buf pools = {0};
+  for (size_t i = 0; i < p->job->nconns; i++) {
     dbp_pool_stats st;
-    dbp_pool_get_stats(run->pools[i], &st);
-    cli_str_printf(&pools, "%s %s %zu/%zu in use, %zu waiting", pools.len ? " |" : " pool",
-                   run->job->conns[i].name, st.in_use, run->pool_size[i], st.waiting);
+    size_t max = dbp_run_pool_stats(p->run, i, &st);
+    if (max == 0) continue;
+    dbp_buf_printf(&pools, "%s %s %zu/%zu in use, %zu waiting", pools.len ? " |" : " pool",
+                   p->job->conns[i].name, st.in_use, max, st.waiting);
   }
-  if (pools.p != NULL) {
-    add_line(&frame, pools.p, cols);
+  if (pools.data != NULL) {
+    add_line(&frame, pools.data, cols);
     lines++;
   }
-  cli_str_free(&pools);
+  dbp_buf_free(&pools);
 
-  snprintf(line, sizeof line, " %zu/%zu done, %zu running, %zu queued%s%s, %s elapsed%s", done,
-           run->ntasks, active, queued, failed ? ", failed: " : "",
+  snprintf(line, sizeof line, " %zu/%zu done, %zu running, %zu queued%s%s, %s elapsed%s", sum.done,
+           sum.ntasks, sum.active, sum.queued, failed ? ", failed: " : "",
            failed ? cli_fmt_count(failed, a, sizeof a) : "",
-           cli_fmt_duration(now - run->started_ms, d, sizeof d),
-           run->interrupted ? " - interrupted, cancelling" : "");
+           cli_fmt_duration(sum.started_ms ? now - sum.started_ms : 0, d, sizeof d),
+           sum.cancel_requested ? " - interrupted, cancelling" : "");
   add_line(&frame, line, cols);
   lines++;
-  if (p->lines > lines) cli_str_puts(&frame, "\x1b[J"); /* the old frame was taller */
-  if (frame.p != NULL) write_all(p->fd, frame.p, frame.len);
-  cli_str_free(&frame);
+  if (p->lines > lines) dbp_buf_puts(&frame, "\x1b[J"); /* the old frame was taller */
+  if (frame.data != NULL) write_all(p->fd, frame.data, frame.len);
+  dbp_buf_free(&frame);
   p->lines = lines;
+}
+
+void cli_progress_on_event(const dbp_run_event *ev, void *ud) {
+  cli_progress *p = ud;
+  if (ev->kind == DBP_RUN_EV_RUN_PROGRESS) cli_progress_draw(p);
 }
 
 void cli_progress_clear(cli_progress *p) {

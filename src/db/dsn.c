@@ -837,3 +837,33 @@ int dbp_dsn_check(const char *url, char *errbuf, size_t errlen) {
   }
   return rc;
 }
+
+char *dbp_dsn_with_app_name(const char *url, const char *name) {
+  if (url == NULL || name == NULL) return NULL;
+  dbp_dsn d;
+  char why[256];
+  bool named = true;
+  if (strchr(url, '#') == NULL && dbp_dsn_parse(url, &d, why, sizeof why) == 0) {
+    named = false;
+    for (size_t i = 0; i < d.nparams; i++) {
+      named |= strcmp(d.keys[i], "application_name") == 0 ||
+               (d.kind == DBP_DB_MYSQL && strcmp(d.keys[i], "program_name") == 0);
+    }
+    dbp_dsn_free(&d);
+  }
+  if (named) return strdup(url);
+  dbp_buf out = {0};
+  dbp_buf_printf(&out, "%s%capplication_name=", url, strchr(url, '?') != NULL ? '&' : '?');
+  for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+    if (isalnum(*p) || strchr("-._~", *p) != NULL)
+      dbp_buf_append(&out, p, 1);
+    else
+      dbp_buf_printf(&out, "%%%02X", *p);
+  }
+  if (out.oom) {
+    if (out.data != NULL) memset(out.data, 0, out.len);
+    dbp_buf_free(&out);
+    return NULL;
+  }
+  return out.data;
+}
