@@ -1,7 +1,9 @@
+#include <stdio.h>
+#include <time.h>
 /* Error table lookups and version. */
-#include "dbpipe/common.h"
-
 #include <errno.h>
+
+#include "dbpipe/common.h"
 
 const char *dbp_strerror(int err) {
   switch (err) {
@@ -67,4 +69,29 @@ int dbp_err_from_errno(int neg_errno) {
 
 const char *dbp_version(void) {
   return DBP_VERSION_STRING;
+}
+
+const char *dbp_fmt_duration(uint64_t ms, char *buf, size_t len) {
+  if (ms < 1000) {
+    snprintf(buf, len, "%llu ms", (unsigned long long)ms);
+  } else if (ms < 60000) {
+    snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
+  } else if (ms < 3600000) {
+    snprintf(buf, len, "%llum%02llus", (unsigned long long)(ms / 60000),
+             (unsigned long long)(ms / 1000 % 60));
+  } else {
+    snprintf(buf, len, "%lluh%02llum", (unsigned long long)(ms / 3600000),
+             (unsigned long long)(ms / 60000 % 60));
+  }
+  return buf;
+}
+
+const char *dbp_fmt_iso(const struct timespec *ts, char *buf, size_t len) {
+  struct tm tm;
+  time_t t = ts->tv_sec;
+  gmtime_r(&t, &tm);
+  char date[32];
+  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf, len, "%s.%03ldZ", date, ts->tv_nsec / 1000000);
+  return buf;
 }

@@ -78,6 +78,14 @@ DBP_EXTERN int dbp_err_from_errno(int neg_errno);
 /* "0.1.0" */
 DBP_EXTERN const char *dbp_version(void);
 
+/* ---- text for people ---- */
+
+struct timespec;
+/* A duration: "420 ms", "3.2 s", "2m05s", "1h02m". Returns buf. */
+DBP_EXTERN const char *dbp_fmt_duration(uint64_t ms, char *buf, size_t len);
+/* UTC "2024-03-05T12:00:00.123Z" for a CLOCK_REALTIME timespec. Returns buf. */
+DBP_EXTERN const char *dbp_fmt_iso(const struct timespec *ts, char *buf, size_t len);
+
 /* ---- the one growable buffer ----
  *
  * Bytes or text, appended to at the end. After a successful call the bytes

@@ -114,6 +114,25 @@ DBP_EXTERN const char *dbp_dsn_redact(const char *url, char *buf, size_t len);
  * parser would refuse is wiped too. For a program's own argv, as the
  * mariadb client does, so that ps and /proc/PID/cmdline never show it. */
 DBP_EXTERN void dbp_dsn_wipe_password(char *url);
+/* Passwords that must never reach a message or a log line: a front
+ * registers the DSNs it was given and scrubs every text it shows, so that a
+ * password quoted by a server's or a library's message is caught too. */
+typedef struct dbp_secrets {
+  char **list;
+  size_t n;
+} dbp_secrets; /* zeroed = empty */
+/* Registers the password of `dsn` (if any), as parsed and as written in the
+ * URL (it may be percent-encoded). Passwords shorter than 4 bytes, or equal
+ * to the user name, are not scrubbed: that would garble messages and hide
+ * nothing. Does nothing when out of memory. */
+DBP_EXTERN void dbp_secrets_add_dsn(dbp_secrets *s, const char *dsn);
+/* Replaces every registered password in b with "***". */
+DBP_EXTERN void dbp_secrets_scrub(const dbp_secrets *s, dbp_buf *b);
+/* The same for a NUL-terminated string in place (it never grows). */
+DBP_EXTERN void dbp_secrets_scrub_str(const dbp_secrets *s, char *text);
+/* Wipes and frees the copies; the struct is empty and reusable. */
+DBP_EXTERN void dbp_secrets_free(dbp_secrets *s);
+
 /* A new copy of `url` that tells the server `name` as the session's
  * application name (PostgreSQL's application_name, shown in
  * pg_stat_activity; MySQL's program_name connection attribute) unless the

@@ -11,7 +11,6 @@
 #include <uv.h>
 
 #include "dbpipe.h"
-#include "engine/engine_int.h"
 
 /* Exit codes. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2, CLI_INTERRUPTED = 130 };
@@ -58,7 +57,7 @@ typedef struct cli_log {
   bool quiet; /* only errors */
   FILE *out;
   struct cli_progress *progress; /* erased before a line, redrawn after */
-  dbp__secrets secrets;
+  dbp_secrets secrets;
 } cli_log;
 
 /* Registers the password of `dsn` (if any) so that it never reaches the

@@ -8,15 +8,15 @@
 #include "cli/cli.h"
 
 void cli_log_secret(cli_log *log, const char *dsn) {
-  dbp__secrets_add_dsn(&log->secrets, dsn);
+  dbp_secrets_add_dsn(&log->secrets, dsn);
 }
 
 void cli_log_free(cli_log *log) {
-  dbp__secrets_free(&log->secrets);
+  dbp_secrets_free(&log->secrets);
 }
 
 void cli_log_scrub(const cli_log *log, dbp_buf *s) {
-  dbp__secrets_scrub(&log->secrets, s);
+  dbp_secrets_scrub(&log->secrets, s);
 }
 
 static const char *level_name(cli_level l) {

@@ -39,11 +39,11 @@ const char *cli_fmt_bytes(uint64_t n, char *buf, size_t len) {
 }
 
 const char *cli_fmt_duration(uint64_t ms, char *buf, size_t len) {
-  return dbp__fmt_duration(ms, buf, len);
+  return dbp_fmt_duration(ms, buf, len);
 }
 
 const char *cli_fmt_iso(const struct timespec *ts, char *buf, size_t len) {
-  return dbp__fmt_iso(ts, buf, len);
+  return dbp_fmt_iso(ts, buf, len);
 }
 
 const char *cli_display_path(const char *path) {

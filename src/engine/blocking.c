@@ -71,10 +71,10 @@ int dbp_export_url(const char *dsn, const char *sql, const char *path,
     }
     /* The drivers redact DSNs; this catches the password quoted anywhere
      * else in a message. */
-    dbp__secrets secrets = {0};
-    dbp__secrets_add_dsn(&secrets, dsn);
-    dbp__secrets_scrub_str(&secrets, res->err.message);
-    dbp__secrets_free(&secrets);
+    dbp_secrets secrets = {0};
+    dbp_secrets_add_dsn(&secrets, dsn);
+    dbp_secrets_scrub_str(&secrets, res->err.message);
+    dbp_secrets_free(&secrets);
   }
   return rc;
 }

@@ -1,6 +1,5 @@
 /* The engine's internals: the run and task structs shared by run.c,
- * task.c and manifest.c, the password scrubber and the text formats that
- * messages and the manifest use (also used by the command line). */
+ * task.c and manifest.c. */
 #ifndef DBPIPE_ENGINE_INT_H
 #define DBPIPE_ENGINE_INT_H
 
@@ -10,32 +9,6 @@
 #include <time.h>
 
 #include "dbpipe.h"
-
-/* ---- passwords that must never reach a message ---- */
-
-typedef struct dbp__secrets {
-  char **list;
-  size_t n;
-} dbp__secrets;
-
-/* Registers the password of `dsn` (if any), as parsed and as written in the
- * URL (it may be percent-encoded). Passwords shorter than 4 bytes, or equal
- * to the user name, are not scrubbed: that would garble messages and hide
- * nothing. Does nothing when out of memory. */
-void dbp__secrets_add_dsn(dbp__secrets *s, const char *dsn);
-/* Replaces every registered password in b with "***". */
-void dbp__secrets_scrub(const dbp__secrets *s, dbp_buf *b);
-/* The same for a NUL-terminated string in place (never grows). */
-void dbp__secrets_scrub_str(const dbp__secrets *s, char *text);
-/* Wipes and frees the copies; the struct is empty and reusable. */
-void dbp__secrets_free(dbp__secrets *s);
-
-/* ---- text ---- */
-
-/* "420 ms", "3.2 s", "2m05s", "1h02m" */
-const char *dbp__fmt_duration(uint64_t ms, char *buf, size_t len);
-/* UTC "2024-03-05T12:00:00.123Z" for a CLOCK_REALTIME timespec. */
-const char *dbp__fmt_iso(const struct timespec *ts, char *buf, size_t len);
 
 /* ---- the run ---- */
 
@@ -66,7 +39,7 @@ struct dbp_run_s {
   dbp_event *done; /* set when the run has finished */
   dbp__sub *subs;
   size_t nsubs;
-  dbp__secrets secrets;
+  dbp_secrets secrets;
   dbp_run_state status;
   bool started;  /* dbp_run_start was called */
   bool finished; /* the run's coroutine is over: dbp_run_free may go ahead */

@@ -22,9 +22,9 @@ static void render(dbp_buf *j, const dbp_run *run, const char *status) {
   dbp_buf_puts(j, ",\n  \"job\": ");
   dbp_buf_json(j, run->job->file);
   dbp_buf_puts(j, ",\n  \"started\": ");
-  dbp_buf_json(j, dbp__fmt_iso(&run->wall_started, ts, sizeof ts));
+  dbp_buf_json(j, dbp_fmt_iso(&run->wall_started, ts, sizeof ts));
   dbp_buf_puts(j, ",\n  \"finished\": ");
-  dbp_buf_json(j, dbp__fmt_iso(&run->wall_finished, ts, sizeof ts));
+  dbp_buf_json(j, dbp_fmt_iso(&run->wall_finished, ts, sizeof ts));
   dbp_buf_puts(j, ",\n  \"status\": ");
   dbp_buf_json(j, status);
   dbp_buf_puts(j, ",\n  \"tasks\": [");

@@ -114,7 +114,7 @@ int dbp_run_new(dbp_rt *rt, dbp_job *job, const dbp_run_options *opts, dbp_run *
     size_t want = job->conns[jt->conn].pool;
     run->pool_size[jt->conn] = want ? want : dflt;
   }
-  for (size_t i = 0; i < job->nconns; i++) dbp__secrets_add_dsn(&run->secrets, job->conns[i].dsn);
+  for (size_t i = 0; i < job->nconns; i++) dbp_secrets_add_dsn(&run->secrets, job->conns[i].dsn);
   *out = run;
   return 0;
 err:
@@ -276,7 +276,7 @@ static void write_manifest(dbp_run *run, dbp_run_state st) {
   char why[512] = "";
   const char *word = st == DBP_RUN_CANCELLED ? "interrupted" : dbp_run_state_name(st);
   int m = dbp__manifest_write(run, word, why, sizeof why);
-  dbp__secrets_scrub_str(&run->secrets, why);
+  dbp_secrets_scrub_str(&run->secrets, why);
   run->manifest_written = m == 0;
   dbp_run_event ev = {.kind = m == 0 ? DBP_RUN_EV_MANIFEST_WRITTEN : DBP_RUN_EV_MANIFEST_FAILED,
                       .path = run->job->manifest,
@@ -465,7 +465,7 @@ int dbp_run_free(dbp_run *run) {
   if (run->started && !run->finished) return DBP_EBUSY;
   for (size_t i = 0; i < run->ntasks; i++) dbp_export_result_free(&run->tasks[i].info.result);
   dbp_event_free(run->done);
-  dbp__secrets_free(&run->secrets);
+  dbp_secrets_free(&run->secrets);
   free(run->subs);
   free(run->tasks);
   free(run->pool_size);

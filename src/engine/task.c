@@ -39,7 +39,7 @@ static void describe_error(dbp__task *t, int rc, const dbp_dberr *e, const char 
   if (rc == DBP_ETIMEDOUT && deadline_passed) {
     char d[32];
     dbp_buf_printf(&s, "timed out after %s",
-                   dbp__fmt_duration((uint64_t)in->task->timeout_ms, d, sizeof d));
+                   dbp_fmt_duration((uint64_t)in->task->timeout_ms, d, sizeof d));
     if (e != NULL && e->message[0] != '\0') dbp_buf_printf(&s, " (%s)", e->message);
   } else if (e != NULL && e->message[0] != '\0') {
     dbp_dberr copy = *e;
@@ -50,8 +50,8 @@ static void describe_error(dbp__task *t, int rc, const dbp_dberr *e, const char 
   }
   /* Drivers redact DSNs themselves; this catches a password quoted anywhere
    * else in a server's or library's message. */
-  dbp__secrets_scrub(&t->run->secrets, &s);
-  dbp__secrets_scrub_str(&t->run->secrets, in->detail);
+  dbp_secrets_scrub(&t->run->secrets, &s);
+  dbp_secrets_scrub_str(&t->run->secrets, in->detail);
   snprintf(in->message, sizeof in->message, "%s", s.data != NULL ? s.data : dbp_strerror(rc));
   dbp_buf_free(&s);
 }

@@ -12,7 +12,8 @@ static void expect(const char *url, const char *want) {
 }
 
 Test(dsn_app_name, added_where_the_url_names_none) {
-  expect("postgresql://u:pw@127.0.0.1/db", "postgresql://u:pw@127.0.0.1/db?application_name=dbpipe");
+  expect("postgresql://u:pw@127.0.0.1/db",
+         "postgresql://u:pw@127.0.0.1/db?application_name=dbpipe");
   expect("postgresql://u@h/db?sslmode=disable",
          "postgresql://u@h/db?sslmode=disable&application_name=dbpipe");
   expect("mysql://u:pw@h:3306/db", "mysql://u:pw@h:3306/db?application_name=dbpipe");

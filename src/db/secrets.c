@@ -1,16 +1,17 @@
-/* Passwords scrubbed from messages, and the text formats of messages and
- * the manifest. */
+/* Passwords that must never reach a message: registered from DSNs and
+ * replaced by "***" wherever they appear. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine_int.h"
+#include "dbpipe/db.h"
 
 /* Passwords shorter than this are not scrubbed: replacing every "ab" in a
  * message would garble it and hide nothing. */
 #define MIN_SECRET 4
 
-static void add_secret(dbp__secrets *s, const char *p, size_t n) {
+static void add_secret(dbp_secrets *s, const char *p, size_t n) {
   if (n < MIN_SECRET) return;
   for (size_t i = 0; i < s->n; i++) {
     if (strlen(s->list[i]) == n && memcmp(s->list[i], p, n) == 0) return;
@@ -22,7 +23,7 @@ static void add_secret(dbp__secrets *s, const char *p, size_t n) {
   if (copy != NULL) s->list[s->n++] = copy;
 }
 
-void dbp__secrets_add_dsn(dbp__secrets *s, const char *dsn) {
+void dbp_secrets_add_dsn(dbp_secrets *s, const char *dsn) {
   dbp_dsn d;
   char err[256];
   if (dsn == NULL || dbp_dsn_parse(dsn, &d, err, sizeof err) != 0) return;
@@ -45,7 +46,7 @@ void dbp__secrets_add_dsn(dbp__secrets *s, const char *dsn) {
   if (colon != NULL) add_secret(s, colon + 1, (size_t)(at - colon - 1));
 }
 
-void dbp__secrets_scrub_str(const dbp__secrets *s, char *text) {
+void dbp_secrets_scrub_str(const dbp_secrets *s, char *text) {
   if (text == NULL) return;
   for (size_t i = 0; i < s->n; i++) {
     const char *secret = s->list[i];
@@ -59,13 +60,13 @@ void dbp__secrets_scrub_str(const dbp__secrets *s, char *text) {
   }
 }
 
-void dbp__secrets_scrub(const dbp__secrets *s, dbp_buf *b) {
+void dbp_secrets_scrub(const dbp_secrets *s, dbp_buf *b) {
   if (b->data == NULL) return;
-  dbp__secrets_scrub_str(s, b->data);
+  dbp_secrets_scrub_str(s, b->data);
   b->len = strlen(b->data);
 }
 
-void dbp__secrets_free(dbp__secrets *s) {
+void dbp_secrets_free(dbp_secrets *s) {
   for (size_t i = 0; i < s->n; i++) {
     memset(s->list[i], 0, strlen(s->list[i]));
     free(s->list[i]);
@@ -73,29 +74,4 @@ void dbp__secrets_free(dbp__secrets *s) {
   free(s->list);
   s->list = NULL;
   s->n = 0;
-}
-
-const char *dbp__fmt_duration(uint64_t ms, char *buf, size_t len) {
-  if (ms < 1000) {
-    snprintf(buf, len, "%llu ms", (unsigned long long)ms);
-  } else if (ms < 60000) {
-    snprintf(buf, len, "%.1f s", (double)ms / 1000.0);
-  } else if (ms < 3600000) {
-    snprintf(buf, len, "%llum%02llus", (unsigned long long)(ms / 60000),
-             (unsigned long long)(ms / 1000 % 60));
-  } else {
-    snprintf(buf, len, "%lluh%02llum", (unsigned long long)(ms / 3600000),
-             (unsigned long long)(ms / 60000 % 60));
-  }
-  return buf;
-}
-
-const char *dbp__fmt_iso(const struct timespec *ts, char *buf, size_t len) {
-  struct tm tm;
-  time_t t = ts->tv_sec;
-  gmtime_r(&t, &tm);
-  char date[32];
-  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf, len, "%s.%03ldZ", date, ts->tv_nsec / 1000000);
-  return buf;
 }
