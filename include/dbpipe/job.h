@@ -41,6 +41,7 @@
 #include "db.h"
 #include "export.h"
 #include "pipeline.h"
+#include "rt.h"
 #include "settings.h"
 
 #ifdef __cplusplus
@@ -90,20 +91,22 @@ typedef struct dbp_job_task {
    * max_bytes (split limits; 0 = never split). The other fields stay zero
    * (progress is NULL): the runner fills them in. */
   dbp_export_options export;
-  int64_t timeout_ms;       /* per attempt; DBP_JOB_NO_TIMEOUT = none */
+  int64_t timeout_ms;       /* per attempt; 0 (the default) or DBP_FOREVER = none */
   int64_t idle_timeout_ms;  /* longest wait for the server to send or take a byte
-                             * while the statement runs (dbp_conn_set_io_timeout);
-                             * default DBP_DEFAULT_IO_TIMEOUT_MS; DBP_JOB_NO_TIMEOUT =
-                             * none */
+                             * while the statement runs (dbp_conn_set_io_timeout):
+                             * 0 = DBP_DEFAULT_IO_TIMEOUT_MS, DBP_FOREVER = none */
   int retries;              /* extra attempts for retryable errors */
-  int64_t retry_backoff_ms; /* first delay; doubles each retry */
+  int64_t retry_backoff_ms; /* first delay, doubled each retry; 0 = retry at once
+                             * (dbp_task_init: DBP_JOB_DEFAULT_BACKOFF_MS) */
   int line, column;         /* where the task starts */
   /* Where each task setting came from (dbp_setting_origin, indexed by
    * dbp_setting_id): kept by dbp_task_set for dbp_task_finish. */
   unsigned char origin[DBP_SET_TASK_COUNT];
 } dbp_job_task;
 
-#define DBP_JOB_NO_TIMEOUT ((int64_t)-1)
+/* "No limit" in a task's time limits: the runtime's DBP_FOREVER (a job
+ * file's `0` or `none`). */
+#define DBP_JOB_NO_TIMEOUT DBP_FOREVER
 #define DBP_JOB_DEFAULT_CONCURRENCY 4
 #define DBP_JOB_DEFAULT_BACKOFF_MS 1000
 

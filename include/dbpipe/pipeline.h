@@ -72,7 +72,7 @@ typedef struct dbp_export_options {
   /* Batches queued between source and sink; 0 = 4, at most
    * DBP_EXPORT_MAX_QUEUE. */
   size_t queue_batches;
-  int64_t timeout_ms;            /* whole export; DBP_FOREVER or 0 = none */
+  int64_t timeout_ms;            /* whole export; 0 (the default) or DBP_FOREVER = none */
   bool no_fsync;                 /* skip fsync before rename (tests, benchmarks) */
   dbp_export_progress *progress; /* may be NULL */
 } dbp_export_options;

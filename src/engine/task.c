@@ -91,7 +91,7 @@ static int attempt(dbp__task *t, dbp_dberr *err) {
   dbp_pool *pool = run->pools[jt->conn];
   dbp_conn *c = NULL;
   char context[512];
-  int64_t timeout = jt->timeout_ms == DBP_JOB_NO_TIMEOUT ? DBP_FOREVER : jt->timeout_ms;
+  int64_t timeout = jt->timeout_ms > 0 ? jt->timeout_ms : DBP_FOREVER;
 
   memset(err, 0, sizeof *err);
   dbp_export_result_free(&t->info.result);
@@ -110,8 +110,7 @@ static int attempt(dbp__task *t, dbp_dberr *err) {
     return rc;
   }
   /* The no-progress limit is the task's, whoever used the connection before. */
-  dbp_conn_set_io_timeout(
-      c, jt->idle_timeout_ms == DBP_JOB_NO_TIMEOUT ? DBP_FOREVER : jt->idle_timeout_ms);
+  dbp_conn_set_io_timeout(c, jt->idle_timeout_ms);
   rc = make_parent(rt, jt->path, context, sizeof context);
   if (rc != 0) {
     dbp_pool_release(pool, c);
