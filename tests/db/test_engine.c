@@ -585,3 +585,21 @@ Test(engine, the_task_timeout_and_the_idle_timeout_are_told_apart) {
   dbp_job_free(job);
   free(r.ev);
 }
+
+/* A task a program fills in itself: zero time limits are the defaults (no
+ * limit for the attempt, the library's idle timeout), as in every options
+ * struct, not "fail at once". */
+Test(engine, zero_time_limits_in_a_task_are_the_defaults) {
+  dbp_job *job = parse_job(
+      "connections: {pg: \"${DBPIPE_PG_DSN}\"}\n"
+      "manifest: false\n"
+      "tasks: [{name: c, from: pg, table: customers, to: out/zero.csv}]\n");
+  job->tasks[0].timeout_ms = 0;
+  job->tasks[0].idle_timeout_ms = 0;
+  dbp_run_summary sum;
+  cr_expect_eq(dbp_run_job(job, NULL, NULL, NULL, &sum), 0);
+  cr_expect_eq(sum.status, DBP_RUN_OK);
+  cr_expect_eq(sum.rows, 20);
+  cr_expect(exists("%s/out/zero.csv", dir));
+  dbp_job_free(job);
+}
