@@ -43,6 +43,10 @@
 #define BATCH_BYTES (256 * 1024)
 #define DEFAULT_BATCH_ROWS 4096
 #define BATCH_VALUES 65536 /* values per batch at most, for wide rows */
+/* A batch older than this goes to the sink even when it is not full, so
+ * that a slow query's rows reach the file and the progress counters while
+ * it runs, not only when a batch fills (fast streams fill batches first). */
+#define BATCH_AGE_MS 250
 #define DEFAULT_QUEUE 4
 #define CO_STACK (256 * 1024)
 
@@ -78,6 +82,7 @@ typedef struct xp {
   batch **batches;
   dbp_chan *full, *free;
   bool src_done;
+  uint64_t batch_since; /* loop ms when the source took its current batch */
 
   dbp__writer *w;
   bool compressed;
@@ -202,6 +207,7 @@ static int get_batch(xp *x, batch **out) {
   batch *b = item;
   b->nrows = 0;
   b->bytes.len = 0;
+  x->batch_since = dbp_now(x->rt);
   *out = b;
   return 0;
 }
@@ -210,9 +216,11 @@ static int send_batch(xp *x, batch *b) {
   return dbp_chan_send(x->full, b, DBP_FOREVER);
 }
 
-/* Sends the batch when it is full. */
+/* Sends the batch when it is full or old. */
 static int batch_added(xp *x, batch **b) {
-  if ((*b)->nrows < x->batch_rows && (*b)->bytes.len < BATCH_BYTES) return 0;
+  if ((*b)->nrows < x->batch_rows && (*b)->bytes.len < BATCH_BYTES &&
+      dbp_now(x->rt) - x->batch_since < BATCH_AGE_MS)
+    return 0;
   int rc = send_batch(x, *b);
   *b = NULL;
   return rc;

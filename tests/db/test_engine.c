@@ -603,3 +603,30 @@ Test(engine, zero_time_limits_in_a_task_are_the_defaults) {
   cr_expect(exists("%s/out/zero.csv", dir));
   dbp_job_free(job);
 }
+
+/* A slow query of narrow rows fills no batch for seconds: its rows must
+ * still show up in the progress events while it runs, not all at the end. */
+Test(engine, progress_moves_for_a_slow_query_of_narrow_rows) {
+  dbp_job *job = parse_job(
+      "connections: {pg: \"${DBPIPE_PG_DSN}\"}\n"
+      "manifest: false\n"
+      "tasks: [{name: slow, from: pg, to: out/slow.csv,\n"
+      "         query: \"SELECT g, pg_sleep(0.001) FROM generate_series(1, 3000) g\"}]\n");
+  host h;
+  host_open(&h);
+  rec r;
+  rec_init(&r);
+  dbp_run_options o = {.progress_interval_ms = 100};
+  dbp_run *run = run_on_host(&h, job, &o, &r);
+  cr_expect_eq(dbp_run_status(run), DBP_RUN_OK);
+  bool midway = false;
+  for (size_t i = 0; i < r.n; i++) {
+    const rec_ev *e = &r.ev[i];
+    midway |= e->kind == DBP_RUN_EV_TASK_PROGRESS && e->rows > 0 && e->rows < 3000;
+  }
+  cr_expect(midway, "no progress event saw part of the 3000 rows");
+  dbp_run_free(run);
+  host_close(&h);
+  free(r.ev);
+  dbp_job_free(job);
+}
