@@ -12,9 +12,10 @@
  * once (a semaphore of the runtime), each on a connection from one
  * dbp_pool per job connection that a selected task uses. The pool of a
  * connection holds its `pool:` size or, without one, the run's default
- * (concurrency, at most 4); PostgreSQL connections get
- * application_name=dbpipe unless the DSN names one. A task's attempt takes
- * a connection and exports its query (dbp_export_query) within the task's
+ * (concurrency, at most 4); sessions report the application name dbpipe
+ * unless the DSN names one (dbp_dsn_with_app_name). A task's attempt takes
+ * a connection and exports its query or table (dbp_export_query,
+ * dbp_export_table) within the task's
  * `timeout:`, with the task's `idle_timeout:` as the connection's
  * no-progress limit. A retryable failure (the driver says a retry can help:
  * a refused or lost connection, a deadlock, a serialization failure, too
