@@ -527,9 +527,12 @@ static void redact_keywords(const char *s, char *buf, size_t len, size_t *pos) {
 
 /* Copies a URL query string with the values of password keys replaced.
  * Keys are compared percent-decoded ("%70assword" is still a password). */
-static void redact_query(const char *q, char *buf, size_t len, size_t *pos) {
-  while (*q) {
-    size_t n = strcspn(q, "&");
+/* Copies the query text q[0..end) with the value of every password
+ * parameter replaced by "***". */
+static void redact_query(const char *q, const char *end, char *buf, size_t len, size_t *pos) {
+  while (q < end) {
+    const char *amp = memchr(q, '&', (size_t)(end - q));
+    size_t n = amp != NULL ? (size_t)(amp - q) : (size_t)(end - q);
     const char *eq = memchr(q, '=', n);
     bool secret = false;
     if (eq != NULL) {
@@ -546,7 +549,25 @@ static void redact_query(const char *q, char *buf, size_t len, size_t *pos) {
       put(buf, len, pos, q, n);
     }
     q += n;
-    if (*q == '&') put(buf, len, pos, q++, 1);
+    if (q < end && *q == '&') put(buf, len, pos, q++, 1);
+  }
+}
+
+/* Overwrites with '*' the value of every password parameter in the query
+ * text q[0..end), keeping the length. */
+static void wipe_query(char *q, const char *end) {
+  while (q < end) {
+    char *amp = memchr(q, '&', (size_t)(end - q));
+    size_t n = amp != NULL ? (size_t)(amp - q) : (size_t)(end - q);
+    char *eq = memchr(q, '=', n);
+    if (eq != NULL) {
+      char *key = NULL;
+      if (pct_decode(q, (size_t)(eq - q), &key) == 0 && is_password_key(key, strlen(key)))
+        memset(eq + 1, '*', n - (size_t)(eq + 1 - q));
+      free(key);
+    }
+    q += n;
+    if (q < end && *q == '&') q++;
   }
 }
 
@@ -569,9 +590,20 @@ const char *dbp_dsn_redact(const char *url, char *buf, size_t len) {
   if (at != NULL) {
     const char *colon = memchr(p, ':', (size_t)(at - p));
     if (colon != NULL) {
-      put(buf, len, &pos, p, (size_t)(colon + 1 - p));
+      /* Where the user information was taken to run past a '?' (the
+       * colon lies beyond it), what follows the '?' may be a query string
+       * with a password in it, or the password itself: all of it goes, up
+       * to the '@'. */
+      const char *q = memchr(p, '?', (size_t)(colon - p));
+      put(buf, len, &pos, p, (size_t)((q != NULL ? q : colon) + 1 - p));
       put(buf, len, &pos, "***", 3);
       p = at;
+      /* The query string began inside what was taken for the user
+       * information: all that follows the '@' is still part of it. */
+      if (q != NULL) {
+        redact_query(p, p + strlen(p), buf, len, &pos);
+        return buf;
+      }
     }
   }
   const char *q = strchr(p, '?');
@@ -580,7 +612,7 @@ const char *dbp_dsn_redact(const char *url, char *buf, size_t len) {
     return buf;
   }
   put(buf, len, &pos, p, (size_t)(q + 1 - p));
-  redact_query(q + 1, buf, len, &pos);
+  redact_query(q + 1, q + strlen(q), buf, len, &pos);
   return buf;
 }
 
@@ -594,24 +626,18 @@ void dbp_dsn_wipe_password(char *url) {
   if (at != NULL) {
     char *colon = memchr(p, ':', (size_t)(at - p));
     if (colon != NULL) {
-      memset(colon + 1, '*', (size_t)(at - colon - 1));
+      char *q = memchr(p, '?', (size_t)(colon - p));
+      char *from = q != NULL ? q : colon;
+      memset(from + 1, '*', (size_t)(at - from - 1));
       p += at - p;
+      if (q != NULL) {
+        wipe_query(p, p + strlen(p));
+        return;
+      }
     }
   }
   char *q = strchr(p, '?');
-  if (q == NULL) return;
-  for (q++; *q;) {
-    size_t n = strcspn(q, "&");
-    char *eq = memchr(q, '=', n);
-    if (eq != NULL) {
-      char *key = NULL;
-      if (pct_decode(q, (size_t)(eq - q), &key) == 0 && is_password_key(key, strlen(key)))
-        memset(eq + 1, '*', n - (size_t)(eq + 1 - q));
-      free(key);
-    }
-    q += n;
-    if (*q == '&') q++;
-  }
+  if (q != NULL) wipe_query(q + 1, q + strlen(q));
 }
 
 void dbp__scrub(char *msg, const char *secret) {

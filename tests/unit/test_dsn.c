@@ -471,3 +471,41 @@ Test(dsn, wipe_password_in_place) {
   cr_expect_str_eq(none, "postgresql://app@h/db");
   dbp_dsn_wipe_password(NULL);
 }
+
+/* A malformed URL whose user information is taken to run past its '?'
+ * (the query does not look like one, so the last '@' ends it): a password
+ * parameter before the password's ':' was shown by the redaction and left
+ * by the argv wipe. Found by fuzz_dsn. */
+Test(dsn, a_password_parameter_inside_a_long_user_information_is_hidden) {
+  const char *url = "mys://\x01\x03portr\na@b\x0f/rdb?password=two1&y%=3\x01\x01hunteo+t:p%5p&o@ss";
+  char once[256], twice[256];
+  dbp_dsn_redact(url, once, sizeof once);
+  cr_expect_null(strstr(once, "two1"), "shown: %s", once);
+  dbp_dsn_redact(once, twice, sizeof twice);
+  cr_expect_str_eq(once, twice);
+  char copy[256];
+  snprintf(copy, sizeof copy, "%s", url);
+  dbp_dsn_wipe_password(copy);
+  cr_expect_null(strstr(copy, "two1"), "left: %s", copy);
+  cr_expect_eq(strlen(copy), strlen(url));
+}
+
+/* The same reading with the query string going on after that '@': its
+ * password parameters are hidden too. Found by fuzz_dsn. */
+Test(dsn, a_query_that_goes_on_after_a_long_user_information_is_redacted) {
+  static const char *const urls[] = {
+      "mysql://h/db?x&y=2s://a:a:x@b/?&=a@&password=hunter11",
+      "mariadb://?&://a:@&password=hunter11 x<?&=1", /* another '?' later on */
+  };
+  for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+    char once[256], twice[256];
+    dbp_dsn_redact(urls[i], once, sizeof once);
+    cr_expect_null(strstr(once, "hunter11"), "shown: %s", once);
+    dbp_dsn_redact(once, twice, sizeof twice);
+    cr_expect_str_eq(once, twice);
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", urls[i]);
+    dbp_dsn_wipe_password(copy);
+    cr_expect_null(strstr(copy, "hunter11"), "left: %s", copy);
+  }
+}
