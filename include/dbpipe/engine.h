@@ -63,6 +63,7 @@
 #include "common.h"
 #include "export.h"
 #include "job.h"
+#include "pipeline.h"
 #include "pool.h"
 #include "rt.h"
 
