@@ -347,7 +347,9 @@ DBP_EXTERN char *dbp_quote_ident(dbp_db_kind kind, const char *name);
  * the same state. Workers must join while the lock is held: join them all,
  * then call dbp_snapshot_ready, which releases it; a join after that fails
  * with DBP_ESTATE. Writers wait while the lock is held: keep it short
- * (dbp_snapshot_lock_us tells how long it was). The lock needs the RELOAD
+ * (dbp_snapshot_lock_us tells how long it was). MariaDB runs one BACKUP
+ * STAGE at a time per server: a second snapshot's begin waits (within its
+ * timeout) until the first one's dbp_snapshot_ready. The lock needs the RELOAD
  * privilege (and reading the binary log position BINLOG MONITOR on MariaDB,
  * REPLICATION CLIENT on MySQL); without it dbp_snapshot_begin fails with
  * DBP_EACCES and a message naming the privilege. InnoDB tables only: other
