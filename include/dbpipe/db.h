@@ -385,9 +385,11 @@ typedef struct dbp_snapshot_options {
 /* Waits: takes a snapshot on the idle connection `coord` (not inside a
  * transaction: DBP_ESTATE). timeout_ms bounds the whole step, waiting for
  * the lock included. On success *out is the snapshot, which owns nothing
- * but its own memory; on failure the coordinator holds no lock and no
- * transaction (unless the cleanup itself was cut short by a cancellation or
- * a lost connection: close the connection then). Errors: DBP_EACCES (a
+ * but its own memory. On failure the coordinator holds no lock and no
+ * transaction: they are released by statements (with a budget of their
+ * own), else by dbp_conn_reset, else the connection is marked broken (the
+ * caller closes it, and the server lets go with the session), so that no
+ * connection that looks usable holds a server-wide lock. Errors: DBP_EACCES (a
  * privilege is missing; the message names it), DBP_ESTATE, DBP_EINVAL, and
  * those of dbp_exec; `err` (may be NULL) tells the details. */
 DBP_EXTERN int dbp_snapshot_begin(dbp_conn *coord, const dbp_snapshot_options *o,
@@ -397,7 +399,7 @@ DBP_EXTERN int dbp_snapshot_begin(dbp_conn *coord, const dbp_snapshot_options *o
  * the snapshot. Errors: DBP_ESTATE (MySQL: after dbp_snapshot_ready; or the
  * worker is in a transaction), DBP_ECONNLOST (the coordinator's connection
  * is lost), DBP_EINVAL, and those of dbp_exec; the worker is then left
- * outside a transaction. */
+ * outside a transaction, or broken when not even a rollback could run. */
 DBP_EXTERN int dbp_snapshot_join(dbp_snapshot *s, dbp_conn *worker, int64_t timeout_ms,
                                  dbp_dberr *err);
 /* Waits: PostgreSQL only: starts a REPEATABLE READ READ ONLY transaction
@@ -414,10 +416,9 @@ DBP_EXTERN int dbp_snapshot_import(dbp_conn *worker, const char *id, int64_t tim
  * but the bookkeeping. Calling it again does nothing. */
 DBP_EXTERN int dbp_snapshot_ready(dbp_snapshot *s, int64_t timeout_ms, dbp_dberr *err);
 /* Waits: releases the lock if still held, ends the coordinator's
- * transaction and frees s (also when a step fails: the error is returned,
- * and a coordinator that could not be cleaned up is marked broken by the
- * failed statement or left to its owner to close). Workers' transactions
- * are untouched. NULL is a no-op. */
+ * transaction and frees s, always. When a step fails its error is
+ * returned and the coordinator is released as on a failed begin (reset, or
+ * marked broken). Workers' transactions are untouched. NULL is a no-op. */
 DBP_EXTERN int dbp_snapshot_end(dbp_snapshot *s, int64_t timeout_ms);
 
 /* PostgreSQL: the exported snapshot id ("00000003-0000001B-1"), for

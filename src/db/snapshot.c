@@ -172,9 +172,9 @@ int dbp_snapshot_import(dbp_conn *worker, const char *id, int64_t timeout_ms, db
   if (rc == 0) return 0;
   fail(err, rc, worker,
        "snapshot: cannot import snapshot %s (is the coordinating transaction still open?)", id);
-  /* Leave the worker idle, outside the failed transaction. */
-  if (!dbp_conn_is_broken(worker) && dbp_conn_in_transaction(worker))
-    (void)dbp_exec(worker, "ROLLBACK", 0, NULL, 5000, NULL);
+  /* Leave the worker idle, outside the failed transaction (or broken when
+   * not even the rollback can run). */
+  if (!dbp_conn_is_broken(worker)) (void)dbp_conn_reset(worker, true, 5000);
   return rc;
 }
 
@@ -209,13 +209,16 @@ static int my_lock_failed(dbp_snapshot *s, int rc, dbp_dberr *err) {
   return fail(err, rc, s->coord, "snapshot: %s failed", stmt);
 }
 
-/* Releases the lock; safe to call when none is held. */
+/* Releases the lock; safe to call when none is held. On failure the lock
+ * counts as held still. */
 static int my_unlock(dbp_snapshot *s, int64_t timeout_ms) {
   if (!s->locked) return 0;
   const char *sql = s->lock == LOCK_BACKUP_STAGE ? "BACKUP STAGE END" : "UNLOCK TABLES";
   int rc = dbp_exec(s->coord, sql, 0, NULL, timeout_ms, NULL);
-  s->lock_ns = uv_hrtime() - s->lock_start_ns;
-  s->locked = false;
+  if (rc == 0) {
+    s->lock_ns = uv_hrtime() - s->lock_start_ns;
+    s->locked = false;
+  }
   return rc;
 }
 
@@ -291,13 +294,32 @@ static int my_join(dbp_snapshot *s, dbp_conn *w, uint64_t start, int64_t timeout
                   left(rt, start, timeout_ms), NULL);
   if (rc == 0) return 0;
   fail(err, rc, w, "snapshot: cannot start the worker's consistent-snapshot transaction");
-  if (!dbp_conn_is_broken(w) && dbp_conn_in_transaction(w))
-    (void)dbp_exec(w, "ROLLBACK", 0, NULL, 5000, NULL);
+  if (!dbp_conn_is_broken(w)) (void)dbp_conn_reset(w, true, 5000);
   (void)s;
   return rc;
 }
 
 /* ---- the front ---- */
+
+/* Leaves the coordinator without the lock and the transaction: released
+ * by statements when they can run, else by a session reset, which marks
+ * the connection broken when even that cannot run (a cancellation or a
+ * passed deadline cut it short), so that no connection that looks usable
+ * holds a server-wide lock. Returns the first error. */
+static int release(dbp_snapshot *s, int64_t timeout_ms) {
+  dbp_conn *c = s->coord;
+  if (dbp_conn_is_broken(c)) return DBP_ECONNLOST;
+  dbp_rt *rt = dbp_conn_rt(c);
+  uint64_t start = dbp_now(rt);
+  int rc = dbp_query_close(c);
+  if (rc == 0) rc = my_unlock(s, timeout_ms);
+  if (rc == 0 && dbp_conn_in_transaction(c))
+    rc = dbp_exec(c, "ROLLBACK", 0, NULL, left(rt, start, timeout_ms), NULL);
+  if (rc != 0 && !dbp_conn_is_broken(c)) {
+    if (dbp_conn_reset(c, false, left(rt, start, timeout_ms)) == 0) s->locked = false;
+  }
+  return rc;
+}
 
 int dbp_snapshot_begin(dbp_conn *coord, const dbp_snapshot_options *o, int64_t timeout_ms,
                        dbp_snapshot **out, dbp_dberr *err) {
@@ -321,12 +343,7 @@ int dbp_snapshot_begin(dbp_conn *coord, const dbp_snapshot_options *o, int64_t t
   int rc = s->kind == DBP_DB_PG ? pg_begin(s, start, timeout_ms, err)
                                 : my_begin(s, start, timeout_ms, err);
   if (rc != 0) {
-    /* Leave the coordinator as it was: no lock, no transaction. */
-    if (!dbp_conn_is_broken(coord)) {
-      (void)dbp_query_close(coord);
-      (void)my_unlock(s, 5000);
-      if (dbp_conn_in_transaction(coord)) (void)dbp_exec(coord, "ROLLBACK", 0, NULL, 5000, NULL);
-    }
+    (void)release(s, 5000);
     free(s);
     return rc;
   }
@@ -383,14 +400,8 @@ int dbp_snapshot_ready(dbp_snapshot *s, int64_t timeout_ms, dbp_dberr *err) {
 
 int dbp_snapshot_end(dbp_snapshot *s, int64_t timeout_ms) {
   if (s == NULL) return 0;
-  int rc = 0;
-  if (!dbp_conn_is_broken(s->coord)) {
-    dbp_rt *rt = dbp_conn_rt(s->coord);
-    uint64_t start = dbp_now(rt);
-    rc = my_unlock(s, timeout_ms);
-    if (rc == 0 && dbp_conn_in_transaction(s->coord))
-      rc = dbp_exec(s->coord, "ROLLBACK", 0, NULL, left(rt, start, timeout_ms), NULL);
-  }
+  /* A coordinator lost meanwhile took its transaction and lock with it. */
+  int rc = dbp_conn_is_broken(s->coord) ? 0 : release(s, timeout_ms);
   free(s);
   return rc;
 }

@@ -729,3 +729,59 @@ static int my_without_reload(dbp_rt *rt, void *arg) {
 Test(snapshot_my, without_reload_a_clear_error_and_lock_free_works, .timeout = 30) {
   dbt_run(my_without_reload, NULL);
 }
+
+/* Giving up on the lock, or on its release, leaves no lock behind on a
+ * connection that looks usable: `probe` can then take a backup stage of its
+ * own (MariaDB runs one at a time). */
+static int probe_stage_free(dbp_conn *probe) {
+  int rc = dbp_exec(probe, "BACKUP STAGE START", 0, NULL, 3000, NULL);
+  if (rc != 0) cr_expect(0, "a backup stage is still held: %s", dbp_err_name(rc));
+  CHECK(rc == 0);
+  CHECK(exec(probe, "BACKUP STAGE END") == 0);
+  return 0;
+}
+
+static int my_gave_up_waiting(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c = NULL, *probe = NULL;
+  CHECK(open_dsn(rt, dbt_my_dsn(), &c) == 0);
+  CHECK(open_dsn(rt, dbt_my_dsn(), &probe) == 0);
+  dbp_snapshot *s = NULL;
+  dbp_dberr err;
+
+  /* Another backup stage is running: the begin waits, and gives up at its
+   * timeout with the wait cancelled on the server. */
+  CHECK(exec(probe, "BACKUP STAGE START") == 0);
+  int rc = dbp_snapshot_begin(c, NULL, 300, &s, &err);
+  cr_expect_eq(rc, DBP_ETIMEDOUT, "%s: %s", dbp_err_name(rc), err.message);
+  CHECK(s == NULL && !dbp_conn_is_broken(c) && !dbp_conn_in_transaction(c));
+  CHECK(exec(probe, "BACKUP STAGE END") == 0);
+  char v[8];
+  CHECK(value(c, "SELECT 1", v, sizeof v) == 0);
+  CHECK(probe_stage_free(probe) == 0);
+
+  /* The lock is held and the coroutine's deadline has passed, so a call
+   * succeeds only if the server's reply is there at once. Whatever the
+   * release managed (the statement, else a session reset, else nothing),
+   * a coordinator that still looks usable holds no lock: one that could
+   * not be released is given up (broken), not left blocking every commit
+   * on the server. */
+  CHECK(dbp_snapshot_begin(c, NULL, T, &s, &err) == 0);
+  uint64_t tok;
+  CHECK(dbp_deadline_push(rt, 0, &tok) == 0);
+  rc = dbp_snapshot_end(s, T);
+  dbp_deadline_pop(rt, tok);
+  cr_expect(rc == 0 || rc == DBP_ETIMEDOUT, "%s", dbp_err_name(rc));
+  if (!dbp_conn_is_broken(c)) {
+    CHECK(probe_stage_free(probe) == 0);
+    CHECK(value(c, "SELECT 1", v, sizeof v) == 0);
+  }
+  dbp_conn_close(c);
+  CHECK(probe_stage_free(probe) == 0);
+  dbp_conn_close(probe);
+  return 0;
+}
+
+Test(snapshot_my, giving_up_on_the_lock_leaves_none, .timeout = 60) {
+  dbt_run(my_gave_up_waiting, NULL);
+}
