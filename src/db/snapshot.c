@@ -282,8 +282,7 @@ static int my_begin(dbp_snapshot *s, uint64_t start, int64_t timeout_ms, dbp_dbe
   return my_positions(s, major, minor, start, timeout_ms, err);
 }
 
-static int my_join(dbp_snapshot *s, dbp_conn *w, uint64_t start, int64_t timeout_ms,
-                   dbp_dberr *err) {
+static int my_join(dbp_conn *w, uint64_t start, int64_t timeout_ms, dbp_dberr *err) {
   dbp_rt *rt = dbp_conn_rt(w);
   /* SET TRANSACTION (not SESSION): the level holds for the next
    * transaction only, so the worker's session keeps its own setting. */
@@ -295,7 +294,6 @@ static int my_join(dbp_snapshot *s, dbp_conn *w, uint64_t start, int64_t timeout
   if (rc == 0) return 0;
   fail(err, rc, w, "snapshot: cannot start the worker's consistent-snapshot transaction");
   if (!dbp_conn_is_broken(w)) (void)dbp_conn_reset(w, true, 5000);
-  (void)s;
   return rc;
 }
 
@@ -375,7 +373,7 @@ int dbp_snapshot_join(dbp_snapshot *s, dbp_conn *worker, int64_t timeout_ms, dbp
   if (s->kind == DBP_DB_PG) {
     rc = dbp_snapshot_import(worker, s->id, timeout_ms, err);
   } else {
-    rc = my_join(s, worker, dbp_now(dbp_conn_rt(worker)), timeout_ms, err);
+    rc = my_join(worker, dbp_now(dbp_conn_rt(worker)), timeout_ms, err);
   }
   if (rc == 0) s->workers++;
   return rc;
