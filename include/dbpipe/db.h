@@ -316,6 +316,134 @@ DBP_EXTERN int dbp_conn_reset(dbp_conn *c, bool keep_session, int64_t timeout_ms
  * splitting on dots for schema.table. Returns a malloc'd string. */
 DBP_EXTERN char *dbp_quote_ident(dbp_db_kind kind, const char *name);
 
+/* ---- consistent snapshots shared by several connections ----
+ *
+ * Several connections that read one database as of the same instant, as
+ * pg_dump -j and mydumper do: a coordinating connection takes the snapshot,
+ * any number of worker connections join it, and every worker's transaction
+ * then sees exactly the rows the others see, whatever commits meanwhile.
+ *
+ *   dbp_snapshot *s;
+ *   dbp_snapshot_begin(coord, NULL, 10000, &s, &err);
+ *   for (i = 0; i < n; i++) dbp_snapshot_join(s, worker[i], 10000, &err);
+ *   dbp_snapshot_ready(s, 10000, &err);   (MySQL: the write lock ends here)
+ *   ... the workers read, then end their transactions (COMMIT or ROLLBACK) ...
+ *   dbp_snapshot_end(s, 10000);
+ *
+ * PostgreSQL: the coordinator opens a REPEATABLE READ READ ONLY transaction
+ * and exports its snapshot (pg_export_snapshot); each worker opens the same
+ * kind of transaction and imports it (SET TRANSACTION SNAPSHOT). The
+ * snapshot exists while the coordinator's transaction is open, so workers
+ * may join at any time until dbp_snapshot_end, and dbp_snapshot_ready does
+ * nothing. No privilege beyond reading the tables is needed.
+ *
+ * MariaDB/MySQL: the coordinator stops every commit on the server (MariaDB
+ * 10.4 and later: BACKUP STAGE START + BACKUP STAGE BLOCK_COMMIT, which,
+ * unlike FLUSH TABLES WITH READ LOCK, does not wait for long-running
+ * SELECTs and so does not queue every writer behind them; MySQL and older
+ * MariaDB: FLUSH TABLES WITH READ LOCK), records the binary log position,
+ * and each worker starts a REPEATABLE READ transaction WITH CONSISTENT
+ * SNAPSHOT, READ ONLY. As no commit can happen in between, all of them see
+ * the same state. Workers must join while the lock is held: join them all,
+ * then call dbp_snapshot_ready, which releases it; a join after that fails
+ * with DBP_ESTATE. Writers wait while the lock is held: keep it short
+ * (dbp_snapshot_lock_us tells how long it was). MariaDB runs one BACKUP
+ * STAGE at a time per server: a second snapshot's begin waits (within its
+ * timeout) until the first one's dbp_snapshot_ready. The lock needs the RELOAD
+ * privilege (and reading the binary log position BINLOG MONITOR on MariaDB,
+ * REPLICATION CLIENT on MySQL); without it dbp_snapshot_begin fails with
+ * DBP_EACCES and a message naming the privilege. InnoDB tables only: other
+ * engines have no snapshots.
+ *
+ * DBP_SNAPSHOT_LOCK_FREE (MariaDB/MySQL) takes no lock and needs no
+ * privilege: each worker starts its consistent-snapshot transaction when
+ * it joins, so workers that join at different times may see different
+ * states (a transfer committed between two joins is seen by one and not
+ * the other), and no position is recorded. On PostgreSQL the option
+ * changes nothing: the snapshot is always shared.
+ *
+ * Workers' transactions are their callers' to end (a pooled connection's
+ * release rolls it back, dbp_conn_reset). A worker that could not join is
+ * left idle, outside a transaction. When the coordinator's connection
+ * breaks, the snapshot is gone: joins fail with DBP_ECONNLOST, and on MySQL
+ * dbp_snapshot_ready fails too, since the lock may have ended before every
+ * worker joined. The coordinator and the workers belong to the snapshot
+ * until it ends: no other statements on the coordinator meanwhile. */
+
+typedef struct dbp_snapshot_s dbp_snapshot;
+
+typedef enum dbp_snapshot_mode {
+  DBP_SNAPSHOT_LOCKED = 0,   /* every worker sees the same state (default) */
+  DBP_SNAPSHOT_LOCK_FREE = 1 /* MariaDB/MySQL: no lock, workers may disagree */
+} dbp_snapshot_mode;
+
+/* A zeroed struct (or NULL) is the defaults. */
+typedef struct dbp_snapshot_options {
+  dbp_snapshot_mode mode;
+} dbp_snapshot_options;
+
+/* Waits: takes a snapshot on the idle connection `coord` (not inside a
+ * transaction: DBP_ESTATE). timeout_ms bounds the whole step, waiting for
+ * the lock included. On success *out is the snapshot, which owns nothing
+ * but its own memory. On failure the coordinator holds no lock and no
+ * transaction: they are released by statements (with a budget of their
+ * own), else by dbp_conn_reset, else the connection is marked broken (the
+ * caller closes it, and the server lets go with the session), so that no
+ * connection that looks usable holds a server-wide lock. Errors: DBP_EACCES (a
+ * privilege is missing; the message names it), DBP_ESTATE, DBP_EINVAL, and
+ * those of dbp_exec; `err` (may be NULL) tells the details. */
+DBP_EXTERN int dbp_snapshot_begin(dbp_conn *coord, const dbp_snapshot_options *o,
+                                  int64_t timeout_ms, dbp_snapshot **out, dbp_dberr *err);
+/* Waits: starts a transaction on the idle connection `worker` (same
+ * database kind, not inside a transaction, not the coordinator) that sees
+ * the snapshot. Errors: DBP_ESTATE (MySQL: after dbp_snapshot_ready; or the
+ * worker is in a transaction), DBP_ECONNLOST (the coordinator's connection
+ * is lost), DBP_EINVAL, and those of dbp_exec; the worker is then left
+ * outside a transaction, or broken when not even a rollback could run. */
+DBP_EXTERN int dbp_snapshot_join(dbp_snapshot *s, dbp_conn *worker, int64_t timeout_ms,
+                                 dbp_dberr *err);
+/* Waits: PostgreSQL only: starts a REPEATABLE READ READ ONLY transaction
+ * on `worker` that imports the snapshot `id` exported by any session (for
+ * a worker in another process). An id that is not of the server's shape
+ * is DBP_EINVAL without a round trip; one the server does not know (never
+ * exported, or its transaction ended) is DBP_EQUERY with the server's
+ * message. The worker is left outside a transaction on failure. */
+DBP_EXTERN int dbp_snapshot_import(dbp_conn *worker, const char *id, int64_t timeout_ms,
+                                   dbp_dberr *err);
+/* Waits: every worker has joined. MySQL (locked mode): releases the lock
+ * and stops the lock clock; DBP_ECONNLOST when the coordinator's
+ * connection broke (the workers cannot be vouched for). Otherwise nothing
+ * but the bookkeeping. Calling it again does nothing. */
+DBP_EXTERN int dbp_snapshot_ready(dbp_snapshot *s, int64_t timeout_ms, dbp_dberr *err);
+/* Waits: releases the lock if still held, ends the coordinator's
+ * transaction and frees s, always. When a step fails its error is
+ * returned and the coordinator is released as on a failed begin (reset, or
+ * marked broken). Workers' transactions are untouched. NULL is a no-op. */
+DBP_EXTERN int dbp_snapshot_end(dbp_snapshot *s, int64_t timeout_ms);
+
+/* PostgreSQL: the exported snapshot id ("00000003-0000001B-1"), for
+ * dbp_snapshot_import. "" on MySQL. */
+DBP_EXTERN const char *dbp_snapshot_id(const dbp_snapshot *s);
+/* Where the snapshot stands in the server's change log. PostgreSQL: the WAL
+ * position "X/X" read just after the snapshot was taken
+ * (pg_current_wal_lsn, or pg_last_wal_replay_lsn on a standby), so every
+ * commit the snapshot sees is at or before it. MariaDB: @@gtid_binlog_pos;
+ * MySQL: @@gtid_executed; both read under the lock, "" when the server has
+ * none (no binary log) or in lock-free mode. Never NULL. */
+DBP_EXTERN const char *dbp_snapshot_position(const dbp_snapshot *s);
+/* MySQL: the binary log file and position (SHOW MASTER STATUS) under the
+ * lock; "" and 0 when binary logging is off, in lock-free mode and on
+ * PostgreSQL. */
+DBP_EXTERN const char *dbp_snapshot_binlog_file(const dbp_snapshot *s);
+DBP_EXTERN uint64_t dbp_snapshot_binlog_pos(const dbp_snapshot *s);
+/* PostgreSQL: true when the snapshot was taken on a standby. */
+DBP_EXTERN bool dbp_snapshot_on_standby(const dbp_snapshot *s);
+/* Microseconds the lock was held (MySQL locked mode: from the lock being
+ * granted to its release; while held, so far). 0 without a lock. */
+DBP_EXTERN uint64_t dbp_snapshot_lock_us(const dbp_snapshot *s);
+/* Number of workers that joined. */
+DBP_EXTERN size_t dbp_snapshot_workers(const dbp_snapshot *s);
+
 #ifdef __cplusplus
 }
 #endif
