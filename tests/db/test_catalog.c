@@ -31,9 +31,10 @@
 typedef struct dialect {
   dbp_db_kind kind;
   const char *(*dsn)(void);
-  char q;      /* the identifier quote */
-  bool folds;  /* unquoted pattern letters fold to lower case */
-  bool leaves; /* partitions are tables of their own */
+  char q;       /* the identifier quote */
+  bool folds;   /* unquoted pattern letters fold to lower case */
+  bool leaves;  /* partitions are tables of their own */
+  bool matview; /* the setup made the materialized view A.mv_orders */
   const char *setup[MAX_SQL];
   const char *drop[2];
   const char *analyze;
@@ -60,6 +61,7 @@ static const dialect PG = {
     .q = '"',
     .folds = true,
     .leaves = true,
+    .matview = true,
     .setup =
         {
             "CREATE SCHEMA {A}",
@@ -71,6 +73,7 @@ static const dialect PG = {
             "CREATE TABLE {A}.nopk (x int)",
             "CREATE TABLE {A}.\"Upper\" (id bigint PRIMARY KEY)",
             "CREATE VIEW {A}.v_orders AS SELECT id FROM {A}.orders",
+            "CREATE MATERIALIZED VIEW {A}.mv_orders AS SELECT id FROM {A}.orders",
             "CREATE TABLE {A}.p_events (id int, at date, PRIMARY KEY (id, at))"
             " PARTITION BY RANGE (at)",
             "CREATE TABLE {A}.p_events_2024 PARTITION OF {A}.p_events"
@@ -425,6 +428,16 @@ CAT_TEST(views_need_asking_or_an_exact_name, 60) {
   if (expect1(x, "{A}.v_order?", "") != 0) return -1;
   if (expect1(x, "{A}.v*", "") != 0) return -1;
   if (expect1(x, "*.v_orders", "") != 0) return -1;
+  if (!x->d->matview) return 0;
+  /* A materialized view is a view here. */
+  if (expect1(x, "{A}.m*", "") != 0) return -1;
+  CHECK_RC(x->c, list1(x, "{A}.mv_orders", &l), 0);
+  CHECK(l.n == 1 && l.tables[0].kind == DBP_TABLE_MATVIEW);
+  dbp_table_list_free(&l);
+  const char *ms = "{A}.m*";
+  CHECK_RC(x->c, list_p(x, &ms, 1, NULL, 0, true, &l), 0);
+  CHECK(l.n == 1 && strcmp(l.tables[0].name, "mv_orders") == 0);
+  dbp_table_list_free(&l);
   return 0;
 }
 
@@ -445,6 +458,12 @@ CAT_TEST(exclude_wins_over_include, 60) {
   const char *exc2[] = {"{A}.v_*"};
   CHECK_RC(x->c, list_p(x, inc2, 2, exc2, 1, true, &l), 0);
   CHECK(strcmp(names(x, &l, got, sizeof got), "A.orders") == 0);
+  dbp_table_list_free(&l);
+  /* A table that several includes name is listed once. */
+  const char *inc3[] = {"{A}.orders", "{A}.ord*", "{A}.*s"};
+  const char *exc3[] = {"{A}.p_*"};
+  CHECK_RC(x->c, list_p(x, inc3, 3, exc3, 1, false, &l), 0);
+  CHECK(strcmp(names(x, &l, got, sizeof got), "A.order_items|A.orders") == 0);
   dbp_table_list_free(&l);
   return 0;
 }
