@@ -261,10 +261,12 @@ static const char my_rels_sql[] =
     " WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'VIEW', 'SYSTEM VIEW')";
 
 /* Columns: table name, column name, type OID (PG) or DATA_TYPE (MySQL),
- * type name (PG) or COLUMN_TYPE (MySQL); each table's columns in key
- * order. */
+ * type name (PG) or COLUMN_TYPE (MySQL), schema; each table's columns in
+ * key order. MySQL compares information_schema's names without regard to
+ * case, so its joins compare bytes too, and rows of another schema whose
+ * name differs only in case are skipped here. */
 static const char pg_keys_sql[] =
-    "SELECT c.relname, a.attname, bt.oid::text, bt.typname"
+    "SELECT c.relname, a.attname, bt.oid::text, bt.typname, n.nspname"
     " FROM pg_catalog.pg_index i"
     " JOIN pg_catalog.pg_class c ON c.oid = i.indrelid"
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
@@ -277,10 +279,11 @@ static const char pg_keys_sql[] =
     " ORDER BY k.ord";
 
 static const char my_keys_sql[] =
-    "SELECT k.TABLE_NAME, k.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE"
+    "SELECT k.TABLE_NAME, k.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, k.TABLE_SCHEMA"
     " FROM information_schema.KEY_COLUMN_USAGE k"
     " JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = k.TABLE_SCHEMA"
     "  AND c.TABLE_NAME = k.TABLE_NAME AND c.COLUMN_NAME = k.COLUMN_NAME"
+    "  AND CAST(c.TABLE_SCHEMA AS BINARY) = CAST(k.TABLE_SCHEMA AS BINARY)"
     "  AND CAST(c.TABLE_NAME AS BINARY) = CAST(k.TABLE_NAME AS BINARY)"
     "  AND CAST(c.COLUMN_NAME AS BINARY) = CAST(k.COLUMN_NAME AS BINARY)"
     " WHERE k.TABLE_SCHEMA = ? AND k.CONSTRAINT_NAME = 'PRIMARY'"
@@ -501,11 +504,14 @@ static int read_keys(dbp_conn *c, dbp_table_list *out, size_t from, size_t to, i
   if (rc != 0) return rc;
   dbp_row row;
   while ((rc = dbp_fetch(c, &row)) > 0) {
-    if (row.ncols < 4) {
+    if (row.ncols < 5) {
       dbp_query_close(c);
       return dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "the key query gave %zu columns",
                          row.ncols);
     }
+    if (row.vals[4] == NULL || row.lens[4] != strlen(schema) ||
+        memcmp(row.vals[4], schema, row.lens[4]) != 0)
+      continue;
     char *tname = dup_val(&row, 0);
     if (tname == NULL) return oom(c);
     dbp_table_info key = {.schema = schema, .name = tname};

@@ -666,6 +666,49 @@ CAT_TEST(partitions_are_listed_through_their_parent, 60) {
   return expect1(x, "{A}.p_events_202?", "");
 }
 
+/* Two schemas whose names differ only in case each keep their own keys,
+ * although MySQL compares information_schema names without case. */
+CAT_TEST(schemas_differing_in_case_keep_their_own_keys, 60) {
+  char lo[64], up[64], qlo[80], qup[80];
+  snprintf(lo, sizeof lo, "dbpcat_%ld_k", (long)getpid());
+  snprintf(up, sizeof up, "dbpcat_%ld_K", (long)getpid());
+  quote(qlo, sizeof qlo, x->d->q, lo);
+  quote(qup, sizeof qup, x->d->q, up);
+  bool pg = x->d->kind == DBP_DB_PG;
+  const char *mk = pg ? "CREATE SCHEMA {A}" : "CREATE DATABASE {A}";
+  const char *rm = pg ? "DROP SCHEMA IF EXISTS {A} CASCADE" : "DROP DATABASE IF EXISTS {A}";
+  const char *steps[] = {mk, "{A}", "CREATE TABLE {A}.t (b int PRIMARY KEY)",
+                         "CREATE TABLE {B}.t (b varchar(5) PRIMARY KEY, c int)"};
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < 4; i++) {
+    const char *tmpl = i == 1 ? mk : steps[i];
+    char *sql = expand(tmpl, i == 1 ? qup : qlo, qup);
+    rc = dbp_exec(x->c, sql, 0, NULL, 30000, NULL);
+    if (rc != 0) cr_expect(0, "%s: %s", sql, dbp_conn_error(x->c)->message);
+    free(sql);
+  }
+  dbp_table_list l = {0};
+  char pat[80];
+  snprintf(pat, sizeof pat, "\"%s\".t", up);
+  const char *p = pat;
+  if (rc == 0) rc = list_p(x, &p, 1, NULL, 0, false, &l);
+  if (rc == 0) {
+    cr_expect(l.n == 1 && l.tables[0].npkey == 1, "%zu tables, %zu key columns", l.n,
+              l.n ? l.tables[0].npkey : 0);
+    if (l.n == 1 && l.tables[0].npkey == 1)
+      rc = check_key(&l.tables[0], 0, "b", DBP_T_TEXT, pg ? "varchar" : "VARCHAR");
+    else
+      rc = -1;
+  }
+  dbp_table_list_free(&l);
+  for (int i = 0; i < 2; i++) {
+    char *sql = expand(rm, i ? qup : qlo, "");
+    dbp_exec(x->c, sql, 0, NULL, 30000, NULL);
+    free(sql);
+  }
+  return rc;
+}
+
 CAT_TEST(zero_timeout_does_not_wait, 30) {
   dbp_table_list l;
   CHECK_RC(x->c, dbp_list_tables(x->c, NULL, 0, &l), DBP_ETIMEDOUT);
