@@ -397,7 +397,8 @@ typedef struct dbp_table_info {
   bool partition; /* a PostgreSQL partition of another table */
   /* The server's estimate of the row count, or -1 when it has none
    * (PostgreSQL: reltuples, -1 until the table is first vacuumed or
-   * analysed; a partitioned table sums its leaf partitions. MySQL:
+   * analysed (0 before PostgreSQL 14); a partitioned table sums its leaf
+   * partitions. MySQL:
    * information_schema.TABLES.TABLE_ROWS, InnoDB's sampled guess). Views
    * are always -1. */
   int64_t rows_estimate;
