@@ -444,6 +444,119 @@ DBP_EXTERN uint64_t dbp_snapshot_lock_us(const dbp_snapshot *s);
 /* Number of workers that joined. */
 DBP_EXTERN size_t dbp_snapshot_workers(const dbp_snapshot *s);
 
+/* ---- the catalog: which tables a database holds ----
+ *
+ * dbp_list_tables finds the tables that patterns name, for exporting whole
+ * databases. A schema is a PostgreSQL schema or a MySQL/MariaDB database.
+ *
+ * Patterns (the same on both databases): SCHEMA.TABLE, where an unquoted
+ * part may use '*' (any run of characters, none included) and '?' (exactly
+ * one character; a multibyte UTF-8 character counts as one).
+ *   - Without a dot, a pattern names tables of the current schema only, as
+ *     pg_dump -t does: on PostgreSQL the tables visible through the
+ *     search_path (pg_table_is_visible), on MySQL those of the connection's
+ *     database (DATABASE(); none when the DSN names no database). Write
+ *     '*.orders' for a table of that name in every schema.
+ *   - Double quotes (or backticks) quote a run of a part: inside them '.',
+ *     '*', '?', spaces and capitals stand for themselves, and a doubled
+ *     quote is one quote ("My Schema"."Odd.Table", "a""b", ord"*"x*).
+ *   - Unquoted, names compare byte for byte (case-sensitive, as the
+ *     catalogs store them), except that on PostgreSQL ASCII letters fold to
+ *     lower case first, as in SQL and pg_dump: Orders matches orders, and
+ *     "Orders" matches the table created as "Orders". MySQL stores names as
+ *     written (on Linux), so nothing is folded there.
+ *   - Refused with DBP_EINVAL, the message naming the pattern: an empty
+ *     pattern or part, more than one unquoted dot, a quote that never
+ *     ends, whitespace or control characters outside quotes, a NULL.
+ *
+ * What is listed: the base tables (and partitioned tables) matching an
+ * include pattern (no include patterns: every table) and no exclude
+ * pattern; an exclude always wins. Some relations need more than a match:
+ *   - views (and PostgreSQL materialized views) need `views`, or an include
+ *     pattern without wildcards that names the view;
+ *   - a PostgreSQL partition needs an include pattern without wildcards that
+ *     names it: by default the partitioned parent stands for all of its
+ *     partitions (reading the parent reads their rows), so every row is
+ *     listed once;
+ *   - tables of the system schemas (PostgreSQL: pg_catalog,
+ *     information_schema, pg_toast*, pg_temp_*; MySQL: mysql,
+ *     information_schema, performance_schema, sys) need an include pattern
+ *     whose schema part has no wildcards and names that schema.
+ * Sequences, foreign tables and temporary tables are never listed. The
+ * list is sorted by schema, then name, in byte order. */
+
+typedef enum dbp_table_kind {
+  DBP_TABLE_BASE = 1,    /* an ordinary table */
+  DBP_TABLE_PARTITIONED, /* a partitioned table (PostgreSQL PARTITION BY, MySQL
+                            PARTITION BY): its rows are its partitions' */
+  DBP_TABLE_VIEW,        /* a view (MySQL: also a SYSTEM VIEW) */
+  DBP_TABLE_MATVIEW      /* a PostgreSQL materialized view */
+} dbp_table_kind;
+
+/* "table", "partitioned table", "view", "materialized view" ("?" else). */
+DBP_EXTERN const char *dbp_table_kind_name(dbp_table_kind k);
+
+/* What to list. A zeroed struct (or NULL) lists every base table outside
+ * the system schemas. The strings are read during the call only. */
+typedef struct dbp_table_filter {
+  const char *const *include; /* ninclude patterns; none: every table */
+  size_t ninclude;
+  const char *const *exclude; /* nexclude patterns */
+  size_t nexclude;
+  bool views; /* list views and materialized views that match too */
+} dbp_table_filter;
+
+/* One column of a primary key. */
+typedef struct dbp_key_column {
+  const char *name;
+  dbp_type type;       /* normalized, as dbp_columns would report it */
+  const char *db_type; /* PostgreSQL: the (base) type's name, "int4";
+                          MySQL: the data type, "INT", "VARCHAR" */
+} dbp_key_column;
+
+typedef struct dbp_table_info {
+  const char *schema; /* as the catalog stores it */
+  const char *name;
+  /* schema.name quoted for the connection's dialect, ready for SQL:
+   * "sales"."Order.Items" / `sales`.`Order.Items` (quotes doubled inside,
+   * a dot inside a name kept inside its quotes). */
+  const char *qualified;
+  dbp_table_kind kind;
+  bool partition; /* a PostgreSQL partition of another table */
+  /* The server's estimate of the row count, or -1 when it has none
+   * (PostgreSQL: reltuples, -1 until the table is first vacuumed or
+   * analysed (0 before PostgreSQL 14); a partitioned table sums its leaf
+   * partitions. MySQL:
+   * information_schema.TABLES.TABLE_ROWS, InnoDB's sampled guess). Views
+   * are always -1. */
+  int64_t rows_estimate;
+  size_t npkey;               /* 0: no primary key */
+  const dbp_key_column *pkey; /* its columns in key order */
+} dbp_table_info;
+
+/* The result: n tables; every string lives until dbp_table_list_free. */
+typedef struct dbp_table_list {
+  size_t n;
+  dbp_table_info *tables;
+} dbp_table_list;
+
+/* Waits: lists the tables that `f` selects (rules above) into *out, which
+ * is emptied first and must be freed with dbp_table_list_free whatever the
+ * outcome. timeout_ms covers the whole call (a few catalog queries, one
+ * per schema that has matches for the primary keys); the rule at the top
+ * of rt.h applies. The patterns never enter the SQL: they are matched
+ * here; the queries take only schema names, as bound parameters.
+ *
+ * Returns 0 (no match is an empty list, not an error), DBP_EINVAL for a
+ * bad filter or pattern (recorded in c's error, see dbp_conn_error, before
+ * anything is sent), DBP_ENOMEM, or the errors of dbp_query. Needs
+ * PostgreSQL 12 or later. */
+DBP_EXTERN int dbp_list_tables(dbp_conn *c, const dbp_table_filter *f, int64_t timeout_ms,
+                               dbp_table_list *out);
+/* Frees what dbp_list_tables put into *l and empties it. Safe on an empty
+ * or zeroed list. */
+DBP_EXTERN void dbp_table_list_free(dbp_table_list *l);
+
 #ifdef __cplusplus
 }
 #endif
