@@ -94,6 +94,7 @@ static int64_t left(dbp_rt *rt, uint64_t start, int64_t timeout_ms) {
  * end. Returns 1 with a row, 0 without one, or an error. */
 static int query_row(dbp_conn *c, const char *sql, int64_t timeout_ms, size_t n, char *const *out,
                      const size_t *sizes) {
+  for (size_t i = 0; i < n; i++) out[i][0] = '\0'; /* "" when no row comes */
   int rc = dbp_query(c, sql, 0, NULL, timeout_ms);
   if (rc != 0) return rc;
   dbp_row row;
@@ -183,7 +184,7 @@ int dbp_snapshot_import(dbp_conn *worker, const char *id, int64_t timeout_ms, db
 /* The server's flavour and version from VERSION(): "10.11.19-MariaDB-...". */
 static int my_probe(dbp_snapshot *s, int *major, int *minor, uint64_t start, int64_t timeout_ms,
                     dbp_dberr *err) {
-  char ver[128];
+  char ver[128] = "";
   char *const cols[] = {ver};
   const size_t sizes[] = {sizeof ver};
   dbp_conn *c = s->coord;
@@ -226,7 +227,7 @@ static int my_positions(dbp_snapshot *s, int major, int minor, uint64_t start, i
                         dbp_dberr *err) {
   dbp_conn *c = s->coord;
   dbp_rt *rt = dbp_conn_rt(c);
-  char logbin[8];
+  char logbin[8] = "";
   char *const cols[] = {logbin, s->position};
   const size_t sizes[] = {sizeof logbin, sizeof s->position};
   int rc = query_row(c,
@@ -241,7 +242,7 @@ static int my_positions(dbp_snapshot *s, int major, int minor, uint64_t start, i
   s->position[w] = '\0';
   if (strcmp(logbin, "1") != 0) return 0;
 
-  char posn[32];
+  char posn[32] = "";
   char *const bcols[] = {s->binlog_file, posn};
   const size_t bsizes[] = {sizeof s->binlog_file, sizeof posn};
   bool new_syntax = !s->mariadb && (major > 8 || (major == 8 && minor >= 4));
