@@ -24,6 +24,7 @@
 #include "dbcheck.h"
 #include "dbpipe.h"
 #include "dbtest.h"
+#include "faulttest.h"
 #include "rttest.h"
 
 static dbp_param P(const char *s) {
@@ -34,103 +35,30 @@ static const char *dsn_of(int kind) {
   return kind == DBT_PG ? dbt_pg_dsn() : dbt_my_dsn();
 }
 
-/* Rebuilds the fixture DSN of `kind` with another host, port or password:
- * scheme://user:PASSWORD@HOST:PORT/db?params. NULL keeps the part. */
+/* The fixture-shaped DSN of `kind` with another host, port or password. */
 static void dsn_variant(char *buf, size_t len, int kind, const char *password, const char *host,
                         int port) {
-  dbp_dsn d;
-  char err[200];
-  cr_assert_eq(dbp_dsn_parse(dsn_of(kind), &d, err, sizeof err), 0, "%s", err);
-  const char *scheme = kind == DBT_PG ? "postgresql" : "mysql";
-  const char *h = host ? host : d.host;
-  bool v6 = strchr(h, ':') != NULL;
-  int n = snprintf(buf, len, "%s://%s:%s@%s%s%s:%d/%s", scheme, d.user ? d.user : "",
-                   password ? password : (d.password ? d.password : ""), v6 ? "[" : "", h,
-                   v6 ? "]" : "", port ? port : d.port, d.dbname ? d.dbname : "");
-  cr_assert(n > 0 && (size_t)n < len);
-  dbp_dsn_free(&d);
-}
-
-/* A loopback port nobody listens on: bound, then closed again. */
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t alen = sizeof a;
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-/* A peer that takes connections (the kernel completes the handshake) but
- * never says a word. Returns the listening fd; *port gets its port. */
-static int stalled_peer(int *port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  cr_assert_eq(listen(fd, 16), 0);
-  socklen_t alen = sizeof a;
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
-typedef struct open_case {
-  int kind;
-  char dsn[600];
-  int64_t timeout_ms;
-  int want;
-  const char *must_say;  /* the message must contain this */
-  const char *never_say; /* ... and never this (a password) */
-} open_case;
-
-static int open_fail_body(dbp_rt *rt, void *arg) {
-  open_case *oc = arg;
-  dbp_conn *c = NULL;
-  dbp_dberr err;
-  uint64_t t0 = dbp_now(rt);
-  int rc = dbp_conn_open(rt, oc->dsn, oc->timeout_ms, &c, &err);
-  uint64_t took = dbp_now(rt) - t0;
-  char m[700];
-  dbp_dberr_format(&err, m, sizeof m);
-  cr_expect_eq(rc, oc->want, "got %s: %s", dbp_err_name(rc), m);
-  CHECK(rc == oc->want);
-  CHECK(c == NULL);
-  CHECK(err.code == oc->want);
-  cr_expect(strstr(err.message, oc->must_say) != NULL, "message '%s' lacks '%s'", err.message,
-            oc->must_say);
-  if (oc->never_say) cr_expect_null(strstr(m, oc->never_say), "password in message: %s", m);
-  /* Fast and clear: well within a second here. */
-  cr_expect_lt(took, 1000, "took %" PRIu64 " ms", took);
-  return 0;
-}
-
-static void open_fails(open_case *oc) {
-  dbt_run(open_fail_body, oc);
+  fault_dsn_variant(dsn_of(kind), buf, len, kind, password, host, port);
 }
 
 Test(faults, pg_wrong_password_is_never_shown, .timeout = 30) {
-  open_case oc = {.kind = DBT_PG,
-                  .timeout_ms = 5000,
-                  .want = DBP_EAUTH,
-                  .must_say = ":***@",
-                  .never_say = "Wr0ng-S3cret"};
+  fault_open_case oc = {.kind = DBT_PG,
+                        .timeout_ms = 5000,
+                        .want = DBP_EAUTH,
+                        .must_say = ":***@",
+                        .never_say = "Wr0ng-S3cret"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "Wr0ng-S3cret", NULL, 0);
-  open_fails(&oc);
+  fault_open_fails(&oc);
 }
 
 Test(faults, mysql_wrong_password_is_never_shown, .timeout = 30) {
-  open_case oc = {.kind = DBT_MY,
-                  .timeout_ms = 5000,
-                  .want = DBP_EAUTH,
-                  .must_say = ":***@",
-                  .never_say = "Wr0ng-S3cret"};
+  fault_open_case oc = {.kind = DBT_MY,
+                        .timeout_ms = 5000,
+                        .want = DBP_EAUTH,
+                        .must_say = ":***@",
+                        .never_say = "Wr0ng-S3cret"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "Wr0ng-S3cret", NULL, 0);
-  open_fails(&oc);
+  fault_open_fails(&oc);
 }
 
 /* "localhost" resolves to ::1 and 127.0.0.1; the servers listen on the
@@ -298,7 +226,7 @@ static void *relay_main(void *arg) {
 
 static void relay_start(relay *r, int server_port) {
   memset(r, 0, sizeof *r);
-  r->lfd = stalled_peer(&r->port);
+  r->lfd = fault_stalled_peer(&r->port);
   r->target.sin_family = AF_INET;
   r->target.sin_port = htons((uint16_t)server_port);
   r->target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -412,7 +340,7 @@ static void classify(int kind) {
   /* No server answered, so no SQLSTATE (libmariadb reports its own client
    * errors as HY000, which says as much). */
   cs[n] = (class_case){"a refused connection", "", DBP_ECONNECT, pg ? "" : NULL, true};
-  dsn_variant(cs[n++].dsn, sizeof cs[0].dsn, kind, NULL, "127.0.0.1", free_port());
+  dsn_variant(cs[n++].dsn, sizeof cs[0].dsn, kind, NULL, "127.0.0.1", fault_free_port());
   if (pg) {
     /* A setting the server rejects at startup (42704): no retry helps. */
     cs[n] = (class_case){"an unknown server setting", "", DBP_ECONNECT, "42704", false};

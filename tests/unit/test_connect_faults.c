@@ -21,6 +21,7 @@
 #include "dbcheck.h"
 #include "dbpipe.h"
 #include "dbtest.h"
+#include "faulttest.h"
 #include "rttest.h"
 
 /* Connection strings of the shape the fixture's have, for servers that
@@ -30,157 +31,84 @@ static const char *dsn_of(int kind) {
                         : "mysql://dbpipe:dbpipe@127.0.0.1:3306/shop";
 }
 
-/* Rebuilds the fixture DSN of `kind` with another host, port or password:
- * scheme://user:PASSWORD@HOST:PORT/db?params. NULL keeps the part. */
+/* The fixture-shaped DSN of `kind` with another host, port or password. */
 static void dsn_variant(char *buf, size_t len, int kind, const char *password, const char *host,
                         int port) {
-  dbp_dsn d;
-  char err[200];
-  cr_assert_eq(dbp_dsn_parse(dsn_of(kind), &d, err, sizeof err), 0, "%s", err);
-  const char *scheme = kind == DBT_PG ? "postgresql" : "mysql";
-  const char *h = host ? host : d.host;
-  bool v6 = strchr(h, ':') != NULL;
-  int n = snprintf(buf, len, "%s://%s:%s@%s%s%s:%d/%s", scheme, d.user ? d.user : "",
-                   password ? password : (d.password ? d.password : ""), v6 ? "[" : "", h,
-                   v6 ? "]" : "", port ? port : d.port, d.dbname ? d.dbname : "");
-  cr_assert(n > 0 && (size_t)n < len);
-  dbp_dsn_free(&d);
-}
-
-/* A loopback port nobody listens on: bound, then closed again. */
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t alen = sizeof a;
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-/* A peer that takes connections (the kernel completes the handshake) but
- * never says a word. Returns the listening fd; *port gets its port. */
-static int stalled_peer(int *port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-  cr_assert_eq(listen(fd, 16), 0);
-  socklen_t alen = sizeof a;
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
-typedef struct open_case {
-  int kind;
-  char dsn[600];
-  int64_t timeout_ms;
-  int want;
-  const char *must_say;  /* the message must contain this */
-  const char *never_say; /* ... and never this (a password) */
-} open_case;
-
-static int open_fail_body(dbp_rt *rt, void *arg) {
-  open_case *oc = arg;
-  dbp_conn *c = NULL;
-  dbp_dberr err;
-  uint64_t t0 = dbp_now(rt);
-  int rc = dbp_conn_open(rt, oc->dsn, oc->timeout_ms, &c, &err);
-  uint64_t took = dbp_now(rt) - t0;
-  char m[700];
-  dbp_dberr_format(&err, m, sizeof m);
-  cr_expect_eq(rc, oc->want, "got %s: %s", dbp_err_name(rc), m);
-  CHECK(rc == oc->want);
-  CHECK(c == NULL);
-  CHECK(err.code == oc->want);
-  cr_expect(strstr(err.message, oc->must_say) != NULL, "message '%s' lacks '%s'", err.message,
-            oc->must_say);
-  if (oc->never_say) cr_expect_null(strstr(m, oc->never_say), "password in message: %s", m);
-  /* Fast and clear: well within a second here. */
-  cr_expect_lt(took, 1000, "took %" PRIu64 " ms", took);
-  return 0;
-}
-
-static void open_fails(open_case *oc) {
-  dbt_run(open_fail_body, oc);
+  fault_dsn_variant(dsn_of(kind), buf, len, kind, password, host, port);
 }
 
 Test(faults, pg_port_nobody_listens_on, .timeout = 30) {
-  open_case oc = {.kind = DBT_PG,
-                  .timeout_ms = 5000,
-                  .want = DBP_ECONNECT,
-                  .must_say = "could not connect to postgresql://",
-                  .never_say = "pw-never-shown"};
-  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "pw-never-shown", "127.0.0.1", free_port());
-  open_fails(&oc);
+  fault_open_case oc = {.kind = DBT_PG,
+                        .timeout_ms = 5000,
+                        .want = DBP_ECONNECT,
+                        .must_say = "could not connect to postgresql://",
+                        .never_say = "pw-never-shown"};
+  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "pw-never-shown", "127.0.0.1", fault_free_port());
+  fault_open_fails(&oc);
 }
 
 Test(faults, mysql_port_nobody_listens_on, .timeout = 30) {
-  open_case oc = {.kind = DBT_MY,
-                  .timeout_ms = 5000,
-                  .want = DBP_ECONNECT,
-                  .must_say = "could not connect to mysql://",
-                  .never_say = "pw-never-shown"};
-  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "pw-never-shown", "127.0.0.1", free_port());
-  open_fails(&oc);
+  fault_open_case oc = {.kind = DBT_MY,
+                        .timeout_ms = 5000,
+                        .want = DBP_ECONNECT,
+                        .must_say = "could not connect to mysql://",
+                        .never_say = "pw-never-shown"};
+  dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "pw-never-shown", "127.0.0.1", fault_free_port());
+  fault_open_fails(&oc);
 }
 
 Test(faults, pg_name_that_does_not_resolve, .timeout = 30) {
-  open_case oc = {.kind = DBT_PG,
-                  .timeout_ms = 5000,
-                  .want = DBP_ERESOLVE,
-                  .must_say = "'nonexistent.invalid'",
-                  .never_say = "pw-never-shown"};
+  fault_open_case oc = {.kind = DBT_PG,
+                        .timeout_ms = 5000,
+                        .want = DBP_ERESOLVE,
+                        .must_say = "'nonexistent.invalid'",
+                        .never_say = "pw-never-shown"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_PG, "pw-never-shown", "nonexistent.invalid", 0);
-  open_fails(&oc);
+  fault_open_fails(&oc);
 }
 
 Test(faults, mysql_name_that_does_not_resolve, .timeout = 30) {
-  open_case oc = {.kind = DBT_MY,
-                  .timeout_ms = 5000,
-                  .want = DBP_ERESOLVE,
-                  .must_say = "'nonexistent.invalid'",
-                  .never_say = "pw-never-shown"};
+  fault_open_case oc = {.kind = DBT_MY,
+                        .timeout_ms = 5000,
+                        .want = DBP_ERESOLVE,
+                        .must_say = "'nonexistent.invalid'",
+                        .never_say = "pw-never-shown"};
   dsn_variant(oc.dsn, sizeof oc.dsn, DBT_MY, "pw-never-shown", "nonexistent.invalid", 0);
-  open_fails(&oc);
+  fault_open_fails(&oc);
 }
 
 Test(faults, bad_dsns_fail_before_connecting, .timeout = 30) {
-  open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_EDSN, .must_say = "scheme"};
+  fault_open_case oc = {.kind = DBT_PG, .timeout_ms = 5000, .want = DBP_EDSN, .must_say = "scheme"};
   snprintf(oc.dsn, sizeof oc.dsn, "mongodb://u:p@h/db");
-  open_fails(&oc);
-  open_case pq = {.kind = DBT_PG,
-                  .timeout_ms = 5000,
-                  .want = DBP_EDSN,
-                  .must_say = "invalid connection option",
-                  .never_say = "pw-never-shown"};
+  fault_open_fails(&oc);
+  fault_open_case pq = {.kind = DBT_PG,
+                        .timeout_ms = 5000,
+                        .want = DBP_EDSN,
+                        .must_say = "invalid connection option",
+                        .never_say = "pw-never-shown"};
   dsn_variant(pq.dsn, sizeof pq.dsn, DBT_PG, "pw-never-shown", NULL, 0);
   strcat(pq.dsn, "?no_such_option=1");
-  open_fails(&pq);
-  open_case my = {.kind = DBT_MY,
-                  .timeout_ms = 5000,
-                  .want = DBP_EDSN,
-                  .must_say = "'no_such_option' is not supported",
-                  .never_say = "pw-never-shown"};
+  fault_open_fails(&pq);
+  fault_open_case my = {.kind = DBT_MY,
+                        .timeout_ms = 5000,
+                        .want = DBP_EDSN,
+                        .must_say = "'no_such_option' is not supported",
+                        .never_say = "pw-never-shown"};
   dsn_variant(my.dsn, sizeof my.dsn, DBT_MY, "pw-never-shown", NULL, 0);
   strcat(my.dsn, "?no_such_option=1");
-  open_fails(&my);
+  fault_open_fails(&my);
 }
 
 static void stalled(int kind) {
   int port;
-  int fd = stalled_peer(&port);
-  open_case oc = {.kind = kind,
-                  .timeout_ms = 300,
-                  .want = DBP_ETIMEDOUT,
-                  .must_say = "timed out connecting to",
-                  .never_say = "pw-never-shown"};
+  int fd = fault_stalled_peer(&port);
+  fault_open_case oc = {.kind = kind,
+                        .timeout_ms = 300,
+                        .want = DBP_ETIMEDOUT,
+                        .must_say = "timed out connecting to",
+                        .never_say = "pw-never-shown"};
   dsn_variant(oc.dsn, sizeof oc.dsn, kind, "pw-never-shown", "127.0.0.1", port);
-  dbt_run(open_fail_body, &oc);
+  fault_open_fails(&oc);
   close(fd);
 }
 
@@ -196,7 +124,7 @@ Test(faults, mysql_stalled_peer_times_out, .timeout = 30) {
 static int stalled_param_body(dbp_rt *rt, void *arg) {
   int kind = *(int *)arg;
   int port;
-  int fd = stalled_peer(&port);
+  int fd = fault_stalled_peer(&port);
   char dsn[600];
   dsn_variant(dsn, sizeof dsn, kind, NULL, "127.0.0.1", port);
   strcat(dsn, "?connect_timeout=1");
@@ -241,7 +169,7 @@ static int connector_main(void *arg, void **result) {
 static int cancel_connect_body(dbp_rt *rt, void *arg) {
   int kind = *(int *)arg;
   int port;
-  int fd = stalled_peer(&port);
+  int fd = fault_stalled_peer(&port);
   connector k = {.rt = rt};
   dsn_variant(k.dsn, sizeof k.dsn, kind, NULL, "127.0.0.1", port);
   dbp_co *co;
