@@ -24,6 +24,7 @@
 #include "dbcheck.h"
 #include "dbpipe.h"
 #include "dbtest.h"
+#include "dbvalues.h"
 #include "rttest.h"
 
 /* ---- the dialects ---- */
@@ -331,31 +332,6 @@ static int open_db(dbp_rt *rt, const dialect *d, dbp_conn **c) {
   return rc;
 }
 
-static dbp_param P(const char *s) {
-  return (dbp_param){s, s ? strlen(s) : 0};
-}
-
-/* True when the value is exactly the C string s. */
-static bool val_is(const dbp_row *r, size_t i, const char *s) {
-  return r->vals[i] != NULL && r->lens[i] == strlen(s) && memcmp(r->vals[i], s, r->lens[i]) == 0;
-}
-
-/* Runs a one-row, one-column query and copies the value as a string. */
-static int one_value(dbp_conn *c, const char *sql, size_t np, const dbp_param *ps, char *out,
-                     size_t len) {
-  int rc = dbp_query(c, sql, np, ps, 10000);
-  if (rc != 0) return rc;
-  dbp_row row;
-  rc = dbp_fetch(c, &row);
-  if (rc != 1) return rc < 0 ? rc : DBP_EPROTO;
-  size_t n = row.vals[0] ? row.lens[0] : 0;
-  if (n >= len) n = len - 1;
-  memcpy(out, row.vals[0] ? row.vals[0] : "", n);
-  out[n] = '\0';
-  rc = dbp_fetch(c, &row);
-  return rc == 0 ? 0 : (rc < 0 ? rc : DBP_EPROTO);
-}
-
 /* ---- values ---- */
 
 /* Checks one row of the types table against the case. */
@@ -388,7 +364,7 @@ CONN_TEST(every_type_round_trips, 60) {
     CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
     snprintf(sql, sizeof sql, "INSERT INTO types_t VALUES (%s, %s)", tc->expr ? tc->expr : d->ph1,
              d->ph2);
-    dbp_param ps[2] = {{tc->in, tc->inlen ? tc->inlen : strlen(tc->in)}, P(NULL)};
+    dbp_param ps[2] = {{tc->in, tc->inlen ? tc->inlen : strlen(tc->in)}, dbt_param(NULL)};
     int64_t affected = -1;
     CHECK_RC(c, dbp_exec(c, sql, 2, ps, 10000, &affected), 0);
     CHECK(affected == 1);
@@ -402,7 +378,7 @@ CONN_TEST(every_type_round_trips, 60) {
     CHECK_RC(c, dbp_fetch(c, &row), 0);
     /* ... and through a prepared statement: the same text. */
     if (d->types_prepared == NULL) continue;
-    dbp_param one = P("1");
+    dbp_param one = dbt_param("1");
     CHECK_RC(c, dbp_query(c, d->types_prepared, 1, &one, 10000), 0);
     CHECK(dbp_ncols(c) == 2);
     CHECK_RC(c, dbp_fetch(c, &row), 1);
@@ -417,7 +393,7 @@ CONN_TEST(null_and_empty_string_differ, 30) {
   dbp_conn *c;
   CHECK_RC(NULL, open_db(rt, d, &c), 0);
   for (size_t k = 0; k < 2 && d->nulls[k].sql != NULL; k++) {
-    dbp_param ps[3] = {P(NULL), P(""), P("x")};
+    dbp_param ps[3] = {dbt_param(NULL), dbt_param(""), dbt_param("x")};
     const sql_np *q = &d->nulls[k];
     CHECK_RC(c, dbp_query(c, q->sql, q->np, q->np ? ps : NULL, 10000), 0);
     dbp_row r;
@@ -425,7 +401,7 @@ CONN_TEST(null_and_empty_string_differ, 30) {
     CHECK(r.ncols == 5);
     CHECK(r.vals[0] == NULL);
     CHECK(r.vals[1] != NULL && r.lens[1] == 0);
-    CHECK(val_is(&r, 2, "x"));
+    CHECK(dbt_val_is(&r, 2, "x"));
     CHECK(r.vals[3] == NULL);
     CHECK(r.vals[4] != NULL && r.lens[4] == 0);
     CHECK_RC(c, dbp_fetch(c, &r), 0);
@@ -468,7 +444,7 @@ CONN_TEST(sixteen_mib_value_round_trips, 120) {
   snprintf(sql, sizeof sql, "INSERT INTO big_t VALUES (%s, %s)", d->ph1, d->ph2);
   CHECK_RC(c, dbp_exec(c, sql, 2, ps, 60000, NULL), 0);
   for (int prepared = 0; prepared < 2; prepared++) {
-    dbp_param one = P("1");
+    dbp_param one = dbt_param("1");
     if (prepared && d->big_prepared == NULL) break;
     if (prepared)
       CHECK_RC(c, dbp_query(c, d->big_prepared, 1, &one, 60000), 0);
@@ -492,7 +468,7 @@ CONN_TEST(streams_100k_rows, 120) {
   dbp_conn *c;
   CHECK_RC(NULL, open_db(rt, d, &c), 0);
   for (int prepared = 0; prepared < 2; prepared++) {
-    dbp_param three = P("3");
+    dbp_param three = dbt_param("3");
     if (prepared && d->stream_prepared == NULL) break;
     if (prepared)
       CHECK_RC(c, dbp_query(c, d->stream_prepared, 1, &three, 60000), 0);
@@ -507,8 +483,8 @@ CONN_TEST(streams_100k_rows, 120) {
       snprintf(a, sizeof a, "%" PRId64, want);
       snprintf(b, sizeof b, "row-%" PRId64, want);
       snprintf(e, sizeof e, "%" PRId64, want * 2);
-      if (!val_is(&r, 0, a) || !val_is(&r, 1, b)) CHECK(!"row value differs");
-      if (want % 3 == 0 ? r.vals[2] != NULL : !val_is(&r, 2, e)) CHECK(!"third column differs");
+      if (!dbt_val_is(&r, 0, a) || !dbt_val_is(&r, 1, b)) CHECK(!"row value differs");
+      if (want % 3 == 0 ? r.vals[2] != NULL : !dbt_val_is(&r, 2, e)) CHECK(!"third column differs");
       want++;
     }
     CHECK_RC(c, rc, 0);
@@ -516,7 +492,7 @@ CONN_TEST(streams_100k_rows, 120) {
   }
   /* The connection is idle again. */
   char v[16];
-  CHECK_RC(c, one_value(c, "SELECT 1", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT 1", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "1") == 0);
   dbp_conn_close(c);
   return 0;
@@ -539,7 +515,7 @@ CONN_TEST(bad_sql_reports_server_message_and_codes, 30) {
   CHECK(strcmp(dbp_conn_error(c)->sqlstate, d->notable_state) == 0);
   CHECK(strstr(dbp_conn_error(c)->message, "no_such_table_here") != NULL);
   /* The same through a prepared statement. */
-  dbp_param p = P("1");
+  dbp_param p = dbt_param("1");
   CHECK_RC(c, dbp_query(c, d->notable_prepared, 1, &p, 10000), DBP_EQUERY);
   if (d->notable_errno) CHECK(dbp_conn_error(c)->db_errno == d->notable_errno);
   CHECK(strcmp(dbp_conn_error(c)->sqlstate, d->notable_state) == 0);
@@ -560,7 +536,7 @@ CONN_TEST(bad_sql_reports_server_message_and_codes, 30) {
   }
   CHECK(!dbp_conn_is_broken(c));
   char v[16];
-  CHECK_RC(c, one_value(c, "SELECT 2", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT 2", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "2") == 0);
   CHECK_RC(c, dbp_exec(c, "SELEC 1", 0, NULL, 10000, NULL), DBP_EQUERY);
   dbp_dberr_format(dbp_conn_error(c), buf, sizeof buf);
@@ -588,14 +564,14 @@ CONN_TEST(parameters_are_never_spliced, 30) {
   size_t nevil = sizeof evil / sizeof evil[0];
   snprintf(sql, sizeof sql, "INSERT INTO victims VALUES (%s)", d->ph1);
   for (size_t i = 0; i < nevil; i++) {
-    dbp_param p = P(evil[i]);
+    dbp_param p = dbt_param(evil[i]);
     CHECK_RC(c, dbp_exec(c, sql, 1, &p, 10000, NULL), 0);
     char v[64];
-    CHECK_RC(c, one_value(c, d->select_p1, 1, &p, v, sizeof v), 0);
+    CHECK_RC(c, dbt_one_value(c, d->select_p1, 1, &p, v, sizeof v), 0);
     CHECK(strcmp(v, evil[i]) == 0);
   }
   char v[16], want[16];
-  CHECK_RC(c, one_value(c, "SELECT COUNT(*) FROM victims", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT COUNT(*) FROM victims", 0, NULL, v, sizeof v), 0);
   snprintf(want, sizeof want, "%zu", nevil);
   CHECK(strcmp(v, want) == 0);
   dbp_conn_close(c);
@@ -642,8 +618,8 @@ CONN_TEST(describe_gives_columns_without_rows, 30) {
 static int is_active(const dialect *d, dbp_conn *mon, int64_t id, bool *active) {
   char sid[32], v[16];
   snprintf(sid, sizeof sid, "%" PRId64, id);
-  dbp_param p = P(sid);
-  int rc = one_value(mon, d->active_sql, 1, &p, v, sizeof v);
+  dbp_param p = dbt_param(sid);
+  int rc = dbt_one_value(mon, d->active_sql, 1, &p, v, sizeof v);
   *active = strcmp(v, "0") != 0;
   return rc;
 }
@@ -659,7 +635,7 @@ static int after_cancel(const dialect *d, dbp_rt *rt, dbp_conn *c, dbp_conn *mon
   CHECK_RC(mon, is_active(d, mon, dbp_conn_backend_id(c), &active), 0);
   CHECK(!active);
   char v[16];
-  CHECK_RC(c, one_value(c, "SELECT 1", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT 1", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "1") == 0);
   return 0;
 }
@@ -677,7 +653,7 @@ CONN_TEST(timeout_argument_cancels_on_server, 60) {
   CHECK_RC(c, dbp_query(c, d->sleep10, 0, NULL, 100), DBP_ETIMEDOUT);
   CHECK(after_cancel(d, rt, c, mon, t0) == 0);
   /* Through a prepared statement. */
-  dbp_param p = P("10");
+  dbp_param p = dbt_param("10");
   t0 = dbp_now(rt);
   CHECK_RC(c, dbp_query(c, d->sleep_p1, 1, &p, 100), DBP_ETIMEDOUT);
   CHECK(after_cancel(d, rt, c, mon, t0) == 0);
@@ -766,7 +742,7 @@ CONN_TEST(query_close_abandons_a_big_result, 60) {
   CHECK_RC(NULL, open_db(rt, d, &c), 0);
   CHECK_RC(NULL, open_db(rt, d, &mon), 0);
   for (int prepared = 0; prepared < 2; prepared++) {
-    dbp_param p = P("x");
+    dbp_param p = dbt_param("x");
     if (prepared)
       CHECK_RC(c, dbp_query(c, d->huge_prepared, 1, &p, DBP_FOREVER), 0);
     else
@@ -785,7 +761,7 @@ CONN_TEST(query_close_abandons_a_big_result, 60) {
   CHECK_RC(c, dbp_query_close(c), 0);
   CHECK_RC(c, dbp_query_close(c), 0); /* idle: a no-op */
   char v[16];
-  CHECK_RC(c, one_value(c, "SELECT 5", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT 5", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "5") == 0);
   dbp_conn_close(c);
   dbp_conn_close(mon);

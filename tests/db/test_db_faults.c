@@ -24,12 +24,9 @@
 #include "dbcheck.h"
 #include "dbpipe.h"
 #include "dbtest.h"
+#include "dbvalues.h"
 #include "faulttest.h"
 #include "rttest.h"
-
-static dbp_param P(const char *s) {
-  return (dbp_param){s, s ? strlen(s) : 0};
-}
 
 static const char *dsn_of(int kind) {
   return kind == DBT_PG ? dbt_pg_dsn() : dbt_my_dsn();
@@ -103,7 +100,7 @@ static int terminated_body(dbp_rt *rt, void *arg) {
   char id[32];
   snprintf(id, sizeof id, "%" PRId64, dbp_conn_backend_id(c));
   if (kind == DBT_PG) {
-    dbp_param p = P(id);
+    dbp_param p = dbt_param(id);
     CHECK_RC(mon, dbp_exec(mon, "SELECT pg_terminate_backend($1::int)", 1, &p, 10000, NULL), 0);
   } else {
     char sql[64];
@@ -370,7 +367,7 @@ static int idle_end_body(dbp_rt *rt, void *arg) {
   char id[32];
   snprintf(id, sizeof id, "%" PRId64, dbp_conn_backend_id(c));
   if (kind == DBT_PG) {
-    dbp_param p = P(id);
+    dbp_param p = dbt_param(id);
     CHECK_RC(mon, dbp_exec(mon, "SELECT pg_terminate_backend($1::int, 10000)", 1, &p, 10000, NULL),
              0);
   } else {
@@ -378,7 +375,7 @@ static int idle_end_body(dbp_rt *rt, void *arg) {
     snprintf(sql, sizeof sql, "KILL %s", id);
     CHECK_RC(mon, dbp_exec(mon, sql, 0, NULL, 10000, NULL), 0);
     /* KILL returns before the session is gone: wait until it is. */
-    dbp_param p = P(id);
+    dbp_param p = dbt_param(id);
     for (int i = 0; i < 1000; i++) {
       CHECK_RC(mon,
                dbp_query(mon, "SELECT id FROM information_schema.processlist WHERE id = ?", 1, &p,

@@ -25,6 +25,7 @@
 #include "dbcheck.h"
 #include "dbpipe.h"
 #include "dbtest.h"
+#include "dbvalues.h"
 #include "rttest.h"
 
 static int open_my(dbp_rt *rt, dbp_conn **c) {
@@ -35,31 +36,6 @@ static int open_my(dbp_rt *rt, dbp_conn **c) {
     cr_expect(0, "connect failed: %s", dbp_dberr_format(&err, m, sizeof m));
   }
   return rc;
-}
-
-static dbp_param P(const char *s) {
-  return (dbp_param){s, s ? strlen(s) : 0};
-}
-
-/* True when the value is exactly the C string s. */
-static bool val_is(const dbp_row *r, size_t i, const char *s) {
-  return r->vals[i] != NULL && r->lens[i] == strlen(s) && memcmp(r->vals[i], s, r->lens[i]) == 0;
-}
-
-/* Runs a one-row, one-column query and copies the value as a string. */
-static int one_value(dbp_conn *c, const char *sql, size_t np, const dbp_param *ps, char *out,
-                     size_t len) {
-  int rc = dbp_query(c, sql, np, ps, 10000);
-  if (rc != 0) return rc;
-  dbp_row row;
-  rc = dbp_fetch(c, &row);
-  if (rc != 1) return rc < 0 ? rc : DBP_EPROTO;
-  size_t n = row.vals[0] ? row.lens[0] : 0;
-  if (n >= len) n = len - 1;
-  memcpy(out, row.vals[0] ? row.vals[0] : "", n);
-  out[n] = '\0';
-  rc = dbp_fetch(c, &row);
-  return rc == 0 ? 0 : (rc < 0 ? rc : DBP_EPROTO);
 }
 
 /* ---- transactions ---- */
@@ -80,7 +56,7 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK(n == 7);
   CHECK_RC(c, dbp_exec(c, "DELETE FROM tx_t WHERE a > 5", 0, NULL, 10000, &n), 0);
   CHECK(n == 2);
-  dbp_param p = P("3");
+  dbp_param p = dbt_param("3");
   CHECK_RC(c, dbp_exec(c, "DELETE FROM tx_t WHERE a <= ?", 1, &p, 10000, &n), 0);
   CHECK(n == 3);
   CHECK_RC(c, dbp_exec(c, "SELECT * FROM tx_t", 0, NULL, 10000, &n), 0);
@@ -104,19 +80,19 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK(strstr(dbp_conn_error(c)->message, "no result set") != NULL);
   CHECK(dbp_ncols(c) == 0);
   CHECK(!dbp_conn_is_broken(c));
-  dbp_param one = P("1");
+  dbp_param one = dbt_param("1");
   CHECK_RC(c, dbp_query(c, "UPDATE tx_t SET a = a + ?", 1, &one, 10000), DBP_EQUERY);
   CHECK(strstr(dbp_conn_error(c)->message, "no result set") != NULL);
   CHECK_RC(c, dbp_query(c, "SET @x = 1", 0, NULL, 10000), DBP_EQUERY);
   char v[16];
-  CHECK_RC(c, one_value(c, "SELECT SUM(a) FROM tx_t", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT SUM(a) FROM tx_t", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "13") == 0);
   /* The server cannot make the client send its files. */
   CHECK_RC(
       c,
       dbp_exec(c, "LOAD DATA LOCAL INFILE '/etc/hostname' INTO TABLE tx_t", 0, NULL, 10000, NULL),
       DBP_EQUERY);
-  CHECK_RC(c, one_value(c, "SELECT COUNT(*) FROM tx_t", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT COUNT(*) FROM tx_t", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "2") == 0);
   dbp_conn_close(c);
   return 0;
@@ -135,11 +111,11 @@ Test(mysql, transactions_and_state, .timeout = 30) {
 static int my_active(dbp_conn *mon, int64_t id, bool *active) {
   char sid[32], v[16];
   snprintf(sid, sizeof sid, "%" PRId64, id);
-  dbp_param p = P(sid);
-  int rc = one_value(mon,
-                     "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ? AND "
-                     "command NOT IN ('Sleep', 'Ping')",
-                     1, &p, v, sizeof v);
+  dbp_param p = dbt_param(sid);
+  int rc = dbt_one_value(mon,
+                         "SELECT COUNT(*) FROM information_schema.processlist WHERE id = ? AND "
+                         "command NOT IN ('Sleep', 'Ping')",
+                         1, &p, v, sizeof v);
   *active = strcmp(v, "0") != 0;
   return rc;
 }
@@ -153,7 +129,7 @@ static int after_cancel(dbp_rt *rt, dbp_conn *c, dbp_conn *mon, uint64_t t0) {
   CHECK_RC(mon, my_active(mon, dbp_conn_backend_id(c), &active), 0);
   CHECK(!active);
   char v[16];
-  CHECK_RC(c, one_value(c, "SELECT 1", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT 1", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "1") == 0);
   return 0;
 }
@@ -202,13 +178,13 @@ static int reuse_body(dbp_rt *rt, void *arg) {
     char id[16], twice[16];
     snprintf(id, sizeof id, "%d", i);
     snprintf(twice, sizeof twice, "%d", 2 * i);
-    dbp_param p = P(id);
+    dbp_param p = dbt_param(id);
     CHECK_RC(c, dbp_query(c, "SELECT seq, seq * 2 FROM seq_1_to_1000 WHERE seq = ?", 1, &p, 10000),
              0);
     CHECK(dbp_ncols(c) == 2);
     dbp_row r;
     CHECK_RC(c, dbp_fetch(c, &r), 1);
-    CHECK(val_is(&r, 0, id) && val_is(&r, 1, twice));
+    CHECK(dbt_val_is(&r, 0, id) && dbt_val_is(&r, 1, twice));
     CHECK_RC(c, dbp_fetch(c, &r), 0);
   }
   CHECK_RC(c, session_status(c, "Com_stmt_prepare", &prep1), 0);
@@ -217,7 +193,7 @@ static int reuse_body(dbp_rt *rt, void *arg) {
   cr_expect_eq(exec1 - exec0, 1000, "executed %" PRId64 " times", exec1 - exec0);
   CHECK(prep1 - prep0 == 1 && exec1 - exec0 == 1000);
   /* dbp_exec shares the cache. */
-  dbp_param p = P("7");
+  dbp_param p = dbt_param("7");
   int64_t affected = -1;
   for (int i = 0; i < 3; i++) CHECK_RC(c, dbp_exec(c, "DO ?", 1, &p, 10000, &affected), 0);
   CHECK_RC(c, session_status(c, "Com_stmt_prepare", &prep1), 0);
@@ -246,8 +222,8 @@ static int evict_body(dbp_rt *rt, void *arg) {
       snprintf(want, sizeof want, "%d", 1000 * round + k);
       char in[16], v[32];
       snprintf(in, sizeof in, "%d", 1000 * round);
-      dbp_param p = P(in);
-      CHECK_RC(c, one_value(c, sql, 1, &p, v, sizeof v), 0);
+      dbp_param p = dbt_param(in);
+      CHECK_RC(c, dbt_one_value(c, sql, 1, &p, v, sizeof v), 0);
       cr_expect_str_eq(v, want);
       CHECK(strcmp(v, want) == 0);
       CHECK_RC(c, open_stmts(c, &open), 0);
@@ -276,7 +252,7 @@ Test(stmt_cache, more_statements_than_it_holds_all_work, .timeout = 60) {
 static int select_star(dbp_conn *c, const char *tbl, const char *names, const char *vals) {
   char sql[128], got_names[128] = "", got_vals[128] = "";
   snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE id = ?", tbl);
-  dbp_param p = P("1");
+  dbp_param p = dbt_param("1");
   CHECK_RC(c, dbp_query(c, sql, 1, &p, 10000), 0);
   const dbp_column *cols = dbp_columns(c);
   for (size_t i = 0; i < dbp_ncols(c); i++) {
@@ -305,12 +281,12 @@ static int alter_body(dbp_rt *rt, void *arg) {
   snprintf(sql, sizeof sql, "CREATE OR REPLACE TABLE %s (id INT PRIMARY KEY, a VARCHAR(10))", tbl);
   CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
   snprintf(sql, sizeof sql, "INSERT INTO %s VALUES (?, 'one')", tbl);
-  dbp_param one = P("1");
+  dbp_param one = dbt_param("1");
   CHECK_RC(c, dbp_exec(c, sql, 1, &one, 10000, NULL), 0);
   /* A failing execution (duplicate key) leaves the statement usable. */
   CHECK_RC(c, dbp_exec(c, sql, 1, &one, 10000, NULL), DBP_EQUERY);
   CHECK(dbp_conn_error(c)->db_errno == 1062);
-  dbp_param two = P("2");
+  dbp_param two = dbt_param("2");
   int64_t affected = 0;
   CHECK_RC(c, dbp_exec(c, sql, 1, &two, 10000, &affected), 0);
   CHECK(affected == 1);
@@ -324,7 +300,7 @@ static int alter_body(dbp_rt *rt, void *arg) {
   snprintf(sql, sizeof sql, "ALTER TABLE %s CHANGE a c VARCHAR(20), MODIFY b VARCHAR(5)", tbl);
   CHECK_RC(c, dbp_exec(c, sql, 0, NULL, 10000, NULL), 0);
   snprintf(sql, sizeof sql, "UPDATE %s SET c = ?, b = 'x' WHERE id = 1", tbl);
-  dbp_param d = P("uno");
+  dbp_param d = dbt_param("uno");
   CHECK_RC(c, dbp_exec(c, sql, 1, &d, 10000, &affected), 0);
   CHECK(select_star(c, tbl, "id,c,b", "1,uno,x") == 0);
   snprintf(sql, sizeof sql, "SELECT * FROM %s WHERE id = ?", tbl);
@@ -351,23 +327,23 @@ static int cached_timeout_body(dbp_rt *rt, void *arg) {
   CHECK_RC(NULL, open_my(rt, &c), 0);
   CHECK_RC(NULL, open_my(rt, &mon), 0);
   char v[16];
-  dbp_param zero = P("0"), ten = P("10");
+  dbp_param zero = dbt_param("0"), ten = dbt_param("10");
   for (int round = 0; round < 2; round++) {
-    CHECK_RC(c, one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
+    CHECK_RC(c, dbt_one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
     CHECK(strcmp(v, "0") == 0);
-    CHECK_RC(c, one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
+    CHECK_RC(c, dbt_one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
     uint64_t t0 = dbp_now(rt);
     CHECK_RC(c, dbp_query(c, "SELECT SLEEP(?)", 1, &ten, 100), DBP_ETIMEDOUT);
     CHECK(after_cancel(rt, c, mon, t0) == 0);
     CHECK(!dbp_conn_is_broken(c));
-    CHECK_RC(c, one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
+    CHECK_RC(c, dbt_one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
     CHECK(strcmp(v, "0") == 0);
     t0 = dbp_now(rt);
     CHECK_RC(c, dbp_exec(c, "SELECT SLEEP(?)", 1, &ten, 100, NULL), DBP_ETIMEDOUT);
     CHECK(after_cancel(rt, c, mon, t0) == 0);
     CHECK(!dbp_conn_is_broken(c));
   }
-  CHECK_RC(c, one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT SLEEP(?)", 1, &zero, v, sizeof v), 0);
   CHECK(strcmp(v, "0") == 0);
   int64_t open = 0;
   CHECK_RC(c, open_stmts(c, &open), 0);
@@ -389,7 +365,7 @@ static int read_from(dbp_conn *c, int from, int to) {
   while ((rc = dbp_fetch(c, &r)) == 1) {
     char s[16];
     snprintf(s, sizeof s, "%d", want++);
-    CHECK(val_is(&r, 0, s));
+    CHECK(dbt_val_is(&r, 0, s));
   }
   CHECK_RC(c, rc, 0);
   CHECK(want == to + 1);
@@ -402,7 +378,7 @@ static int abandon_body(dbp_rt *rt, void *arg) {
   CHECK_RC(NULL, open_my(rt, &c), 0);
   const char *big = "SELECT seq, REPEAT('x', 100) FROM seq_1_to_1000000 WHERE seq >= ?";
   const char *small = "SELECT seq FROM seq_1_to_5 WHERE seq >= ?";
-  dbp_param one = P("1"), three = P("3"), k = P("999000");
+  dbp_param one = dbt_param("1"), three = dbt_param("3"), k = dbt_param("999000");
   dbp_row r;
   for (int round = 0; round < 2; round++) {
     /* Abandoned halfway, with much left on the server. */
@@ -449,7 +425,7 @@ static int multi_body(dbp_rt *rt, void *arg) {
   snprintf(sql, sizeof sql, "delete from %s; select 1 as a", tbl);
   CHECK_RC(c, dbp_query(c, sql, 0, NULL, 10000), DBP_EQUERY);
   snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", tbl);
-  CHECK_RC(c, one_value(c, sql, 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, sql, 0, NULL, v, sizeof v), 0);
   cr_expect_str_eq(v, "3", "rows were deleted");
   CHECK(strcmp(v, "3") == 0);
   snprintf(sql, sizeof sql, "DROP TABLE %s", tbl);
@@ -519,7 +495,7 @@ static int socket_localhost_body(dbp_rt *rt, void *arg) {
   int rc = dbp_conn_open(rt, dsn, 10000, &c, &e);
   cr_expect_eq(rc, 0, "%s: %s", dsn, e.message);
   CHECK(rc == 0);
-  CHECK_RC(c, one_value(c, "SELECT CURRENT_USER()", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT CURRENT_USER()", 0, NULL, v, sizeof v), 0);
   cr_expect_str_eq(v, "dbpipe@localhost");
   CHECK(strcmp(v, "dbpipe@localhost") == 0);
   /* A cancel reaches the session through the socket too. */
@@ -564,13 +540,13 @@ static int reset_body(dbp_rt *rt, void *arg) {
   dbp_conn *c;
   CHECK_RC(NULL, open_my(rt, &c), 0);
   char v[256], tz0[64], mode0[256], cs0[64];
-  CHECK_RC(c, one_value(c, "SELECT @@session.time_zone", 0, NULL, tz0, sizeof tz0), 0);
-  CHECK_RC(c, one_value(c, "SELECT @@session.sql_mode", 0, NULL, mode0, sizeof mode0), 0);
-  CHECK_RC(c, one_value(c, "SELECT @@character_set_client", 0, NULL, cs0, sizeof cs0), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT @@session.time_zone", 0, NULL, tz0, sizeof tz0), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT @@session.sql_mode", 0, NULL, mode0, sizeof mode0), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT @@character_set_client", 0, NULL, cs0, sizeof cs0), 0);
   CHECK(strcmp(cs0, "utf8mb4") == 0);
   /* A bound statement in the driver's cache before the reset. */
-  dbp_param p = P("41");
-  CHECK_RC(c, one_value(c, "SELECT ? + 1", 1, &p, v, sizeof v), 0);
+  dbp_param p = dbt_param("41");
+  CHECK_RC(c, dbt_one_value(c, "SELECT ? + 1", 1, &p, v, sizeof v), 0);
   CHECK(strcmp(v, "42") == 0);
   /* An earlier user's session state of every kind. */
   CHECK_RC(c, dbp_exec(c, "SET @leftover = 'x'", 0, NULL, 10000, NULL), 0);
@@ -586,16 +562,16 @@ static int reset_body(dbp_rt *rt, void *arg) {
   CHECK(!dbp_conn_is_broken(c));
   CHECK(!dbp_conn_in_transaction(c));
 
-  CHECK_RC(c, one_value(c, "SELECT COALESCE(@leftover, 'gone')", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT COALESCE(@leftover, 'gone')", 0, NULL, v, sizeof v), 0);
   cr_expect_str_eq(v, "gone", "a user variable survived the reset");
   CHECK(strcmp(v, "gone") == 0);
-  CHECK_RC(c, one_value(c, "SELECT @@session.time_zone", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT @@session.time_zone", 0, NULL, v, sizeof v), 0);
   cr_expect_str_eq(v, tz0, "time_zone survived the reset");
   CHECK(strcmp(v, tz0) == 0);
-  CHECK_RC(c, one_value(c, "SELECT @@session.sql_mode", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT @@session.sql_mode", 0, NULL, v, sizeof v), 0);
   cr_expect_str_eq(v, mode0, "sql_mode survived the reset: %s, was %s", v, mode0);
   CHECK(strcmp(v, mode0) == 0);
-  CHECK_RC(c, one_value(c, "SELECT @@character_set_client", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT @@character_set_client", 0, NULL, v, sizeof v), 0);
   cr_expect_str_eq(v, cs0, "the character set was not set again");
   CHECK(strcmp(v, cs0) == 0);
   CHECK_RC(c, dbp_exec(c, "SELECT * FROM leftover_t", 0, NULL, 10000, NULL), DBP_EQUERY);
@@ -604,20 +580,20 @@ static int reset_body(dbp_rt *rt, void *arg) {
   CHECK(dbp_conn_error(c)->db_errno == 1243); /* unknown prepared statement */
   /* The cached statement was dropped by the server; the driver prepares
    * it again. */
-  p = P("99");
-  CHECK_RC(c, one_value(c, "SELECT ? + 1", 1, &p, v, sizeof v), 0);
+  p = dbt_param("99");
+  CHECK_RC(c, dbt_one_value(c, "SELECT ? + 1", 1, &p, v, sizeof v), 0);
   cr_expect_str_eq(v, "100");
   CHECK(strcmp(v, "100") == 0);
-  CHECK_RC(c, one_value(c, "SELECT ? + 1", 1, &p, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT ? + 1", 1, &p, v, sizeof v), 0);
   CHECK(strcmp(v, "100") == 0);
   /* Text beyond latin1 still round-trips in utf8mb4. */
-  dbp_param u = P("\xe2\x82\xac\xf0\x9f\x98\x80");
-  CHECK_RC(c, one_value(c, "SELECT ?", 1, &u, v, sizeof v), 0);
+  dbp_param u = dbt_param("\xe2\x82\xac\xf0\x9f\x98\x80");
+  CHECK_RC(c, dbt_one_value(c, "SELECT ?", 1, &u, v, sizeof v), 0);
   CHECK(strcmp(v, "\xe2\x82\xac\xf0\x9f\x98\x80") == 0);
   /* keep_session only rolls back. */
   CHECK_RC(c, dbp_exec(c, "SET @kept = 'y'", 0, NULL, 10000, NULL), 0);
   CHECK_RC(c, dbp_conn_reset(c, true, 10000), 0);
-  CHECK_RC(c, one_value(c, "SELECT COALESCE(@kept, 'gone')", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT COALESCE(@kept, 'gone')", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "y") == 0);
   dbp_conn_close(c);
   return 0;
@@ -637,11 +613,11 @@ static int reset_cache_body(dbp_rt *rt, void *arg) {
       char sql[64], want[32], v[32];
       snprintf(sql, sizeof sql, "SELECT ? + %d", k);
       snprintf(want, sizeof want, "%d", 1 + k);
-      dbp_param p = P("1");
-      CHECK_RC(c, one_value(c, sql, 1, &p, v, sizeof v), 0);
+      dbp_param p = dbt_param("1");
+      CHECK_RC(c, dbt_one_value(c, sql, 1, &p, v, sizeof v), 0);
       cr_expect_str_eq(v, want);
       CHECK(strcmp(v, want) == 0);
-      CHECK_RC(c, one_value(c, sql, 1, &p, v, sizeof v), 0);
+      CHECK_RC(c, dbt_one_value(c, sql, 1, &p, v, sizeof v), 0);
       CHECK(strcmp(v, want) == 0);
     }
     CHECK_RC(c, dbp_conn_reset(c, false, 10000), 0);
@@ -767,7 +743,8 @@ static int pw_body(dbp_rt *rt, void *arg) {
     char v[128];
     /* Where it connected is the DSN's choice, not the file's. */
     CHECK_RC(
-        c, one_value(c, "SELECT CONCAT(CURRENT_USER(), ' ', DATABASE())", 0, NULL, v, sizeof v), 0);
+        c, dbt_one_value(c, "SELECT CONCAT(CURRENT_USER(), ' ', DATABASE())", 0, NULL, v, sizeof v),
+        0);
     cr_expect_str_eq(v, "dbpipe@127.0.0.1 shop");
     CHECK(strcmp(v, "dbpipe@127.0.0.1 shop") == 0);
     dbp_conn_close(c);

@@ -20,6 +20,7 @@
 #include "dbcheck.h"
 #include "dbpipe.h"
 #include "dbtest.h"
+#include "dbvalues.h"
 #include "rttest.h"
 
 static int open_pg(dbp_rt *rt, dbp_conn **c) {
@@ -30,26 +31,6 @@ static int open_pg(dbp_rt *rt, dbp_conn **c) {
     cr_expect(0, "connect failed: %s", dbp_dberr_format(&err, m, sizeof m));
   }
   return rc;
-}
-
-static dbp_param P(const char *s) {
-  return (dbp_param){s, s ? strlen(s) : 0};
-}
-
-/* Runs a one-row, one-column query and copies the value as a string. */
-static int one_value(dbp_conn *c, const char *sql, size_t np, const dbp_param *ps, char *out,
-                     size_t len) {
-  int rc = dbp_query(c, sql, np, ps, 10000);
-  if (rc != 0) return rc;
-  dbp_row row;
-  rc = dbp_fetch(c, &row);
-  if (rc != 1) return rc < 0 ? rc : DBP_EPROTO;
-  size_t n = row.vals[0] ? row.lens[0] : 0;
-  if (n >= len) n = len - 1;
-  memcpy(out, row.vals[0] ? row.vals[0] : "", n);
-  out[n] = '\0';
-  rc = dbp_fetch(c, &row);
-  return rc == 0 ? 0 : (rc < 0 ? rc : DBP_EPROTO);
 }
 
 /* ---- COPY ---- */
@@ -89,7 +70,7 @@ static int copy_body(dbp_rt *rt, void *arg) {
   /* Not a COPY: refused, and the connection stays usable. */
   CHECK_RC(c, dbp__copy_start_sql(c, "SELECT 1", 10000), DBP_EINVAL);
   char v[16];
-  CHECK_RC(c, one_value(c, "SELECT 3", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT 3", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "3") == 0);
   /* Abandoning a long COPY early leaves the connection idle. */
   CHECK_RC(
@@ -100,7 +81,7 @@ static int copy_body(dbp_rt *rt, void *arg) {
   CHECK(n == 2 && memcmp(buf, "1\n", 2) == 0);
   CHECK_RC(c, dbp_query_close(c), 0);
   CHECK(!dbp_conn_is_broken(c));
-  CHECK_RC(c, one_value(c, "SELECT 4", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT 4", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "4") == 0);
   free(all);
   free(want);
@@ -132,7 +113,7 @@ static int tx_body(dbp_rt *rt, void *arg) {
                     0, NULL, 10000, &n),
            0);
   CHECK(n == 7);
-  dbp_param p = P("3");
+  dbp_param p = dbt_param("3");
   CHECK_RC(c, dbp_exec(c, "DELETE FROM tx_t WHERE a <= $1", 1, &p, 10000, &n), 0);
   CHECK(n == 3);
   CHECK(dbp_conn_backend_id(c) > 0);
@@ -161,13 +142,15 @@ static int tx_body(dbp_rt *rt, void *arg) {
   CHECK_RC(c, dbp_exec(c, "COPY tx_t FROM STDIN", 0, NULL, 10000, NULL), DBP_EINVAL);
   CHECK_RC(c, dbp__copy_start_sql(c, "COPY tx_t FROM STDIN", 10000), DBP_EINVAL);
   char v[16];
-  CHECK_RC(c, one_value(c, "SELECT count(*) FROM tx_t", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT count(*) FROM tx_t", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "4") == 0);
   /* Misuse is refused without harm. */
-  CHECK_RC(c, dbp_query(c, "SELECT $1::int", 2, (dbp_param[]){P("1"), P("2")}, 10000), DBP_EQUERY);
+  CHECK_RC(c,
+           dbp_query(c, "SELECT $1::int", 2, (dbp_param[]){dbt_param("1"), dbt_param("2")}, 10000),
+           DBP_EQUERY);
   CHECK(strcmp(dbp_conn_error(c)->sqlstate, "08P01") == 0);
   CHECK(!dbp_conn_is_broken(c));
-  CHECK_RC(c, one_value(c, "SELECT 6", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT 6", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "6") == 0);
   dbp_conn_close(c);
   return 0;
@@ -320,7 +303,7 @@ static int alive_body(dbp_rt *rt, void *arg) {
   CHECK(dbp_conn_alive(c)); /* the ping left nothing unread */
   char id[32];
   snprintf(id, sizeof id, "%" PRId64, dbp_conn_backend_id(c));
-  dbp_param p = P(id);
+  dbp_param p = dbt_param(id);
   CHECK_RC(mon, dbp_exec(mon, "SELECT pg_terminate_backend($1::int, 10000)", 1, &p, 10000, NULL),
            0);
   CHECK(!dbp_conn_alive(c));
@@ -348,13 +331,15 @@ static int reset_body(dbp_rt *rt, void *arg) {
   /* keep_session: only the failed transaction goes. */
   CHECK_RC(c, dbp_conn_reset(c, true, 10000), 0);
   CHECK(!dbp_conn_in_transaction(c));
-  CHECK_RC(c, one_value(c, "SELECT current_setting('application_name')", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT current_setting('application_name')", 0, NULL, v, sizeof v),
+           0);
   CHECK(strcmp(v, "changed") == 0);
   /* The full reset: DISCARD ALL, even after a transaction. */
   CHECK_RC(c, dbp_exec(c, "BEGIN", 0, NULL, 10000, NULL), 0);
   CHECK_RC(c, dbp_conn_reset(c, false, 10000), 0);
   CHECK(!dbp_conn_in_transaction(c));
-  CHECK_RC(c, one_value(c, "SELECT current_setting('application_name')", 0, NULL, v, sizeof v), 0);
+  CHECK_RC(c, dbt_one_value(c, "SELECT current_setting('application_name')", 0, NULL, v, sizeof v),
+           0);
   CHECK(strcmp(v, "changed") != 0);
   /* Not with a result open. */
   CHECK_RC(c, dbp_query(c, "SELECT generate_series(1, 10)", 0, NULL, 10000), 0);
