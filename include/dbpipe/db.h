@@ -549,8 +549,8 @@ typedef struct dbp_table_list {
  *
  * Returns 0 (no match is an empty list, not an error), DBP_EINVAL for a
  * bad filter or pattern (recorded in c's error, see dbp_conn_error, before
- * anything is sent), DBP_ENOMEM, or the errors of dbp_query. Needs
- * PostgreSQL 12 or later. */
+ * anything is sent), DBP_ENOMEM, or the errors of dbp_query; on any error
+ * *out is empty (never part of the list). Needs PostgreSQL 12 or later. */
 DBP_EXTERN int dbp_list_tables(dbp_conn *c, const dbp_table_filter *f, int64_t timeout_ms,
                                dbp_table_list *out);
 /* Frees what dbp_list_tables put into *l and empties it. Safe on an empty

@@ -580,5 +580,6 @@ int dbp_list_tables(dbp_conn *c, const dbp_table_filter *f, int64_t timeout_ms,
     }
   }
   compiled_free(&cf);
+  if (rc != 0) dbp_table_list_free(out); /* never half a list */
   return rc;
 }
