@@ -229,7 +229,8 @@ static void parse_connection(jp *p, const dbp__ynode *key, const dbp__ynode *val
   snprintf(where, sizeof where, "connection '%s'", sval(key));
   const dbp__ynode *dsn_node = NULL, *pool_node = NULL;
   if (val->type == DBP__Y_MAPPING) {
-    for (const dbp__ypair *pr = val->pairs; pr < val->pairs + val->count; pr++) {
+    for (size_t pr_i = 0; pr_i < val->count; pr_i++) {
+      const dbp__ypair *pr = &val->pairs[pr_i];
       const char *k = pair_key(p, val, pr, where);
       if (k == NULL) continue;
       if (strcmp(k, "dsn") == 0) {
@@ -311,7 +312,8 @@ static void parse_connections(jp *p, const dbp__ynode *n) {
     ERR(p, n, "'connections' must map names to connection strings, not %s", kind_name(n));
     return;
   }
-  for (const dbp__ypair *pr = n->pairs; pr < n->pairs + n->count; pr++) {
+  for (size_t pr_i = 0; pr_i < n->count; pr_i++) {
+    const dbp__ypair *pr = &n->pairs[pr_i];
     const char *k = pair_key(p, n, pr, "connections");
     if (k == NULL) continue;
     if (*k == '\0') {
@@ -411,7 +413,8 @@ static void read_settings(jp *p, const dbp__ynode *n, dbp_job_task *t, given *g,
     bool ok = kk == K_FROM || !is_defaults || dbp_settings(NULL)[kk].in_defaults;
     if (ok) known[nknown++] = key_name(kk);
   }
-  for (const dbp__ypair *pr = n->pairs; pr < n->pairs + n->count; pr++) {
+  for (size_t pr_i = 0; pr_i < n->count; pr_i++) {
+    const dbp__ypair *pr = &n->pairs[pr_i];
     const char *key = pair_key(p, n, pr, where);
     if (key == NULL) continue;
     int k = 0;
@@ -475,7 +478,8 @@ static void parse_task(jp *p, const dbp__ynode *n, size_t index, const given *de
   }
   /* The name first, for messages. */
   snprintf(where, sizeof where, "task #%zu", index + 1);
-  for (const dbp__ypair *pr = n->pairs; pr < n->pairs + n->count; pr++) {
+  for (size_t pr_i = 0; pr_i < n->count; pr_i++) {
+    const dbp__ypair *pr = &n->pairs[pr_i];
     const dbp__ynode *k = pr->key, *v = pr->value;
     if (k->type == DBP__Y_SCALAR && strcmp(sval(k), "name") == 0 && v->type == DBP__Y_SCALAR &&
         !is_null(v)) {
@@ -637,7 +641,8 @@ static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
     return;
   }
   const dbp__ynode *conns = NULL, *conc = NULL, *manifest = NULL, *defaults = NULL, *tasks = NULL;
-  for (const dbp__ypair *pr = root->pairs; pr < root->pairs + root->count; pr++) {
+  for (size_t pr_i = 0; pr_i < root->count; pr_i++) {
+    const dbp__ypair *pr = &root->pairs[pr_i];
     const char *k = pair_key(p, root, pr, "the job");
     if (k == NULL) continue;
     const dbp__ynode *v = pr->value;

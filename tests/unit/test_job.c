@@ -868,3 +868,19 @@ Test(values, time_limits_share_one_parser) {
   cr_expect_neq(dbp__parse_time_limit("", &ms), 0);
   cr_expect_neq(dbp__parse_time_limit("-1s", &ms), 0);
 }
+
+/* An empty mapping as a task (and as the whole job's connections) is a
+ * clear error, not a walk over a mapping that holds nothing. fuzz_job
+ * found the walk (pointer arithmetic on an empty mapping's NULL pairs,
+ * which UBSan reports); its input is kept in tests/fuzz/crashes/job. */
+Test(job, an_empty_mapping_as_a_task_is_reported) {
+  dbp_job_diag d = parse_bad(
+      "connections: {pg: postgresql://h/d}\n"
+      "tasks:\n"
+      "  - {}\n");
+  cr_assert_geq(d.count, 1);
+  bool named = false;
+  for (size_t i = 0; i < d.count; i++) named |= strstr(d.errors[i].message, "task #1") != NULL;
+  cr_expect(named, "no diagnostic names task #1");
+  dbp_job_diag_free(&d);
+}
