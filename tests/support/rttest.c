@@ -2,6 +2,9 @@
 #include "rttest.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct {
   dbp_rt *rt;
@@ -30,4 +33,27 @@ int dbt_run_in_coro(dbt_body_fn body, void *arg) {
 void dbt_run(dbt_body_fn body, void *arg) {
   int rc = dbt_run_in_coro(body, arg);
   cr_assert_eq(rc, 0, "the test body failed (%d)", rc);
+}
+
+int dbt_run_child(void (*fn)(void), char *err, size_t errlen) {
+  int p[2];
+  cr_assert_eq(pipe(p), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    close(p[0]);
+    dup2(p[1], STDERR_FILENO);
+    fn();
+    _exit(0);
+  }
+  close(p[1]);
+  size_t got = 0;
+  ssize_t r;
+  while (got + 1 < errlen && (r = read(p[0], err + got, errlen - 1 - got)) > 0) got += (size_t)r;
+  err[got] = '\0';
+  close(p[0]);
+  int status;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  return status;
 }

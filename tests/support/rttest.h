@@ -7,6 +7,8 @@
 #ifndef DBPIPE_TESTS_RTTEST_H
 #define DBPIPE_TESTS_RTTEST_H
 
+#include <stddef.h>
+
 #include "dbpipe/rt.h"
 
 typedef int (*dbt_body_fn)(dbp_rt *rt, void *arg);
@@ -18,5 +20,11 @@ int dbt_run_in_coro(dbt_body_fn body, void *arg);
 
 /* dbt_run_in_coro, asserting that the body returned 0. */
 void dbt_run(dbt_body_fn body, void *arg);
+
+/* Runs fn in a child process with its stderr captured into err (NUL
+ * terminated, truncated to errlen - 1 bytes); the child exits 0 when fn
+ * returns. Returns the child's wait status. For tests of what is
+ * process-wide or kills the process (signal handlers, stack overflows). */
+int dbt_run_child(void (*fn)(void), char *err, size_t errlen);
 
 #endif /* DBPIPE_TESTS_RTTEST_H */

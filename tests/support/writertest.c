@@ -79,19 +79,6 @@ int count_temps(void) {
   return n;
 }
 
-char *read_all(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "open %s", path);
-  dbp_buf b = {0};
-  char tmp[65536];
-  size_t k;
-  while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) dbp_buf_append(&b, tmp, k);
-  fclose(f);
-  dbp_buf_append(&b, "", 1);
-  *len = b.len - 1;
-  return b.data;
-}
-
 void write_text(const char *path, const char *text) {
   FILE *f = fopen(path, "wb");
   cr_assert_not_null(f);

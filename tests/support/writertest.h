@@ -38,10 +38,6 @@ int temps_of(const char *final, char *out, size_t outlen);
 /* Temporary files of any target in the test directory. */
 int count_temps(void);
 
-/* The whole file, NUL-terminated (for the caller to free); its length in
- * *len. */
-char *read_all(const char *path, size_t *len);
-
 void write_text(const char *path, const char *text);
 
 /* Deterministic test data: lines of pseudo-random words, compressible but

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "dbpipe/rt.h"
+#include "rttest.h"
 
 /* ---- the fault handler ---- */
 
@@ -43,31 +44,6 @@ static bool handler_is_programs(int sig) {
   return (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == program_handler;
 }
 
-/* Runs fn in a fresh child process (the handler is process-wide and never
- * removed), with its stderr captured; returns how it ended. */
-static int run_child(void (*fn)(void), char *err, size_t errlen) {
-  int p[2];
-  cr_assert_eq(pipe(p), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    close(p[0]);
-    dup2(p[1], STDERR_FILENO);
-    fn();
-    _exit(0);
-  }
-  close(p[1]);
-  size_t got = 0;
-  ssize_t r;
-  while (got + 1 < errlen && (r = read(p[0], err + got, errlen - 1 - got)) > 0) got += (size_t)r;
-  err[got] = '\0';
-  close(p[0]);
-  int status;
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  return status;
-}
-
 static void handlers_untouched(void) {
   install_program_handler();
   dbp_rt *rt;
@@ -79,7 +55,7 @@ static void handlers_untouched(void) {
 
 Test(rt_options, no_fault_handler_leaves_the_programs_handlers) {
   char err[1024];
-  int status = run_child(handlers_untouched, err, sizeof err);
+  int status = dbt_run_child(handlers_untouched, err, sizeof err);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d, stderr: %s", status, err);
 }
 
@@ -97,7 +73,7 @@ static void handlers_replaced(void) {
 
 Test(rt_options, by_default_the_overflow_handler_is_installed) {
   char err[1024];
-  int status = run_child(handlers_replaced, err, sizeof err);
+  int status = dbt_run_child(handlers_replaced, err, sizeof err);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d, stderr: %s", status, err);
 }
 
@@ -126,7 +102,7 @@ static void overflow_with_own_handler(void) {
 /* The guard page still stops the overflow; the program's handler gets it. */
 Test(rt_options, overflow_goes_to_the_programs_handler) {
   char err[1024];
-  int status = run_child(overflow_with_own_handler, err, sizeof err);
+  int status = dbt_run_child(overflow_with_own_handler, err, sizeof err);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 42, "status %d, stderr: %s", status, err);
   cr_assert_not_null(strstr(err, "the program's own handler"), "stderr: %s", err);
   cr_assert_null(strstr(err, "dbpipe: stack overflow"), "stderr: %s", err);

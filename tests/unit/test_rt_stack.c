@@ -10,6 +10,7 @@
 
 #include "dbpipe/rt.h"
 #include "rt/rt_internal.h"
+#include "rttest.h"
 
 /* ---- 100,000 coroutines ---- */
 
@@ -89,33 +90,9 @@ Test(rt_stack, guard_page_catches_overflow, .signal = SIGSEGV) {
   overflow_in_named_coroutine();
 }
 
-/* Runs fn in a child process; returns its stderr and how it ended. */
-static int run_child(void (*fn)(void), char *err, size_t errlen) {
-  int p[2];
-  cr_assert_eq(pipe(p), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  cr_assert_geq(pid, 0);
-  if (pid == 0) {
-    close(p[0]);
-    dup2(p[1], STDERR_FILENO);
-    fn();
-    _exit(6);
-  }
-  close(p[1]);
-  size_t got = 0;
-  ssize_t r;
-  while (got + 1 < errlen && (r = read(p[0], err + got, errlen - 1 - got)) > 0) got += (size_t)r;
-  err[got] = '\0';
-  close(p[0]);
-  int status;
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  return status;
-}
-
 Test(rt_stack, overflow_message_names_the_coroutine) {
   char err[4096];
-  int status = run_child(overflow_in_named_coroutine, err, sizeof err);
+  int status = dbt_run_child(overflow_in_named_coroutine, err, sizeof err);
   cr_assert(WIFSIGNALED(status), "the process died of a signal (status %d)", status);
   cr_assert_eq(WTERMSIG(status), SIGSEGV, "with the original signal");
   cr_assert_not_null(strstr(err, "dbpipe: stack overflow in coroutine 'deep-recursion'"),
@@ -145,7 +122,7 @@ static void canary_in_named_coroutine(void) {
 
 Test(rt_stack, canary_reports_overflow_at_the_next_switch) {
   char err[4096];
-  int status = run_child(canary_in_named_coroutine, err, sizeof err);
+  int status = dbt_run_child(canary_in_named_coroutine, err, sizeof err);
   cr_assert(WIFSIGNALED(status), "status %d", status);
   cr_assert_eq(WTERMSIG(status), SIGSEGV);
   cr_assert_not_null(strstr(err, "dbpipe: stack overflow in coroutine 'canary'"), "stderr was: %s",
@@ -165,7 +142,7 @@ static void plain_segv(void) {
 
 Test(rt_stack, other_faults_are_not_reported_as_overflow) {
   char err[4096];
-  int status = run_child(plain_segv, err, sizeof err);
+  int status = dbt_run_child(plain_segv, err, sizeof err);
 #ifdef DBP__ASAN
   cr_assert_not_null(strstr(err, "AddressSanitizer: SEGV"), "stderr was: %s", err);
   cr_assert_neq(status, 0);

@@ -105,7 +105,7 @@ Test(writer, part_file_then_rename_with_sha256) {
   cr_expect(!c.final_seen_early, "out.csv does not exist before the commit");
   cr_expect(!path_exists(c.tmp_name), "the temporary file is gone");
   size_t n;
-  char *got = read_all(in_tmp("out.csv"), &n);
+  char *got = read_raw(in_tmp("out.csv"), &n);
   cr_expect_eq(n, 14);
   cr_expect(memcmp(got, c.data, 14) == 0);
   cr_assert_eq(c.nfiles, 1);
@@ -131,7 +131,7 @@ Test(writer, large_file_in_many_chunks_matches_sha256sum) {
              .piece = 10007};
   cr_assert_eq(dbt_run_in_coro(body_write, &c), 0);
   size_t n;
-  char *got = read_all(in_tmp("big.csv"), &n);
+  char *got = read_raw(in_tmp("big.csv"), &n);
   cr_assert_eq(n, len);
   cr_expect(memcmp(got, data, len) == 0);
   char want[65];
@@ -154,7 +154,7 @@ Test(writer, existing_file_replaced_only_by_a_complete_one) {
              .abort = true};
   dbt_run_in_coro(body_write, &c);
   size_t n;
-  char *got = read_all(in_tmp("out.csv"), &n);
+  char *got = read_raw(in_tmp("out.csv"), &n);
   cr_expect_str_eq(got, "old contents\n", "an aborted write leaves the old file alone");
   cr_expect_eq(count_entries(tmpdir), 1, "no temporary file is left");
   free(got);
@@ -164,7 +164,7 @@ Test(writer, existing_file_replaced_only_by_a_complete_one) {
               .len = 4,
               .piece = 4};
   cr_assert_eq(dbt_run_in_coro(body_write, &ok), 0);
-  got = read_all(in_tmp("out.csv"), &n);
+  got = read_raw(in_tmp("out.csv"), &n);
   cr_expect_str_eq(got, "new\n");
   cr_expect_eq(count_entries(tmpdir), 1);
   free(got);
@@ -201,7 +201,7 @@ Test(writer, split_parts_are_numbered_and_complete) {
     cr_expect_str_eq(c.files[i].path, in_tmp(name));
     cr_expect_eq(c.files[i].rows, (uint64_t)i + 10);
     size_t n;
-    char *got = read_all(in_tmp(name), &n);
+    char *got = read_raw(in_tmp(name), &n);
     cr_expect_str_eq(got, "a,b\n1,2\n");
     free(got);
   }
@@ -285,7 +285,7 @@ static void round_trip(dbp_compression comp, int level, bool flush) {
              .piece = 65536};
   cr_assert_eq(dbt_run_in_coro(body_write, &c), 0);
   size_t n, m;
-  char *file = read_all(c.path, &n);
+  char *file = read_raw(c.path, &n);
   cr_expect_lt(n, len / 2, "compressed");
   cr_expect_eq(c.files[0].bytes, n);
   cr_expect_eq(prog.bytes_out, n);
@@ -326,7 +326,7 @@ Test(writer, empty_compressed_file_is_a_valid_stream) {
              .piece = 1};
   cr_assert_eq(dbt_run_in_coro(body_write, &c), 0);
   size_t n, m;
-  char *file = read_all(c.path, &n);
+  char *file = read_raw(c.path, &n);
   cr_expect_gt(n, 0);
   char *plain = gunzip(file, n, &m);
   cr_expect_eq(m, 0);

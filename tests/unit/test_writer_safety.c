@@ -37,7 +37,7 @@ static const char victim_text[] = "precious: not to be touched\n";
 
 static void expect_victim_untouched(void) {
   size_t n;
-  char *got = read_all(in_tmp("victim"), &n);
+  char *got = read_raw(in_tmp("victim"), &n);
   cr_expect_str_eq(got, victim_text, "the file a planted link points to is unchanged");
   free(got);
 }
@@ -79,7 +79,7 @@ Test(writer, planted_links_at_predictable_names_redirect_nothing) {
   expect_victim_untouched();
   for (int i = 0; i < 4; i++) cr_expect_eq(type_of(in_tmp(links[i])), S_IFLNK, "%s", links[i]);
   size_t n;
-  char *got = read_all(in_tmp("out.csv"), &n);
+  char *got = read_raw(in_tmp("out.csv"), &n);
   cr_expect_str_eq(got, "id\n1\n");
   free(got);
   cr_expect_eq(count_temps(), 0, "no temporary file is left");
@@ -147,7 +147,7 @@ Test(writer, concurrent_writers_to_one_target_both_succeed) {
   cr_expect_eq(t.rc_a, 0, "%s", dbp_err_name(t.rc_a));
   cr_expect_eq(t.rc_b, 0, "%s", dbp_err_name(t.rc_b));
   size_t n;
-  char *got = read_all(in_tmp("out.csv"), &n);
+  char *got = read_raw(in_tmp("out.csv"), &n);
   bool is_a = n == t.na && memcmp(got, t.a, n) == 0, is_b = n == t.nb && memcmp(got, t.b, n) == 0;
   cr_expect(is_a || is_b, "the final file is one writer's output, whole (%zu bytes)", n);
   cr_expect_eq(count_entries(tmpdir), 1, "no temporary file is left");
@@ -318,7 +318,7 @@ Test(writer, live_writers_files_are_kept) {
     char name[32];
     snprintf(name, sizeof name, "out-%05d.csv", i);
     size_t n;
-    char *got = read_all(in_tmp(name), &n);
+    char *got = read_raw(in_tmp(name), &n);
     cr_expect_str_eq(got, "live part\n", "%s", name);
     free(got);
   }
@@ -475,7 +475,7 @@ Test(writer, small_atomic_files_refuse_and_ignore_planted_links) {
   dbt_run(body_small, &ok);
   cr_expect_eq(ok.rc, 0, "%s", ok.msg);
   size_t n;
-  char *got = read_all(in_tmp("sub/manifest.json"), &n);
+  char *got = read_raw(in_tmp("sub/manifest.json"), &n);
   cr_expect_str_eq(got, "{}\n");
   free(got);
   cr_expect_eq(count_entries(in_tmp("sub")), 2, "the file and the planted link, nothing else");
