@@ -9,6 +9,7 @@
 #include "dbpipe/export.h"
 #include "dbpipe/job.h"
 #include "dbpipe/pipeline.h"
+#include "dbpipe/plan.h"
 #include "dbpipe/pool.h"
 #include "dbpipe/rt.h"
 

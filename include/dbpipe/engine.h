@@ -64,6 +64,7 @@
 #include "export.h"
 #include "job.h"
 #include "pipeline.h"
+#include "plan.h"
 #include "pool.h"
 #include "rt.h"
 
@@ -101,10 +102,19 @@ DBP_EXTERN const char *dbp_task_state_name(dbp_task_state s);
 /* What a run knows about one of its tasks; read-only, kept up to date by
  * the engine, valid until dbp_run_free. */
 typedef struct dbp_task_info {
-  const char *name;         /* the job task's name */
+  const char *name;         /* the job task's name; "NAME:SCHEMA.TABLE" for a
+                             * table found by a `tables` pattern */
   const dbp_job_task *task; /* the job's task */
   size_t job_index;         /* its index in dbp_job.tasks */
   const char *connection;   /* the job connection's name */
+  /* A table task: "schema.table" as the catalog names it (unquoted), else
+   * NULL; its plan once made (parts, key ranges), else NULL. */
+  const char *table;
+  const dbp_plan_table *plan;
+  int64_t rows_estimate; /* rows expected (the catalog's estimate, or the
+                          * planner's count); -1 unknown */
+  size_t nparts;         /* parts the task is split into (1 unsplit) */
+  size_t parts_done;
   dbp_task_state state;
   int attempts;                 /* attempts begun so far */
   int max_attempts;             /* 1 + the task's retries */
@@ -134,6 +144,10 @@ typedef struct dbp_run_summary {
   size_t queued, active, done, failed, cancelled; /* tasks by state; active = connecting,
                                                    * running or retrying */
   uint64_t rows, bytes;                           /* totals of the tasks done */
+  /* Rows expected of every task whose estimate is known, and how many
+   * tasks have none (a query's). */
+  uint64_t rows_estimate;
+  size_t tasks_unestimated;
   uint64_t started_ms;               /* loop clock when the run's coroutine began; 0 before */
   uint64_t duration_ms;              /* so far, or of the whole run once it ended */
   struct timespec started, finished; /* wall clock (CLOCK_REALTIME); finished is 0
@@ -143,8 +157,9 @@ typedef struct dbp_run_summary {
 } dbp_run_summary;
 
 typedef enum dbp_run_event_kind {
-  DBP_RUN_EV_RUN_STARTED = 1,
-  DBP_RUN_EV_TASK_STARTED,  /* the task got its slot; attempts follow */
+  DBP_RUN_EV_RUN_STARTED = 1, /* tables found and planned: the task list is final */
+  DBP_RUN_EV_SNAPSHOT,        /* a database's snapshot was taken and every worker joined */
+  DBP_RUN_EV_TASK_STARTED,    /* the task got its slot; attempts follow */
   DBP_RUN_EV_TASK_PROGRESS, /* every interval, for each running task */
   DBP_RUN_EV_RUN_PROGRESS,  /* every interval, after the TASK_PROGRESS events */
   DBP_RUN_EV_TASK_RETRY,    /* an attempt failed; the next one comes after delay_ms */
@@ -157,7 +172,7 @@ typedef enum dbp_run_event_kind {
 } dbp_run_event_kind;
 
 /* "run_started", "task_started", "task_progress", "run_progress",
- * "task_retry", "task_finished", "task_failed", "task_cancelled",
+ * "snapshot", "task_retry", "task_finished", "task_failed", "task_cancelled",
  * "manifest_written", "manifest_failed", "run_finished". */
 DBP_EXTERN const char *dbp_run_event_name(dbp_run_event_kind k);
 
@@ -174,6 +189,9 @@ DBP_EXTERN const char *dbp_run_event_name(dbp_run_event_kind k);
  *   TASK_FAILED      error, sqlstate, db_errno, message, detail, attempts,
  *                    elapsed_ms (0 when it never started)
  *   TASK_CANCELLED   message ("interrupted"), attempts, elapsed_ms
+ *   SNAPSHOT         connection, snapshot_id (PostgreSQL), position (WAL LSN /
+ *                    GTID position, "" if none), lock_us (MariaDB/MySQL: how
+ *                    long commits were held), attempts (workers that joined)
  *   MANIFEST_*       path; for FAILED error and message (why)
  *   RUN_PROGRESS     rows, bytes (of every task so far, running ones
  *                    included), elapsed_ms (since the run started)
@@ -199,6 +217,10 @@ typedef struct dbp_run_event {
   const char *path;
   const dbp_export_file *files;
   size_t nfiles;
+  const char *connection; /* SNAPSHOT: the job connection's name */
+  const char *snapshot_id;
+  const char *position;
+  uint64_t lock_us;
 } dbp_run_event;
 
 typedef void (*dbp_run_event_fn)(const dbp_run_event *ev, void *ud);

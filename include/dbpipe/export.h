@@ -116,6 +116,21 @@ DBP_EXTERN int dbp_export_check_target(const char *path, bool split, char *errbu
 DBP_EXTERN int dbp_write_file_atomic(dbp_rt *rt, const char *path, const void *data, size_t len,
                                      bool no_fsync, char *errbuf, size_t errlen);
 
+/* Waits: makes `path` the concatenation of the files `inputs` (n >= 1, in
+ * order, read whole, never changed), written the way an export writes its
+ * files (temporary name, fsync unless no_fsync, rename, directory fsync;
+ * parent directories created; a target that is no regular file refused,
+ * and so is "-"). Bytes are copied as they are: gzip members and zstd
+ * frames concatenate into one valid stream, so parts compressed on their
+ * own become one file. On success fills *out (path copied, bytes, sha256;
+ * rows = the sum of rows[i] when rows is not NULL, else 0; free out->path).
+ * On failure nothing is at `path` (what was there stays) and errbuf names
+ * the file and the failed operation. An input that is no regular file
+ * (a symbolic link, FIFO, ...) is refused. Must run in a coroutine of rt. */
+DBP_EXTERN int dbp_concat_files_atomic(dbp_rt *rt, const char *const *inputs, size_t n,
+                                       const uint64_t *rows, const char *path, bool no_fsync,
+                                       dbp_export_file *out, char *errbuf, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -69,21 +69,54 @@ DBP_EXTERN void dbp_job_diag_free(dbp_job_diag *d);
 
 /* ---- the loaded job ---- */
 
+/* Whether the tasks of a run that read one database share one snapshot
+ * (dbp_snapshot_begin): `snapshot:` of a job or a connection, --snapshot
+ * of dbpipe export. */
+typedef enum dbp_job_snapshot {
+  DBP_JOB_SNAPSHOT_AUTO = 0,  /* a connection: as the job says; a job: shared */
+  DBP_JOB_SNAPSHOT_ON,        /* "on": one snapshot per database (the default) */
+  DBP_JOB_SNAPSHOT_NONE,      /* "none": every task reads on its own */
+  DBP_JOB_SNAPSHOT_LOCK_FREE  /* "lock-free": MariaDB/MySQL without the commit lock
+                               * (DBP_SNAPSHOT_LOCK_FREE: tasks may disagree) */
+} dbp_job_snapshot;
+
 typedef struct dbp_job_conn {
   char *name;         /* the key under connections: */
   char *dsn;          /* expanded; holds the password: never print it */
   char *dsn_redacted; /* safe to print */
   dbp_db_kind kind;
   size_t pool; /* pool size; 0 = the runner's default */
+  dbp_job_snapshot snapshot; /* AUTO: the job's */
   int line, column;
 } dbp_job_conn;
 
 typedef struct dbp_job_task {
   char *name;
   size_t conn; /* index into dbp_job.conns */
-  char *query; /* exactly one of query and table is set */
+  char *query; /* exactly one of query, table and tables is set */
   char *table; /* schema.table allowed, quoted by the runner */
-  char *path;  /* output path: templates applied, resolved */
+  /* Whole tables found in the catalog (dbp_list_tables patterns): the run
+   * makes one task of every table that matches an include pattern and no
+   * exclude pattern; `views` lets views match too. */
+  char **tables;
+  size_t ntables;
+  char **exclude;
+  size_t nexclude;
+  bool views;
+  /* An SQL filter added to the query of every table (table, tables); NULL
+   * for none. */
+  char *where;
+  /* Splitting a table into parts read side by side (table, tables):
+   * partitions (about that many parts of equal rows) or chunk_rows (parts
+   * of about that many rows), at most one of them; 0 = not split.
+   * partition_by names the split column; NULL = "auto" (the primary key). */
+  char *partition_by;
+  size_t partitions;
+  uint64_t chunk_rows;
+  /* Output path: templates applied, resolved. Tasks with `tables` keep
+   * {schema} and {table}, and split ones {part}, for the runner to fill in
+   * (their values made safe for a file name). */
+  char *path;
   /* What the export writes: format (never AUTO once finished: taken from the
    * path if not given), compression (never AUTO), level (0 = the library
    * default), encode.no_header / delimiter (0 = the format's default) /
@@ -118,6 +151,7 @@ typedef struct dbp_job {
   size_t ntasks;
   dbp_job_task *tasks;
   size_t concurrency; /* default DBP_JOB_DEFAULT_CONCURRENCY */
+  dbp_job_snapshot snapshot; /* AUTO = ON */
   char *manifest;     /* resolved path; NULL when `manifest: false` */
   time_t started;     /* the time {date} was taken from */
 } dbp_job;

@@ -34,12 +34,19 @@ typedef struct dbp_job_conn dbp_job_conn;
 typedef struct dbp_job dbp_job;
 
 /* Every setting, in the order of dbp_settings(). The task settings come
- * first (DBP_SET_TASK_COUNT of them); then one of a connection and one of
- * the whole job. */
+ * first (DBP_SET_TASK_COUNT of them); then those of a connection (pool,
+ * snapshot) and of the whole job (snapshot, concurrency). */
 typedef enum dbp_setting_id {
   DBP_SET_NAME,          /* name: the task's name */
   DBP_SET_QUERY,         /* query: the SQL to run */
   DBP_SET_TABLE,         /* table: a table to export whole */
+  DBP_SET_TABLES,        /* tables: patterns of tables (a list; commas on the command line) */
+  DBP_SET_EXCLUDE,       /* exclude: patterns of tables to leave out */
+  DBP_SET_VIEWS,         /* views: true/false: patterns match views too */
+  DBP_SET_WHERE,         /* where: an SQL filter for every table */
+  DBP_SET_PARTITION_BY,  /* partition_by: the split column, or auto */
+  DBP_SET_PARTITIONS,    /* partitions: split each table into this many parts */
+  DBP_SET_CHUNK_ROWS,    /* chunk_rows: split each table into parts of this many rows */
   DBP_SET_TO,            /* to: the output path ("-" = standard output) */
   DBP_SET_FORMAT,        /* format: csv, tsv, jsonl */
   DBP_SET_COMPRESSION,   /* compression: none, gzip, zstd */
@@ -56,6 +63,8 @@ typedef enum dbp_setting_id {
   DBP_SET_RETRY_BACKOFF, /* retry_backoff: the first delay; doubles each retry */
   DBP_SET_TASK_COUNT,
   DBP_SET_POOL = DBP_SET_TASK_COUNT, /* pool: a connection's pool size */
+  DBP_SET_SNAPSHOT,                  /* snapshot: on, none, lock-free (a connection's or
+                                      * the job's) */
   DBP_SET_CONCURRENCY,               /* concurrency: tasks running at once */
   DBP_SET_COUNT
 } dbp_setting_id;
@@ -121,8 +130,9 @@ DBP_EXTERN int dbp_task_set(dbp_job_task *t, const char *key, const char *value,
 DBP_EXTERN int dbp_task_set_default(dbp_job_task *t, const char *key, const char *value, char *err,
                                     size_t errlen);
 
-/* A connection's setting (only "pool": 1 to 1000) and a job's (only
- * "concurrency": 1 to 10000), parsed and reported as dbp_task_set does. */
+/* A connection's settings ("pool": 1 to 1000; "snapshot": on, none,
+ * lock-free) and a job's ("concurrency": 1 to 10000; "snapshot"), parsed
+ * and reported as dbp_task_set does. */
 DBP_EXTERN int dbp_job_conn_set(dbp_job_conn *c, const char *key, const char *value, char *err,
                                 size_t errlen);
 DBP_EXTERN int dbp_job_set(dbp_job *job, const char *key, const char *value, char *err,

@@ -205,6 +205,8 @@ static void on_event(const dbp_run_event *ev, void *ud) {
       log_run_started(f, ev->summary);
       if (f->use_progress) f->log->progress = &f->progress;
       break;
+    case DBP_RUN_EV_SNAPSHOT:
+      break;
     case DBP_RUN_EV_TASK_STARTED:
       /* On a terminal the live display shows what runs. */
       if (!f->use_progress) log_task_started(f, ev->info);

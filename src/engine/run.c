@@ -52,6 +52,8 @@ const char *dbp_run_event_name(dbp_run_event_kind k) {
   switch (k) {
     case DBP_RUN_EV_RUN_STARTED:
       return "run_started";
+    case DBP_RUN_EV_SNAPSHOT:
+      return "snapshot";
     case DBP_RUN_EV_TASK_STARTED:
       return "task_started";
     case DBP_RUN_EV_TASK_PROGRESS:
