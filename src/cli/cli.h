@@ -142,13 +142,14 @@ const char *cli_fmt_rate(double per_sec, char *buf, size_t len);
  * starting from {0}). A finished task counts as its whole estimate (what
  * it really had does not matter any more); a queued or running one as its
  * rows so far, at most its estimate; a failed or cancelled one not at all,
- * as it will not progress. */
+ * as it will not progress. A task without an estimate leaves the run
+ * without a percent until it has finished. */
 typedef struct cli_outlook {
   size_t tasks;        /* every task added */
   size_t tables;       /* tasks that export a table */
   size_t done;         /* finished */
   size_t counted;      /* neither failed nor cancelled */
-  size_t unestimated;  /* counted tasks without an estimate */
+  size_t unestimated;  /* counted tasks without an estimate, not yet done */
   uint64_t estimate;   /* sum of the counted tasks' estimates */
   uint64_t progress;   /* rows toward it */
   double rows_per_sec; /* sum over the running tasks */
@@ -156,7 +157,8 @@ typedef struct cli_outlook {
 
 void cli_outlook_add(cli_outlook *o, const dbp_task_info *t);
 /* The run's percent (as cli_percent; 100 once every counted task is
- * done), or -1 when a counted task has no estimate or none is counted. */
+ * done), or -1 when a counted task not yet done has no estimate, or none
+ * is counted. */
 int cli_outlook_percent(const cli_outlook *o);
 /* Seconds left at the running tasks' summed rate (as cli_eta_s), or -1
  * when the percent is unknown. */

@@ -116,12 +116,16 @@ void cli_outlook_add(cli_outlook *o, const dbp_task_info *t) {
   if (t->table != NULL) o->tables++;
   if (t->state == DBP_TASK_FAILED || t->state == DBP_TASK_CANCELLED) return;
   o->counted++;
-  if (t->state == DBP_TASK_DONE) o->done++;
   if (t->state == DBP_TASK_RUNNING && t->rows_per_sec > 0) o->rows_per_sec += t->rows_per_sec;
   if (t->rows_estimate < 0) {
-    o->unestimated++;
+    /* A finished task needs no estimate: nothing of it is left. */
+    if (t->state == DBP_TASK_DONE)
+      o->done++;
+    else
+      o->unestimated++;
     return;
   }
+  if (t->state == DBP_TASK_DONE) o->done++;
   uint64_t est = (uint64_t)t->rows_estimate;
   uint64_t rows = t->state == DBP_TASK_DONE ? est : t->progress.rows < est ? t->progress.rows : est;
   o->estimate = sat_add(o->estimate, est);
@@ -218,10 +222,20 @@ void cli_progress_draw(cli_progress *p) {
   if (shown == NULL) cap = 0;
   size_t nshown = 0;
   cli_outlook o = {0};
+  size_t running = 0, connecting = 0, retrying = 0;
   for (size_t i = 0; i < ntasks; i++) {
     const dbp_task_info *t = dbp_run_task(p->run, i);
     cli_outlook_add(&o, t);
-    if (nshown < cap && active(t->state)) task_columns(t, now, &shown[nshown++]);
+    running += t->state == DBP_TASK_RUNNING;
+    connecting += t->state == DBP_TASK_CONNECTING;
+    retrying += t->state == DBP_TASK_RETRYING;
+    if (nshown < cap && t->state == DBP_TASK_RUNNING) task_columns(t, now, &shown[nshown++]);
+  }
+  /* Those exporting first; then those waiting for a connection or a retry,
+   * as far as lines are left. */
+  for (size_t i = 0; i < ntasks && nshown < cap; i++) {
+    const dbp_task_info *t = dbp_run_task(p->run, i);
+    if (active(t->state) && t->state != DBP_TASK_RUNNING) task_columns(t, now, &shown[nshown++]);
   }
 
   /* Column widths over the lines shown, so that they line up. */
@@ -254,8 +268,6 @@ void cli_progress_draw(cli_progress *p) {
     if (!c->running) {
       dbp_buf_printf(&line, "  %s  %s", c->state, c->el);
     } else {
-      /* Without an estimate the state word says what the numbers cannot. */
-      if (c->pct[0] == '\0') dbp_buf_puts(&line, "  running");
       dbp_buf_printf(&line, "  %*s", w_rows, c->rows);
       if (w_pct) dbp_buf_printf(&line, "  %*s", w_pct, c->pct);
       if (w_eta) dbp_buf_printf(&line, "  %-*s", w_eta, c->eta);
@@ -267,7 +279,7 @@ void cli_progress_draw(cli_progress *p) {
   free(shown);
   char text[512], a[32], d[32];
   if (nshown < sum.active) {
-    snprintf(text, sizeof text, " ... and %zu more running", sum.active - nshown);
+    snprintf(text, sizeof text, " ... and %zu more", sum.active - nshown);
     add_line(&frame, text, cols);
     lines++;
   }
@@ -298,7 +310,10 @@ void cli_progress_draw(cli_progress *p) {
   if (eta >= 0) dbp_buf_printf(&line, "  ETA %s", cli_fmt_eta(eta, a, sizeof a));
   if (o.rows_per_sec > 0)
     dbp_buf_printf(&line, "  %s rows/s", cli_fmt_rate(o.rows_per_sec, a, sizeof a));
-  dbp_buf_printf(&line, "  %zu running, %zu queued", sum.active, sum.queued);
+  dbp_buf_printf(&line, "  %zu running", running);
+  if (connecting) dbp_buf_printf(&line, ", %zu connecting", connecting);
+  if (retrying) dbp_buf_printf(&line, ", %zu retrying", retrying);
+  dbp_buf_printf(&line, ", %zu queued", sum.queued);
   if (failed) dbp_buf_printf(&line, ", failed: %zu", failed);
   dbp_buf_printf(&line, ", %s elapsed%s",
                  cli_fmt_duration(sum.started_ms ? now - sum.started_ms : 0, d, sizeof d),

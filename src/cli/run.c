@@ -193,7 +193,7 @@ static void log_snapshot(cli_front *f, const dbp_run_event *ev) {
     dbp_buf_printf(&text, "%ssnapshot %s", sep, ev->snapshot_id);
     sep = ", ";
   }
-  if (mysql) {
+  if (mysql && ev->lock_us > 0) { /* 0: taken without the commit lock */
     char d[32];
     if (ev->lock_us < 100000)
       dbp_buf_printf(&text, "%scommits held %.1f ms", sep, lock_ms);
@@ -203,6 +203,12 @@ static void log_snapshot(cli_front *f, const dbp_run_event *ev) {
     sep = ", ";
   }
   dbp_buf_printf(&text, "%s%d worker%s", sep, ev->attempts, ev->attempts == 1 ? "" : "s");
+  /* A caveat of the way it was taken (a lock-free MariaDB snapshot). */
+  if (ev->message != NULL && ev->message[0] != '\0') {
+    dbp_buf_printf(&text, "; %s", ev->message);
+    dbp_buf_puts(&fields, ",\"note\":");
+    dbp_buf_json(&fields, ev->message);
+  }
   cli_log_event(f->log, CLI_INFO, "snapshot", NULL, text.data, fields.data);
   dbp_buf_free(&fields);
   dbp_buf_free(&text);

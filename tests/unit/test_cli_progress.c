@@ -148,7 +148,17 @@ Test(cli_progress, a_task_without_an_estimate_leaves_the_run_without_a_percent) 
   cr_expect_eq(cli_outlook_eta_s(&o), -1);
   cr_expect_float_eq(o.rows_per_sec, 200.0, 1e-9, "its rate still counts");
 
-  /* Once the unestimated one failed, the rest has a percent again. */
+  /* Once the unestimated one is done, the rest has a percent again. */
+  q.state = DBP_TASK_DONE;
+  o = (cli_outlook){0};
+  cli_outlook_add(&o, &a);
+  cli_outlook_add(&o, &q);
+  cr_expect_eq(o.unestimated, 0);
+  cr_expect_eq(o.done, 1);
+  cr_expect_eq(cli_outlook_percent(&o), 50);
+  cr_expect_eq(cli_outlook_eta_s(&o), 5);
+
+  /* The same once it failed. */
   q.state = DBP_TASK_FAILED;
   o = (cli_outlook){0};
   cli_outlook_add(&o, &a);
