@@ -148,7 +148,7 @@ static void log_run_progress(cli_front *f, const dbp_run_event *ev) {
   dbp_buf fields = {0}, text = {0};
   dbp_buf_printf(&fields,
                  "\"rows\":%llu,\"bytes\":%llu,\"rows_per_sec\":%.1f,\"elapsed_ms\":%llu,"
-                 "\"tasks\":%zu,\"done\":%zu,\"running\":%zu,\"queued\":%zu,\"failed\":%zu,"
+                 "\"tasks\":%zu,\"done\":%zu,\"active\":%zu,\"queued\":%zu,\"failed\":%zu,"
                  "\"interrupted\":%zu",
                  (unsigned long long)ev->rows, (unsigned long long)ev->bytes, o.rows_per_sec,
                  (unsigned long long)ev->elapsed_ms, sum->ntasks, sum->done, sum->active,

@@ -122,7 +122,7 @@ Test(cli_events, json_logs_carry_task_progress_every_second) {
       cr_expect_eq(j_num(&o, "tasks"), 1, "%s", line);
       cr_expect_geq(j_num(&o, "rows"), 0, "%s", line);
       cr_expect_geq(j_num(&o, "rows_per_sec"), 0, "%s", line);
-      cr_expect_not_null(j_get(&o, "running"), "%s", line);
+      cr_expect_not_null(j_get(&o, "active"), "%s", line);
       cr_expect_not_null(j_get(&o, "queued"), "%s", line);
       cr_expect_not_null(j_get(&o, "tasks_unestimated"), "%s", line);
       expect_estimate_fields(&o, line);
