@@ -302,8 +302,8 @@ Test(concat, missing_input_changes_nothing) {
  * the target keeps its old bytes, the temporary file is gone. */
 Test(concat, unreadable_input_leaves_the_target_as_it_was) {
   struct stat st;
-  if (stat("/proc/self/mem", &st) != 0 || !S_ISREG(st.st_mode))
-    cr_skip_test("no /proc/self/mem here");
+  /* Linux always has it; CI counts a skipped test as a failed one. */
+  cr_assert(stat("/proc/self/mem", &st) == 0 && S_ISREG(st.st_mode), "no /proc/self/mem here");
   size_t n = 3 * DBP__WRITER_CHUNK + 5;
   char *data = make_data(n);
   write_bytes(P("a.csv"), data, n);
@@ -455,10 +455,12 @@ Test(concat, cancelled_concatenation_leaves_nothing) {
       .c = {.inputs = {P("a.csv"), P("a.csv"), P("a.csv")}, .n = 3, .path = P("out.csv")}};
   dbt_run(body_cancel, &k);
   if (k.c.rc == 0) {
-    /* It finished before the cancellation came: then the whole file. */
+    /* It finished before the cancellation came (a fast machine): then
+     * the whole file, and nothing else. */
     expect_reported(&k.c, 3 * (uint64_t)n, 0);
     free(k.c.out.path);
-    cr_skip_test("the concatenation finished before it was cancelled");
+    cr_expect_eq(count_temps(), 0, "no temporary file is left");
+    return;
   }
   cr_expect_eq(k.c.rc, DBP_ECANCELED, "%s: %s", dbp_err_name(k.c.rc), k.c.msg);
   cr_expect_not(path_exists(P("out.csv")));
