@@ -161,7 +161,7 @@ Test(cli, check_validates_without_touching_anything) {
   char want[600];
   const char *expect[] = {":4:58: unknown key 'colour'", ":5:12: duplicate task name 'a'",
                           ":5:21: task 'a': unknown connection 'oracle'",
-                          ":6:5: task 'c' needs 'query' or 'table'",
+                          ":6:5: task 'c' needs 'query', 'table' or 'tables'",
                           ":6:52: task 'c': unknown format"};
   for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
     snprintf(want, sizeof want, "%s%s", job, expect[i]);
