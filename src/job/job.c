@@ -385,6 +385,25 @@ static char *join_items(jp *p, const dbp__ynode *v, const dbp_setting *st, const
       bad = true;
       continue;
     }
+    /* Joined, an item whose quote does not end would swallow the next
+     * one: `[s."a, b"]` is two YAML items, s."a and b". */
+    char quote = 0;
+    for (const char *c = x; *c; c++) {
+      if (quote == 0 && (*c == '"' || *c == '`')) {
+        quote = *c;
+      } else if (*c == quote) {
+        quote = 0;
+      }
+    }
+    if (quote != 0) {
+      ERR(p, it,
+          "%s: the item '%s' of '%s' has a quote that never ends (a comma inside [...] "
+          "ends an item: quote the whole pattern, '\"a, b\".t')",
+          where, x, st->key);
+      free(x);
+      bad = true;
+      continue;
+    }
     if (i > 0) dbp_buf_append(&b, ",", 1);
     dbp_buf_append(&b, x, strlen(x));
     free(x);
