@@ -41,14 +41,14 @@ static void teardown(void) {
 TestSuite(wholedb_pg, .init = setup, .fini = teardown, .timeout = 240);
 TestSuite(wholedb_my, .init = setup, .fini = teardown, .timeout = 240);
 
-#define WD_TEST(name, secs)                \
-  static void name##_body(int kind);       \
+#define WD_TEST(name, secs)                 \
+  static void name##_body(int kind);        \
   Test(wholedb_pg, name, .timeout = secs) { \
-    name##_body(DBT_PG);                   \
-  }                                        \
+    name##_body(DBT_PG);                    \
+  }                                         \
   Test(wholedb_my, name, .timeout = secs) { \
-    name##_body(DBT_MY);                   \
-  }                                        \
+    name##_body(DBT_MY);                    \
+  }                                         \
   static void name##_body(int kind)
 
 /* ---- helpers ---- */
@@ -108,8 +108,8 @@ static void gather(const wd_list *files, const char *header, wd_list *lines, con
   for (size_t i = 0; i < files->n; i++) {
     char *h = NULL;
     cr_assert(wd_csv_lines(files->v[i], &h, lines), "%s: cannot read %s", what, files->v[i]);
-    cr_expect(h != NULL && strcmp(h, header) == 0, "%s: %s starts with %s, not the header %s",
-              what, files->v[i], h ? h : "(nothing)", header);
+    cr_expect(h != NULL && strcmp(h, header) == 0, "%s: %s starts with %s, not the header %s", what,
+              files->v[i], h ? h : "(nothing)", header);
     free(h);
   }
 }
@@ -180,14 +180,12 @@ static const split_table split_tables[] = {
 };
 
 /* The unsplit export of S.T into ref/T.csv: its header and data lines. */
-static void reference(int kind, const char *schema, const char *t, char **header,
-                      wd_list *lines) {
+static void reference(int kind, const char *schema, const char *t, char **header, wd_list *lines) {
   char qual[300], to[400], path[400];
   snprintf(qual, sizeof qual, "%s.%s", schema, t);
   snprintf(to, sizeof to, "%s/ref/%s.csv", dir, t);
   proc p;
-  int code = wd_cli(&p, NULL, "export", "--from", dbt_dsn(kind), "--table", qual, "--to", to,
-                    NULL);
+  int code = wd_cli(&p, NULL, "export", "--from", dbt_dsn(kind), "--table", qual, "--to", to, NULL);
   cr_assert_eq(code, 0, "unsplit export of %s failed:\n%s", qual, p.err);
   proc_free(&p);
   snprintf(path, sizeof path, "%s", to);
@@ -296,8 +294,7 @@ static void check_shape(int kind, const char *schema, const split_table *t, cons
   wd_list got = {0}, want = {0};
   gather(&files, header, &got, what);
   for (size_t i = 0; i < ref->n; i++) wd_list_add(&want, ref->v[i], strlen(ref->v[i]));
-  cr_expect(wd_same_lines(&got, &want, what), "%s: the rows differ from the unsplit export",
-            what);
+  cr_expect(wd_same_lines(&got, &want, what), "%s: the rows differ from the unsplit export", what);
   wd_list_free(&got);
   wd_list_free(&want);
   wd_list_free(&files);
@@ -334,8 +331,8 @@ WD_TEST(split_exports_hold_every_row_once, 300) {
   snprintf(excl, sizeof excl, "%s.nullkey", schema);
   snprintf(to, sizeof to, "%s/multi/{table}/{table}.{part}.csv", dir);
   proc p;
-  int code = wd_cli(&p, NULL, "export", "--from", dbt_dsn(kind), "--tables", pat, "--exclude",
-                    excl, "--partitions", "3", "--pool", "3", "--to", to, NULL);
+  int code = wd_cli(&p, NULL, "export", "--from", dbt_dsn(kind), "--tables", pat, "--exclude", excl,
+                    "--partitions", "3", "--pool", "3", "--to", to, NULL);
   cr_assert_eq(code, 0, "--tables export: exit %d:\n%s", code, p.err);
   proc_free(&p);
   cr_expect_not(exists("%s/multi/nullkey", dir), "--exclude left nullkey in");
@@ -450,8 +447,9 @@ static void export_one(int kind, const char *schema, const char *tname, const ch
 static void same_bytes(const char *got, const char *want, const char *what) {
   size_t ng, nw;
   char *g = read_output(got, &ng), *w = read_output(want, &nw);
-  cr_expect(ng == nw && memcmp(g, w, ng) == 0, "%s: %s differs from %s\n--- got\n%.*s\n--- want\n%.*s",
-            what, got, want, (int)(ng < 1500 ? ng : 1500), g, (int)(nw < 1500 ? nw : 1500), w);
+  cr_expect(ng == nw && memcmp(g, w, ng) == 0,
+            "%s: %s differs from %s\n--- got\n%.*s\n--- want\n%.*s", what, got, want,
+            (int)(ng < 1500 ? ng : 1500), g, (int)(nw < 1500 ? nw : 1500), w);
   free(g);
   free(w);
 }
@@ -484,8 +482,7 @@ WD_TEST(tables_export_equals_table_exports_and_stays_in_its_directory, 240) {
     for (size_t i = 0; i < all.n; i++) {
       if (strncmp(all.v[i], out, strlen(out)) == 0 && all.v[i][strlen(out)] == '/') {
         in_out++;
-        cr_expect_null(strchr(all.v[i] + strlen(out) + 1, '/'), "%s: in a subdirectory",
-                       all.v[i]);
+        cr_expect_null(strchr(all.v[i] + strlen(out) + 1, '/'), "%s: in a subdirectory", all.v[i]);
       } else {
         cr_expect(strstr(all.v[i], "/out-") != NULL || strstr(all.v[i], "/m-") != NULL,
                   "a file outside the output directory: %s", all.v[i]);
@@ -543,8 +540,7 @@ WD_TEST(names_made_safe_never_collide_silently, 120) {
   under(out, sizeof out, "out");
   snprintf(to, sizeof to, "%s/{table}.csv", out);
   proc p;
-  int code = wd_cli(&p, NULL, "export", "--from", dbt_dsn(kind), "--tables", pat, "--to", to,
-                    NULL);
+  int code = wd_cli(&p, NULL, "export", "--from", dbt_dsn(kind), "--tables", pat, "--to", to, NULL);
   wd_list files;
   wd_files(dir, &files);
   if (code == 0) {
@@ -600,10 +596,11 @@ WD_TEST(a_table_dropped_after_discovery_fails_alone, 120) {
   snprintf(lock, sizeof lock, "%s_gate", schema);
   long key = 424200000L + (long)getpid();
   if (kind == DBT_PG) {
-    wd_exec(kind,
-            "CREATE VIEW %s.a_gate AS SELECT 1 AS id FROM (SELECT pg_advisory_xact_lock_shared(%ld))"
-            " l",
-            qs, key);
+    wd_exec(
+        kind,
+        "CREATE VIEW %s.a_gate AS SELECT 1 AS id FROM (SELECT pg_advisory_xact_lock_shared(%ld))"
+        " l",
+        qs, key);
     wd_exec(kind, "SELECT pg_advisory_lock(%ld)", key);
   } else {
     wd_exec(kind, "CREATE VIEW %s.a_gate AS SELECT GET_LOCK('%s', 110) AS id", qs, lock);
@@ -623,9 +620,9 @@ WD_TEST(a_table_dropped_after_discovery_fails_alone, 120) {
   under(out, sizeof out, "out");
   snprintf(to, sizeof to, "%s/{table}.csv", out);
   snprintf(man, sizeof man, "%s/manifest.json", dir);
-  const char *argv[] = {"export",     "--from", dbt_dsn(kind), "--tables", pat,      "--views",
-                        "--pool",     "1",      "--retries",   "0",        "--to",   to,
-                        "--manifest", man,      "--log-format", "json",    NULL};
+  const char *argv[] = {"export",     "--from", dbt_dsn(kind),  "--tables", pat,    "--views",
+                        "--pool",     "1",      "--retries",    "0",        "--to", to,
+                        "--manifest", man,      "--log-format", "json",     NULL};
   proc p;
   proc_start(&p, NULL, false, argv);
   /* Wait for the first task to start: it must be the gate's. */
@@ -642,7 +639,8 @@ WD_TEST(a_table_dropped_after_discovery_fails_alone, 120) {
   char err[1024] = "";
   int drop_rc = -1;
   if (started) {
-    while (now_ms() < deadline && (kind == DBT_PG ? pg_running("a_gate") : my_running("a_gate")) == 0)
+    while (now_ms() < deadline &&
+           (kind == DBT_PG ? pg_running("a_gate") : my_running("a_gate")) == 0)
       proc_pump(&p, 50);
     /* A lock the export holds on the table would make the drop wait for
      * the gate, and the gate for the drop: give up rather than hang. */
@@ -671,8 +669,8 @@ WD_TEST(a_table_dropped_after_discovery_fails_alone, 120) {
   wd_files(dir, &files);
   cr_expect_not(has_part_file(&files), "a .part file was left behind");
   wd_list_free(&files);
-  bool named = event_line(p.err, "\"task_failed\"", line, sizeof line) &&
-               strstr(line, "b_gone") != NULL;
+  bool named =
+      event_line(p.err, "\"task_failed\"", line, sizeof line) && strstr(line, "b_gone") != NULL;
   cr_expect(named, "a task_failed event names b_gone:\n%s", p.err);
   proc_free(&p);
 
@@ -757,7 +755,8 @@ WD_TEST(manifest_records_the_snapshot_parts_and_files, 120) {
              schema, schema, schema, schema, schema, schema, schema);
     cr_assert_eq(wd_exec_dsn(dsn, err, sizeof err, sql), 0, "%s", err);
   } else {
-    const char *steps[] = {"DROP DATABASE IF EXISTS %s", "CREATE DATABASE %s",
+    const char *steps[] = {"DROP DATABASE IF EXISTS %s",
+                           "CREATE DATABASE %s",
                            "CREATE TABLE %s.big (id int PRIMARY KEY, v varchar(20)) ENGINE=InnoDB",
                            "INSERT INTO %s.big SELECT seq, CONCAT('v', seq) FROM seq_1_to_5000",
                            "CREATE TABLE %s.small (id int PRIMARY KEY) ENGINE=InnoDB",

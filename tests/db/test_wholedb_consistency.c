@@ -101,10 +101,10 @@ static void one_round(int kind, const char *schema, int r, const char *snapshot,
   snprintf(sub2, sizeof sub2, "%s-ab-%d", snapshot ? snapshot : "on", r);
   snprintf(to1, sizeof to1, "%s/%s/accounts.csv", dir, sub1);
   snprintf(to2, sizeof to2, "%s/%s/{table}.csv", dir, sub2);
-  const char *a1[24] = {"export",   "--from", dbt_dsn(kind), "--table", acc, "--partitions",
-                        "4",        "--pool", "4",           "--to",    to1};
-  const char *a2[24] = {"export", "--from", dbt_dsn(kind), "--tables", pats, "--pool", "2",
-                        "--to",   to2};
+  const char *a1[24] = {"export", "--from", dbt_dsn(kind), "--table", acc, "--partitions",
+                        "4",      "--pool", "4",           "--to",    to1};
+  const char *a2[24] = {"export", "--from", dbt_dsn(kind), "--tables", pats,
+                        "--pool", "2",      "--to",        to2};
   size_t n1 = 11, n2 = 8;
   if (snapshot != NULL) {
     a1[n1++] = "--snapshot";
@@ -198,11 +198,12 @@ static void consistency(int kind) {
   cr_expect_eq(strtoll(s2, NULL, 10), (long long)2 * NAB * BAL, "the movers kept sum(a)+sum(b)");
   free(s1);
   free(s2);
-  cr_log_info("%s: %d rounds with a snapshot in %llu ms, %ld moves committed during them; "
-              "with --snapshot none (%llu ms) the accounts sum broke %d of %d times, a+b %d, "
-              "rows %d; %ld moves in all",
-              kind_name(kind), ROUNDS, (unsigned long long)t_on, moved_during,
-              (unsigned long long)t_none, broke_acc, ROUNDS, broke_ab, broke_rows, commits);
+  cr_log_info(
+      "%s: %d rounds with a snapshot in %llu ms, %ld moves committed during them; "
+      "with --snapshot none (%llu ms) the accounts sum broke %d of %d times, a+b %d, "
+      "rows %d; %ld moves in all",
+      kind_name(kind), ROUNDS, (unsigned long long)t_on, moved_during, (unsigned long long)t_none,
+      broke_acc, ROUNDS, broke_ab, broke_rows, commits);
   fprintf(stderr,
           "wholedb_consistency %s: --snapshot none broke the accounts sum %d/%d, a+b %d/%d\n",
           kind_name(kind), broke_acc, ROUNDS, broke_ab, ROUNDS);
@@ -245,16 +246,17 @@ Test(wholedb_consistency, my_without_reload_says_lock_free_and_writes_nothing, .
   snprintf(dsn, sizeof dsn, "mysql://%s:%s@%s:%d/%s", user, NR_PASS, d.host, d.port, schema);
   dbp_dsn_free(&d);
 
-  char pat[300], to[600], out[400], single[300];
+  char pat[300], to[600], to_split[600], out[400], single[300];
   snprintf(pat, sizeof pat, "%s.*", schema);
   snprintf(out, sizeof out, "%s/out", dir);
   snprintf(to, sizeof to, "%s/{table}.csv", out);
   snprintf(single, sizeof single, "%s.t1", schema);
+  snprintf(to_split, sizeof to_split, "%s/t1.csv", out);
 
   /* The multi-table export, and a split one, refuse with the way out. */
   const char *const cases[][10] = {
       {"export", "--from", dsn, "--tables", pat, "--to", to, NULL},
-      {"export", "--from", dsn, "--table", single, "--partitions", "2", "--to", to, NULL},
+      {"export", "--from", dsn, "--table", single, "--partitions", "2", "--to", to_split, NULL},
   };
   for (size_t c = 0; c < 2; c++) {
     proc p;

@@ -39,8 +39,8 @@ static int run(mover *m, const char *sql) {
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
       const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
       /* 40001 serialization failure, 40P01 deadlock, 55P03 lock timeout */
-      bool retry = state != NULL && (strcmp(state, "40001") == 0 ||
-                                     strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0);
+      bool retry = state != NULL && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+                                     strcmp(state, "55P03") == 0);
       if (!retry) snprintf(m->why, sizeof m->why, "%s: %s", sql, PQresultErrorMessage(r));
       rc = retry ? 1 : -1;
     }

@@ -53,8 +53,8 @@ static bool conn_open(const char *dsn, wd_conn *c, char *err, size_t errlen) {
   c->my = mysql_init(NULL);
   mysql_options(c->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
   bool ok = mysql_real_connect(c->my, d.host, d.user, d.password,
-                               d.dbname != NULL && *d.dbname ? d.dbname : NULL,
-                               (unsigned)d.port, NULL, 0) != NULL;
+                               d.dbname != NULL && *d.dbname ? d.dbname : NULL, (unsigned)d.port,
+                               NULL, 0) != NULL;
   dbp_dsn_free(&d);
   if (!ok) {
     snprintf(err, errlen, "connect: %s", mysql_error(c->my));
