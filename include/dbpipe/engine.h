@@ -160,10 +160,10 @@ typedef enum dbp_run_event_kind {
   DBP_RUN_EV_RUN_STARTED = 1, /* tables found and planned: the task list is final */
   DBP_RUN_EV_SNAPSHOT,        /* a database's snapshot was taken and every worker joined */
   DBP_RUN_EV_TASK_STARTED,    /* the task got its slot; attempts follow */
-  DBP_RUN_EV_TASK_PROGRESS,   /* every interval, for each running task */
-  DBP_RUN_EV_RUN_PROGRESS,    /* every interval, after the TASK_PROGRESS events */
-  DBP_RUN_EV_TASK_RETRY,      /* an attempt failed; the next one comes after delay_ms */
-  DBP_RUN_EV_TASK_FINISHED,   /* done: files written */
+  DBP_RUN_EV_TASK_PROGRESS, /* every interval, for each running task */
+  DBP_RUN_EV_RUN_PROGRESS,  /* every interval, after the TASK_PROGRESS events */
+  DBP_RUN_EV_TASK_RETRY,    /* an attempt failed; the next one comes after delay_ms */
+  DBP_RUN_EV_TASK_FINISHED, /* done: files written */
   DBP_RUN_EV_TASK_FAILED,
   DBP_RUN_EV_TASK_CANCELLED,
   DBP_RUN_EV_MANIFEST_WRITTEN,

@@ -64,18 +64,18 @@ typedef struct dbp_plan_part {
 } dbp_plan_part;
 
 typedef struct dbp_plan_table {
-  dbp_db_kind kind; /* the dialect the SQL is for */
-  char *schema;     /* as the catalog stores it */
+  dbp_db_kind kind;   /* the dialect the SQL is for */
+  char *schema;       /* as the catalog stores it */
   char *name;
-  char *qualified; /* quoted for the dialect, ready for SQL */
+  char *qualified;    /* quoted for the dialect, ready for SQL */
   dbp_table_kind table_kind;
   int64_t rows_estimate; /* the catalog's estimate, -1 unknown */
   int64_t rows_counted;  /* rows counted while planning (the filter applied), -1 if not */
   dbp_split_method method;
-  size_t nkey; /* split columns (DBP_SPLIT_KEY) */
-  char **key;  /* their names, unquoted */
+  size_t nkey;     /* split columns (DBP_SPLIT_KEY) */
+  char **key;      /* their names, unquoted */
   dbp_type *key_type;
-  size_t nparts; /* at least 1 */
+  size_t nparts;   /* at least 1 */
   dbp_plan_part *parts;
 } dbp_plan_table;
 
