@@ -324,6 +324,41 @@ WD_TEST(split_exports_hold_every_row_once, 300) {
     wd_list_free(&ref);
   }
 
+  /* --where filters every part the same way as the unsplit query. */
+  for (size_t i = 0; i < 2; i++) {
+    const char *t = i == 0 ? "even" : "nullkey";
+    char qs[200], sql[400], qual[300], ref[600], to[1400], sub[64], base[600], what[200];
+    wd_quote(kind, schema, qs, sizeof qs);
+    snprintf(sql, sizeof sql, "SELECT * FROM %s.%s WHERE id %% 7 <> 3", qs, t);
+    snprintf(qual, sizeof qual, "%s.%s", schema, t);
+    snprintf(ref, sizeof ref, "%s/where-ref/%s.csv", dir, t);
+    snprintf(sub, sizeof sub, "where/%s", t);
+    under(base, sizeof base, sub);
+    snprintf(to, sizeof to, "%s/%s.{part}.csv", base, t);
+    snprintf(what, sizeof what, "%s %s --where", kind_name(kind), t);
+    proc p;
+    int code =
+        wd_cli(&p, NULL, "export", "--from", dbt_dsn(kind), "--query", sql, "--to", ref, NULL);
+    cr_assert_eq(code, 0, "%s: reference: %s", what, p.err);
+    proc_free(&p);
+    code = wd_cli(&p, NULL, "export", "--from", dbt_dsn(kind), "--table", qual, "--where",
+                  "id % 7 <> 3", "--partitions", "4", "--pool", "2", "--partition-by",
+                  i == 0 ? "auto" : "grp", "--to", to, NULL);
+    cr_assert_eq(code, 0, "%s: exit %d:\n%s", what, code, p.err);
+    proc_free(&p);
+    char *header = NULL;
+    wd_list want = {0}, got = {0}, files;
+    cr_assert(wd_csv_lines(ref, &header, &want));
+    wd_files(base, &files);
+    cr_expect_gt(files.n, 1, "%s: not split", what);
+    gather(&files, header, &got, what);
+    cr_expect(wd_same_lines(&got, &want, what), "%s: the rows differ", what);
+    free(header);
+    wd_list_free(&want);
+    wd_list_free(&got);
+    wd_list_free(&files);
+  }
+
   /* The same through --tables: every table of the schema but one, each
    * split, one directory per table. */
   char pat[300], excl[300], to[600];
@@ -465,7 +500,8 @@ WD_TEST(tables_export_equals_table_exports_and_stays_in_its_directory, 240) {
     char sub[64], out[400], to[600], man[600], realout[PATH_MAX];
     snprintf(sub, sizeof sub, "out-%s", exts[e]);
     under(out, sizeof out, sub);
-    snprintf(to, sizeof to, "%s/{schema}.{table}.%s", out, exts[e]);
+    /* {table} alone first in the name too: "../x" must not climb out. */
+    snprintf(to, sizeof to, e == 0 ? "%s/{table}.%s" : "%s/{schema}.{table}.%s", out, exts[e]);
     snprintf(man, sizeof man, "%s/m-%s.json", dir, exts[e]);
     proc p;
     int code = wd_cli(&p, NULL, "export", "--from", dbt_dsn(kind), "--tables", pat, "--to", to,
@@ -484,7 +520,10 @@ WD_TEST(tables_export_equals_table_exports_and_stays_in_its_directory, 240) {
         in_out++;
         cr_expect_null(strchr(all.v[i] + strlen(out) + 1, '/'), "%s: in a subdirectory", all.v[i]);
       } else {
-        cr_expect(strstr(all.v[i], "/out-") != NULL || strstr(all.v[i], "/m-") != NULL,
+        /* The reference exports and the manifests are the test's. */
+        const char *rest = all.v[i] + strlen(dir);
+        cr_expect(strncmp(rest, "/out-", 5) == 0 || strncmp(rest, "/m-", 3) == 0 ||
+                      strncmp(rest, "/refs/", 6) == 0,
                   "a file outside the output directory: %s", all.v[i]);
       }
     }
@@ -510,7 +549,7 @@ WD_TEST(tables_export_equals_table_exports_and_stays_in_its_directory, 240) {
       cr_expect_str_eq(dirname(dirbuf), realout, "%s was written to %s", tname, realfile);
       wd_check_task_files(task);
       char ref[700];
-      snprintf(ref, sizeof ref, "%s/ref-%s-%zu.%s", dir, exts[e], i, exts[e]);
+      snprintf(ref, sizeof ref, "%s/refs/%s-%zu.%s", dir, exts[e], i, exts[e]);
       export_one(kind, schema, tname, ref);
       char what[300];
       snprintf(what, sizeof what, "%s table %s (%s)", kind_name(kind), tname, exts[e]);
@@ -861,4 +900,83 @@ WD_TEST(manifest_records_the_snapshot_parts_and_files, 120) {
   snprintf(sql, sizeof sql,
            kind == DBT_PG ? "DROP SCHEMA %s CASCADE" : "DROP DATABASE IF EXISTS %s", schema);
   (void)wd_exec_dsn(dsn, err, sizeof err, sql);
+}
+
+/* A job file with the same keys: tables from both databases in one run,
+ * one snapshot each, recorded per connection in the manifest. */
+Test(wholedb_pg, job_file_tables_of_both_databases, .timeout = 120) {
+  const char *ps = wd_schema(DBT_PG, "job");
+  const char *ms = wd_schema(DBT_MY, "job");
+  static const char *const pg_sql[] = {
+      "CREATE TABLE {S}.t1 (id int PRIMARY KEY, v text)",
+      "INSERT INTO {S}.t1 SELECT g, 'v' || g FROM generate_series(1, 3000) g",
+      "CREATE TABLE {S}.t2 (id int PRIMARY KEY)",
+      "INSERT INTO {S}.t2 VALUES (1), (2), (3)",
+      "CREATE TABLE {S}.skip (id int PRIMARY KEY)",
+      NULL};
+  static const char *const my_sql[] = {
+      "CREATE TABLE {S}.t1 (id int PRIMARY KEY, v varchar(20)) ENGINE=InnoDB",
+      "INSERT INTO {S}.t1 SELECT seq, CONCAT('v', seq) FROM seq_1_to_3000",
+      "CREATE TABLE {S}.t2 (id int PRIMARY KEY) ENGINE=InnoDB",
+      "INSERT INTO {S}.t2 VALUES (1), (2), (3)",
+      "CREATE TABLE {S}.skip (id int PRIMARY KEY) ENGINE=InnoDB",
+      NULL};
+  exec_all(DBT_PG, ps, pg_sql);
+  exec_all(DBT_MY, ms, my_sql);
+  char job[400], man[400];
+  snprintf(job, sizeof job, "%s/job.yaml", dir);
+  snprintf(man, sizeof man, "%s/job.manifest.json", dir);
+  write_file(job,
+             "connections:\n"
+             "  pg: ${DBPIPE_PG_DSN}\n"
+             "  my:\n"
+             "    dsn: ${DBPIPE_MY_DSN}\n"
+             "    pool: 3\n"
+             "snapshot: on\n"
+             "manifest: %s\n"
+             "tasks:\n"
+             "  - name: pgt\n"
+             "    from: pg\n"
+             "    tables: [%s.t1, %s.t2, %s.skip]\n"
+             "    exclude: %s.skip\n"
+             "    partitions: 3\n"
+             "    to: %s/out/pg/{table}.{part}.csv\n"
+             "  - name: myt\n"
+             "    from: my\n"
+             "    tables: '%s.*'\n"
+             "    exclude: [%s.skip]\n"
+             "    chunk_rows: 1000\n"
+             "    partition_by: id\n"
+             "    to: %s/out/my/{table}.csv\n",
+             man, ps, ps, ps, ps, dir, ms, ms, dir);
+  proc p;
+  int code = wd_cli(&p, NULL, "run", job, NULL);
+  cr_expect_eq(code, 0, "exit %d:\n%s", code, p.err);
+  proc_free(&p);
+  jv m;
+  char *text;
+  wd_manifest(man, &m, &text);
+  cr_log_info("%s", text);
+  jv *dbs = j_get(&m, "databases");
+  cr_assert(dbs != NULL && dbs->t == J_ARR && dbs->n == 2, "two databases:\n%s", text);
+  for (size_t i = 0; i < 2; i++) {
+    jv *snap = j_get(&dbs->items[i], "snapshot");
+    cr_expect(snap != NULL && snap->t == J_OBJ, "database %zu has a snapshot", i);
+  }
+  const char *schemas[2] = {ps, ms};
+  for (int k = 0; k < 2; k++) {
+    jv *t1 = wd_task_of_table(&m, schemas[k], "t1");
+    jv *t2 = wd_task_of_table(&m, schemas[k], "t2");
+    cr_assert(t1 != NULL && t2 != NULL, "tasks of %s:\n%s", schemas[k], text);
+    cr_expect_null(wd_task_of_table(&m, schemas[k], "skip"), "exclude: left skip in");
+    cr_expect_eq((uint64_t)j_num(t1, "rows"), 3000);
+    cr_expect_eq((uint64_t)j_num(t2, "rows"), 3);
+    check_parts(t1, k == 0);
+    wd_check_task_files(t1);
+    wd_check_task_files(t2);
+  }
+  cr_expect(exists("%s/out/my/t1.csv", dir));
+  cr_expect(exists("%s/out/pg/t1.00001.csv", dir));
+  j_free(&m);
+  free(text);
 }
