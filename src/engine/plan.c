@@ -403,6 +403,11 @@ static int64_t to_int(const char *s) {
   return s == NULL ? -1 : strtoll(s, NULL, 10);
 }
 
+/* a / b rounded up, without overflow for any b. */
+static uint64_t ceil_div(uint64_t a, uint64_t b) {
+  return a / b + (a % b != 0);
+}
+
 /* Fills out for one part of every row. */
 static int one_part(planner *p, dbp_split_method m, int64_t rows) {
   p->out->method = m;
@@ -586,7 +591,7 @@ static int key_split(planner *p) {
     if (rc != 0) return rc;
     out->rows_counted = all;
     if (nonnull <= 0) return one_part(p, DBP_SPLIT_KEY, all < 0 ? -1 : all);
-    step = ((uint64_t)nonnull + p->o->partitions - 1) / p->o->partitions;
+    step = ceil_div((uint64_t)nonnull, p->o->partitions);
     max_bounds = p->o->partitions - 1;
   } else {
     step = p->o->chunk_rows;
@@ -686,7 +691,7 @@ static int ctid_split(planner *p) {
   uint64_t per;
   if (pages <= 0) return one_part(p, DBP_SPLIT_CTID, rows);
   if (p->o->partitions > 0) {
-    per = ((uint64_t)pages + p->o->partitions - 1) / p->o->partitions;
+    per = ceil_div((uint64_t)pages, p->o->partitions);
   } else {
     if (rows <= 0) {
       int64_t nonnull;
@@ -698,7 +703,7 @@ static int ctid_split(planner *p) {
     double d = (double)p->o->chunk_rows * (double)pages / (double)rows;
     per = d < 1 ? 1 : d >= (double)pages ? (uint64_t)pages : (uint64_t)d;
   }
-  size_t nparts = (size_t)(((uint64_t)pages + per - 1) / per);
+  size_t nparts = (size_t)ceil_div((uint64_t)pages, per);
   dbp_plan_table *out = p->out;
   out->method = DBP_SPLIT_CTID;
   out->parts = calloc(nparts, sizeof *out->parts);
