@@ -633,3 +633,28 @@ PLAN_TEST(bytes_key, 120) {
   if (setup(x, pg, my) != 0) return -1;
   return split_check(x, "bin", NULL, 300, &UNIQUE);
 }
+
+/* Timestamps with microseconds: planned in one time zone and DateStyle,
+ * read in others. */
+PLAN_TEST(timestamp_key, 120) {
+  const char *pg[] = {"CREATE TABLE {S}.ts (t timestamptz PRIMARY KEY, u timestamp)",
+                      "INSERT INTO {S}.ts SELECT TIMESTAMPTZ '2001-02-03 04:05:06.789012+00'"
+                      " + g * INTERVAL '37 min 13.123457 s', TIMESTAMP '2001-02-03 04:05:06'"
+                      " + g * INTERVAL '1 day 1 s' FROM generate_series(0, 2999) g",
+                      END};
+  const char *my[] = {"CREATE TABLE {S}.ts (t datetime(6) PRIMARY KEY, u datetime)",
+                      "INSERT INTO {S}.ts SELECT TIMESTAMP '2001-02-03 04:05:06.789012'"
+                      " + INTERVAL (seq * 2233123457) MICROSECOND, TIMESTAMP '2001-02-03 04:05:06'"
+                      " + INTERVAL (seq * 86401) SECOND FROM seq_0_to_2999",
+                      END};
+  if (setup(x, pg, my) != 0) return -1;
+  want w = UNIQUE;
+  if (x->pg) {
+    w.before = "SET TimeZone = 'Asia/Kolkata'; SET DateStyle = 'SQL, DMY'";
+    w.grow = "SET TimeZone = 'America/New_York'; SET DateStyle = 'Postgres, MDY'";
+  }
+  if (split_check(x, "ts", NULL, 400, &w) != 0) return -1;
+  /* A timestamp without zone, chosen as the split column. */
+  w.null_part = true;
+  return split_check(x, "ts", "u", 400, &w);
+}
