@@ -591,7 +591,7 @@ WD_TEST(names_made_safe_never_collide_silently, 120) {
       free(h);
     }
     for (int i = 1; i <= 4; i++) {
-      char v[8];
+      char v[16];
       snprintf(v, sizeof v, "%d", i);
       wd_list_add(&want, v, strlen(v));
     }
