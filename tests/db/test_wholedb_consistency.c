@@ -105,7 +105,7 @@ static void one_round(int kind, const char *schema, int r, const char *snapshot,
                         "4",      "--pool", "4",           "--to",    to1};
   const char *a2[24] = {"export", "--from", dbt_dsn(kind), "--tables", pats,
                         "--pool", "2",      "--to",        to2};
-  size_t n1 = 11, n2 = 8;
+  size_t n1 = 11, n2 = 9;
   if (snapshot != NULL) {
     a1[n1++] = "--snapshot";
     a1[n1++] = snapshot;

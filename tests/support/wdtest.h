@@ -92,6 +92,9 @@ bool wd_same_lines(wd_list *got, wd_list *want, const char *what);
  * quoted commas. */
 long long wd_sum_field(const wd_list *lines, size_t col);
 
+/* The SHA-256 of a file, by sha256sum ("" if it cannot be read). */
+void wd_sha256(const char *path, char out[65]);
+
 /* ---- manifests ---- */
 
 /* Reads and parses a manifest; fails the test if it is missing or not
