@@ -362,3 +362,32 @@ Test(engine_tables, a_split_export_cancelled_midway_leaves_nothing) {
   dbp_job_free(job);
   drop_tables(DBT_PG);
 }
+
+/* A filter or a split needs the table's catalog entry: a table that is not
+ * there fails its task with a message naming it, before any query, and
+ * the other tasks finish. */
+Test(engine_tables, a_filtered_or_split_table_that_does_not_exist_fails_alone) {
+  dbp_job *job = parse_job(
+      "connections: {db: \"%s\"}\n"
+      "manifest: false\n"
+      "tasks:\n"
+      "  - {name: filtered, from: db, table: no_such_table, where: 'id > 1', to: out/f.csv}\n"
+      "  - {name: split, from: db, table: no_such_table, partitions: 2, to: out/s.csv}\n"
+      "  - {name: fine, from: db, table: customers, to: out/c.csv}\n",
+      dbt_dsn(DBT_PG));
+  run_case c = {.job = job, .progress_ms = DBP_FOREVER};
+  dbt_run(run_body, &c);
+  cr_expect_eq(dbp_run_status(c.run), DBP_RUN_FAILED);
+  for (size_t i = 0; i < 2; i++) {
+    const dbp_task_info *in = dbp_run_task(c.run, i);
+    cr_expect_eq(in->state, DBP_TASK_FAILED, "%s", in->name);
+    cr_expect_not_null(strstr(in->message, "table 'no_such_table' not found"), "%s: %s", in->name,
+                       in->message);
+  }
+  cr_expect_eq(dbp_run_task(c.run, 2)->state, DBP_TASK_DONE);
+  cr_expect_not(exists("%s/out/f.csv", dir));
+  cr_expect_not(exists("%s/out/s.csv", dir));
+  cr_expect(exists("%s/out/c.csv", dir));
+  cr_expect_eq(dbp_run_free(c.run), 0);
+  dbp_job_free(job);
+}
