@@ -391,3 +391,48 @@ Test(engine_tables, a_filtered_or_split_table_that_does_not_exist_fails_alone) {
   cr_expect_eq(dbp_run_free(c.run), 0);
   dbp_job_free(job);
 }
+
+/* Two tables of the same name in two schemas, and a path without
+ * {schema}: the second would overwrite the first's file, so it fails with
+ * a message saying how to fix the path, and the first is written. A
+ * filter ending in a comment filters (it is written on lines of its own). */
+Test(engine_tables, tables_writing_one_file_are_refused_and_a_filter_may_end_in_a_comment) {
+  char s[6][300];
+  snprintf(s[0], sizeof s[0], "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+  snprintf(s[1], sizeof s[1], "DROP SCHEMA IF EXISTS %s_b CASCADE", schema);
+  snprintf(s[2], sizeof s[2], "CREATE SCHEMA %s", schema);
+  snprintf(s[3], sizeof s[3], "CREATE SCHEMA %s_b", schema);
+  snprintf(s[4], sizeof s[4],
+           "CREATE TABLE %s.t AS SELECT g AS id FROM generate_series(1, 100) AS g", schema);
+  snprintf(s[5], sizeof s[5],
+           "CREATE TABLE %s_b.t AS SELECT g AS id FROM generate_series(1, 50) AS g", schema);
+  sql_job j = {.dsn = dbt_dsn(DBT_PG), .stmts = {s[0], s[1], s[2], s[3], s[4], s[5]}};
+  run_sql(&j);
+  dbp_job *job = parse_job(
+      "connections: {db: \"%s\"}\n"
+      "manifest: false\n"
+      "tasks:\n"
+      "  - {name: same, from: db, tables: \"%s.t, %s_b.t\", to: \"out/{table}.csv\"}\n"
+      "  - {name: cut, from: db, table: %s.t, where: \"id > 90 -- the last ten\", partitions: 2,"
+      " to: out/cut.csv}\n",
+      dbt_dsn(DBT_PG), schema, schema, schema);
+  run_case c = {.job = job, .progress_ms = DBP_FOREVER};
+  dbt_run(run_body, &c);
+  cr_assert_eq(dbp_run_ntasks(c.run), 3);
+  const dbp_task_info *a = dbp_run_task(c.run, 0), *b = dbp_run_task(c.run, 1);
+  cr_expect_eq(a->state, DBP_TASK_DONE, "%s: %s", a->name, a->message);
+  cr_expect_eq(a->result.rows, 100);
+  cr_expect_eq(b->state, DBP_TASK_FAILED);
+  cr_expect_not_null(strstr(b->message, "writes the same file as task"), "%s", b->message);
+  cr_expect_not_null(strstr(b->message, "{schema}"), "%s", b->message);
+  const dbp_task_info *cut = dbp_run_task(c.run, 2);
+  cr_expect_eq(cut->state, DBP_TASK_DONE, "%s", cut->message);
+  cr_expect_eq(cut->result.rows, 10);
+  cr_expect_eq(dbp_run_free(c.run), 0);
+  dbp_job_free(job);
+  char d[300];
+  snprintf(d, sizeof d, "DROP SCHEMA IF EXISTS %s_b CASCADE", schema);
+  sql_job k = {.dsn = dbt_dsn(DBT_PG), .stmts = {d}};
+  run_sql(&k);
+  drop_tables(DBT_PG);
+}
