@@ -9,6 +9,7 @@
  * and drops it at the end. */
 #include <unistd.h>
 
+#include "jobtest.h"
 #include "rttest.h"
 #include "test_cli.h"
 
@@ -163,26 +164,7 @@ static int run_body(dbp_rt *rt, void *arg) {
   return dbp_run_wait(c->run, DBP_FOREVER) == 0 ? 0 : 4;
 }
 
-static dbp_job *parse_job(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static dbp_job *parse_job(const char *fmt, ...) {
-  char text[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
-  dbp_job_options jo = {.dir = dir};
-  dbp_job *job = NULL;
-  dbp_job_diag diag;
-  int rc = dbp_job_parse(text, strlen(text), "tables.yaml", &jo, &job, &diag);
-  if (rc != 0) {
-    char buf[1024];
-    for (size_t i = 0; i < diag.count; i++)
-      cr_log_error("%s", dbp_job_diag_format(&diag, i, buf, sizeof buf));
-    dbp_job_diag_free(&diag);
-  }
-  cr_assert_eq(rc, 0, "the job does not parse:\n%s", text);
-  return job;
-}
+#define parse_job(...) dbt_parse_job(dir, "tables.yaml", __VA_ARGS__)
 
 /* Lines of a file, and how many of them start with `prefix`. */
 static size_t count_lines(const char *path, const char *prefix, size_t *with_prefix) {
