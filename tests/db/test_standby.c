@@ -255,19 +255,97 @@ static void show(const char *what, int rc, const dbp_dberr *e) {
   cr_expect(0, "%s returned %s: %s", what, dbp_err_name(rc), dbp_dberr_format(e, m, sizeof m));
 }
 
-static int workers_agree_body(dbp_rt *rt, void *arg) {
-  const dsns *d = arg;
-  dbp_conn *p = NULL, *coord = NULL, *w1 = NULL, *w2 = NULL, *fresh = NULL;
-  CHECK(open_primary(rt, d->primary, &p) == 0);
-  CHECK(open_dsn(rt, d->standby, &coord) == 0);
-  CHECK(open_dsn(rt, d->standby, &w1) == 0);
-  CHECK(open_dsn(rt, d->standby, &w2) == 0);
-  CHECK(open_dsn(rt, d->standby, &fresh) == 0);
+/* The connections of the snapshot test: on the primary, and on the
+ * standby a coordinator, two workers and one outside the snapshot. */
+typedef struct conns {
+  dbp_conn *p, *coord, *w1, *w2, *fresh;
+} conns;
+
+/* Runs with the snapshot taken and the inserter going: what the workers
+ * see, and what a session outside the snapshot sees meanwhile. */
+static int read_in_snapshot(dbp_rt *rt, conns *c, dbp_snapshot *s, inserter *in) {
   dbp_dberr err;
+  cr_expect(dbp_snapshot_on_standby(s), "the snapshot says it is on a standby");
+  cr_expect(id_shape(dbp_snapshot_id(s)), "id %s", dbp_snapshot_id(s));
+  const char *pos = dbp_snapshot_position(s);
+  cr_expect(lsn_shape(pos), "position '%s' is an LSN", pos);
+  /* The position is where replay stood: never past what the standby has
+   * replayed since. */
+  char sql[256], v[128];
+  if (lsn_shape(pos)) {
+    snprintf(sql, sizeof sql, "SELECT '%s'::pg_lsn <= pg_last_wal_replay_lsn()", pos);
+    CHECK(value(c->fresh, sql, v, sizeof v) == 0);
+    cr_expect_str_eq(v, "t", "position %s is not past the standby's replay position", pos);
+  }
+
+  int rc = dbp_snapshot_join(s, c->w1, T, &err);
+  if (rc != 0) show("dbp_snapshot_join (first worker)", rc, &err);
+  CHECK(rc == 0);
+  char first[128], again[128], late[128], now_seen[128];
+  CHECK(seen(c->w1, first, sizeof first) == 0);
+  long at_join = in->done;
+
+  /* More rows commit on the primary and are replayed on the standby: a
+   * session outside the snapshot sees them. */
+  for (int i = 0; i < POLLS && in->done < at_join + 50 && in->why[0] == '\0'; i++)
+    (void)dbp_sleep(rt, 50);
+  cr_expect_geq(in->done, at_join + 50, "the inserter went on (%ld rows): %s", in->done, in->why);
+  CHECK(wait_replayed(rt, c->p, c->fresh) == 0);
+  CHECK(seen(c->fresh, now_seen, sizeof now_seen) == 0);
+  cr_expect_gt(atol(now_seen), atol(first), "outside the snapshot more rows are seen: %s vs %s",
+               now_seen, first);
+
+  /* A worker joining now sees what the first one saw, not those rows; the
+   * first still sees the same. */
+  rc = dbp_snapshot_join(s, c->w2, T, &err);
+  if (rc != 0) show("dbp_snapshot_join (late worker)", rc, &err);
+  CHECK(rc == 0);
+  CHECK(dbp_snapshot_ready(s, T, &err) == 0);
+  cr_expect_eq(dbp_snapshot_workers(s), 2);
+  CHECK(seen(c->w2, late, sizeof late) == 0);
+  CHECK(seen(c->w1, again, sizeof again) == 0);
+  cr_expect_str_eq(late, first, "the late worker sees what the first saw");
+  cr_expect_str_eq(again, first, "the first worker's view did not move");
+  cr_expect_geq(atol(first), ROWS, "the snapshot holds the table (%s)", first);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.t WHERE id <= %d", schema, ROWS);
+  CHECK(value(c->w2, sql, v, sizeof v) == 0);
+  cr_expect_eq(atol(v), ROWS, "every original row is in the snapshot (%s)", v);
+  char snap1[128], snap2[128];
+  CHECK(value(c->w1, "SELECT pg_current_snapshot()::text", snap1, sizeof snap1) == 0);
+  CHECK(value(c->w2, "SELECT pg_current_snapshot()::text", snap2, sizeof snap2) == 0);
+  cr_expect_str_eq(snap2, snap1, "both workers hold the same snapshot");
+  CHECK(exec(c->w1, "COMMIT") == 0);
+  CHECK(exec(c->w2, "COMMIT") == 0);
+  return 0;
+}
+
+/* Runs with the inserter going: the snapshot, always ended. */
+static int snapshot_under_inserts(dbp_rt *rt, conns *c, inserter *in) {
+  for (int i = 0; i < POLLS && in->done < 20 && in->why[0] == '\0'; i++) (void)dbp_sleep(rt, 50);
+  cr_expect_geq(in->done, 20, "the inserter committed %ld rows before the snapshot: %s", in->done,
+                in->why);
+  dbp_snapshot *s = NULL;
+  dbp_dberr err;
+  int rc = dbp_snapshot_begin(c->coord, NULL, T, &s, &err);
+  if (rc != 0) show("dbp_snapshot_begin on the standby", rc, &err);
+  CHECK(rc == 0);
+  int failed = read_in_snapshot(rt, c, s, in);
+  CHECK(dbp_snapshot_end(s, T) == 0);
+  CHECK(!dbp_conn_in_transaction(c->coord));
+  return failed;
+}
+
+static int with_connections(dbp_rt *rt, const dsns *d, conns *c) {
+  CHECK(open_primary(rt, d->primary, &c->p) == 0);
+  CHECK(open_dsn(rt, d->standby, &c->coord) == 0);
+  CHECK(open_dsn(rt, d->standby, &c->w1) == 0);
+  CHECK(open_dsn(rt, d->standby, &c->w2) == 0);
+  CHECK(open_dsn(rt, d->standby, &c->fresh) == 0);
 
   /* The control: on the primary the snapshot says it is not on a standby. */
   dbp_snapshot *s = NULL;
-  int rc = dbp_snapshot_begin(p, NULL, T, &s, &err);
+  dbp_dberr err;
+  int rc = dbp_snapshot_begin(c->p, NULL, T, &s, &err);
   if (rc != 0) show("dbp_snapshot_begin on the primary", rc, &err);
   CHECK(rc == 0);
   cr_expect_not(dbp_snapshot_on_standby(s), "a snapshot of the primary is on no standby");
@@ -278,76 +356,19 @@ static int workers_agree_body(dbp_rt *rt, void *arg) {
   snprintf(in.table, sizeof in.table, "%s.t", schema);
   dbp_co *co = NULL;
   CHECK(dbp_spawn(rt, &co, inserter_main, &in, NULL) == 0);
-  for (int i = 0; i < POLLS && in.done < 20 && in.why[0] == '\0'; i++) (void)dbp_sleep(rt, 50);
-  cr_expect_geq(in.done, 20, "the inserter committed %ld rows before the snapshot: %s", in.done,
-                in.why);
-
-  s = NULL;
-  rc = dbp_snapshot_begin(coord, NULL, T, &s, &err);
-  if (rc != 0) show("dbp_snapshot_begin on the standby", rc, &err);
-  CHECK(rc == 0);
-  cr_expect(dbp_snapshot_on_standby(s), "the snapshot says it is on a standby");
-  cr_expect(id_shape(dbp_snapshot_id(s)), "id %s", dbp_snapshot_id(s));
-  const char *pos = dbp_snapshot_position(s);
-  cr_expect(lsn_shape(pos), "position '%s' is an LSN", pos);
-  /* The position is where replay stood: never past what the standby has
-   * replayed since. */
-  char sql[256], v[128];
-  snprintf(sql, sizeof sql, "SELECT '%s'::pg_lsn <= pg_last_wal_replay_lsn()", pos);
-  if (lsn_shape(pos)) {
-    CHECK(value(fresh, sql, v, sizeof v) == 0);
-    cr_expect_str_eq(v, "t", "position %s is not past the standby's replay position", pos);
-  }
-
-  rc = dbp_snapshot_join(s, w1, T, &err);
-  if (rc != 0) show("dbp_snapshot_join (first worker)", rc, &err);
-  CHECK(rc == 0);
-  char first[128], again[128], late[128], now_seen[128];
-  CHECK(seen(w1, first, sizeof first) == 0);
-  long at_join = in.done;
-
-  /* More rows commit on the primary and are replayed on the standby: a
-   * session outside the snapshot sees them. */
-  for (int i = 0; i < POLLS && in.done < at_join + 50 && in.why[0] == '\0'; i++)
-    (void)dbp_sleep(rt, 50);
-  cr_expect_geq(in.done, at_join + 50, "the inserter went on (%ld rows): %s", in.done, in.why);
-  CHECK(wait_replayed(rt, p, fresh) == 0);
-  CHECK(seen(fresh, now_seen, sizeof now_seen) == 0);
-  cr_expect_gt(atol(now_seen), atol(first), "outside the snapshot more rows are seen: %s vs %s",
-               now_seen, first);
-
-  /* A worker joining now sees what the first one saw, not those rows; the
-   * first still sees the same. */
-  rc = dbp_snapshot_join(s, w2, T, &err);
-  if (rc != 0) show("dbp_snapshot_join (late worker)", rc, &err);
-  CHECK(rc == 0);
-  CHECK(dbp_snapshot_ready(s, T, &err) == 0);
-  cr_expect_eq(dbp_snapshot_workers(s), 2);
-  CHECK(seen(w2, late, sizeof late) == 0);
-  CHECK(seen(w1, again, sizeof again) == 0);
-  cr_expect_str_eq(late, first, "the late worker sees what the first saw");
-  cr_expect_str_eq(again, first, "the first worker's view did not move");
-  cr_expect_geq(atol(first), ROWS, "the snapshot holds the table (%s)", first);
-  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.t WHERE id <= %d", schema, ROWS);
-  CHECK(value(w2, sql, v, sizeof v) == 0);
-  cr_expect_eq(atol(v), ROWS, "every original row is in the snapshot (%s)", v);
-  char snap1[128], snap2[128];
-  CHECK(value(w1, "SELECT pg_current_snapshot()::text", snap1, sizeof snap1) == 0);
-  CHECK(value(w2, "SELECT pg_current_snapshot()::text", snap2, sizeof snap2) == 0);
-  cr_expect_str_eq(snap2, snap1, "both workers hold the same snapshot");
-
+  int failed = snapshot_under_inserts(rt, c, &in);
   in.stop = true;
   cr_expect_eq(dbp_join(co, NULL), 0, "inserter: %s", in.why);
-  CHECK(exec(w1, "COMMIT") == 0);
-  CHECK(exec(w2, "COMMIT") == 0);
-  CHECK(dbp_snapshot_end(s, T) == 0);
-  CHECK(!dbp_conn_in_transaction(coord));
-  dbp_conn_close(fresh);
-  dbp_conn_close(w2);
-  dbp_conn_close(w1);
-  dbp_conn_close(coord);
-  dbp_conn_close(p);
-  return 0;
+  return failed;
+}
+
+static int workers_agree_body(dbp_rt *rt, void *arg) {
+  conns c = {0};
+  int failed = with_connections(rt, arg, &c);
+  dbp_conn *all[] = {c.fresh, c.w2, c.w1, c.coord, c.p};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (all[i] != NULL) dbp_conn_close(all[i]);
+  return failed;
 }
 
 Test(standby, workers_share_a_snapshot_while_the_primary_inserts) {
