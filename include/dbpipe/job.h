@@ -12,6 +12,12 @@
  *       from: pg
  *       query: SELECT * FROM orders
  *       to: out/{name}-{date}.csv.gz
+ *     - name: shop
+ *       from: my
+ *       tables: [shop.*, "odd,name".t]     (or one string: shop.*, other.*)
+ *       exclude: shop.tmp_*
+ *       partitions: 4
+ *       to: out/{schema}.{table}.csv.zst
  *
  * `timeout:` and `idle_timeout:` take a duration; 0 or `none` means no
  * limit. `to: -` (standard output) is refused: tasks run side by side.
@@ -21,10 +27,16 @@
  * Loading a job expands ${VAR} / ${VAR:-default} ($$ is a literal $) in
  * connection strings, queries, table names, output paths and the manifest
  * path; replaces the {name} and {date} templates in output and manifest
- * paths; resolves relative paths against the job file's directory; applies
+ * paths (keeping {schema}, {table} and {part} of a task's path for the
+ * runner); resolves relative paths against the job file's directory; applies
  * `defaults:` to every task; and validates everything it can without touching
  * a database. Every problem found is collected with its 1-based line and
  * column, so a user sees all of them at once.
+ *
+ * `snapshot:` (on, none, lock-free; also true/yes as on and false/no/off
+ * as none) may be given for the whole job and in a connection's mapping
+ * form ({dsn:, pool:, snapshot:}); what is not given stays
+ * DBP_JOB_SNAPSHOT_AUTO.
  *
  * A dbp_job holds connection strings with their passwords: never print
  * dbp_job_conn.dsn, print dbp_job_conn.dsn_redacted.
@@ -73,11 +85,11 @@ DBP_EXTERN void dbp_job_diag_free(dbp_job_diag *d);
  * (dbp_snapshot_begin): `snapshot:` of a job or a connection, --snapshot
  * of dbpipe export. */
 typedef enum dbp_job_snapshot {
-  DBP_JOB_SNAPSHOT_AUTO = 0,  /* a connection: as the job says; a job: shared */
-  DBP_JOB_SNAPSHOT_ON,        /* "on": one snapshot per database (the default) */
-  DBP_JOB_SNAPSHOT_NONE,      /* "none": every task reads on its own */
-  DBP_JOB_SNAPSHOT_LOCK_FREE  /* "lock-free": MariaDB/MySQL without the commit lock
-                               * (DBP_SNAPSHOT_LOCK_FREE: tasks may disagree) */
+  DBP_JOB_SNAPSHOT_AUTO = 0, /* a connection: as the job says; a job: shared */
+  DBP_JOB_SNAPSHOT_ON,       /* "on": one snapshot per database (the default) */
+  DBP_JOB_SNAPSHOT_NONE,     /* "none": every task reads on its own */
+  DBP_JOB_SNAPSHOT_LOCK_FREE /* "lock-free": MariaDB/MySQL without the commit lock
+                              * (DBP_SNAPSHOT_LOCK_FREE: tasks may disagree) */
 } dbp_job_snapshot;
 
 typedef struct dbp_job_conn {
@@ -85,8 +97,8 @@ typedef struct dbp_job_conn {
   char *dsn;          /* expanded; holds the password: never print it */
   char *dsn_redacted; /* safe to print */
   dbp_db_kind kind;
-  size_t pool; /* pool size; 0 = the runner's default */
-  dbp_job_snapshot snapshot; /* AUTO: the job's */
+  size_t pool;               /* pool size; 0 = the runner's default */
+  dbp_job_snapshot snapshot; /* AUTO (not given): the job's */
   int line, column;
 } dbp_job_conn;
 
@@ -97,25 +109,35 @@ typedef struct dbp_job_task {
   char *table; /* schema.table allowed, quoted by the runner */
   /* Whole tables found in the catalog (dbp_list_tables patterns): the run
    * makes one task of every table that matches an include pattern and no
-   * exclude pattern; `views` lets views match too. */
+   * exclude pattern; `views` lets views match too. Each pattern is as the
+   * user wrote it between commas (quotes kept, spaces around it trimmed,
+   * never empty); its syntax is the catalog's to check. exclude and views
+   * are only set with tables (an inherited one is dropped otherwise). */
   char **tables;
   size_t ntables;
   char **exclude;
   size_t nexclude;
   bool views;
   /* An SQL filter added to the query of every table (table, tables); NULL
-   * for none. */
+   * for none. Checked to be one condition with no ';' ending the statement
+   * (put it inside "WHERE (\n" ... "\n)": it may end in a -- comment). */
   char *where;
   /* Splitting a table into parts read side by side (table, tables):
    * partitions (about that many parts of equal rows) or chunk_rows (parts
    * of about that many rows), at most one of them; 0 = not split.
-   * partition_by names the split column; NULL = "auto" (the primary key). */
+   * partition_by names the split column; NULL = "auto" (the primary key).
+   * All three only with table or tables, partition_by only with a split
+   * (inherited ones that do not apply are dropped). */
   char *partition_by;
   size_t partitions;
   uint64_t chunk_rows;
   /* Output path: templates applied, resolved. Tasks with `tables` keep
-   * {schema} and {table}, and split ones {part}, for the runner to fill in
-   * (their values made safe for a file name). */
+   * {schema} and {table} ({table} is required), and split ones {part}
+   * (optional: without it the parts are joined into one file), for the
+   * runner to fill in (their values made safe for a file name). Such a path
+   * was not checked with dbp_export_check_target, nor against the other
+   * tasks' paths: the runner checks the files it fills in. "-" never has
+   * tables or a split. */
   char *path;
   /* What the export writes: format (never AUTO once finished: taken from the
    * path if not given), compression (never AUTO), level (0 = the library
@@ -150,10 +172,10 @@ typedef struct dbp_job {
   dbp_job_conn *conns;
   size_t ntasks;
   dbp_job_task *tasks;
-  size_t concurrency; /* default DBP_JOB_DEFAULT_CONCURRENCY */
-  dbp_job_snapshot snapshot; /* AUTO = ON */
-  char *manifest;     /* resolved path; NULL when `manifest: false` */
-  time_t started;     /* the time {date} was taken from */
+  size_t concurrency;        /* default DBP_JOB_DEFAULT_CONCURRENCY */
+  dbp_job_snapshot snapshot; /* AUTO (not given) = ON; dbpipe export sets ON or NONE */
+  char *manifest;            /* resolved path; NULL when `manifest: false` */
+  time_t started;            /* the time {date} was taken from */
 } dbp_job;
 
 /* Looks up a variable for ${VAR} expansion: returns its value or NULL when

@@ -108,8 +108,9 @@ typedef enum dbp_setting_origin {
  * timeout (DBP_DEFAULT_IO_TIMEOUT_MS) and retry backoff, format and
  * compression AUTO (to be decided by dbp_task_finish). */
 DBP_EXTERN void dbp_task_init(dbp_job_task *t);
-/* Frees the strings a task owns (name, query, table, path, the null string)
- * and leaves it as dbp_task_init does. */
+/* Frees the strings a task owns (name, query, table, the tables and
+ * exclude patterns, where, partition_by, path, the null string) and leaves
+ * it as dbp_task_init does. */
 DBP_EXTERN void dbp_task_clear(dbp_job_task *t);
 
 /* Applies the task setting `key` (a key of dbp_settings: "max_rows") with
@@ -131,8 +132,9 @@ DBP_EXTERN int dbp_task_set_default(dbp_job_task *t, const char *key, const char
                                     size_t errlen);
 
 /* A connection's settings ("pool": 1 to 1000; "snapshot": on, none,
- * lock-free) and a job's ("concurrency": 1 to 10000; "snapshot"), parsed
- * and reported as dbp_task_set does. */
+ * lock-free, where true/yes stand for on and false/no/off for none) and a
+ * job's ("concurrency": 1 to 10000; "snapshot"), parsed and reported as
+ * dbp_task_set does. */
 DBP_EXTERN int dbp_job_conn_set(dbp_job_conn *c, const char *key, const char *value, char *err,
                                 size_t errlen);
 DBP_EXTERN int dbp_job_set(dbp_job *job, const char *key, const char *value, char *err,
@@ -148,7 +150,9 @@ typedef enum dbp_task_problem_code {
                                   * to give a format ("... with 'format:'") */
   DBP_TASK_LEVEL_RANGE,          /* level beyond what the compression allows */
   DBP_TASK_CONFLICT,             /* a setting that does not go with the others */
-  DBP_TASK_BAD_TARGET            /* what is at the path cannot be replaced by a file */
+  DBP_TASK_BAD_TARGET,           /* what is at the path cannot be replaced by a file */
+  DBP_TASK_SOURCE                /* none, or more than one, of query, table and tables
+                                  * (setting: the query when none, else table or tables) */
 } dbp_task_problem_code;
 
 typedef struct dbp_task_problem {
@@ -166,9 +170,16 @@ typedef void (*dbp_task_report_fn)(void *ud, const dbp_task_problem *problem);
  * needs a format; standard output defaults to CSV, uncompressed), checks
  * the level against the compression (an inherited level is dropped without
  * compression), refuses what does not go together (delimiter, null or no
- * header with jsonl; splitting standard output) and checks, without
+ * header with jsonl; splitting standard output; exclude and views without
+ * tables; where, partition_by, partitions or chunk_rows with a query;
+ * partitions with chunk_rows; partition_by without either; tables or a
+ * split to standard output; tables without {table} in the path; {schema}
+ * or {table} without tables; {part} without a split. An inherited setting
+ * that does not apply is dropped instead, except `where`) and checks, without
  * changing anything, that the output path can become a file
- * (dbp_export_check_target). What depends on a setting whose value was
+ * (dbp_export_check_target; not for a path holding {schema}, {table} or
+ * {part}, which names no file yet). Exactly one of query, table and tables
+ * must be given (DBP_TASK_SOURCE otherwise). What depends on a setting whose value was
  * refused, or on a missing path, is not checked. Reports every problem in
  * order and returns 0, or DBP_EINVAL when it reported any. */
 DBP_EXTERN int dbp_task_finish(dbp_job_task *t, dbp_task_report_fn report, void *ud);

@@ -98,6 +98,9 @@ typedef struct cli_progress {
   int fd;
   int lines; /* lines currently drawn */
   bool hidden_cursor;
+  /* Set at DBP_RUN_EV_RUN_STARTED: before it the task list is not final
+   * (a `tables` task is still one entry), so nothing is drawn. */
+  bool started;
   dbp_run *run;
   dbp_rt *rt;
   const dbp_job *job;
@@ -112,6 +115,54 @@ void cli_progress_finish(cli_progress *p);
 /* A run subscriber (ud: the cli_progress): redraws at every progress
  * interval. */
 void cli_progress_on_event(const dbp_run_event *ev, void *ud);
+
+/* ---- progress arithmetic (pure: no run, no terminal) ---- */
+
+/* ETAs longer than this (about 100 years) are shown as this. */
+#define CLI_ETA_MAX_S INT64_C(3155760000)
+
+/* How far `rows` has come toward `estimate`, in whole percent rounded
+ * down: 0..99 while rows < estimate. Estimates are guesses: rows at or
+ * above the estimate (an estimate of 0 included) give 99, never more, as
+ * a task is only complete once it has finished. -1 when the estimate is
+ * unknown (negative). */
+int cli_percent(uint64_t rows, int64_t estimate);
+/* Seconds until `rows` reaches `estimate` at `rows_per_sec`, rounded up
+ * and at most CLI_ETA_MAX_S; -1 (no ETA) when the estimate is unknown,
+ * already reached or exceeded, or the rate is not positive. */
+int64_t cli_eta_s(uint64_t rows, int64_t estimate, double rows_per_sec);
+/* An ETA in seconds for people: "0s", "12s", "1m05s", "2h03m", "3d04h",
+ * ">99d"; "" for a negative one. */
+const char *cli_fmt_eta(int64_t s, char *buf, size_t len);
+/* A rate in short form: "0", "850", "4.21k", "35.1k", "412k", "1.20M",
+ * "3.40G", "1.00T". */
+const char *cli_fmt_rate(double per_sec, char *buf, size_t len);
+
+/* A whole run's progress added up from its tasks (cli_outlook_add on each,
+ * starting from {0}). A finished task counts as its whole estimate (what
+ * it really had does not matter any more); a queued or running one as its
+ * rows so far, at most its estimate; a failed or cancelled one not at all,
+ * as it will not progress. A task without an estimate leaves the run
+ * without a percent until it has finished. */
+typedef struct cli_outlook {
+  size_t tasks;        /* every task added */
+  size_t tables;       /* tasks that export a table */
+  size_t done;         /* finished */
+  size_t counted;      /* neither failed nor cancelled */
+  size_t unestimated;  /* counted tasks without an estimate, not yet done */
+  uint64_t estimate;   /* sum of the counted tasks' estimates */
+  uint64_t progress;   /* rows toward it */
+  double rows_per_sec; /* sum over the running tasks */
+} cli_outlook;
+
+void cli_outlook_add(cli_outlook *o, const dbp_task_info *t);
+/* The run's percent (as cli_percent; 100 once every counted task is
+ * done), or -1 when a counted task not yet done has no estimate, or none
+ * is counted. */
+int cli_outlook_percent(const cli_outlook *o);
+/* Seconds left at the running tasks' summed rate (as cli_eta_s), or -1
+ * when the percent is unknown. */
+int64_t cli_outlook_eta_s(const cli_outlook *o);
 
 /* ---- commands ---- */
 

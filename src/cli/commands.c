@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "dbpipe/job.h"
+#include "job/job_internal.h"
 
 /* ---- option parsing: --name VALUE, --name=VALUE, flags, positionals ---- */
 
@@ -141,7 +142,8 @@ int cli_cmd_export(int argc, char **argv) {
   cli_log log = {.out = stderr};
   dbp_job_task t;
   dbp_task_init(&t);
-  char *from = NULL; /* our copy of the DSN: the argument itself is scrubbed */
+  char *from = NULL;        /* our copy of the DSN: the argument itself is scrubbed */
+  dbp_buf lists[2] = {{0}}; /* --tables, --exclude given more than once, joined */
   int code = CLI_USAGE;
   const char *val;
   int k;
@@ -157,6 +159,18 @@ int cli_cmd_export(int argc, char **argv) {
       cli_help(stdout, "export");
       code = CLI_OK;
       goto out;
+    }
+    if ((k == E_TABLES || k == E_EXCLUDE) && v[k] != NULL) {
+      /* More patterns: one list, as the setting reads it. */
+      dbp_buf *b = &lists[k == E_TABLES ? 0 : 1];
+      if (b->data == NULL) dbp_buf_puts(b, v[k]);
+      dbp_buf_printf(b, ",%s", val);
+      if (b->oom) {
+        code = CLI_FAILED;
+        goto out;
+      }
+      v[k] = b->data;
+      continue;
     }
     if (cli_export_opts[k].arg && v[k] != NULL) {
       cli_errf("dbpipe export: --%s given twice", cli_export_opts[k].name);
@@ -194,12 +208,16 @@ int cli_cmd_export(int argc, char **argv) {
     }
     v[E_FROM] = from;
   }
-  if (v[E_FROM] == NULL || v[E_TO] == NULL || (v[E_QUERY] == NULL) == (v[E_TABLE] == NULL)) {
-    cli_errf("dbpipe export: %s", v[E_FROM] == NULL ? "--from DSN (or --from-env VAR) is required"
-                                  : v[E_TO] == NULL ? "--to PATH is required"
-                                  : v[E_QUERY] != NULL ? "give --query or --table, not both"
-                                                       : "--query SQL or --table NAME is required");
-    cli_errf("usage: dbpipe export --from DSN (--query SQL | --table NAME) --to PATH [options]");
+  int sources = (v[E_QUERY] != NULL) + (v[E_TABLE] != NULL) + (v[E_TABLES] != NULL);
+  if (v[E_FROM] == NULL || v[E_TO] == NULL || sources != 1) {
+    cli_errf("dbpipe export: %s",
+             v[E_FROM] == NULL ? "--from DSN (or --from-env VAR) is required"
+             : v[E_TO] == NULL ? "--to PATH is required"
+             : sources > 1     ? "give one of --query, --table and --tables"
+                               : "--query SQL, --table NAME or --tables PATTERNS is required");
+    cli_errf(
+        "usage: dbpipe export --from DSN (--query SQL | --table NAME | --tables PATTERNS) "
+        "--to PATH [options]");
     goto out;
   }
 
@@ -215,8 +233,9 @@ int cli_cmd_export(int argc, char **argv) {
   for (int i = 0; i < E_COUNT; i++) {
     if (cli_export_opts[i].setting == NULL || !flags[i]) continue;
     const char *value = cli_export_opts[i].flag != NULL ? cli_export_opts[i].flag : v[i];
-    int rc = i == E_POOL ? dbp_job_conn_set(&conn, "pool", value, why, sizeof why)
-                         : dbp_task_set(&t, cli_export_opts[i].setting, value, why, sizeof why);
+    int rc = i == E_POOL || i == E_SNAPSHOT
+                 ? dbp_job_conn_set(&conn, cli_export_opts[i].setting, value, why, sizeof why)
+                 : dbp_task_set(&t, cli_export_opts[i].setting, value, why, sizeof why);
     if (rc == DBP_EINVAL) {
       code = bad_value("export", cli_export_opts[i].name, value, why);
       goto out;
@@ -266,6 +285,17 @@ int cli_cmd_export(int argc, char **argv) {
     cli_errf("dbpipe export: --query: %s", ebuf[0] ? ebuf : "give exactly one statement");
     goto out;
   }
+  if (t.where != NULL) {
+    int rc = dbp__where_check(conn.kind, t.where, ebuf, sizeof ebuf);
+    if (rc == DBP_ENOMEM) {
+      code = CLI_FAILED;
+      goto out;
+    }
+    if (rc != 0) {
+      cli_errf("dbpipe export: --where: %s", ebuf);
+      goto out;
+    }
+  }
   conn.dsn = (char *)v[E_FROM];
   conn.dsn_redacted = (char *)dbp_dsn_redact(v[E_FROM], rbuf, sizeof rbuf);
 
@@ -276,6 +306,20 @@ int cli_cmd_export(int argc, char **argv) {
                  .tasks = &t,
                  .concurrency = 1,
                  .manifest = (char *)v[E_MANIFEST]};
+  /* One query (or table) read whole is one statement: it needs no shared
+   * snapshot. Several tables, or a table read in parts side by side, do,
+   * and should read in parallel: a pool of as many connections as parts
+   * (4 when not known), at most 8, unless --pool says. --snapshot (the
+   * connection's) overrides the job's choice either way. */
+  bool parallel = t.ntables > 0 || t.partitions > 0 || t.chunk_rows > 0;
+  job.snapshot = parallel ? DBP_JOB_SNAPSHOT_ON : DBP_JOB_SNAPSHOT_NONE;
+  if (parallel) {
+    if (v[E_POOL] == NULL) {
+      size_t want = t.partitions > 0 ? t.partitions : 4;
+      conn.pool = want < 8 ? want : 8;
+    }
+    job.concurrency = conn.pool;
+  }
   cli_run_options ro = {.log = &log, .progress = want_progress(&log), .command = "export"};
   code = cli_run_job(&job, NULL, &ro);
 
@@ -285,6 +329,8 @@ out:
     free(from);
   }
   dbp_task_clear(&t);
+  dbp_buf_free(&lists[0]);
+  dbp_buf_free(&lists[1]);
   cli_log_free(&log);
   return code;
 }
@@ -426,6 +472,40 @@ out:
   return code;
 }
 
+/* The word of a snapshot choice; AUTO reads as `dflt`. */
+static const char *snapshot_word(dbp_job_snapshot s, dbp_job_snapshot dflt) {
+  if (s == DBP_JOB_SNAPSHOT_AUTO) s = dflt;
+  return s == DBP_JOB_SNAPSHOT_NONE ? "none" : s == DBP_JOB_SNAPSHOT_LOCK_FREE ? "lock-free" : "on";
+}
+
+static void put_list(dbp_buf *b, char *const *items, size_t n) {
+  for (size_t i = 0; i < n; i++) dbp_buf_printf(b, "%s%s", i ? ", " : "", items[i]);
+}
+
+/* What a task reads, for check: "query", "shop.orders", "tables public.*
+ * (exclude public.tmp_*) with views where ... split 4 parts by auto". */
+static void describe_source(dbp_buf *b, const dbp_job_task *t) {
+  if (t->ntables > 0) {
+    dbp_buf_puts(b, "tables ");
+    put_list(b, t->tables, t->ntables);
+    if (t->nexclude > 0) {
+      dbp_buf_puts(b, " (exclude ");
+      put_list(b, t->exclude, t->nexclude);
+      dbp_buf_puts(b, ")");
+    }
+    if (t->views) dbp_buf_puts(b, " with views");
+  } else {
+    dbp_buf_puts(b, t->table != NULL ? t->table : "query");
+  }
+  if (t->where != NULL) dbp_buf_printf(b, " where %s", t->where);
+  const char *by = t->partition_by != NULL ? t->partition_by : "auto";
+  if (t->partitions > 0) {
+    dbp_buf_printf(b, " split %zu part%s by %s", t->partitions, t->partitions == 1 ? "" : "s", by);
+  } else if (t->chunk_rows > 0) {
+    dbp_buf_printf(b, " split in chunks of %llu rows by %s", (unsigned long long)t->chunk_rows, by);
+  }
+}
+
 static const cli_opt check_opts[] = {{.name = "help"}, {.name = NULL}};
 
 int cli_cmd_check(int argc, char **argv) {
@@ -453,18 +533,28 @@ int cli_cmd_check(int argc, char **argv) {
   dbp_job *job;
   if (load_job("check", path, NULL, &job) != 0) return CLI_USAGE;
   /* Names, paths and DSNs come from the file: shown, never obeyed. */
-  cli_outf("%s: ok: %zu task%s, %zu connection%s, concurrency %zu", path, job->ntasks,
-           job->ntasks == 1 ? "" : "s", job->nconns, job->nconns == 1 ? "" : "s", job->concurrency);
+  cli_outf("%s: ok: %zu task%s, %zu connection%s, concurrency %zu, snapshot %s", path, job->ntasks,
+           job->ntasks == 1 ? "" : "s", job->nconns, job->nconns == 1 ? "" : "s", job->concurrency,
+           snapshot_word(job->snapshot, DBP_JOB_SNAPSHOT_ON));
   for (size_t i = 0; i < job->nconns; i++) {
-    cli_outf("  connection %s: %s", job->conns[i].name, job->conns[i].dsn_redacted);
+    const dbp_job_conn *c = &job->conns[i];
+    if (c->snapshot != DBP_JOB_SNAPSHOT_AUTO) {
+      cli_outf("  connection %s: %s (snapshot %s)", c->name, c->dsn_redacted,
+               snapshot_word(c->snapshot, DBP_JOB_SNAPSHOT_ON));
+    } else {
+      cli_outf("  connection %s: %s", c->name, c->dsn_redacted);
+    }
   }
   for (size_t i = 0; i < job->ntasks; i++) {
     const dbp_job_task *t = &job->tasks[i];
+    dbp_buf what = {0};
+    describe_source(&what, t);
     cli_outf(
-        "  task %s: %s %s -> %s (%s%s%s)", t->name, job->conns[t->conn].name,
-        t->table ? t->table : "query", t->path, dbp_format_name(t->export.format),
+        "  task %s: %s %s -> %s (%s%s%s)", t->name, job->conns[t->conn].name, dbp_buf_str(&what),
+        t->path, dbp_format_name(t->export.format),
         t->export.compression != DBP_COMP_NONE ? ", " : "",
         t->export.compression != DBP_COMP_NONE ? dbp_compression_name(t->export.compression) : "");
+    dbp_buf_free(&what);
   }
   cli_outf("  manifest: %s", job->manifest ? job->manifest : "none");
   dbp_job_free(job);

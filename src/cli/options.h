@@ -2,7 +2,9 @@
  * are task settings of the job layer (dbpipe/settings.h). `dbpipe export
  * --max-rows 1000` is the setting max_rows with the value "1000": the
  * option's name is the setting's key with '-' for '_', and a flag stands
- * for a fixed value (--no-header is header=false). */
+ * for a fixed value (--no-header is header=false). --pool and --snapshot
+ * are the settings of the export's one connection. --tables and --exclude
+ * may be repeated: their values join into one comma-separated list. */
 #ifndef DBPIPE_CLI_OPTIONS_H
 #define DBPIPE_CLI_OPTIONS_H
 
@@ -21,6 +23,13 @@ enum {
   E_FROM_ENV,
   E_QUERY,
   E_TABLE,
+  E_TABLES,
+  E_EXCLUDE,
+  E_VIEWS,
+  E_WHERE,
+  E_PARTITION_BY,
+  E_PARTITIONS,
+  E_CHUNK_ROWS,
   E_TO,
   E_FORMAT,
   E_COMPRESSION,
@@ -35,6 +44,7 @@ enum {
   E_IDLE_TIMEOUT,
   E_RETRIES,
   E_POOL,
+  E_SNAPSHOT,
   E_MANIFEST,
   E_QUIET,
   E_LOG_FORMAT,
@@ -48,6 +58,13 @@ static const cli_opt cli_export_opts[E_COUNT + 1] = {
     [E_FROM_ENV] = {"from-env", true, NULL, NULL},
     [E_QUERY] = {"query", true, "query", NULL},
     [E_TABLE] = {"table", true, "table", NULL},
+    [E_TABLES] = {"tables", true, "tables", NULL},
+    [E_EXCLUDE] = {"exclude", true, "exclude", NULL},
+    [E_VIEWS] = {"views", false, "views", "true"},
+    [E_WHERE] = {"where", true, "where", NULL},
+    [E_PARTITION_BY] = {"partition-by", true, "partition_by", NULL},
+    [E_PARTITIONS] = {"partitions", true, "partitions", NULL},
+    [E_CHUNK_ROWS] = {"chunk-rows", true, "chunk_rows", NULL},
     [E_TO] = {"to", true, "to", NULL},
     [E_FORMAT] = {"format", true, "format", NULL},
     [E_COMPRESSION] = {"compression", true, "compression", NULL},
@@ -62,6 +79,7 @@ static const cli_opt cli_export_opts[E_COUNT + 1] = {
     [E_IDLE_TIMEOUT] = {"idle-timeout", true, "idle_timeout", NULL},
     [E_RETRIES] = {"retries", true, "retries", NULL},
     [E_POOL] = {"pool", true, "pool", NULL},
+    [E_SNAPSHOT] = {"snapshot", true, "snapshot", NULL},
     [E_MANIFEST] = {"manifest", true, NULL, NULL},
     [E_QUIET] = {"quiet", false, NULL, NULL},
     [E_LOG_FORMAT] = {"log-format", true, NULL, NULL},

@@ -40,15 +40,50 @@ static const char *status_word(dbp_run_state s) {
   return s == DBP_RUN_CANCELLED ? "interrupted" : dbp_run_state_name(s);
 }
 
+/* Appends ",\"NAME\":V" with V the number, or null when negative
+ * (unknown). */
+static void json_opt(dbp_buf *b, const char *name, int64_t v) {
+  if (v < 0)
+    dbp_buf_printf(b, ",\"%s\":null", name);
+  else
+    dbp_buf_printf(b, ",\"%s\":%lld", name, (long long)v);
+}
+
+/* What every task event says of the task beyond its name: the table (when
+ * it exports one), its parts and its estimate. Starts with a comma. */
+static void task_fields(dbp_buf *b, const dbp_task_info *in) {
+  if (in->table != NULL) {
+    dbp_buf_puts(b, ",\"table\":");
+    dbp_buf_json(b, in->table);
+  }
+  dbp_buf_printf(b, ",\"parts\":%zu,\"parts_done\":%zu", in->nparts, in->parts_done);
+  json_opt(b, "rows_estimate", in->rows_estimate);
+}
+
+/* The run's estimate in JSON: null when no task has one. */
+static void run_estimate_fields(dbp_buf *b, const dbp_run_summary *sum) {
+  json_opt(b, "rows_estimate",
+           sum->tasks_unestimated >= sum->ntasks
+               ? -1
+               : (int64_t)(sum->rows_estimate > INT64_MAX ? INT64_MAX : sum->rows_estimate));
+  dbp_buf_printf(b, ",\"tasks_unestimated\":%zu", sum->tasks_unestimated);
+}
+
 static void log_run_started(cli_front *f, const dbp_run_summary *sum) {
   dbp_buf fields = {0}, text = {0};
   const char *file = f->job->file;
   dbp_buf_printf(&fields, "\"tasks\":%zu,\"concurrency\":%zu,\"job\":", sum->ntasks,
                  sum->concurrency);
   dbp_buf_json(&fields, file);
+  run_estimate_fields(&fields, sum);
   dbp_buf_printf(&text, "running %zu task%s%s%s, %zu at a time", sum->ntasks,
                  sum->ntasks == 1 ? "" : "s", file ? " from " : "", file ? file : "",
                  sum->concurrency);
+  if (sum->tasks_unestimated < sum->ntasks) {
+    char n[32];
+    dbp_buf_printf(&text, " (about %s rows%s)", cli_fmt_count(sum->rows_estimate, n, sizeof n),
+                   sum->tasks_unestimated ? " in the tasks with an estimate" : "");
+  }
   cli_log_event(f->log, CLI_INFO, "run_started", NULL, text.data, fields.data);
   dbp_buf_free(&fields);
   dbp_buf_free(&text);
@@ -61,6 +96,7 @@ static void log_task_started(cli_front *f, const dbp_task_info *in) {
   dbp_buf_json(&fields, in->connection);
   dbp_buf_puts(&fields, ",\"path\":");
   dbp_buf_json(&fields, path);
+  task_fields(&fields, in);
   dbp_buf_printf(&text, "started (from %s to %s)", in->connection,
                  strcmp(path, "-") == 0 ? "standard output" : cli_display_path(path));
   cli_log_event(f->log, CLI_INFO, "task_started", in->name, text.data, fields.data);
@@ -74,10 +110,106 @@ static void log_task_progress(cli_front *f, const dbp_run_event *ev) {
   dbp_buf_printf(&fields, "\"rows\":%llu,\"bytes\":%llu,\"rows_per_sec\":%.1f,\"elapsed_ms\":%llu",
                  (unsigned long long)ev->rows, (unsigned long long)ev->bytes, ev->rows_per_sec,
                  (unsigned long long)ev->elapsed_ms);
-  dbp_buf_printf(&text, "%s rows, %s, %s rows/s", cli_fmt_count(ev->rows, rows, sizeof rows),
-                 cli_fmt_bytes(ev->bytes, bytes, sizeof bytes),
+  const dbp_task_info *in = ev->info;
+  task_fields(&fields, in);
+  int pct = cli_percent(ev->rows, in->rows_estimate);
+  int64_t eta = cli_eta_s(ev->rows, in->rows_estimate, ev->rows_per_sec);
+  json_opt(&fields, "percent", pct);
+  json_opt(&fields, "eta_s", eta);
+  dbp_buf_printf(&text, "%s rows", cli_fmt_count(ev->rows, rows, sizeof rows));
+  if (pct >= 0) {
+    char est[32];
+    dbp_buf_printf(&text, " of about %s (%d%%)",
+                   cli_fmt_count((uint64_t)in->rows_estimate, est, sizeof est), pct);
+  }
+  dbp_buf_printf(&text, ", %s, %s rows/s", cli_fmt_bytes(ev->bytes, bytes, sizeof bytes),
                  cli_fmt_count((uint64_t)(ev->rows_per_sec + 0.5), rate, sizeof rate));
-  cli_log_event(f->log, CLI_INFO, "task_progress", ev->info->name, text.data, fields.data);
+  if (eta >= 0) {
+    char e[32];
+    dbp_buf_printf(&text, ", ETA %s", cli_fmt_eta(eta, e, sizeof e));
+  }
+  if (in->nparts > 1) dbp_buf_printf(&text, ", %zu of %zu parts done", in->parts_done, in->nparts);
+  cli_log_event(f->log, CLI_INFO, "task_progress", in->name, text.data, fields.data);
+  dbp_buf_free(&fields);
+  dbp_buf_free(&text);
+}
+
+/* The whole run every interval (JSON logs only): rows of every task so
+ * far, the summed rate of the running ones, percent and ETA over the
+ * estimates (see cli_outlook). */
+static void log_run_progress(cli_front *f, const dbp_run_event *ev) {
+  const dbp_run_summary *sum = ev->summary;
+  cli_outlook o = {0};
+  size_t n = dbp_run_ntasks(f->run);
+  for (size_t i = 0; i < n; i++) cli_outlook_add(&o, dbp_run_task(f->run, i));
+  int pct = cli_outlook_percent(&o);
+  int64_t eta = cli_outlook_eta_s(&o);
+  char rows[32], rate[32], e[32];
+  dbp_buf fields = {0}, text = {0};
+  dbp_buf_printf(&fields,
+                 "\"rows\":%llu,\"bytes\":%llu,\"rows_per_sec\":%.1f,\"elapsed_ms\":%llu,"
+                 "\"tasks\":%zu,\"done\":%zu,\"active\":%zu,\"queued\":%zu,\"failed\":%zu,"
+                 "\"interrupted\":%zu",
+                 (unsigned long long)ev->rows, (unsigned long long)ev->bytes, o.rows_per_sec,
+                 (unsigned long long)ev->elapsed_ms, sum->ntasks, sum->done, sum->active,
+                 sum->queued, sum->failed, sum->cancelled);
+  run_estimate_fields(&fields, sum);
+  json_opt(&fields, "percent", pct);
+  json_opt(&fields, "eta_s", eta);
+  dbp_buf_printf(&text, "%zu/%zu %s done, %s rows, %s rows/s", sum->done, sum->ntasks,
+                 o.tasks > 0 && o.tables == o.tasks ? "tables" : "tasks",
+                 cli_fmt_count(ev->rows, rows, sizeof rows),
+                 cli_fmt_count((uint64_t)(o.rows_per_sec + 0.5), rate, sizeof rate));
+  if (pct >= 0) dbp_buf_printf(&text, ", %d%%", pct);
+  if (eta >= 0) dbp_buf_printf(&text, ", ETA %s", cli_fmt_eta(eta, e, sizeof e));
+  cli_log_event(f->log, CLI_INFO, "run_progress", NULL, text.data, fields.data);
+  dbp_buf_free(&fields);
+  dbp_buf_free(&text);
+}
+
+/* A database's snapshot, taken once for every worker of the connection:
+ * where it stands (WAL LSN or GTID position), and on MariaDB/MySQL how long
+ * commits were held to take it. */
+static void log_snapshot(cli_front *f, const dbp_run_event *ev) {
+  bool mysql = false;
+  for (size_t i = 0; i < f->job->nconns; i++)
+    if (strcmp(f->job->conns[i].name, ev->connection) == 0)
+      mysql = f->job->conns[i].kind == DBP_DB_MYSQL;
+  double lock_ms = (double)ev->lock_us / 1000.0;
+  dbp_buf fields = {0}, text = {0};
+  dbp_buf_puts(&fields, "\"connection\":");
+  dbp_buf_json(&fields, ev->connection);
+  dbp_buf_puts(&fields, ",\"snapshot_id\":");
+  dbp_buf_json(&fields, ev->snapshot_id[0] ? ev->snapshot_id : NULL);
+  dbp_buf_puts(&fields, ",\"position\":");
+  dbp_buf_json(&fields, ev->position[0] ? ev->position : NULL);
+  dbp_buf_printf(&fields, ",\"lock_ms\":%.3f,\"workers\":%d", lock_ms, ev->attempts);
+  dbp_buf_printf(&text, "snapshot of '%s' taken", ev->connection);
+  const char *sep = ": ";
+  if (ev->position[0]) {
+    dbp_buf_printf(&text, "%s%s %s", sep, mysql ? "GTID" : "WAL", ev->position);
+    sep = ", ";
+  } else if (ev->snapshot_id[0]) {
+    dbp_buf_printf(&text, "%ssnapshot %s", sep, ev->snapshot_id);
+    sep = ", ";
+  }
+  if (mysql && ev->lock_us > 0) { /* 0: taken without the commit lock */
+    char d[32];
+    if (ev->lock_us < 100000)
+      dbp_buf_printf(&text, "%scommits held %.1f ms", sep, lock_ms);
+    else
+      dbp_buf_printf(&text, "%scommits held %s", sep,
+                     cli_fmt_duration(ev->lock_us / 1000, d, sizeof d));
+    sep = ", ";
+  }
+  dbp_buf_printf(&text, "%s%d worker%s", sep, ev->attempts, ev->attempts == 1 ? "" : "s");
+  /* A caveat of the way it was taken (a lock-free MariaDB snapshot). */
+  if (ev->message != NULL && ev->message[0] != '\0') {
+    dbp_buf_printf(&text, "; %s", ev->message);
+    dbp_buf_puts(&fields, ",\"note\":");
+    dbp_buf_json(&fields, ev->message);
+  }
+  cli_log_event(f->log, CLI_INFO, "snapshot", NULL, text.data, fields.data);
   dbp_buf_free(&fields);
   dbp_buf_free(&text);
 }
@@ -91,6 +223,7 @@ static void log_task_retry(cli_front *f, const dbp_run_event *ev) {
   dbp_buf_printf(&fields, "\"attempt\":%d,\"delay_ms\":%lld,\"error\":", ev->attempt,
                  (long long)ev->delay_ms);
   dbp_buf_json(&fields, ev->message);
+  task_fields(&fields, ev->info);
   cli_log_event(f->log, CLI_WARN, "task_retry", ev->info->name, text.data, fields.data);
   dbp_buf_free(&fields);
   dbp_buf_free(&text);
@@ -115,6 +248,7 @@ static void log_task_done(cli_front *f, const dbp_run_event *ev) {
     dbp_buf_puts(&fields, "}");
   }
   dbp_buf_puts(&fields, "]");
+  task_fields(&fields, ev->info);
   dbp_buf_printf(&text, "done: %s row%s, %s in %s -> ", cli_fmt_count(ev->rows, rows, 32),
                  ev->rows == 1 ? "" : "s", cli_fmt_bytes(ev->bytes, bytes, 32),
                  cli_fmt_duration(ev->elapsed_ms, dur, 32));
@@ -139,6 +273,7 @@ static void log_task_ended(cli_front *f, const dbp_run_event *ev) {
   dbp_buf_json(&fields, ev->message);
   dbp_buf_printf(&fields, ",\"attempts\":%d,\"duration_ms\":%llu", ev->attempts,
                  (unsigned long long)ev->elapsed_ms);
+  task_fields(&fields, ev->info);
   if (interrupted) {
     dbp_buf_puts(&text, "interrupted");
   } else {
@@ -206,6 +341,7 @@ static void on_event(const dbp_run_event *ev, void *ud) {
       if (f->use_progress) f->log->progress = &f->progress;
       break;
     case DBP_RUN_EV_SNAPSHOT:
+      log_snapshot(f, ev);
       break;
     case DBP_RUN_EV_TASK_STARTED:
       /* On a terminal the live display shows what runs. */
@@ -215,7 +351,9 @@ static void on_event(const dbp_run_event *ev, void *ud) {
       if (f->log->format == CLI_LOG_JSON) log_task_progress(f, ev);
       break;
     case DBP_RUN_EV_RUN_PROGRESS:
-      break; /* the display subscribes to it itself */
+      /* The display subscribes to it itself. */
+      if (f->log->format == CLI_LOG_JSON) log_run_progress(f, ev);
+      break;
     case DBP_RUN_EV_TASK_RETRY:
       log_task_retry(f, ev);
       break;

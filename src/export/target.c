@@ -118,8 +118,7 @@ int dbp__new_token(char out[DBP__TOKEN_LEN + 1]) {
 
 /* ---- target checks ---- */
 
-/* What a file of mode m is, for messages. */
-static const char *kind_name(mode_t m) {
+const char *dbp__file_kind(mode_t m) {
   if (S_ISLNK(m)) return "a symbolic link";
   if (S_ISDIR(m)) return "a directory";
   if (S_ISFIFO(m)) return "a FIFO";
@@ -132,7 +131,7 @@ static const char *kind_name(mode_t m) {
 const char *dbp__not_regular(const char *path) {
   struct stat st;
   if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;
-  return kind_name(st.st_mode);
+  return dbp__file_kind(st.st_mode);
 }
 
 /* Is path standard output's name, or a link to it? Then "-" is meant. */
@@ -186,7 +185,7 @@ int dbp__check_target(const char *path, bool split, char *buf, size_t len) {
         S_ISREG(st.st_mode))
       continue;
     char *part = dbp__part_path(path, k);
-    dbp__refusal(buf, len, part ? part : path, kind_name(st.st_mode));
+    dbp__refusal(buf, len, part ? part : path, dbp__file_kind(st.st_mode));
     free(part);
     rc = DBP_EINVAL;
   }

@@ -52,6 +52,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "dbpipe/export.h"
 
@@ -80,6 +81,9 @@ char *dbp__dir_of(const char *path);
 /* A fresh token: DBP__TOKEN_LEN hex digits of getrandom. Returns 0 or
  * errno. */
 int dbp__new_token(char out[DBP__TOKEN_LEN + 1]);
+/* What a file of mode m is, for messages: "a symbolic link", "a FIFO",
+ * "a directory", ... (never "a regular file"). */
+const char *dbp__file_kind(mode_t m);
 /* NULL when `path` may become a final file (nothing there, or a regular
  * file); else what is there ("a symbolic link", ...). Never follows a
  * symbolic link. */

@@ -1,4 +1,5 @@
-/* ${VAR} expansion and {name}/{date} templates in job-file strings. */
+/* ${VAR} expansion and {name}/{date} templates in job-file strings
+ * ({schema}, {table} and {part} are the runner's). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,8 +100,8 @@ int dbp__job_expand(const char *in, dbp_job_getenv_fn getenv_fn, void *getenv_ud
   return finish(&s, problems, out);
 }
 
-int dbp__job_templates(const char *in, const char *name, const char *date, char **out,
-                       dbp__job_report_fn report, void *report_ud) {
+int dbp__job_templates(const char *in, const char *name, const char *date, bool keep_runner,
+                       char **out, dbp__job_report_fn report, void *report_ud) {
   dbp_buf s = {0};
   int problems = 0;
   char msg[256];
@@ -124,9 +125,13 @@ int dbp__job_templates(const char *in, const char *name, const char *date, char 
       dbp_buf_append(&s, name, strlen(name));
     } else if (n == 4 && strncmp(open + 1, "date", 4) == 0) {
       dbp_buf_append(&s, date, strlen(date));
+    } else if (keep_runner && ((n == 6 && strncmp(open + 1, "schema", 6) == 0) ||
+                               (n == 5 && strncmp(open + 1, "table", 5) == 0) ||
+                               (n == 4 && strncmp(open + 1, "part", 4) == 0))) {
+      dbp_buf_append(&s, open, n + 2);
     } else {
-      snprintf(msg, sizeof msg, "unknown template '{%.*s}' (known: %s{date})", (int)n, open + 1,
-               name != NULL ? "{name}, " : "");
+      snprintf(msg, sizeof msg, "unknown template '{%.*s}' (known: %s{date}%s)", (int)n, open + 1,
+               name != NULL ? "{name}, " : "", keep_runner ? ", {schema}, {table}, {part}" : "");
       report(report_ud, (size_t)(open - in), msg);
       problems++;
     }

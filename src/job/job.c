@@ -24,15 +24,15 @@ static const char *key_name(int k) {
   return k == K_FROM ? "from" : dbp_settings(NULL)[k].key;
 }
 
-static const char *const top_keys[] = {"connections", "concurrency", "manifest", "defaults",
-                                       "tasks"};
-static const char *const conn_keys[] = {"dsn", "pool"};
+static const char *const top_keys[] = {"connections", "concurrency", "snapshot",
+                                       "manifest",    "defaults",    "tasks"};
+static const char *const conn_keys[] = {"dsn", "pool", "snapshot"};
 
 /* The keys of one task or of `defaults:` as written. */
 typedef struct given {
   const dbp__ynode *key[K_COUNT]; /* the key node of each setting given */
   const dbp__ynode *val[K_COUNT]; /* its value node */
-  const char *text[K_COUNT];      /* defaults: the value as read; NULL = unreadable */
+  char *text[K_COUNT];            /* defaults: the value as read (owned); NULL = unreadable */
   bool from_ok;                   /* `from` named a known connection ... */
   size_t conn;                    /* ... this one */
 } given;
@@ -201,7 +201,9 @@ static char *output_path(jp *p, const dbp__ynode *n, const char *value, const ch
                          const char *where) {
   char *out = NULL;
   report_ctx r = {p, n, value, "{", true, where};
-  int rc = dbp__job_templates(value, name, p->date, &out, report_cb, &r);
+  /* A task's path keeps the runner's templates; the manifest (no name) has
+   * none. */
+  int rc = dbp__job_templates(value, name, p->date, name != NULL, &out, report_cb, &r);
   if (rc == DBP_ENOMEM) p->oom = true;
   if (rc != 0) return NULL;
   if (*out == '\0') {
@@ -227,7 +229,7 @@ static long find_conn(const dbp_job *job, const char *name) {
 static void parse_connection(jp *p, const dbp__ynode *key, const dbp__ynode *val) {
   char where[160];
   snprintf(where, sizeof where, "connection '%s'", sval(key));
-  const dbp__ynode *dsn_node = NULL, *pool_node = NULL;
+  const dbp__ynode *dsn_node = NULL, *pool_node = NULL, *snap_node = NULL;
   if (val->type == DBP__Y_MAPPING) {
     for (size_t pr_i = 0; pr_i < val->count; pr_i++) {
       const dbp__ypair *pr = &val->pairs[pr_i];
@@ -237,16 +239,19 @@ static void parse_connection(jp *p, const dbp__ynode *key, const dbp__ynode *val
         dsn_node = pr->value;
       } else if (strcmp(k, "pool") == 0) {
         pool_node = pr->value;
+      } else if (strcmp(k, "snapshot") == 0) {
+        snap_node = pr->value;
       } else {
-        unknown_key(p, pr->key, where, conn_keys, 2);
+        unknown_key(p, pr->key, where, conn_keys, sizeof conn_keys / sizeof conn_keys[0]);
       }
     }
     if (dsn_node == NULL) ERR(p, val, "%s has no 'dsn' (the connection string)", where);
   } else if (val->type == DBP__Y_SCALAR && !is_null(val)) {
     dsn_node = val;
   } else {
-    ERR(p, val, "%s must be a connection string or a mapping with 'dsn' and 'pool', not %s", where,
-        kind_name(val));
+    ERR(p, val,
+        "%s must be a connection string or a mapping with 'dsn', 'pool' and 'snapshot', not %s",
+        where, kind_name(val));
   }
 
   dbp_job_conn c = {.line = key->line, .column = key->column};
@@ -257,6 +262,15 @@ static void parse_connection(jp *p, const dbp__ynode *key, const dbp__ynode *val
     char why[200];
     if (s != NULL && dbp_job_conn_set(&c, "pool", s, why, sizeof why) != 0) {
       ERR(p, pool_node, "%s: 'pool' must be %s, not '%s'", where, why, s);
+      ok = false;
+    }
+    if (s == NULL) ok = false;
+  }
+  if (snap_node != NULL) {
+    const char *s = want_scalar(p, snap_node, "snapshot", "on, none or lock-free");
+    char why[200];
+    if (s != NULL && dbp_job_conn_set(&c, "snapshot", s, why, sizeof why) != 0) {
+      ERR(p, snap_node, "%s: 'snapshot' must be %s, not '%s'", where, why, s);
       ok = false;
     }
     if (s == NULL) ok = false;
@@ -351,16 +365,82 @@ static void read_from(jp *p, given *g, const dbp__ynode *v, const char *where) {
   g->from_ok = true;
 }
 
+/* The patterns of a list (`tables: [public.*, shop.orders]`), joined with
+ * commas for the settings parser, which splits them again outside quotes:
+ * a quoted comma ('"odd,name".t') survives. Each item is expanded. Returns
+ * a new string, or NULL after reporting. */
+static char *join_items(jp *p, const dbp__ynode *v, const dbp_setting *st, const char *where) {
+  dbp_buf b = {0};
+  bool bad = false;
+  for (size_t i = 0; i < v->count; i++) {
+    const dbp__ynode *it = v->items[i];
+    if (it->type != DBP__Y_SCALAR || is_null(it) || strlen(sval(it)) != it->length) {
+      ERR(p, it, "%s: every item of '%s' must be a table pattern, not %s", where, st->key,
+          it->type == DBP__Y_SCALAR && !is_null(it) ? "text with a NUL character" : kind_name(it));
+      bad = true;
+      continue;
+    }
+    char *x = expand(p, it, sval(it), where);
+    if (x == NULL) {
+      bad = true;
+      continue;
+    }
+    /* Joined, an item whose quote does not end would swallow the next
+     * one: `[s."a, b"]` is two YAML items, s."a and b". */
+    char quote = 0;
+    for (const char *c = x; *c; c++) {
+      if (quote == 0 && (*c == '"' || *c == '`')) {
+        quote = *c;
+      } else if (*c == quote) {
+        quote = 0;
+      }
+    }
+    if (quote != 0) {
+      ERR(p, it,
+          "%s: the item '%s' of '%s' has a quote that never ends (a comma inside [...] "
+          "ends an item: quote the whole pattern, '\"a, b\".t')",
+          where, x, st->key);
+      free(x);
+      bad = true;
+      continue;
+    }
+    if (i > 0) dbp_buf_append(&b, ",", 1);
+    dbp_buf_append(&b, x, strlen(x));
+    free(x);
+  }
+  if (v->count == 0) {
+    ERR(p, v, "%s: '%s' is an empty list (expected %s)", where, st->key, st->expect);
+    bad = true;
+  }
+  if (b.oom) p->oom = true;
+  if (bad || b.oom) {
+    dbp_buf_free(&b);
+    return NULL;
+  }
+  return b.data;
+}
+
 /* Reads the value node v of task setting k and applies it to t with the
  * settings parser, framing a refusal as a job file's message. Strings that
- * take ${VAR} (query, table, to) are expanded first. Returns the text
- * handed to the parser (NULL when the node had none) for `defaults:`. */
-static const char *read_value(jp *p, dbp_job_task *t, int k, const dbp__ynode *v,
-                              const char *where) {
+ * take ${VAR} (query, table, to, ...) are expanded first; `tables` and
+ * `exclude` may be lists. Returns a copy of the text handed to the parser
+ * (NULL when the node had none, or the value was refused) when `keep`,
+ * for `defaults:`. */
+static char *read_value(jp *p, dbp_job_task *t, int k, const dbp__ynode *v, const char *where,
+                        bool keep) {
   const dbp_setting *st = &dbp_settings(NULL)[k];
   const char *s = NULL;
   char *expanded = NULL;
-  if (st->kind == DBP_SETTING_STRING) {
+  bool patterns = k == DBP_SET_TABLES || k == DBP_SET_EXCLUDE;
+  if (patterns && v->type == DBP__Y_SEQUENCE) {
+    expanded = join_items(p, v, st, where);
+    if (expanded == NULL) {
+      /* Reported: the setting was given, and is bad. */
+      dbp_task_set(t, st->key, NULL, NULL, 0);
+      return NULL;
+    }
+    s = expanded;
+  } else if (st->kind == DBP_SETTING_STRING) {
     if (v->type != DBP__Y_SCALAR) {
       ERR(p, v, "'%s' must be %s, not %s", st->key, st->expect, kind_name(v));
     } else {
@@ -370,7 +450,7 @@ static const char *read_value(jp *p, dbp_job_task *t, int k, const dbp__ynode *v
   } else {
     s = want_scalar(p, v, st->key, st->expect);
   }
-  if (s != NULL && st->kind == DBP_SETTING_TEXT) {
+  if (s != NULL && expanded == NULL && st->kind == DBP_SETTING_TEXT) {
     expanded = expand(p, v, s, where);
     s = expanded;
   }
@@ -378,7 +458,7 @@ static const char *read_value(jp *p, dbp_job_task *t, int k, const dbp__ynode *v
   int rc = dbp_task_set(t, st->key, s, why, sizeof why);
   if (rc == DBP_ENOMEM) p->oom = true;
   if (rc == DBP_EINVAL && s != NULL) {
-    switch (st->kind) {
+    switch (patterns ? DBP_SETTING_NUMBER : st->kind) {
       case DBP_SETTING_NAME:
         ERR(p, v, "task name '%s' %s", s, why);
         break;
@@ -397,8 +477,10 @@ static const char *read_value(jp *p, dbp_job_task *t, int k, const dbp__ynode *v
         break;
     }
   }
+  char *kept = NULL;
+  if (keep && rc == 0 && s != NULL) kept = xstrdup(p, s);
   free(expanded);
-  return rc == 0 ? s : NULL;
+  return kept;
 }
 
 /* Reads the mapping `n` (a task, or `defaults:`) into t, recording in g
@@ -433,7 +515,7 @@ static void read_settings(jp *p, const dbp__ynode *n, dbp_job_task *t, given *g,
     if (k == K_FROM) {
       read_from(p, g, g->val[k], where);
     } else {
-      g->text[k] = read_value(p, t, k, g->val[k], where);
+      g->text[k] = read_value(p, t, k, g->val[k], where, is_defaults);
     }
   }
 }
@@ -446,10 +528,30 @@ typedef struct finish_ctx {
   jp *p;
   const given *g;
   const char *where;
+  const dbp__ynode *task; /* the task's mapping */
 } finish_ctx;
 
 static void finish_cb(void *ud, const dbp_task_problem *pb) {
   finish_ctx *f = ud;
+  if (pb->code == DBP_TASK_SOURCE) {
+    /* At the task when it names nothing to read, else at the later of the
+     * keys given. */
+    static const int src[] = {DBP_SET_QUERY, DBP_SET_TABLE, DBP_SET_TABLES};
+    const dbp__ynode *first = NULL, *last = NULL;
+    for (size_t i = 0; i < 3; i++) {
+      const dbp__ynode *k = f->g->key[src[i]];
+      if (k == NULL) continue;
+      if (first == NULL || k->start.index < first->start.index) first = k;
+      if (last == NULL || k->start.index > last->start.index) last = k;
+    }
+    if (last == NULL) {
+      ERR(f->p, f->task, "%s needs 'query', 'table' or 'tables'", f->where);
+    } else {
+      ERR(f->p, last, "%s has both '%s' and '%s': give one of them", f->where, sval(first),
+          sval(last));
+    }
+    return;
+  }
   const dbp__ynode *at = f->g->val[pb->setting];
   if (at == NULL || pb->from_default) at = f->g->val[DBP_SET_TO];
   if (at == NULL) return; /* nothing a task without a path can be told */
@@ -508,13 +610,7 @@ static void parse_task(jp *p, const dbp__ynode *n, size_t index, const given *de
   if (g.key[DBP_SET_TO] == NULL) {
     ERR(p, n, "%s has no 'to' (the output file)", where);
   }
-  const dbp__ynode *qk = g.key[DBP_SET_QUERY], *tk = g.key[DBP_SET_TABLE];
-  if (qk != NULL && tk != NULL) {
-    ERR(p, qk->start.index > tk->start.index ? qk : tk,
-        "%s has both 'query' and 'table': give one of them", where);
-  } else if (qk == NULL && tk == NULL) {
-    ERR(p, n, "%s needs 'query' or 'table'", where);
-  }
+  /* One of query, table and tables: dbp_task_finish says (DBP_TASK_SOURCE). */
 
   /* Unique names. */
   bool named = o[DBP_SET_NAME] == DBP_ORIGIN_TASK;
@@ -559,7 +655,7 @@ static void parse_task(jp *p, const dbp__ynode *n, size_t index, const given *de
     free(task.path);
     task.path = path;
   }
-  finish_ctx fc = {p, &g, where};
+  finish_ctx fc = {p, &g, where, n};
   dbp_task_finish(&task, finish_cb, &fc);
 
   /* One statement per task: a second one would run unseen. */
@@ -571,8 +667,21 @@ static void parse_task(jp *p, const dbp__ynode *n, size_t index, const given *de
     }
   }
 
-  /* Two tasks writing one file would destroy each other's output. */
-  if (task.path != NULL) {
+  /* A filter is pasted into each table's query: it must not end it. */
+  if (task.where != NULL && src->from_ok && p->conn_ok[src->conn]) {
+    char why[400] = "";
+    if (dbp__where_check(p->job->conns[src->conn].kind, task.where, why, sizeof why) != 0) {
+      const dbp__ynode *at =
+          g.val[DBP_SET_WHERE] != NULL ? g.val[DBP_SET_WHERE] : g.val[DBP_SET_TO];
+      if (at == NULL) at = n;
+      ERR(p, at, "%s: 'where': %s", where, why);
+    }
+  }
+
+  /* Two tasks writing one file would destroy each other's output. A path
+   * the runner still fills in ({table}, {part}) names files only it knows:
+   * it checks them once the tables are found. */
+  if (task.path != NULL && !dbp__path_has_runner_templates(task.path)) {
     long other = dbp__strset_find(&p->paths, task.path);
     if (other >= 0) {
       ERR(p, g.val[DBP_SET_TO], "%s writes the same file as task '%s' (line %d)", where,
@@ -640,7 +749,8 @@ static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
     ERR(p, root, "a job file is a mapping with 'connections' and 'tasks', not %s", kind_name(root));
     return;
   }
-  const dbp__ynode *conns = NULL, *conc = NULL, *manifest = NULL, *defaults = NULL, *tasks = NULL;
+  const dbp__ynode *conns = NULL, *conc = NULL, *snap = NULL, *manifest = NULL, *defaults = NULL,
+                   *tasks = NULL;
   for (size_t pr_i = 0; pr_i < root->count; pr_i++) {
     const dbp__ypair *pr = &root->pairs[pr_i];
     const char *k = pair_key(p, root, pr, "the job");
@@ -650,6 +760,8 @@ static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
       conns = v;
     } else if (strcmp(k, "concurrency") == 0) {
       conc = v;
+    } else if (strcmp(k, "snapshot") == 0) {
+      snap = v;
     } else if (strcmp(k, "manifest") == 0) {
       manifest = v;
     } else if (strcmp(k, "defaults") == 0) {
@@ -674,6 +786,13 @@ static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
     char why[200];
     if (s != NULL && dbp_job_set(job, "concurrency", s, why, sizeof why) != 0)
       ERR(p, conc, "'concurrency' must be %s, not '%s'", why, s);
+  }
+  /* Not given: AUTO, which the runner reads as on. */
+  if (snap != NULL) {
+    const char *s = want_scalar(p, snap, "snapshot", "on, none or lock-free");
+    char why[200];
+    if (s != NULL && dbp_job_set(job, "snapshot", s, why, sizeof why) != 0)
+      ERR(p, snap, "'snapshot' must be %s, not '%s'", why, s);
   }
 
   /* The manifest: given, disabled with `false`, or <stem>.manifest.json. */
@@ -723,6 +842,7 @@ static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
   } else {
     err_at(p, 1, 1, "the job has no 'tasks'");
   }
+  for (int k = 0; k < K_COUNT; k++) free(defs.text[k]);
 }
 
 void dbp_job_free(dbp_job *job) {

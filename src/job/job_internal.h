@@ -38,12 +38,24 @@ typedef void (*dbp__job_report_fn)(void *ud, size_t offset, const char *message)
 int dbp__job_expand(const char *in, dbp_job_getenv_fn getenv_fn, void *getenv_ud, char **out,
                     dbp__job_report_fn report, void *report_ud);
 
-/* Replaces {name} with `name` and {date} with `date` in `in`. A `{word}`
- * that is neither is reported (as is {name} when `name` is NULL); other
- * braces stay. Returns 0 with a new string in *out, DBP_EJOB or
- * DBP_ENOMEM. */
-int dbp__job_templates(const char *in, const char *name, const char *date, char **out,
-                       dbp__job_report_fn report, void *report_ud);
+/* Replaces {name} with `name` and {date} with `date` in `in`. With
+ * `keep_runner`, {schema}, {table} and {part} stay as they are, for the
+ * runner to fill in (dbp_task_finish checks where they may be). Any other
+ * `{word}` is reported (as is {name} when `name` is NULL); other braces
+ * stay. Returns 0 with a new string in *out, DBP_EJOB or DBP_ENOMEM. */
+int dbp__job_templates(const char *in, const char *name, const char *date, bool keep_runner,
+                       char **out, dbp__job_report_fn report, void *report_ud);
+
+/* Whether a task's output path still holds {schema}, {table} or {part},
+ * which the runner fills in. */
+bool dbp__path_has_runner_templates(const char *path);
+
+/* Checks offline that `where` is one SQL condition that the runner can put
+ * into a table's query (SELECT ... WHERE (where) AND ...) in the dialect of
+ * `kind`: no statement of its own after a ';', no quote or comment that
+ * never ends. Returns 0, DBP_EINVAL with the reason in err (a clause:
+ * "more than one statement ..."), or DBP_ENOMEM. */
+int dbp__where_check(dbp_db_kind kind, const char *where, char *err, size_t errlen);
 
 /* Appends a formatted message to the diagnostics. Returns 0 or DBP_ENOMEM. */
 int dbp__job_diag_add(dbp_job_diag *d, int line, int column, const char *fmt, ...)

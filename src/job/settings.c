@@ -14,6 +14,7 @@
 #define MAX_RETRIES 100
 #define MAX_POOL 1000
 #define MAX_CONCURRENCY 10000
+#define MAX_PARTITIONS 10000
 
 static const dbp_setting settings[DBP_SET_COUNT] = {
     [DBP_SET_NAME] = {DBP_SET_NAME, "name", DBP_SETTING_NAME, false, "a word"},
@@ -78,10 +79,19 @@ void dbp_task_init(dbp_job_task *t) {
                       .retry_backoff_ms = DBP_JOB_DEFAULT_BACKOFF_MS};
 }
 
+static void free_list(char **items, size_t n) {
+  for (size_t i = 0; i < n; i++) free(items[i]);
+  free(items);
+}
+
 void dbp_task_clear(dbp_job_task *t) {
   free(t->name);
   free(t->query);
   free(t->table);
+  free_list(t->tables, t->ntables);
+  free_list(t->exclude, t->nexclude);
+  free(t->where);
+  free(t->partition_by);
   free(t->path);
   free((char *)t->export.encode.null_string);
   dbp_task_init(t);
@@ -112,6 +122,64 @@ static int parse_name(const char *s, char *err, size_t errlen) {
   return 0;
 }
 
+static bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Splits a list of table patterns at the commas outside "..." and `...`
+ * (a doubled quote inside them closes and reopens the quote, so it needs no
+ * care), trimming the spaces around each pattern. Only what would make the
+ * list itself unreadable is refused here: an empty pattern, a quote that
+ * never ends. The catalog checks each pattern's syntax (dbp_list_tables),
+ * with the quotes kept for it. */
+static int parse_patterns(const char *value, char ***out, size_t *nout, char *err, size_t errlen) {
+  char **items = NULL;
+  size_t n = 0;
+  const char *p = value;
+  int rc = 0;
+  for (;;) {
+    const char *start = p;
+    char quote = 0;
+    while (*p != '\0' && (quote != 0 || *p != ',')) {
+      if (quote == 0 && (*p == '"' || *p == '`')) {
+        quote = *p;
+      } else if (quote != 0 && *p == quote) {
+        quote = 0;
+      }
+      p++;
+    }
+    if (quote != 0) {
+      rc = refuse(err, errlen, "table patterns whose quotes all end");
+      break;
+    }
+    const char *end = p;
+    while (start < end && is_space(*start)) start++;
+    while (end > start && is_space(end[-1])) end--;
+    if (start == end) {
+      rc = refuse(err, errlen, "table patterns separated by commas, none of them empty");
+      break;
+    }
+    char **grown = dbp__grow(items, n, sizeof *items);
+    char *item = strndup(start, (size_t)(end - start));
+    if (grown != NULL) items = grown;
+    if (grown == NULL || item == NULL) {
+      free(item);
+      rc = DBP_ENOMEM;
+      break;
+    }
+    items[n++] = item;
+    if (*p == '\0') break;
+    p++; /* the comma */
+  }
+  if (rc != 0) {
+    free_list(items, n);
+    return rc;
+  }
+  *out = items;
+  *nout = n;
+  return 0;
+}
+
 /* Parses `value` for task setting `id` into t. */
 static int apply(dbp_job_task *t, dbp_setting_id id, const char *value, char *err, size_t errlen) {
   const dbp_setting *st = &settings[id];
@@ -135,6 +203,50 @@ static int apply(dbp_job_task *t, dbp_setting_id id, const char *value, char *er
                                               : &t->path,
                         value);
     }
+    case DBP_SET_TABLES:
+    case DBP_SET_EXCLUDE: {
+      char **items;
+      size_t n;
+      int rc = parse_patterns(value, &items, &n, err, errlen);
+      if (rc != 0) return rc;
+      if (id == DBP_SET_TABLES) {
+        free_list(t->tables, t->ntables);
+        t->tables = items;
+        t->ntables = n;
+      } else {
+        free_list(t->exclude, t->nexclude);
+        t->exclude = items;
+        t->nexclude = n;
+      }
+      return 0;
+    }
+    case DBP_SET_VIEWS:
+      if (dbp__parse_bool(value, &t->views) != 0) return refuse(err, errlen, st->expect);
+      return 0;
+    case DBP_SET_WHERE:
+    case DBP_SET_PARTITION_BY: {
+      const char *c = value;
+      while (is_space(*c)) c++;
+      if (*c == '\0') return refuse(err, errlen, st->expect);
+      if (id == DBP_SET_WHERE) return set_string(&t->where, value);
+      /* auto: the primary key, which the planner finds. */
+      if (strcmp(value, "auto") == 0) {
+        free(t->partition_by);
+        t->partition_by = NULL;
+        return 0;
+      }
+      return set_string(&t->partition_by, value);
+    }
+    case DBP_SET_PARTITIONS:
+      if (dbp__parse_uint(value, MAX_PARTITIONS, &u) != 0 || u == 0)
+        return refuse(err, errlen, st->expect);
+      t->partitions = (size_t)u;
+      return 0;
+    case DBP_SET_CHUNK_ROWS:
+      if (dbp__parse_uint(value, UINT64_MAX, &u) != 0 || u == 0)
+        return refuse(err, errlen, st->expect);
+      t->chunk_rows = u;
+      return 0;
     case DBP_SET_FORMAT:
       if (dbp_format_parse(value, &x->format) != 0 || x->format == DBP_FMT_AUTO) {
         x->format = DBP_FMT_AUTO;
@@ -230,29 +342,56 @@ int dbp_task_set_default(dbp_job_task *t, const char *key, const char *value, ch
 }
 
 /* A number from 1 to max for the setting `id` (pool, concurrency). */
-static int parse_count(dbp_setting_id id, const char *key, const char *value, uint64_t max,
-                       uint64_t *out, char *err, size_t errlen) {
-  if (err != NULL && errlen > 0) err[0] = '\0';
-  if (key == NULL || strcmp(key, settings[id].key) != 0) {
-    if (err != NULL && errlen > 0) snprintf(err, errlen, "no such setting");
-    return DBP_ENOENT;
-  }
+static int parse_count(dbp_setting_id id, const char *value, uint64_t max, uint64_t *out, char *err,
+                       size_t errlen) {
   if (value == NULL || dbp__parse_uint(value, max, out) != 0 || *out == 0)
     return refuse(err, errlen, settings[id].expect);
   return 0;
 }
 
+/* on, none, lock-free; the words of a boolean stand for on and none. */
+static int parse_snapshot(const char *value, dbp_job_snapshot *out, char *err, size_t errlen) {
+  bool b;
+  if (value != NULL && strcmp(value, "on") == 0) {
+    *out = DBP_JOB_SNAPSHOT_ON;
+  } else if (value != NULL && strcmp(value, "none") == 0) {
+    *out = DBP_JOB_SNAPSHOT_NONE;
+  } else if (value != NULL && strcmp(value, "lock-free") == 0) {
+    *out = DBP_JOB_SNAPSHOT_LOCK_FREE;
+  } else if (value != NULL && dbp__parse_bool(value, &b) == 0) {
+    *out = b ? DBP_JOB_SNAPSHOT_ON : DBP_JOB_SNAPSHOT_NONE;
+  } else {
+    return refuse(err, errlen, settings[DBP_SET_SNAPSHOT].expect);
+  }
+  return 0;
+}
+
+static int no_such_setting(char *err, size_t errlen) {
+  if (err != NULL && errlen > 0) snprintf(err, errlen, "no such setting");
+  return DBP_ENOENT;
+}
+
 int dbp_job_conn_set(dbp_job_conn *c, const char *key, const char *value, char *err,
                      size_t errlen) {
   uint64_t v;
-  int rc = parse_count(DBP_SET_POOL, key, value, MAX_POOL, &v, err, errlen);
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  if (key != NULL && strcmp(key, settings[DBP_SET_SNAPSHOT].key) == 0)
+    return parse_snapshot(value, &c->snapshot, err, errlen);
+  if (key == NULL || strcmp(key, settings[DBP_SET_POOL].key) != 0)
+    return no_such_setting(err, errlen);
+  int rc = parse_count(DBP_SET_POOL, value, MAX_POOL, &v, err, errlen);
   if (rc == 0) c->pool = (size_t)v;
   return rc;
 }
 
 int dbp_job_set(dbp_job *job, const char *key, const char *value, char *err, size_t errlen) {
   uint64_t v;
-  int rc = parse_count(DBP_SET_CONCURRENCY, key, value, MAX_CONCURRENCY, &v, err, errlen);
+  if (err != NULL && errlen > 0) err[0] = '\0';
+  if (key != NULL && strcmp(key, settings[DBP_SET_SNAPSHOT].key) == 0)
+    return parse_snapshot(value, &job->snapshot, err, errlen);
+  if (key == NULL || strcmp(key, settings[DBP_SET_CONCURRENCY].key) != 0)
+    return no_such_setting(err, errlen);
+  int rc = parse_count(DBP_SET_CONCURRENCY, value, MAX_CONCURRENCY, &v, err, errlen);
   if (rc == 0) job->concurrency = (size_t)v;
   return rc;
 }
@@ -347,6 +486,169 @@ static void output_format(finisher *f) {
   t->export.compression = c;
 }
 
+/* Whether `path` holds the template {word}, read as the job loader reads
+ * templates: a '{', letters, digits or '_', a '}'. */
+static bool has_template(const char *path, const char *word) {
+  size_t n = strlen(word);
+  for (const char *p = strchr(path, '{'); p != NULL; p = strchr(p + 1, '{')) {
+    if (strncmp(p + 1, word, n) == 0 && p[1 + n] == '}') return true;
+  }
+  return false;
+}
+
+bool dbp__path_has_runner_templates(const char *path) {
+  return has_template(path, "schema") || has_template(path, "table") || has_template(path, "part");
+}
+
+int dbp__where_check(dbp_db_kind kind, const char *where, char *err, size_t errlen) {
+  /* Alone first, for the positions of what is wrong ... */
+  if (dbp_sql_check_single(kind, where, err, errlen) != 0) return DBP_EINVAL;
+  /* ... then as the runner uses it: a ';' that ends the statement inside
+   * the parentheses. */
+  char *sql = NULL;
+  if (asprintf(&sql, "SELECT 1 WHERE (\n%s\n)", where) < 0) return DBP_ENOMEM;
+  int rc = dbp_sql_check_single(kind, sql, NULL, 0);
+  free(sql);
+  if (rc != 0)
+    return refuse(err, errlen, "must be one SQL condition, without a ';' that would end the query");
+  return 0;
+}
+
+static bool given(const dbp_job_task *t, dbp_setting_id id) {
+  return t->origin[id] == DBP_ORIGIN_TASK || t->origin[id] == DBP_ORIGIN_DEFAULT;
+}
+
+/* Forgets an inherited setting that means nothing for this task (a split
+ * of `defaults:` for a task that runs a query), as an inherited level is
+ * forgotten without compression. */
+static void drop(dbp_job_task *t, dbp_setting_id id) {
+  switch (id) {
+    case DBP_SET_EXCLUDE:
+      free_list(t->exclude, t->nexclude);
+      t->exclude = NULL;
+      t->nexclude = 0;
+      break;
+    case DBP_SET_VIEWS:
+      t->views = false;
+      break;
+    case DBP_SET_PARTITION_BY:
+      free(t->partition_by);
+      t->partition_by = NULL;
+      break;
+    case DBP_SET_PARTITIONS:
+      t->partitions = 0;
+      break;
+    case DBP_SET_CHUNK_ROWS:
+      t->chunk_rows = 0;
+      break;
+    default:
+      return;
+  }
+  t->origin[id] = DBP_ORIGIN_UNSET;
+}
+
+/* What a task reads (one of query, table and tables) and the settings that
+ * only some of them take: patterns, filters, splits, and the templates of
+ * the output path that the runner fills in. An inherited setting that does
+ * not apply is dropped, except a filter: rows it was meant to keep out
+ * must not be written silently. */
+static void whole_tables(finisher *f) {
+  dbp_job_task *t = f->t;
+  const unsigned char *o = t->origin;
+  bool q = o[DBP_SET_QUERY] != DBP_ORIGIN_UNSET, tb = o[DBP_SET_TABLE] != DBP_ORIGIN_UNSET,
+       tbs = o[DBP_SET_TABLES] != DBP_ORIGIN_UNSET;
+  if (q + tb + tbs == 0) {
+    problem(f, DBP_TASK_SOURCE, DBP_SET_QUERY, "needs a query, a table or table patterns");
+  } else if (q + tb + tbs > 1) {
+    problem(f, DBP_TASK_SOURCE, tbs ? DBP_SET_TABLES : DBP_SET_TABLE,
+            "give only one of a query, a table and table patterns");
+  }
+
+  /* Patterns only go with patterns. */
+  static const dbp_setting_id pattern_only[] = {DBP_SET_EXCLUDE, DBP_SET_VIEWS};
+  for (size_t i = 0; i < 2 && !tbs; i++) {
+    dbp_setting_id id = pattern_only[i];
+    if (o[id] == DBP_ORIGIN_TASK) {
+      problem(f, DBP_TASK_CONFLICT, id, "only applies to table patterns (tables)");
+    } else if (o[id] == DBP_ORIGIN_DEFAULT) {
+      drop(t, id);
+    }
+  }
+
+  /* Filters and splits are for tables: a query says its own. */
+  if (q && !tb && !tbs) {
+    if (given(t, DBP_SET_WHERE))
+      problem(f, DBP_TASK_CONFLICT, DBP_SET_WHERE,
+              "%scannot filter a query: put the condition in the query",
+              o[DBP_SET_WHERE] == DBP_ORIGIN_DEFAULT ? "(from defaults) " : "");
+    static const dbp_setting_id split_only[] = {DBP_SET_PARTITION_BY, DBP_SET_PARTITIONS,
+                                                DBP_SET_CHUNK_ROWS};
+    for (size_t i = 0; i < 3; i++) {
+      dbp_setting_id id = split_only[i];
+      if (o[id] == DBP_ORIGIN_TASK) {
+        problem(f, DBP_TASK_CONFLICT, id,
+                "splits a table; a query cannot be split (give a table or table patterns)");
+      } else if (o[id] == DBP_ORIGIN_DEFAULT) {
+        drop(t, id);
+      }
+    }
+  }
+
+  /* One way to split: a task's own wins over an inherited one. */
+  if (given(t, DBP_SET_PARTITIONS) && given(t, DBP_SET_CHUNK_ROWS)) {
+    if (o[DBP_SET_PARTITIONS] != o[DBP_SET_CHUNK_ROWS]) {
+      drop(t,
+           o[DBP_SET_PARTITIONS] == DBP_ORIGIN_DEFAULT ? DBP_SET_PARTITIONS : DBP_SET_CHUNK_ROWS);
+    } else {
+      problem(f, DBP_TASK_CONFLICT, DBP_SET_CHUNK_ROWS,
+              "%sand partitions both say how to split: give one of them",
+              o[DBP_SET_CHUNK_ROWS] == DBP_ORIGIN_DEFAULT ? "(from defaults) " : "");
+    }
+  }
+  bool splits = t->partitions > 0 || t->chunk_rows > 0;
+  bool split_unknown =
+      o[DBP_SET_PARTITIONS] == DBP_ORIGIN_BAD || o[DBP_SET_CHUNK_ROWS] == DBP_ORIGIN_BAD;
+  if (!splits && !split_unknown) {
+    if (o[DBP_SET_PARTITION_BY] == DBP_ORIGIN_TASK) {
+      problem(f, DBP_TASK_CONFLICT, DBP_SET_PARTITION_BY,
+              "needs partitions or chunk_rows (how to split)");
+    } else if (o[DBP_SET_PARTITION_BY] == DBP_ORIGIN_DEFAULT) {
+      drop(t, DBP_SET_PARTITION_BY);
+    }
+  }
+
+  /* The output path's templates, once it is known. */
+  if (t->path == NULL || o[DBP_SET_TO] == DBP_ORIGIN_BAD) return;
+  if (strcmp(t->path, "-") == 0) {
+    if (tbs)
+      problem(f, DBP_TASK_CONFLICT, DBP_SET_TABLES,
+              "writes a file for every table; standard output is one stream");
+    if (t->partitions > 0)
+      problem(f, DBP_TASK_CONFLICT, DBP_SET_PARTITIONS,
+              "reads parts side by side into files; standard output is one stream");
+    if (t->chunk_rows > 0)
+      problem(f, DBP_TASK_CONFLICT, DBP_SET_CHUNK_ROWS,
+              "reads parts side by side into files; standard output is one stream");
+    return;
+  }
+  if (tbs && o[DBP_SET_TABLES] != DBP_ORIGIN_BAD && !has_template(t->path, "table")) {
+    problem(f, DBP_TASK_CONFLICT, DBP_SET_TO,
+            "needs {table} with table patterns: every table is written to a file of its own "
+            "(out/{schema}.{table}.csv, say)");
+  }
+  if (!tbs) {
+    if (has_template(t->path, "schema"))
+      problem(f, DBP_TASK_CONFLICT, DBP_SET_TO,
+              "uses {schema}, which only table patterns (tables) fill in");
+    if (has_template(t->path, "table"))
+      problem(f, DBP_TASK_CONFLICT, DBP_SET_TO,
+              "uses {table}, which only table patterns (tables) fill in");
+  }
+  if (!splits && !split_unknown && has_template(t->path, "part"))
+    problem(f, DBP_TASK_CONFLICT, DBP_SET_TO,
+            "uses {part}, but the task is not split (partitions or chunk_rows)");
+}
+
 int dbp_task_finish(dbp_job_task *t, dbp_task_report_fn report, void *ud) {
   finisher f = {t, report, ud, 0};
   const unsigned char *o = t->origin;
@@ -377,6 +679,7 @@ int dbp_task_finish(dbp_job_task *t, dbp_task_report_fn report, void *ud) {
       problem(&f, DBP_TASK_CONFLICT, DBP_SET_HEADER,
               "does not apply to jsonl (it has no header row)");
   }
+  whole_tables(&f);
   bool split = t->export.max_rows > 0 || t->export.max_bytes > 0;
   if (t->path != NULL && strcmp(t->path, "-") == 0) {
     if (t->export.max_rows > 0)
@@ -385,8 +688,11 @@ int dbp_task_finish(dbp_job_task *t, dbp_task_report_fn report, void *ud) {
     if (t->export.max_bytes > 0)
       problem(&f, DBP_TASK_CONFLICT, DBP_SET_MAX_BYTES,
               "splits the output into files; standard output is one stream");
-  } else if (t->path != NULL && o[DBP_SET_TO] != DBP_ORIGIN_BAD) {
-    /* What is at the output path must be replaceable by a file. */
+  } else if (t->path != NULL && o[DBP_SET_TO] != DBP_ORIGIN_BAD &&
+             !dbp__path_has_runner_templates(t->path)) {
+    /* What is at the output path must be replaceable by a file. A path
+     * that still holds {schema}, {table} or {part} names no file yet: the
+     * runner checks each one it fills in. */
     char why[600] = "";
     if (dbp_export_check_target(t->path, split, why, sizeof why) != 0)
       problem(&f, DBP_TASK_BAD_TARGET, DBP_SET_TO, "%s",

@@ -161,7 +161,7 @@ Test(cli, check_validates_without_touching_anything) {
   char want[600];
   const char *expect[] = {":4:58: unknown key 'colour'", ":5:12: duplicate task name 'a'",
                           ":5:21: task 'a': unknown connection 'oracle'",
-                          ":6:5: task 'c' needs 'query' or 'table'",
+                          ":6:5: task 'c' needs 'query', 'table' or 'tables'",
                           ":6:52: task 'c': unknown format"};
   for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
     snprintf(want, sizeof want, "%s%s", job, expect[i]);
@@ -296,4 +296,115 @@ Test(cli_secrets, a_dsn_is_never_echoed_raw_even_where_it_does_not_belong) {
     proc_free(&p);
   }
   cr_expect_not(exists("%s/out", dir));
+}
+
+/* ---- whole-database exports ---- */
+
+Test(cli, whole_database_options_are_checked_before_connecting) {
+  const char *pg = dbt_pg_dsn();
+#define EXP(...) ((const char *[]){"export", "--from", pg, __VA_ARGS__, NULL})
+  const char *const *cases[] = {
+      EXP("--tables", "a.*", "--table", "t", "--to", "out/{table}.csv"),
+      EXP("--tables", "a.*", "--query", "SELECT 1", "--to", "out/{table}.csv"),
+      EXP("--tables", "a,,b", "--to", "out/{table}.csv"),
+      EXP("--tables", "a.*", "--tables", "", "--to", "out/{table}.csv"),
+      EXP("--tables", "\"a.b", "--to", "out/{table}.csv"),
+      EXP("--tables", "a.*", "--to", "out/x.csv"),
+      EXP("--tables", "a.*", "--to", "-"),
+      EXP("--table", "t", "--exclude", "x", "--to", "out/x.csv"),
+      EXP("--table", "t", "--views", "--to", "out/x.csv"),
+      EXP("--query", "SELECT 1", "--where", "x = 1", "--to", "out/x.csv"),
+      EXP("--table", "t", "--where", "x = 1; DROP TABLE t", "--to", "out/x.csv"),
+      EXP("--table", "t", "--where", " ", "--to", "out/x.csv"),
+      EXP("--query", "SELECT 1", "--partitions", "4", "--to", "out/x.csv"),
+      EXP("--table", "t", "--partitions", "0", "--to", "out/x.csv"),
+      EXP("--table", "t", "--partitions", "10001", "--to", "out/x.csv"),
+      EXP("--table", "t", "--partitions", "2", "--chunk-rows", "10", "--to", "out/x.csv"),
+      EXP("--table", "t", "--chunk-rows", "lots", "--to", "out/x.csv"),
+      EXP("--table", "t", "--partition-by", "id", "--to", "out/x.csv"),
+      EXP("--table", "t", "--partitions", "2", "--to", "-"),
+      EXP("--table", "t", "--to", "out/x-{part}.csv"),
+      EXP("--table", "t", "--to", "out/{table}.csv"),
+      EXP("--table", "t", "--snapshot", "maybe", "--to", "out/x.csv"),
+      EXP("--table", "t", "--views=yes", "--to", "out/x.csv"),
+      EXP("--tables", "a.*", "--to", "out/{table}.csv", "--pool", "0"),
+  };
+#undef EXP
+  const char *needles[] = {
+      "give one of --query, --table and --tables",
+      "give one of --query, --table and --tables",
+      "--tables: expected table patterns separated by commas, none of them empty, got 'a,,b'",
+      "got 'a.*,'",
+      "--tables: expected table patterns whose quotes all end",
+      "--to needs {table}",
+      "--tables writes a file for every table; standard output is one stream",
+      "--exclude only applies to table patterns",
+      "--views only applies to table patterns",
+      "--where cannot filter a query",
+      "--where: more than one statement",
+      "--where: expected an SQL condition",
+      "--partitions splits a table; a query cannot be split",
+      "--partitions: expected a number from 1 to 10000, got '0'",
+      "--partitions: expected a number from 1 to 10000, got '10001'",
+      "--chunk-rows and partitions both say how to split",
+      "--chunk-rows: expected a whole number of rows, at least 1, got 'lots'",
+      "--partition-by needs partitions or chunk_rows",
+      "--partitions reads parts side by side into files; standard output is one stream",
+      "--to uses {part}, but the task is not split",
+      "--to uses {table}, which only table patterns (tables) fill in",
+      "--snapshot: expected on, none or lock-free, got 'maybe'",
+      "--views takes no value",
+      "--pool: expected a number from 1 to 1000",
+  };
+  cr_assert_eq(sizeof cases / sizeof cases[0], sizeof needles / sizeof needles[0]);
+  expect_refused(cases, sizeof cases / sizeof cases[0], needles);
+}
+
+Test(cli, check_shows_table_patterns_and_splits) {
+  char job[512];
+  snprintf(job, sizeof job, "%s/ok.yaml", dir);
+  write_file(job,
+             "connections:\n"
+             "  pg: ${DBPIPE_PG_DSN}\n"
+             "  my: {dsn: \"${DBPIPE_MY_DSN}\", snapshot: lock-free}\n"
+             "snapshot: none\n"
+             "tasks:\n"
+             "  - name: all\n"
+             "    from: pg\n"
+             "    tables: [public.*, shop.*]\n"
+             "    exclude: public.tmp_*\n"
+             "    partitions: 4\n"
+             "    to: 'out/{schema}/{table}-{part}.csv.gz'\n"
+             "  - {name: big, from: my, table: orders, chunk_rows: 1000, partition_by: id,\n"
+             "     where: 'id > 5', to: out/orders.csv}\n");
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"check", job, NULL}), 0, "%s", p.err);
+  const char *want[] = {
+      ": ok: 2 tasks, 2 connections, concurrency 4, snapshot none",
+      "(snapshot lock-free)",
+      "task all: pg tables public.*, shop.* (exclude public.tmp_*) split 4 parts by auto -> ",
+      "/out/{schema}/{table}-{part}.csv.gz (csv, gzip)",
+      "task big: my orders where id > 5 split in chunks of 1000 rows by id -> ",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    cr_expect_not_null(strstr(p.out, want[i]), "no '%s' in:\n%s", want[i], p.out);
+  proc_free(&p);
+  cr_expect_not(exists("%s/out", dir));
+}
+
+Test(cli, help_explains_whole_database_exports) {
+  proc p;
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "export", NULL}), 0);
+  const char *eopts[] = {"--tables P",     "--exclude P",    "--views",        "--where SQL",
+                         "--partition-by", "--partitions N", "--chunk-rows N", "--snapshot S",
+                         "{table}",        "{part}",         "lock-free"};
+  for (size_t i = 0; i < sizeof eopts / sizeof eopts[0]; i++)
+    cr_expect_not_null(strstr(p.out, eopts[i]), "help export lacks %s", eopts[i]);
+  proc_free(&p);
+  cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "run", NULL}), 0);
+  const char *keys[] = {"tables:",     "exclude:",      "views:",    "where:",   "partitions:",
+                        "chunk_rows:", "partition_by:", "snapshot:", "{schema}", "{part}"};
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+    cr_expect_not_null(strstr(p.out, keys[i]), "help run lacks %s", keys[i]);
+  proc_free(&p);
 }

@@ -308,7 +308,7 @@ Test(job, missing_required_keys) {
   expect_error(&d, 0, 3, 5, "task 'a' has no 'to' (the output file)");
   expect_error(&d, 1, 6, 5, "task #2 has no 'name'");
   expect_error(&d, 2, 9, 5, "task 'c' has no 'from'");
-  expect_error(&d, 3, 9, 5, "task 'c' needs 'query' or 'table'");
+  expect_error(&d, 3, 9, 5, "task 'c' needs 'query', 'table' or 'tables'");
   dbp_job_diag_free(&d);
 }
 
@@ -442,8 +442,8 @@ Test(job, unknown_template) {
       "  - name: a\n"
       "    from: db\n"
       "    table: a\n"
-      "    to: out/${OUT}/{table}-{date}.csv\n",
-      6, 20, "unknown template '{table}' (known: {name}, {date})");
+      "    to: out/${OUT}/{tabel}-{date}.csv\n",
+      6, 20, "unknown template '{tabel}' (known: {name}, {date}, {schema}, {table}, {part})");
 }
 
 Test(job, bad_duration) {
