@@ -54,28 +54,32 @@ DBP_EXTERN const char *dbp_split_method_name(dbp_split_method m);
 
 typedef struct dbp_plan_part {
   /* DBP_SPLIT_KEY: the bounds, one value per key column as the server
-   * prints it (text); lo inclusive, hi exclusive; NULL = unbounded. */
+   * prints it (text; PostgreSQL dates and times in ISO 8601 whatever the
+   * DateStyle, bytes as "\x" and lower-case hex on both databases); lo
+   * inclusive, hi exclusive; NULL = unbounded. A part with both NULL (and
+   * not null_key) is every row: the table came out as one part. */
   char **lo;
   char **hi;
-  bool null_key; /* the rows whose (single) split column is NULL */
+  bool null_key; /* the rows whose (single) split column is NULL; always
+                  * the last part */
   /* DBP_SPLIT_CTID: heap pages [page_lo, page_hi); page_hi 0 = to the end. */
   uint64_t page_lo, page_hi;
   int64_t rows_estimate; /* about this many rows; -1 unknown */
 } dbp_plan_part;
 
 typedef struct dbp_plan_table {
-  dbp_db_kind kind;   /* the dialect the SQL is for */
-  char *schema;       /* as the catalog stores it */
+  dbp_db_kind kind; /* the dialect the SQL is for */
+  char *schema;     /* as the catalog stores it */
   char *name;
-  char *qualified;    /* quoted for the dialect, ready for SQL */
+  char *qualified; /* quoted for the dialect, ready for SQL */
   dbp_table_kind table_kind;
   int64_t rows_estimate; /* the catalog's estimate, -1 unknown */
   int64_t rows_counted;  /* rows counted while planning (the filter applied), -1 if not */
   dbp_split_method method;
-  size_t nkey;     /* split columns (DBP_SPLIT_KEY) */
-  char **key;      /* their names, unquoted */
+  size_t nkey; /* split columns (DBP_SPLIT_KEY) */
+  char **key;  /* their names, unquoted */
   dbp_type *key_type;
-  size_t nparts;   /* at least 1 */
+  size_t nparts; /* at least 1 */
   dbp_plan_part *parts;
 } dbp_plan_table;
 
@@ -101,7 +105,10 @@ typedef struct dbp_split_options {
 /* Waits: plans the parts of table `t` (from dbp_list_tables, or filled in
  * by hand: schema, name, qualified, kind, pkey) on the idle connection `c`
  * within timeout_ms (a few statements: a count and one per boundary). On
- * success fills *out (free with dbp_plan_table_free). Errors: DBP_EINVAL
+ * success fills *out (free with dbp_plan_table_free). One part, without
+ * a statement, when no split is asked (partitions 0 or 1 and no
+ * chunk_rows) and for views; one part too for a MariaDB ENUM or SET key,
+ * which sorts by its list's order but compares as text. Errors: DBP_EINVAL
  * (both counts given; a split column the table does not have, named in
  * err), and those of dbp_query; *out is then empty. */
 DBP_EXTERN int dbp_plan_split(dbp_conn *c, const dbp_table_info *t, const dbp_split_options *o,
