@@ -111,6 +111,9 @@ typedef struct dbp_task_info {
    * NULL; its plan once made (parts, key ranges), else NULL. */
   const char *table;
   const dbp_plan_table *plan;
+  /* The output path: the task's, with {schema} and {table} filled in for
+   * a table found by a pattern ({part} stays for a split one's files). */
+  const char *path;
   int64_t rows_estimate; /* rows expected (the catalog's estimate, or the
                           * planner's count); -1 unknown */
   size_t nparts;         /* parts the task is split into (1 unsplit) */
@@ -160,10 +163,10 @@ typedef enum dbp_run_event_kind {
   DBP_RUN_EV_RUN_STARTED = 1, /* tables found and planned: the task list is final */
   DBP_RUN_EV_SNAPSHOT,        /* a database's snapshot was taken and every worker joined */
   DBP_RUN_EV_TASK_STARTED,    /* the task got its slot; attempts follow */
-  DBP_RUN_EV_TASK_PROGRESS, /* every interval, for each running task */
-  DBP_RUN_EV_RUN_PROGRESS,  /* every interval, after the TASK_PROGRESS events */
-  DBP_RUN_EV_TASK_RETRY,    /* an attempt failed; the next one comes after delay_ms */
-  DBP_RUN_EV_TASK_FINISHED, /* done: files written */
+  DBP_RUN_EV_TASK_PROGRESS,   /* every interval, for each running task */
+  DBP_RUN_EV_RUN_PROGRESS,    /* every interval, after the TASK_PROGRESS events */
+  DBP_RUN_EV_TASK_RETRY,      /* an attempt failed; the next one comes after delay_ms */
+  DBP_RUN_EV_TASK_FINISHED,   /* done: files written */
   DBP_RUN_EV_TASK_FAILED,
   DBP_RUN_EV_TASK_CANCELLED,
   DBP_RUN_EV_MANIFEST_WRITTEN,

@@ -90,7 +90,7 @@ static void log_run_started(cli_front *f, const dbp_run_summary *sum) {
 }
 
 static void log_task_started(cli_front *f, const dbp_task_info *in) {
-  const char *path = in->task->path;
+  const char *path = in->path != NULL ? in->path : in->task->path;
   dbp_buf fields = {0}, text = {0};
   dbp_buf_puts(&fields, "\"connection\":");
   dbp_buf_json(&fields, in->connection);

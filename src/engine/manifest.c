@@ -1,5 +1,6 @@
 /* manifest.json: what a run did, written atomically even when it failed. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine_int.h"
@@ -15,6 +16,83 @@ const char *dbp__manifest_task_status(dbp_task_state s) {
   }
 }
 
+static const char *kind_name(dbp_db_kind k) {
+  return k == DBP_DB_PG ? "postgresql" : "mysql";
+}
+
+/* Per database: the snapshot everything was read in, so that a change-data
+ * capture can start where the export ends. */
+static void render_databases(dbp_buf *j, const dbp_run *run) {
+  dbp_buf_puts(j, ",\n  \"databases\": [");
+  size_t n = 0;
+  for (size_t i = 0; i < run->job->nconns; i++) {
+    const dbp__db *db = &run->dbs[i];
+    if (!db->used) continue;
+    dbp_buf_puts(j, n++ ? ",\n    {\"connection\": " : "\n    {\"connection\": ");
+    dbp_buf_json(j, run->job->conns[i].name);
+    dbp_buf_puts(j, ", \"kind\": ");
+    dbp_buf_json(j, kind_name(run->job->conns[i].kind));
+    dbp_buf_puts(j, ", \"snapshot\": ");
+    if (!db->snapshot || db->snap_rc != 0 || db->nworkers_joined == 0) {
+      dbp_buf_puts(j, "null}");
+      continue;
+    }
+    dbp_buf_puts(j, "{\"mode\": ");
+    dbp_buf_json(j, db->mode == DBP_SNAPSHOT_LOCK_FREE ? "lock-free" : "shared");
+    dbp_buf_puts(j, ", \"id\": ");
+    dbp_buf_json(j, db->snap_id[0] ? db->snap_id : NULL);
+    dbp_buf_puts(j, ", \"position\": ");
+    dbp_buf_json(j, db->position[0] ? db->position : NULL);
+    dbp_buf_puts(j, ", \"binlog_file\": ");
+    dbp_buf_json(j, db->binlog_file[0] ? db->binlog_file : NULL);
+    dbp_buf_printf(j,
+                   ", \"binlog_pos\": %llu, \"on_standby\": %s, \"lock_ms\": %.3f, "
+                   "\"workers\": %zu}}",
+                   (unsigned long long)db->binlog_pos, db->on_standby ? "true" : "false",
+                   (double)db->lock_us / 1000.0, db->nworkers_joined);
+  }
+  dbp_buf_puts(j, n ? "\n  ]" : "]");
+}
+
+/* Per database: the plan of its table tasks, as dbp_plan_from_json reads it. */
+static void render_plans(dbp_buf *j, const dbp_run *run) {
+  dbp_buf_puts(j, ",\n  \"plans\": [");
+  size_t n = 0;
+  dbp_plan_table *tabs = calloc(run->ntasks ? run->ntasks : 1, sizeof *tabs);
+  for (size_t i = 0; tabs != NULL && i < run->job->nconns; i++) {
+    dbp_plan p = {.connection = run->job->conns[i].name, .kind = run->job->conns[i].kind};
+    for (size_t k = 0; k < run->ntasks; k++) {
+      const dbp__task *t = &run->tasks[k];
+      if (t->has_plan && t->info.task->conn == i) tabs[p.ntables++] = t->plan;
+    }
+    if (p.ntables == 0) continue;
+    p.tables = tabs;
+    dbp_buf_puts(j, n++ ? ",\n    " : "\n    ");
+    dbp_plan_to_json(&p, j);
+  }
+  free(tabs);
+  dbp_buf_puts(j, n ? "\n  ]" : "]");
+}
+
+/* A split task's parts: range, rows, bytes and (one file each) sha256. */
+static void render_parts(dbp_buf *j, const dbp__task *t, bool ok) {
+  dbp_buf_puts(j, ",\n      \"parts\": [");
+  for (size_t k = 0; k < t->nparts; k++) {
+    const dbp__part *p = &t->parts[k];
+    char *range = dbp_plan_part_describe(&t->plan, k);
+    dbp_buf_printf(j, "%s{\"part\": %zu, \"range\": ", k ? ",\n        " : "\n        ", k + 1);
+    dbp_buf_json(j, range);
+    free(range);
+    bool done = ok && p->state == DBP_TASK_DONE;
+    dbp_buf_printf(j, ", \"rows\": %llu, \"bytes\": %llu, \"sha256\": ",
+                   (unsigned long long)(done ? p->result.rows : 0),
+                   (unsigned long long)(done ? p->result.bytes : 0));
+    dbp_buf_json(j, done && p->result.nfiles == 1 ? p->result.files[0].sha256 : NULL);
+    dbp_buf_puts(j, "}");
+  }
+  dbp_buf_puts(j, t->nparts ? "\n      ]" : "]");
+}
+
 static void render(dbp_buf *j, const dbp_run *run, const char *status) {
   char ts[40];
   dbp_buf_puts(j, "{\n  \"dbpipe\": ");
@@ -27,6 +105,7 @@ static void render(dbp_buf *j, const dbp_run *run, const char *status) {
   dbp_buf_json(j, dbp_fmt_iso(&run->wall_finished, ts, sizeof ts));
   dbp_buf_puts(j, ",\n  \"status\": ");
   dbp_buf_json(j, status);
+  render_databases(j, run);
   dbp_buf_puts(j, ",\n  \"tasks\": [");
   for (size_t i = 0; i < run->ntasks; i++) {
     const dbp_task_info *t = &run->tasks[i].info;
@@ -39,6 +118,14 @@ static void render(dbp_buf *j, const dbp_run *run, const char *status) {
     dbp_buf_json(j, dbp__manifest_task_status(t->state));
     dbp_buf_puts(j, ",\n      \"error\": ");
     dbp_buf_json(j, ok ? NULL : t->message);
+    dbp_buf_puts(j, ",\n      \"table\": ");
+    dbp_buf_json(j, t->table);
+    if (t->rows_estimate >= 0) {
+      dbp_buf_printf(j, ",\n      \"rows_estimate\": %lld", (long long)t->rows_estimate);
+    } else {
+      dbp_buf_puts(j, ",\n      \"rows_estimate\": null");
+    }
+    if (run->tasks[i].nparts > 0) render_parts(j, &run->tasks[i], ok);
     dbp_buf_printf(j,
                    ",\n      \"attempts\": %d,\n      \"rows\": %llu,\n      \"bytes\": %llu,"
                    "\n      \"duration_ms\": %llu,\n      \"files\": [",
@@ -56,7 +143,9 @@ static void render(dbp_buf *j, const dbp_run *run, const char *status) {
     }
     dbp_buf_puts(j, ok && t->result.nfiles ? "\n      ]\n    }" : "]\n    }");
   }
-  dbp_buf_puts(j, run->ntasks ? "\n  ]\n}\n" : "]\n}\n");
+  dbp_buf_puts(j, run->ntasks ? "\n  ]" : "]");
+  render_plans(j, run);
+  dbp_buf_puts(j, "\n}\n");
 }
 
 /* Runs in the run's coroutine, once every task has ended, through the

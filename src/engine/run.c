@@ -97,7 +97,8 @@ int dbp_run_new(dbp_rt *rt, dbp_job *job, const dbp_run_options *opts, dbp_run *
   run->tasks = calloc(n ? n : 1, sizeof *run->tasks);
   run->pool_size = calloc(job->nconns ? job->nconns : 1, sizeof *run->pool_size);
   run->pools = calloc(job->nconns ? job->nconns : 1, sizeof *run->pools);
-  int rc = run->tasks && run->pool_size && run->pools ? 0 : DBP_ENOMEM;
+  run->dbs = calloc(job->nconns ? job->nconns : 1, sizeof *run->dbs);
+  int rc = run->tasks && run->pool_size && run->pools && run->dbs ? 0 : DBP_ENOMEM;
   if (rc == 0) rc = dbp_event_new(rt, &run->done);
   if (rc != 0) goto err;
   size_t dflt = o.pool_size                        ? o.pool_size
@@ -113,6 +114,11 @@ int dbp_run_new(dbp_rt *rt, dbp_job *job, const dbp_run_options *opts, dbp_run *
     t->info.job_index = i;
     t->info.connection = job->conns[jt->conn].name;
     t->info.max_attempts = jt->retries + 1;
+    t->info.rows_estimate = -1;
+    t->info.path = jt->path;
+    t->info.nparts = 1;
+    t->is_table = jt->table != NULL || jt->ntables > 0;
+    t->pattern = jt->ntables > 0;
     size_t want = job->conns[jt->conn].pool;
     run->pool_size[jt->conn] = want ? want : dflt;
   }
@@ -124,6 +130,7 @@ err:
   free(run->tasks);
   free(run->pool_size);
   free(run->pools);
+  free(run->dbs);
   free(run);
   return rc;
 }
@@ -146,6 +153,11 @@ void dbp_run_get_summary(const dbp_run *run, dbp_run_summary *out) {
   out->concurrency = run->opts.concurrency;
   for (size_t i = 0; i < run->ntasks; i++) {
     const dbp_task_info *in = &run->tasks[i].info;
+    if (in->rows_estimate >= 0) {
+      out->rows_estimate += (uint64_t)in->rows_estimate;
+    } else {
+      out->tasks_unestimated++;
+    }
     switch (in->state) {
       case DBP_TASK_QUEUED:
         out->queued++;
@@ -210,6 +222,18 @@ static void progress_tick(dbp_run *run) {
       bytes += in->result.bytes;
     }
     if (in->state != DBP_TASK_RUNNING) continue;
+    if (t->nparts > 0) {
+      /* A split task counts what its parts have done so far. */
+      dbp_export_progress sum = {0};
+      for (size_t k = 0; k < t->nparts; k++) {
+        sum.rows += t->parts[k].progress.rows;
+        sum.bytes_in += t->parts[k].progress.bytes_in;
+        sum.bytes_out += t->parts[k].progress.bytes_out;
+      }
+      in->progress.rows = sum.rows;
+      in->progress.bytes_in = sum.bytes_in;
+      in->progress.bytes_out = sum.bytes_out;
+    }
     rows += in->progress.rows;
     bytes += in->progress.bytes_out;
     if (t->rate_ms == 0) {
@@ -296,16 +320,36 @@ static int run_main(void *arg, void **result) {
   (void)result;
   clock_gettime(CLOCK_REALTIME, &run->wall_started);
   run->started_ms = dbp_now(run->rt);
+
+  /* Set up: pools, snapshots, tables found and planned. dbp_run_cancel
+   * cancels this coroutine meanwhile. */
+  run->setup_co = dbp_current(run->rt);
+  int rc = dbp_sem_new(run->rt, run->opts.concurrency, &run->slots);
+  if (rc == 0) rc = open_pools(run);
+  if (rc == 0 && !run->cancelled) {
+    size_t *want = calloc(run->job->nconns ? run->job->nconns : 1, sizeof *want);
+    if (want == NULL) rc = DBP_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < run->ntasks; i++) {
+      const dbp_job_task *jt = run->tasks[i].info.task;
+      bool many = jt->ntables > 0 || jt->partitions > 0 || jt->chunk_rows > 0;
+      want[jt->conn] += many ? run->pool_size[jt->conn] : 1;
+    }
+    if (rc == 0) rc = dbp__sources_open(run, want);
+    free(want);
+  }
+  if (rc == 0 && !run->cancelled) rc = dbp__tables_plan(run);
+  run->setup_co = NULL;
+
   dbp_run_event ev = {.kind = DBP_RUN_EV_RUN_STARTED};
   dbp__run_emit(run, &ev, NULL);
+  run->announced = true;
+  for (size_t i = 0; i < run->job->nconns; i++) dbp__source_announce(run, i);
 
   size_t n = run->ntasks ? run->ntasks : 1;
   dbp_co **cos = calloc(n, sizeof *cos);
   int *errs = calloc(n, sizeof *errs);
   size_t ncos = 0;
-  int rc = cos != NULL && errs != NULL ? 0 : DBP_ENOMEM;
-  if (rc == 0) rc = dbp_sem_new(run->rt, run->opts.concurrency, &run->slots);
-  if (rc == 0) rc = open_pools(run);
+  if (rc == 0 && (cos == NULL || errs == NULL)) rc = DBP_ENOMEM;
   if (rc == 0 && run->opts.progress_interval_ms != DBP_FOREVER) {
     dbp_spawn_options so = {.name = "dbpipe-progress"};
     if (dbp_spawn(run->rt, &run->ticker, ticker_main, run, &so) != 0) run->ticker = NULL;
@@ -313,6 +357,18 @@ static int run_main(void *arg, void **result) {
   run->tasks_running = true;
   for (size_t i = 0; rc == 0 && i < run->ntasks; i++) {
     dbp__task *t = &run->tasks[i];
+    if (t->info.state == DBP_TASK_FAILED) {
+      /* Its table could not be found or planned: it never starts. */
+      t->info.finished_ms = t->info.started_ms = dbp_now(run->rt);
+      dbp_run_event fe = {.kind = DBP_RUN_EV_TASK_FAILED,
+                          .error = t->info.error,
+                          .sqlstate = t->info.sqlstate,
+                          .db_errno = t->info.db_errno,
+                          .message = t->info.message,
+                          .detail = t->info.detail};
+      dbp__run_emit(run, &fe, t);
+      continue;
+    }
     dbp_spawn_options so = {.name = t->info.name, .stack_size = STACK_SIZE};
     int s = dbp_spawn(run->rt, &t->co, dbp__task_main, t, &so);
     if (s != 0) {
@@ -349,6 +405,7 @@ static int run_main(void *arg, void **result) {
     dbp_join(run->ticker, NULL);
     run->ticker = NULL;
   }
+  dbp__sources_close(run);
   for (size_t i = 0; i < run->job->nconns; i++) {
     if (run->pools[i] != NULL) dbp_pool_close(run->pools[i], POOL_CLOSE_MS);
     run->pools[i] = NULL;
@@ -391,7 +448,8 @@ int dbp_run_wait(dbp_run *run, int64_t timeout_ms) {
 void dbp_run_cancel(dbp_run *run) {
   if (run == NULL || run->finished || run->cancelled) return;
   run->cancelled = true;
-  if (!run->tasks_running) return; /* tasks not spawned yet see the flag */
+  if (run->setup_co != NULL) dbp_cancel(run->setup_co); /* taking snapshots, planning */
+  if (!run->tasks_running) return;                      /* tasks not spawned yet see the flag */
   for (size_t i = 0; i < run->ntasks; i++) {
     dbp__task *t = &run->tasks[i];
     dbp_task_state s = t->info.state;
@@ -430,42 +488,64 @@ static bool is_temp_of(const char *name, const char *token) {
   return tail[0] == '.' && strncmp(tail + 1, token, tl) == 0 && strcmp(tail + 1 + tl, ".part") == 0;
 }
 
+/* Removes, in the directory of `path`, the temporary files of `token`
+ * (when not empty) and the files whose names begin with `prefix` (when
+ * not NULL: a split task's intermediate files). */
+static void remove_in_dir(const char *path, const char *token, const char *prefix) {
+  char *dir = strdup(path);
+  if (dir == NULL) return;
+  char *slash = strrchr(dir, '/');
+  const char *dname = ".";
+  if (slash == dir) {
+    dname = "/";
+  } else if (slash != NULL) {
+    *slash = '\0';
+    dname = dir;
+  }
+  DIR *d = opendir(dname);
+  if (d != NULL) {
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      bool mine = (token[0] != '\0' && is_temp_of(e->d_name, token)) ||
+                  (prefix != NULL && strncmp(e->d_name, prefix, strlen(prefix)) == 0);
+      if (!mine) continue;
+      char full[4096];
+      snprintf(full, sizeof full, "%s/%s", dname, e->d_name);
+      unlink(full);
+    }
+    closedir(d);
+  }
+  free(dir);
+}
+
 void dbp_run_remove_temp_files(const dbp_run *run) {
   if (run == NULL) return;
   for (size_t i = 0; i < run->ntasks; i++) {
-    const dbp_task_info *in = &run->tasks[i].info;
-    const char *path = in->task->path;
+    const dbp__task *t = &run->tasks[i];
+    const dbp_task_info *in = &t->info;
+    const char *path = t->path != NULL ? t->path : in->task->path;
     if (in->state == DBP_TASK_DONE || strcmp(path, "-") == 0) continue;
-    if (in->progress.temp_token[0] == '\0') continue; /* no temporary file yet */
-    char *dir = strdup(path);
-    if (dir == NULL) continue;
-    char *slash = strrchr(dir, '/');
-    const char *dname = ".";
-    if (slash == dir) {
-      dname = "/";
-    } else if (slash != NULL) {
-      *slash = '\0';
-      dname = dir;
+    if (t->nparts == 0) {
+      if (in->progress.temp_token[0] != '\0') remove_in_dir(path, in->progress.temp_token, NULL);
+      continue;
     }
-    DIR *d = opendir(dname);
-    if (d != NULL) {
-      struct dirent *e;
-      while ((e = readdir(d)) != NULL) {
-        if (!is_temp_of(e->d_name, in->progress.temp_token)) continue;
-        char full[4096];
-        snprintf(full, sizeof full, "%s/%s", dname, e->d_name);
-        unlink(full);
-      }
-      closedir(d);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, ".dbpipe-%s-p", t->token);
+    remove_in_dir(path, "", t->per_part_files ? NULL : prefix);
+    for (size_t k = 0; k < t->nparts; k++) {
+      const dbp__part *p = &t->parts[k];
+      if (p->progress.temp_token[0] != '\0') remove_in_dir(p->path, p->progress.temp_token, NULL);
     }
-    free(dir);
   }
 }
 
 int dbp_run_free(dbp_run *run) {
   if (run == NULL) return 0;
   if (run->started && !run->finished) return DBP_EBUSY;
-  for (size_t i = 0; i < run->ntasks; i++) dbp_export_result_free(&run->tasks[i].info.result);
+  for (size_t i = 0; i < run->ntasks; i++) dbp__task_clear(&run->tasks[i]);
+  for (size_t i = 0; i < run->nlists; i++) dbp_table_list_free(&run->lists[i]);
+  free(run->lists);
+  free(run->dbs);
   dbp_event_free(run->done);
   dbp_secrets_free(&run->secrets);
   free(run->subs);

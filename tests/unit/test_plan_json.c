@@ -345,7 +345,7 @@ Test(plan_json, part_sql_and_describe) {
   t->qualified = strdup("`s`.`t`");
   s = dbp_plan_part_sql(t, 1, "x = 1");
   cr_assert_str_eq(s,
-                   "SELECT * FROM `s`.`t` WHERE (x = 1) AND "
+                   "SELECT * FROM `s`.`t` WHERE (\nx = 1\n) AND "
                    "((`a\"b` > 0 OR (`a\"b` = 0 AND (`c.d\\` >= _utf8mb4 X'6974277320227122'))) "
                    "AND (`a\"b` < 1 OR (`a\"b` = 1 AND (`c.d\\` < _utf8mb4 "
                    "X'6261636b5c736c6173685c'))))");
@@ -371,7 +371,7 @@ Test(plan_json, part_sql_and_describe) {
   cr_assert_str_eq(s, "SELECT * FROM \"s\".\"heap\" WHERE (ctid < '(128,0)'::tid)");
   free(s);
   s = dbp_plan_part_sql(t, 1, "a");
-  cr_assert_str_eq(s, "SELECT * FROM \"s\".\"heap\" WHERE (a) AND (ctid >= '(128,0)'::tid)");
+  cr_assert_str_eq(s, "SELECT * FROM \"s\".\"heap\" WHERE (\na\n) AND (ctid >= '(128,0)'::tid)");
   free(s);
   s = dbp_plan_part_describe(t, 0);
   cr_assert_str_eq(s, "pages 0-127");

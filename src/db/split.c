@@ -240,7 +240,7 @@ char *dbp_plan_part_sql(const dbp_plan_table *t, size_t part, const char *where)
   dbp_buf_puts(&b, "SELECT * FROM ");
   dbp_buf_puts(&b, t->qualified);
   if (has_where || pred.len > 0) dbp_buf_puts(&b, " WHERE ");
-  if (has_where) dbp_buf_printf(&b, "(%s)", where);
+  if (has_where) dbp_buf_printf(&b, "(\n%s\n)", where);
   if (has_where && pred.len > 0) dbp_buf_puts(&b, " AND ");
   if (pred.len > 0) dbp_buf_printf(&b, "(%s)", pred.data);
   if (pred.oom) b.oom = true;
@@ -497,7 +497,7 @@ static void put_from(dbp_buf *b, planner *p, const char *extra) {
   bool w = p->o->where != NULL && p->o->where[0] != '\0';
   dbp_buf_printf(b, " FROM %s", p->t->qualified);
   if (w || extra[0] != '\0') dbp_buf_puts(b, " WHERE ");
-  if (w) dbp_buf_printf(b, "(%s)", p->o->where);
+  if (w) dbp_buf_printf(b, "(\n%s\n)", p->o->where);
   if (w && extra[0] != '\0') dbp_buf_puts(b, " AND ");
   dbp_buf_puts(b, extra);
 }
