@@ -209,7 +209,9 @@ static void log_snapshot(cli_front *f, const dbp_run_event *ev) {
     dbp_buf_puts(&fields, ",\"note\":");
     dbp_buf_json(&fields, ev->message);
   }
-  cli_log_event(f->log, CLI_INFO, "snapshot", NULL, text.data, fields.data);
+  /* A caveat is worth a warning: the tables may not agree. */
+  bool caveat = ev->message != NULL && ev->message[0] != '\0';
+  cli_log_event(f->log, caveat ? CLI_WARN : CLI_INFO, "snapshot", NULL, text.data, fields.data);
   dbp_buf_free(&fields);
   dbp_buf_free(&text);
 }

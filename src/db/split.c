@@ -30,6 +30,7 @@
  * instead, the last part open above so that a table that grew since
  * planning is still read whole.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -521,12 +522,35 @@ static char **copy_vals(char *const *v, size_t n) {
   return c;
 }
 
-/* Counts the rows (and those whose split column is not NULL). */
-static int count_rows(planner *p, int64_t *all, int64_t *nonnull) {
+/* s as a whole int64, or false. */
+static bool parse_int64(const char *s, int64_t *out) {
+  if (s == NULL || *s == '\0') return false;
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+/* Counts the rows (and those whose split column is not NULL). For a
+ * single integer key that cannot be NULL, *dense tells whether its values
+ * are every integer from *lo up (count = max - min + 1): then the walk's
+ * boundaries are known without walking (dense may be NULL). */
+static int count_rows(planner *p, int64_t *all, int64_t *nonnull, bool *dense, int64_t *lo) {
+  bool ask_range =
+      dense != NULL && !p->nullable && p->out->nkey == 1 && p->out->key_type[0] == DBP_T_INTEGER;
+  if (dense != NULL) *dense = false;
   dbp_buf sql = {0};
   dbp_buf_puts(&sql, "SELECT count(*)");
   if (p->nullable) {
     dbp_buf_puts(&sql, ", count(");
+    put_name(&sql, p->kind, p->out->key[0]);
+    dbp_buf_puts(&sql, ")");
+  } else if (ask_range) {
+    dbp_buf_puts(&sql, ", min(");
+    put_name(&sql, p->kind, p->out->key[0]);
+    dbp_buf_puts(&sql, "), max(");
     put_name(&sql, p->kind, p->out->key[0]);
     dbp_buf_puts(&sql, ")");
   }
@@ -535,14 +559,42 @@ static int count_rows(planner *p, int64_t *all, int64_t *nonnull) {
     dbp_buf_free(&sql);
     return fail(p, DBP_ENOMEM, "out of memory");
   }
-  char *v[2] = {NULL, NULL};
-  int rc = query_row(p, sql.data, 0, NULL, p->nullable ? 2 : 1, v);
+  char *v[3] = {NULL, NULL, NULL};
+  int rc = query_row(p, sql.data, 0, NULL, p->nullable ? 2 : ask_range ? 3 : 1, v);
   dbp_buf_free(&sql);
   if (rc < 0) return rc;
   *all = to_int(v[0]);
   *nonnull = p->nullable ? to_int(v[1]) : *all;
+  int64_t mn, mx;
+  if (ask_range && *all > 0 && parse_int64(v[1], &mn) && parse_int64(v[2], &mx) && mx >= mn &&
+      (uint64_t)mx - (uint64_t)mn == (uint64_t)*all - 1) {
+    *dense = true;
+    *lo = mn;
+  }
   free(v[0]);
   free(v[1]);
+  free(v[2]);
+  return 0;
+}
+
+/* The boundaries of a dense integer key: lo + step, lo + 2 step, ...
+ * below lo + rows, exactly where the walk would find them. */
+static int dense_bounds(planner *p, int64_t lo, uint64_t rows, uint64_t step, size_t max_bounds,
+                        char ****bounds, size_t *nb) {
+  size_t n = 0;
+  for (uint64_t k = step; k < rows && n < max_bounds; k += step) n++;
+  *bounds = calloc(n ? n : 1, sizeof **bounds);
+  if (*bounds == NULL) return fail(p, DBP_ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    char **v = calloc(1, sizeof *v);
+    char num[32];
+    snprintf(num, sizeof num, "%" PRId64, (int64_t)((uint64_t)lo + (uint64_t)(i + 1) * step));
+    if (v == NULL || (v[0] = strdup(num)) == NULL) {
+      free(v);
+      return fail(p, DBP_ENOMEM, "out of memory");
+    }
+    (*bounds)[(*nb)++] = v;
+  }
   return 0;
 }
 
@@ -585,9 +637,10 @@ static int key_split(planner *p) {
   size_t n = out->nkey;
   uint64_t step;
   size_t max_bounds = SIZE_MAX;
-  int64_t all = -1, nonnull = -1;
+  int64_t all = -1, nonnull = -1, lo = 0;
+  bool dense = false;
   if (p->o->partitions > 0) {
-    int rc = count_rows(p, &all, &nonnull);
+    int rc = count_rows(p, &all, &nonnull, &dense, &lo);
     if (rc != 0) return rc;
     out->rows_counted = all;
     if (nonnull <= 0) return one_part(p, DBP_SPLIT_KEY, all < 0 ? -1 : all);
@@ -599,7 +652,9 @@ static int key_split(planner *p) {
   char ***bounds = NULL;
   size_t nb = 0, cap = 0;
   int rc = 0;
-  while (nb < max_bounds) {
+  /* Every integer from lo: the boundaries are lo + k * step, no walk. */
+  if (dense) rc = dense_bounds(p, lo, (uint64_t)all, step, max_bounds, &bounds, &nb);
+  while (!dense && nb < max_bounds) {
     char *sql = walk_sql(p, nb ? bounds[nb - 1] : NULL, step);
     if (sql == NULL) {
       rc = fail(p, DBP_ENOMEM, "out of memory");
@@ -695,7 +750,7 @@ static int ctid_split(planner *p) {
   } else {
     if (rows <= 0) {
       int64_t nonnull;
-      rc = count_rows(p, &rows, &nonnull);
+      rc = count_rows(p, &rows, &nonnull, NULL, NULL);
       if (rc != 0) return rc;
       p->out->rows_counted = rows;
     }

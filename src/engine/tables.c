@@ -289,7 +289,9 @@ static int plan_task(dbp__task *t) {
       t->info.table = t->own_table;
     }
     if (!found) {
-      if (wants_split(jt)) {
+      /* Splitting and filtering need the table's entry; a plain export
+       * runs by name and the server says what is wrong. */
+      if (wants_split(jt) || jt->where != NULL) {
         fail_task(t, DBP_ENOENT, "table '%s' not found on connection '%s'", jt->table,
                   t->info.connection);
       }

@@ -1,6 +1,7 @@
 /* The engine against real servers: a job run on a runtime (and loop) the
  * test owns, its events, cancellation, the manifest, retries, the blocking
  * helpers and passwords kept out of every message. */
+#include "jobtest.h"
 #include "rttest.h"
 #include "test_cli.h"
 
@@ -96,25 +97,7 @@ static size_t count_ev(const rec *r, dbp_run_event_kind kind, size_t task) {
 
 /* ---- jobs ---- */
 
-static dbp_job *parse_job(const char *fmt, ...) {
-  char text[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
-  dbp_job_options jo = {.dir = dir};
-  dbp_job *job = NULL;
-  dbp_job_diag diag;
-  int rc = dbp_job_parse(text, strlen(text), "engine.yaml", &jo, &job, &diag);
-  if (rc != 0) {
-    char buf[1024];
-    for (size_t i = 0; i < diag.count; i++)
-      cr_log_error("%s", dbp_job_diag_format(&diag, i, buf, sizeof buf));
-    dbp_job_diag_free(&diag);
-  }
-  cr_assert_eq(rc, 0, "the job does not parse:\n%s", text);
-  return job;
-}
+#define parse_job(...) dbt_parse_job(dir, "engine.yaml", __VA_ARGS__)
 
 /* A runtime on a loop the test owns, as a service would run it. */
 typedef struct host {

@@ -18,6 +18,7 @@ struct dbt_slot {
 static struct dbt_slot dbt_pg = {"DBPIPE_PG_DSN", "PostgreSQL", {0}, 0};
 static struct dbt_slot dbt_my = {"DBPIPE_MY_DSN", "MariaDB", {0}, 0};
 static struct dbt_slot dbt_pg_notls = {"DBPIPE_PG_NOTLS_DSN", "PostgreSQL without TLS", {0}, 0};
+static struct dbt_slot dbt_pg_standby = {"DBPIPE_PG_STANDBY_DSN", "PostgreSQL hot standby", {0}, 0};
 static struct dbt_slot dbt_my_notls = {"DBPIPE_MY_NOTLS_DSN", "MariaDB without TLS", {0}, 0};
 static struct dbt_slot dbt_my_namecert = {
     "DBPIPE_MY_NAMECERT_DSN", "MariaDB with a name-only certificate", {0}, 0};
@@ -122,6 +123,10 @@ const char *dbt_dsn(int kind) {
 
 const char *dbt_pg_notls_dsn(void) {
   return dbt_lookup(&dbt_pg_notls);
+}
+
+const char *dbt_pg_standby_dsn(void) {
+  return dbt_lookup(&dbt_pg_standby);
 }
 
 const char *dbt_my_notls_dsn(void) {

@@ -24,6 +24,8 @@ const char *dbt_dsn(int kind);
 
 /* The extra servers and files of scripts/dbs, found the same way:
  * DBPIPE_PG_NOTLS_DSN / DBPIPE_MY_NOTLS_DSN (servers without TLS),
+ * DBPIPE_PG_STANDBY_DSN (a hot standby streaming from the PostgreSQL
+ * server without TLS, which is its primary),
  * DBPIPE_MY_NAMECERT_DSN (a MariaDB server whose certificate, from the same
  * CA, names localhost only), DBPIPE_MY_SOCKET_DSN (the MariaDB server over
  * its Unix socket),
@@ -31,6 +33,7 @@ const char *dbt_dsn(int kind);
  * and DBPIPE_TLS_CA (the CA file that signed the TLS servers'
  * certificate, valid for localhost, 127.0.0.1 and ::1). */
 const char *dbt_pg_notls_dsn(void);
+const char *dbt_pg_standby_dsn(void);
 const char *dbt_my_notls_dsn(void);
 const char *dbt_my_namecert_dsn(void);
 const char *dbt_my_socket_dsn(void);
