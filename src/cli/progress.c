@@ -166,7 +166,7 @@ static const char *label_of(const dbp_task_info *t) {
 typedef struct task_cols {
   const char *label;
   bool running;
-  char parts[64], rows[72], pct[16], eta[24], rate[32], bytes[32], el[32];
+  char parts[64], rows[72], pct[16], eta[24], rate[48], bytes[32], el[32];
   const char *state;
 } task_cols;
 
