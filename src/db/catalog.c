@@ -437,9 +437,44 @@ static int oom(dbp_conn *c) {
 }
 
 /* Reads the relations and keeps those the filter wants, unsorted. */
+/* MySQL: when every include pattern names its schema without wildcards
+ * (or names none: the current database), the catalog query asks for those
+ * schemas only, as bound parameters, instead of reading information_schema
+ * for every database of the server. Appends the condition to sql and the
+ * names to params; false when the patterns need every schema. */
+static bool my_schema_filter(const compiled *cf, dbp_buf *sql, dbp_param *params, size_t *np) {
+  if (cf->ninc == 0 || cf->ninc > 64) return false;
+  for (size_t i = 0; i < cf->ninc; i++) {
+    if (cf->inc[i].qualified && cf->inc[i].schema.wild) return false;
+  }
+  dbp_buf_puts(sql, " AND TABLE_SCHEMA IN (DATABASE()");
+  for (size_t i = 0; i < cf->ninc; i++) {
+    if (!cf->inc[i].qualified) continue;
+    params[*np] = (dbp_param){cf->inc[i].schema.s, cf->inc[i].schema.n};
+    (*np)++;
+    dbp_buf_puts(sql, ", ?");
+  }
+  dbp_buf_puts(sql, ")");
+  return true;
+}
+
 static int read_rels(dbp_conn *c, const compiled *cf, int64_t deadline, dbp_table_list *out) {
-  int rc =
-      dbp_query(c, c->kind == DBP_DB_PG ? pg_rels_sql : my_rels_sql, 0, NULL, left_ms(c, deadline));
+  int rc;
+  if (c->kind == DBP_DB_PG) {
+    rc = dbp_query(c, pg_rels_sql, 0, NULL, left_ms(c, deadline));
+  } else {
+    dbp_buf sql = {0};
+    dbp_param params[64];
+    size_t np = 0;
+    dbp_buf_puts(&sql, my_rels_sql);
+    my_schema_filter(cf, &sql, params, &np);
+    if (sql.oom) {
+      dbp_buf_free(&sql);
+      return oom(c);
+    }
+    rc = dbp_query(c, sql.data, np, params, left_ms(c, deadline));
+    dbp_buf_free(&sql);
+  }
   if (rc != 0) return rc;
   size_t cap = 0;
   char q = c->kind == DBP_DB_MYSQL ? '`' : '"';
