@@ -631,6 +631,48 @@ static char *walk_sql(planner *p, char *const *prev, uint64_t step) {
   return finish(&b);
 }
 
+/* A single integer key that cannot be NULL, whose span max - min + 1 is
+ * within 5% of the catalog's row estimate: nearly every integer of the
+ * span is there, so ranges of equal width hold about equal rows, and the
+ * count (a pass over the table, before any part can start) is not needed.
+ * min and max are the ends of the key's index. Fills *lo and *span.
+ * Returns 1 (use the ranges), 0 (count and walk instead) or an error. */
+static int near_dense(planner *p, int64_t *lo, uint64_t *span) {
+  const dbp_plan_table *t = p->out;
+  int64_t est = p->t->rows_estimate;
+  if (p->nullable || t->nkey != 1 || t->key_type[0] != DBP_T_INTEGER || est <= 0) return 0;
+  dbp_buf sql = {0};
+  dbp_buf_puts(&sql, "SELECT min(");
+  put_name(&sql, p->kind, t->key[0]);
+  dbp_buf_puts(&sql, "), max(");
+  put_name(&sql, p->kind, t->key[0]);
+  dbp_buf_puts(&sql, ")");
+  put_from(&sql, p, "");
+  if (sql.oom) {
+    dbp_buf_free(&sql);
+    return fail(p, DBP_ENOMEM, "out of memory");
+  }
+  char *v[2] = {NULL, NULL};
+  int rc = query_row(p, sql.data, 0, NULL, 2, v);
+  dbp_buf_free(&sql);
+  if (rc < 0) return rc;
+  int64_t mn, mx;
+  int use = 0;
+  if (rc == 1 && parse_int64(v[0], &mn) && parse_int64(v[1], &mx) && mx >= mn) {
+    uint64_t w = (uint64_t)mx - (uint64_t)mn; /* span - 1, no overflow */
+    uint64_t e = (uint64_t)est;
+    uint64_t diff = w + 1 > e ? w + 1 - e : e - (w + 1);
+    if (w < UINT64_MAX && diff <= (w + 1) / 20) {
+      *lo = mn;
+      *span = w + 1;
+      use = 1;
+    }
+  }
+  free(v[0]);
+  free(v[1]);
+  return use;
+}
+
 static int key_split(planner *p) {
   dbp_plan_table *out = p->out;
   out->method = DBP_SPLIT_KEY;
@@ -639,7 +681,16 @@ static int key_split(planner *p) {
   size_t max_bounds = SIZE_MAX;
   int64_t all = -1, nonnull = -1, lo = 0;
   bool dense = false;
-  if (p->o->partitions > 0) {
+  uint64_t span = 0;
+  int nd = p->o->partitions > 1 && p->o->where == NULL ? near_dense(p, &lo, &span) : 0;
+  if (nd < 0) return nd;
+  if (nd == 1) {
+    /* Ranges of equal width over a nearly dense key: no count, no walk. */
+    all = nonnull = -1;
+    dense = true;
+    step = ceil_div(span, p->o->partitions);
+    max_bounds = p->o->partitions - 1;
+  } else if (p->o->partitions > 0) {
     int rc = count_rows(p, &all, &nonnull, &dense, &lo);
     if (rc != 0) return rc;
     out->rows_counted = all;
@@ -653,7 +704,8 @@ static int key_split(planner *p) {
   size_t nb = 0, cap = 0;
   int rc = 0;
   /* Every integer from lo: the boundaries are lo + k * step, no walk. */
-  if (dense) rc = dense_bounds(p, lo, (uint64_t)all, step, max_bounds, &bounds, &nb);
+  if (dense)
+    rc = dense_bounds(p, lo, nd == 1 ? span : (uint64_t)all, step, max_bounds, &bounds, &nb);
   while (!dense && nb < max_bounds) {
     char *sql = walk_sql(p, nb ? bounds[nb - 1] : NULL, step);
     if (sql == NULL) {
@@ -705,8 +757,8 @@ static int key_split(planner *p) {
       if (i < nb && (pt->hi = copy_vals(bounds[i], n)) == NULL) rc = DBP_ENOMEM;
       if (i < nb) {
         pt->rows_estimate = (int64_t)step;
-      } else if (nonnull >= 0) {
-        int64_t rest = nonnull - (int64_t)(step * nb);
+      } else if (nonnull >= 0 || nd == 1) {
+        int64_t rest = (nonnull >= 0 ? nonnull : p->t->rows_estimate) - (int64_t)(step * nb);
         pt->rows_estimate = rest > 0 ? rest : 0;
       } else {
         pt->rows_estimate = -1;
