@@ -26,6 +26,13 @@
  * before (the walk asks for k > b), so a column with repeated values only
  * makes parts uneven.
  *
+ * Two integer shortcuts skip the walk, with the same guarantee: a single
+ * integer key whose span max - min + 1 is within 5% of the catalog's row
+ * estimate is split into ranges of equal width without even the count (the
+ * count is a pass over the table before any part can start, and what a
+ * user comparing with hand-made range copies pays for), and one whose
+ * count equals its span gets the walk's exact boundaries by arithmetic.
+ *
  * Tables without a key on PostgreSQL are split by heap pages (ctid ranges)
  * instead, the last part open above so that a table that grew since
  * planning is still read whole.
