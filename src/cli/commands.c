@@ -382,6 +382,8 @@ int cli_cmd_run(int argc, char **argv) {
   int k, code = CLI_USAGE;
   dbp_job *job = NULL;
   bool *selected = NULL;
+  bool snapshot_given = false;
+  dbp_job_snapshot snapshot = DBP_JOB_SNAPSHOT_AUTO;
   if (only == NULL) return CLI_FAILED;
   while ((k = next_arg(&a, &val)) != ARG_END) {
     if (k == ARG_ERROR) goto out;
@@ -417,6 +419,16 @@ int cli_cmd_run(int argc, char **argv) {
         goto out;
       }
       idle = val;
+    } else if (k == R_SNAPSHOT) {
+      /* The job file's snapshot: one parser, checked before the file is
+       * read. */
+      dbp_job scratch = {0};
+      if (dbp_job_set(&scratch, "snapshot", val, why, sizeof why) != 0) {
+        code = bad_value("run", "snapshot", val, why);
+        goto out;
+      }
+      snapshot = scratch.snapshot;
+      snapshot_given = true;
     } else if (k == R_QUIET) {
       log.quiet = true;
     } else if (k == R_LOG_FORMAT) {
@@ -434,6 +446,11 @@ int cli_cmd_run(int argc, char **argv) {
   /* The command line wins over the job file, for every task. */
   for (size_t i = 0; idle != NULL && i < job->ntasks; i++)
     dbp_task_set(&job->tasks[i], "idle_timeout", idle, NULL, 0);
+  /* ... and over every connection's own snapshot: setting. */
+  if (snapshot_given) {
+    job->snapshot = snapshot;
+    for (size_t i = 0; i < job->nconns; i++) job->conns[i].snapshot = DBP_JOB_SNAPSHOT_AUTO;
+  }
 
   if (nonly > 0) {
     selected = calloc(job->ntasks, sizeof *selected);

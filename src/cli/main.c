@@ -129,7 +129,7 @@ static const char *const export_help[] = {
 
 static const char *const run_help[] = {
     "Usage: dbpipe run JOB.yaml [--concurrency N] [--only TASK]... [--idle-timeout D]\n"
-    "                  [--quiet] [--log-format F]\n"
+    "                  [--snapshot on|none|lock-free] [--quiet] [--log-format F]\n"
     "\n"
     "Validates the job file (like `dbpipe check`), then runs its tasks, at most\n"
     "`concurrency` at once, each on a connection from its database's pool. A failed\n"
@@ -145,6 +145,8 @@ static const char *const run_help[] = {
     "  --only TASK           run only this task (repeat for more)\n"
     "  --idle-timeout DURATION\n"
     "                        overrides every task's idle_timeout (0 or none: no limit)\n"
+    "  --snapshot S          on, none or lock-free: overrides the job's and every\n"
+    "                        connection's snapshot: setting\n"
     "  --quiet               print only errors\n"
     "  --log-format F        text (default) or json: one JSON object per line\n"
     "                        {\"ts\", \"level\", \"event\", \"task\", \"message\", ...}\n"

@@ -86,12 +86,13 @@ static const cli_opt cli_export_opts[E_COUNT + 1] = {
     [E_HELP] = {"help", false, NULL, NULL},
     [E_COUNT] = {NULL, false, NULL, NULL}};
 
-enum { R_CONCURRENCY, R_ONLY, R_IDLE_TIMEOUT, R_QUIET, R_LOG_FORMAT, R_HELP, R_COUNT };
+enum { R_CONCURRENCY, R_ONLY, R_IDLE_TIMEOUT, R_SNAPSHOT, R_QUIET, R_LOG_FORMAT, R_HELP, R_COUNT };
 
 /* dbpipe run. */
 static const cli_opt cli_run_opts[R_COUNT + 1] = {
     [R_CONCURRENCY] = {"concurrency", true, "concurrency", NULL},
     [R_IDLE_TIMEOUT] = {"idle-timeout", true, "idle_timeout", NULL},
+    [R_SNAPSHOT] = {"snapshot", true, "snapshot", NULL},
     [R_ONLY] = {"only", true, NULL, NULL},
     [R_QUIET] = {"quiet", false, NULL, NULL},
     [R_LOG_FORMAT] = {"log-format", true, NULL, NULL},

@@ -478,6 +478,44 @@ Test(cli, retries_back_off_and_only_for_retryable_errors) {
   PQfinish(c);
 }
 
+/* Every job reads in a read-only snapshot by default, so a query that
+ * writes (nextval) fails there; `dbpipe run --snapshot none` overrides the
+ * job's and the connection's setting, and a bad value is refused before
+ * the job is read. */
+Test(cli, run_snapshot_overrides_the_job_file) {
+  char job[512], seq[64], sql[256];
+  snprintf(seq, sizeof seq, "runsnap_%d", (int)getpid());
+  PGconn *c = PQconnectdb(dbt_pg_dsn());
+  cr_assert_eq(PQstatus(c), CONNECTION_OK);
+  snprintf(sql, sizeof sql, "DROP SEQUENCE IF EXISTS %s; CREATE SEQUENCE %s", seq, seq);
+  PGresult *r = PQexec(c, sql);
+  cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+  PQclear(r);
+  snprintf(job, sizeof job, "%s/snap.yaml", dir);
+  write_file(job,
+             "connections:\n"
+             "  pg: {dsn: \"${DBPIPE_PG_DSN}\", snapshot: on}\n"
+             "tasks:\n"
+             "  - {name: next, from: pg, query: \"SELECT nextval('%s')\", to: out/next.csv}\n",
+             seq);
+  proc p;
+  cr_expect_eq(run_cli(&p, NULL, (const char *[]){"run", job, NULL}), 1);
+  cr_expect_not_null(strstr(p.err, "read-only"), "%s", p.err);
+  proc_free(&p);
+  cr_expect_not(exists("%s/out/next.csv", dir));
+  cr_expect_eq(run_cli(&p, NULL, (const char *[]){"run", job, "--snapshot", "none", NULL}), 0, "%s",
+               p.err);
+  proc_free(&p);
+  cr_expect(exists("%s/out/next.csv", dir));
+  cr_expect_eq(run_cli(&p, NULL, (const char *[]){"run", job, "--snapshot", "maybe", NULL}), 2);
+  cr_expect_not_null(strstr(p.err, "--snapshot"), "%s", p.err);
+  cr_expect_not_null(strstr(p.err, "lock-free"), "%s", p.err);
+  proc_free(&p);
+  snprintf(sql, sizeof sql, "DROP SEQUENCE %s", seq);
+  PQclear(PQexec(c, sql));
+  PQfinish(c);
+}
+
 Test(cli, only_and_concurrency_select_what_runs) {
   char job[512];
   snprintf(job, sizeof job, "%s/sel.yaml", dir);

@@ -253,8 +253,8 @@ Test(cli, help_lists_every_new_option_and_key) {
     cr_expect_not_null(strstr(p.out, eopts[i]), "help export lacks %s", eopts[i]);
   proc_free(&p);
   cr_assert_eq(run_cli(&p, NULL, (const char *[]){"help", "run", NULL}), 0);
-  const char *ropts[] = {"--idle-timeout",  "idle_timeout:", "SIGQUIT",
-                         "standard output", "PGPASSWORD",    ".my.cnf"};
+  const char *ropts[] = {"--idle-timeout",  "--snapshot", "idle_timeout:", "SIGQUIT",
+                         "standard output", "PGPASSWORD", ".my.cnf"};
   for (size_t i = 0; i < sizeof ropts / sizeof ropts[0]; i++)
     cr_expect_not_null(strstr(p.out, ropts[i]), "help run lacks %s", ropts[i]);
   proc_free(&p);
