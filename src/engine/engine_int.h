@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "dbpipe.h"
+#include "export/writer.h"
 
 /* ---- the run ---- */
 
@@ -44,10 +45,10 @@ typedef struct dbp__task {
   dbp_plan_table plan;
   dbp__part *parts; /* plan.nparts of them when split */
   size_t nparts;
-  bool per_part_files; /* {part} in the path: one file per part */
-  char token[17];      /* names the task's intermediate files */
-  size_t next_part;    /* the next part a part runner takes */
-  bool parts_failed;   /* a part failed: the others stop taking parts */
+  bool per_part_files;            /* {part} in the path: one file per part */
+  char token[DBP__TOKEN_LEN + 1]; /* names the task's intermediate files */
+  size_t next_part;               /* the next part a part runner takes */
+  bool parts_failed;              /* a part failed: the others stop taking parts */
 } dbp__task;
 
 /* What a run keeps for one job connection: its pool and, when the run

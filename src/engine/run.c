@@ -523,7 +523,7 @@ void dbp_run_remove_temp_files(const dbp_run *run) {
   for (size_t i = 0; i < run->ntasks; i++) {
     const dbp__task *t = &run->tasks[i];
     const dbp_task_info *in = &t->info;
-    const char *path = t->path != NULL ? t->path : in->task->path;
+    const char *path = in->path;
     if (in->state == DBP_TASK_DONE || strcmp(path, "-") == 0) continue;
     if (t->nparts == 0) {
       if (in->progress.temp_token[0] != '\0') remove_in_dir(path, in->progress.temp_token, NULL);

@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "engine/engine_int.h"
 
@@ -243,15 +241,6 @@ static int one_part_plan(dbp__task *t, dbp_db_kind kind) {
   return 0;
 }
 
-static void random_token(char out[17]) {
-  unsigned char r[8] = {0};
-  if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
-    uint64_t x = (uint64_t)(uintptr_t)out ^ (uint64_t)time(NULL);
-    memcpy(r, &x, sizeof r);
-  }
-  for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
-}
-
 /* "dir/.dbpipe-TOKEN-p00003-out.csv.gz" beside "dir/out.csv.gz". */
 static char *intermediate_path(const char *final, const char *token, size_t part) {
   const char *slash = strrchr(final, '/');
@@ -335,7 +324,9 @@ static int plan_task(dbp__task *t) {
   t->parts = calloc(n, sizeof *t->parts);
   if (t->parts == NULL) return DBP_ENOMEM;
   t->nparts = n;
-  random_token(t->token);
+  /* The writer's own unpredictable token names the intermediate files. */
+  int e = dbp__new_token(t->token);
+  if (e != 0) return dbp_err_from_errno(-e);
   for (size_t k = 0; k < n; k++) {
     dbp__part *p = &t->parts[k];
     p->index = k;

@@ -86,12 +86,6 @@ static dbp_export_options attempt_export_options(dbp__task *t, int64_t time_left
   return o;
 }
 
-/* The output of one export: the task's file, or part p's. */
-static const char *unit_path(const dbp__task *t, const dbp__part *p) {
-  if (p != NULL) return p->path;
-  return t->path != NULL ? t->path : t->info.task->path;
-}
-
 /* Waits: one attempt of a task, or of part p of a split one. On failure
  * t->info says why and *err holds the driver's details. */
 static int attempt(dbp__task *t, dbp__part *p, dbp_dberr *err) {
@@ -104,7 +98,7 @@ static int attempt(dbp__task *t, dbp__part *p, dbp_dberr *err) {
   int64_t timeout = jt->timeout_ms > 0 ? jt->timeout_ms : DBP_FOREVER;
   dbp_export_result *res = p != NULL ? &p->result : &t->info.result;
   dbp_export_progress *prog = p != NULL ? &p->progress : &t->info.progress;
-  const char *path = unit_path(t, p);
+  const char *path = p != NULL ? p->path : t->info.path;
 
   memset(err, 0, sizeof *err);
   dbp_export_result_free(res);
