@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "engine/engine_int.h"
 #include "export/export_int.h"
+#include "export/writer.h"
 
 #define MAX_BACKOFF_MS (5 * 60 * 1000)
 #define PART_STACK_SIZE (256 * 1024)
@@ -284,16 +284,24 @@ static void remove_part_files(dbp__task *t) {
 
 /* Waits: fsyncs the directory holding path (renames are durable then). */
 static void sync_dir(dbp_rt *rt, const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir = slash == NULL   ? strdup(".")
-              : slash == path ? strdup("/")
-                              : strndup(path, (size_t)(slash - path));
+  char *dir = dbp__dir_of(path);
   int fd = -1;
   if (dir != NULL && dbp_fs_open(rt, dir, O_RDONLY | O_DIRECTORY, 0, &fd) == 0) {
     dbp_fs_fsync(rt, fd);
     dbp_fs_close(rt, fd);
   }
   free(dir);
+}
+
+/* Off the loop: the writer's clean-up of a longer series' leftovers. */
+typedef struct past_job {
+  const char *path;
+  unsigned last;
+} past_job;
+
+static void remove_past_work(void *arg) {
+  past_job *j = arg;
+  dbp__remove_parts_past(j->path, j->last);
 }
 
 static int add_file(dbp_export_result *r, const dbp_export_file *f) {
@@ -383,14 +391,8 @@ static int assemble(dbp__task *t) {
     return rc;
   }
   /* Files of an earlier, longer series would read as part of this one. */
-  for (unsigned k = n + 1;; k++) {
-    char *old = dbp__part_path(t->path, k);
-    struct stat st;
-    bool regular = old != NULL && lstat(old, &st) == 0 && S_ISREG(st.st_mode);
-    if (regular) dbp_fs_unlink(run->rt, old);
-    free(old);
-    if (!regular) break;
-  }
+  past_job pj = {t->path, n};
+  dbp_work(run->rt, remove_past_work, &pj);
   if (!run->opts.no_fsync) sync_dir(run->rt, t->path);
   return 0;
 }

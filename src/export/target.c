@@ -98,6 +98,17 @@ static int tmp_kind(const tname *t, const char *name, const char **tok) {
   return idx == 0 ? TMP_NONE : idx == 1 ? TMP_LOCK : TMP_LATER;
 }
 
+void dbp__remove_parts_past(const char *path, unsigned last) {
+  for (unsigned k = last + 1;; k++) {
+    char *stale = dbp__part_path(path, k);
+    struct stat st;
+    bool there = stale != NULL && lstat(stale, &st) == 0;
+    if (there && S_ISREG(st.st_mode)) unlink(stale);
+    free(stale);
+    if (!there) break;
+  }
+}
+
 int dbp__new_token(char out[DBP__TOKEN_LEN + 1]) {
   static const char hex[] = "0123456789abcdef";
   unsigned char r[DBP__TOKEN_LEN / 2];

@@ -583,18 +583,8 @@ static void commit_work(void *arg) {
     close(w->lock_fd);
     w->lock_fd = -1;
   }
-  /* A split export replaces the whole set: parts numbered past this run's
-   * last one are left over from an earlier, longer run and would read as
-   * part of this one. Only regular files go; the scan ends at the first
-   * number with nothing there. */
-  for (unsigned k = (unsigned)w->nfiles + 1; w->o.split; k++) {
-    char *stale = dbp__part_path(w->path, k);
-    struct stat st;
-    bool there = stale != NULL && lstat(stale, &st) == 0;
-    if (there && S_ISREG(st.st_mode)) unlink(stale);
-    free(stale);
-    if (!there) break;
-  }
+  /* A split export replaces the whole set. */
+  if (w->o.split) dbp__remove_parts_past(w->path, (unsigned)w->nfiles);
   if (w->o.no_fsync) return;
   int dfd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) {

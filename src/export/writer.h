@@ -78,6 +78,11 @@ void dbp__zstream_free(dbp__zstream *s);
 char *dbp__str_cat(const char *a, const char *b);
 /* The directory part of `path` ("." when it has none); malloc'd. */
 char *dbp__dir_of(const char *path);
+/* Removes what an earlier, longer split export of `path` left past part
+ * `last`: those parts would read as part of the new series. Only regular
+ * files go; the scan ends at the first number with nothing there. Blocks:
+ * for the thread pool. */
+void dbp__remove_parts_past(const char *path, unsigned last);
 /* A fresh token: DBP__TOKEN_LEN hex digits of getrandom. Returns 0 or
  * errno. */
 int dbp__new_token(char out[DBP__TOKEN_LEN + 1]);
