@@ -540,13 +540,28 @@ static bool parse_int64(const char *s, int64_t *out) {
   return true;
 }
 
+/* The min and max of a single integer key, once read. */
+typedef struct key_range {
+  bool known;
+  int64_t min, max;
+} key_range;
+
+/* Reads a key_range from two values; false when they are no integers. */
+static bool range_from(key_range *r, const char *mn, const char *mx) {
+  r->known = parse_int64(mn, &r->min) && parse_int64(mx, &r->max) && r->max >= r->min;
+  return r->known;
+}
+
 /* Counts the rows (and those whose split column is not NULL). For a
  * single integer key that cannot be NULL, *dense tells whether its values
  * are every integer from *lo up (count = max - min + 1): then the walk's
- * boundaries are known without walking (dense may be NULL). */
-static int count_rows(planner *p, int64_t *all, int64_t *nonnull, bool *dense, int64_t *lo) {
-  bool ask_range =
+ * boundaries are known without walking (dense may be NULL). The key's min
+ * and max are asked for with the count unless `range` already holds them. */
+static int count_rows(planner *p, int64_t *all, int64_t *nonnull, bool *dense, int64_t *lo,
+                      key_range *range) {
+  bool integer_key =
       dense != NULL && !p->nullable && p->out->nkey == 1 && p->out->key_type[0] == DBP_T_INTEGER;
+  bool ask_range = integer_key && !range->known;
   if (dense != NULL) *dense = false;
   dbp_buf sql = {0};
   dbp_buf_puts(&sql, "SELECT count(*)");
@@ -572,11 +587,11 @@ static int count_rows(planner *p, int64_t *all, int64_t *nonnull, bool *dense, i
   if (rc < 0) return rc;
   *all = to_int(v[0]);
   *nonnull = p->nullable ? to_int(v[1]) : *all;
-  int64_t mn, mx;
-  if (ask_range && *all > 0 && parse_int64(v[1], &mn) && parse_int64(v[2], &mx) && mx >= mn &&
-      (uint64_t)mx - (uint64_t)mn == (uint64_t)*all - 1) {
+  if (ask_range) range_from(range, v[1], v[2]);
+  if (integer_key && range->known && *all > 0 &&
+      (uint64_t)range->max - (uint64_t)range->min == (uint64_t)*all - 1) {
     *dense = true;
-    *lo = mn;
+    *lo = range->min;
   }
   free(v[0]);
   free(v[1]);
@@ -642,9 +657,11 @@ static char *walk_sql(planner *p, char *const *prev, uint64_t step) {
  * within 5% of the catalog's row estimate: nearly every integer of the
  * span is there, so ranges of equal width hold about equal rows, and the
  * count (a pass over the table, before any part can start) is not needed.
- * min and max are the ends of the key's index. Fills *lo and *span.
- * Returns 1 (use the ranges), 0 (count and walk instead) or an error. */
-static int near_dense(planner *p, int64_t *lo, uint64_t *span) {
+ * min and max are the ends of the key's index; they are kept in *range
+ * for the count that follows when the key is not nearly dense. Fills *lo
+ * and *span. Returns 1 (use the ranges), 0 (count and walk instead) or an
+ * error. */
+static int near_dense(planner *p, int64_t *lo, uint64_t *span, key_range *range) {
   const dbp_plan_table *t = p->out;
   int64_t est = p->t->rows_estimate;
   if (p->nullable || t->nkey != 1 || t->key_type[0] != DBP_T_INTEGER || est <= 0) return 0;
@@ -663,14 +680,13 @@ static int near_dense(planner *p, int64_t *lo, uint64_t *span) {
   int rc = query_row(p, sql.data, 0, NULL, 2, v);
   dbp_buf_free(&sql);
   if (rc < 0) return rc;
-  int64_t mn, mx;
   int use = 0;
-  if (rc == 1 && parse_int64(v[0], &mn) && parse_int64(v[1], &mx) && mx >= mn) {
-    uint64_t w = (uint64_t)mx - (uint64_t)mn; /* span - 1, no overflow */
+  if (rc == 1 && range_from(range, v[0], v[1])) {
+    uint64_t w = (uint64_t)range->max - (uint64_t)range->min; /* span - 1, no overflow */
     uint64_t e = (uint64_t)est;
     uint64_t diff = w + 1 > e ? w + 1 - e : e - (w + 1);
     if (w < UINT64_MAX && diff <= (w + 1) / 20) {
-      *lo = mn;
+      *lo = range->min;
       *span = w + 1;
       use = 1;
     }
@@ -689,7 +705,8 @@ static int key_split(planner *p) {
   int64_t all = -1, nonnull = -1, lo = 0;
   bool dense = false;
   uint64_t span = 0;
-  int nd = p->o->partitions > 1 && p->o->where == NULL ? near_dense(p, &lo, &span) : 0;
+  key_range range = {0};
+  int nd = p->o->partitions > 1 && p->o->where == NULL ? near_dense(p, &lo, &span, &range) : 0;
   if (nd < 0) return nd;
   if (nd == 1) {
     /* Ranges of equal width over a nearly dense key: no count, no walk. */
@@ -698,7 +715,7 @@ static int key_split(planner *p) {
     step = ceil_div(span, p->o->partitions);
     max_bounds = p->o->partitions - 1;
   } else if (p->o->partitions > 0) {
-    int rc = count_rows(p, &all, &nonnull, &dense, &lo);
+    int rc = count_rows(p, &all, &nonnull, &dense, &lo, &range);
     if (rc != 0) return rc;
     out->rows_counted = all;
     if (nonnull <= 0) return one_part(p, DBP_SPLIT_KEY, all < 0 ? -1 : all);
@@ -809,7 +826,7 @@ static int ctid_split(planner *p) {
   } else {
     if (rows <= 0) {
       int64_t nonnull;
-      rc = count_rows(p, &rows, &nonnull, NULL, NULL);
+      rc = count_rows(p, &rows, &nonnull, NULL, NULL, NULL);
       if (rc != 0) return rc;
       p->out->rows_counted = rows;
     }
