@@ -53,6 +53,14 @@ static void snapshot_failed(dbp_run *run, size_t i, int rc, dbp_dberr *err, bool
   }
 }
 
+/* Waits: ends db's snapshot, if any, and closes its coordinator. */
+static void end_snapshot(dbp__db *db) {
+  if (db->snap != NULL) dbp_snapshot_end(db->snap, STEP_TIMEOUT_MS);
+  db->snap = NULL;
+  if (db->coord != NULL) dbp_conn_close(db->coord);
+  db->coord = NULL;
+}
+
 /* Waits: takes the snapshot of connection i and joins db->cap workers.
  * On failure everything is given back and err says why. */
 static int open_one(dbp_run *run, size_t i, dbp_dberr *err) {
@@ -99,10 +107,7 @@ static int open_one(dbp_run *run, size_t i, dbp_dberr *err) {
   if (rc != 0) {
     for (size_t k = 0; k < db->nidle; k++) dbp_pool_release(pool, db->workers[k]);
     db->nidle = 0;
-    if (db->snap != NULL) dbp_snapshot_end(db->snap, STEP_TIMEOUT_MS);
-    db->snap = NULL;
-    if (db->coord != NULL) dbp_conn_close(db->coord);
-    db->coord = NULL;
+    end_snapshot(db);
     snapshot_failed(run, i, rc, err, connecting);
     return rc;
   }
@@ -252,10 +257,7 @@ void dbp__source_release(dbp_run *run, size_t conn, dbp_conn *c, bool failed) {
   if (db->exports_done == 0) {
     /* Nothing read in this snapshot has been kept: a new one, taken by the
      * next export, is as good. */
-    if (db->snap != NULL) dbp_snapshot_end(db->snap, STEP_TIMEOUT_MS);
-    db->snap = NULL;
-    if (db->coord != NULL) dbp_conn_close(db->coord);
-    db->coord = NULL;
+    end_snapshot(db);
     db->ready = db->announced = false;
   }
   dbp_sem_release(db->avail); /* whoever waits sees it */
@@ -266,10 +268,7 @@ void dbp__sources_close(dbp_run *run) {
     dbp__db *db = &run->dbs[i];
     for (size_t k = 0; k < db->nidle; k++) dbp_pool_release(run->pools[i], db->workers[k]);
     db->nidle = db->live = 0;
-    if (db->snap != NULL) dbp_snapshot_end(db->snap, STEP_TIMEOUT_MS);
-    db->snap = NULL;
-    if (db->coord != NULL) dbp_conn_close(db->coord);
-    db->coord = NULL;
+    end_snapshot(db);
     if (db->avail != NULL) dbp_sem_free(db->avail);
     db->avail = NULL;
     if (db->setup != NULL) dbp_mutex_free(db->setup);
