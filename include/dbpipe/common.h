@@ -42,6 +42,7 @@
   X(ENOSPC, -12, "no space left on device")                            \
   X(EACCES, -13, "permission denied")                                  \
   X(ESYS, -14, "system error")                                         \
+  X(ETOOBIG, -15, "result too large")                                  \
   X(EDSN, -20, "invalid connection string")                            \
   X(ERESOLVE, -21, "host name could not be resolved")                  \
   X(ECONNECT, -22, "could not connect to the database server")         \

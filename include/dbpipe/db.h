@@ -271,6 +271,52 @@ DBP_EXTERN int dbp_copy_start(dbp_conn *c, const char *query, const dbp_copy_opt
  * then over). dbp_query_close abandons the rest. */
 DBP_EXTERN int dbp_copy_read(dbp_conn *c, const char **row, size_t *len);
 
+/* ---- whole results ----
+ *
+ * A result read into memory as a whole: it outlives the connection (and
+ * the pool) it came from, and is freed with dbp_result_free. Values follow
+ * the dbp_row conventions (text form; DBP_T_BYTES raw; "t"/"f" booleans),
+ * and each is followed by a NUL byte that len does not count, so text can
+ * be used as a C string. For results too big for memory, stream them with
+ * dbp_query and dbp_fetch instead. */
+typedef struct dbp_result_s dbp_result;
+
+/* Rows and columns (0 and 0 for a statement without rows). */
+DBP_EXTERN size_t dbp_result_nrows(const dbp_result *r);
+DBP_EXTERN size_t dbp_result_ncols(const dbp_result *r);
+/* Column `col`'s metadata, or NULL past the last one. */
+DBP_EXTERN const dbp_column *dbp_result_column(const dbp_result *r, size_t col);
+/* The value at (row, col): NULL for SQL NULL and for a position outside
+ * the result; *len (may be NULL) gets its length (0 for those). */
+DBP_EXTERN const char *dbp_result_value(const dbp_result *r, size_t row, size_t col, size_t *len);
+/* Row `row` as a dbp_row, valid as long as r. DBP_EINVAL past the end. */
+DBP_EXTERN int dbp_result_row(const dbp_result *r, size_t row, dbp_row *out);
+/* The rows the statement affected (or returned), as dbp_exec reports. */
+DBP_EXTERN int64_t dbp_result_affected(const dbp_result *r);
+/* Frees r; NULL is a no-op. */
+DBP_EXTERN void dbp_result_free(dbp_result *r);
+
+/* Waits: runs a query (as dbp_query) and reads every row into *out.
+ * max_bytes bounds the values held (0: 64 MiB); a bigger result stops
+ * with DBP_ETOOBIG, the rest abandoned as dbp_query_close does and the
+ * connection left idle. On any failure *out is NULL. timeout_ms covers
+ * the whole call. */
+DBP_EXTERN int dbp_query_all(dbp_conn *c, const char *sql, size_t nparams, const dbp_param *params,
+                             int64_t timeout_ms, size_t max_bytes, dbp_result **out);
+
+/* True when `sql` is a statement that leaves nothing behind on its
+ * session: one that begins (after blanks, comments and parentheses) with
+ * SELECT, WITH, VALUES, TABLE, SHOW, INSERT, UPDATE, DELETE or MERGE
+ * (MySQL also REPLACE), and names none of what keeps state in a session:
+ * TEMP/TEMPORARY tables; on PostgreSQL set_config and the session-level
+ * advisory locks (pg_advisory_lock, pg_advisory_lock_shared,
+ * pg_try_advisory_lock, pg_try_advisory_lock_shared); on MySQL user
+ * variables (@name, not @@name) and GET_LOCK. Words inside literals,
+ * quoted names and comments do not count. The pool's one-call helpers run
+ * such statements without a session reset afterwards and, on PostgreSQL,
+ * on shared pipelined connections. Does not check that the SQL is valid. */
+DBP_EXTERN bool dbp_sql_is_stateless(dbp_db_kind kind, const char *sql);
+
 /* Waits: cancels the statement running on `c` on the server, from the
  * calling coroutine (any coroutine of the runtime). The coroutine running
  * the statement gets DBP_ECANCELED (or its normal result if the statement

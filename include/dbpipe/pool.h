@@ -48,6 +48,13 @@ typedef struct dbp_pool_options {
                                  DBP_DEFAULT_IO_TIMEOUT_MS, DBP_FOREVER none */
   bool keep_session;          /* release only rolls back (see dbp_conn_reset);
                                  default false: a full session reset */
+  /* PostgreSQL: the one-call helpers' stateless statements share
+   * connections in pipeline mode (below). true turns that off: each
+   * statement then takes a connection of its own for its turn. */
+  bool no_pipeline;
+  size_t pipeline_depth;   /* statements in flight per shared connection;
+                              default 16 */
+  size_t max_result_bytes; /* what a helper's result may hold; default 64 MiB */
 } dbp_pool_options;
 
 typedef struct dbp_pool_stats {
@@ -58,6 +65,12 @@ typedef struct dbp_pool_stats {
   uint64_t wait_ms_total;              /* time spent in acquire, any outcome */
   size_t opening;                      /* connections being opened */
   size_t in_use_peak, total_peak;      /* highest in_use / total so far */
+  /* The one-call helpers (dbp_pool_query, dbp_pool_exec): */
+  size_t shared;       /* connections in pipeline mode now (counted in in_use) */
+  size_t in_flight;    /* statements sent on them and not yet answered */
+  uint64_t statements; /* helper statements run, any outcome */
+  uint64_t pipelined;  /* of those, the ones sent on a shared connection */
+  uint64_t abandoned;  /* timed out or cancelled while on a shared connection */
 } dbp_pool_stats;
 
 /* Does not connect (that happens on first acquire). `opts` may be NULL.
@@ -93,6 +106,59 @@ DBP_EXTERN void dbp_pool_release(dbp_pool *p, dbp_conn *c);
  * coroutine it does not wait. */
 DBP_EXTERN int dbp_pool_close(dbp_pool *p, int64_t timeout_ms);
 DBP_EXTERN void dbp_pool_get_stats(const dbp_pool *p, dbp_pool_stats *out);
+
+/* ---- one call per statement ----
+ *
+ * For service code: a statement run on any of the pool's connections in
+ * one call, its rows read into a dbp_result that outlives the connection:
+ *
+ *   dbp_result *r;
+ *   dbp_param id = {argv_id, strlen(argv_id)};
+ *   int rc = dbp_pool_query(pool, "SELECT name FROM users WHERE id = $1", 1, &id, 2000, &r, &err);
+ *   if (rc == 0) reply(dbp_result_value(r, 0, 0, NULL)), dbp_result_free(r);
+ *
+ * timeout_ms bounds everything (waiting for a connection, the statement,
+ * reading its rows; the rule at the top of rt.h). One statement per call:
+ * several in one text are refused by PostgreSQL's extended protocol and
+ * not meant for these helpers (acquire a connection for them).
+ *
+ * How it runs. A statement that dbp_sql_is_stateless accepts leaves
+ * nothing on its session, so the connection needs no reset after it.
+ *   - On PostgreSQL (unless no_pipeline) such statements share
+ *     connections: each is sent at once, without waiting for earlier ones,
+ *     on a connection in libpq's pipeline mode, with a sync point of its
+ *     own, so it runs in its own implicit transaction exactly as alone,
+ *     and its result or error is its own (a failing statement fails
+ *     alone). The pool spreads statements over up to max_size connections
+ *     and up to pipeline_depth in flight on each; beyond that they queue
+ *     like acquires. A shared connection goes back to idle when its last
+ *     statement is answered. A statement that times out or is cancelled
+ *     returns at once; its result is dropped when it comes, and the
+ *     connection takes no new statements until it has drained. Only when
+ *     nothing but abandoned statements is left is the server asked to
+ *     cancel (so a cancel never reaches a neighbour), and such a
+ *     connection is then reset (or closed) before its next use.
+ *   - Otherwise (MariaDB/MySQL, or no_pipeline) it runs on a connection of
+ *     its own, which goes back to idle afterwards without a reset.
+ * Any other statement (SET, BEGIN, DDL, CALL, ...) runs alone and the
+ * connection is released as dbp_pool_release does (reset unless
+ * keep_session).
+ *
+ * Statements are prepared on the server once per connection and kept, by
+ * SQL text, in a bounded cache (PostgreSQL: 256 per connection, least
+ * recently used dropped first; MySQL as dbp_query does), so a repeated
+ * statement skips parse and plan. Transactions, COPY and streaming reads
+ * need a connection to themselves: use dbp_pool_acquire.
+ *
+ * Errors: those of dbp_pool_acquire and of dbp_query; DBP_ETOOBIG when
+ * the rows exceed max_result_bytes. `err` (may be NULL) gets the details.
+ * *out is NULL on any failure. */
+DBP_EXTERN int dbp_pool_query(dbp_pool *p, const char *sql, size_t nparams, const dbp_param *params,
+                              int64_t timeout_ms, dbp_result **out, dbp_dberr *err);
+/* The same for a statement whose rows are not wanted: *affected (may be
+ * NULL) gets the affected row count. */
+DBP_EXTERN int dbp_pool_exec(dbp_pool *p, const char *sql, size_t nparams, const dbp_param *params,
+                             int64_t timeout_ms, int64_t *affected, dbp_dberr *err);
 DBP_EXTERN const char *dbp_pool_dsn(const dbp_pool *p); /* redacted */
 
 #ifdef __cplusplus
