@@ -96,7 +96,7 @@ static dbp_pool *pool(tctx *t, dbp_pool_options o) {
 /* A query that must succeed with one row and an integer first value. */
 static int64_t pool_int(dbp_pool *p, const char *sql, size_t np, const dbp_param *ps) {
   dbp_result *r = NULL;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   char m[700];
   int rc = dbp_pool_query(p, sql, np, ps, 30000, &r, &e);
   cr_assert_eq(rc, 0, "%s: %s", sql, fmt_err(&e, m, sizeof m));
@@ -115,7 +115,7 @@ static int64_t pool_int(dbp_pool *p, const char *sql, size_t np, const dbp_param
  * copied into buf. */
 static void pool_text(dbp_pool *p, const char *sql, char *buf, size_t len) {
   dbp_result *r = NULL;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   char m[700];
   int rc = dbp_pool_query(p, sql, 0, NULL, 30000, &r, &e);
   cr_assert_eq(rc, 0, "%s: %s", sql, fmt_err(&e, m, sizeof m));
@@ -127,7 +127,7 @@ static void pool_text(dbp_pool *p, const char *sql, char *buf, size_t len) {
 }
 
 static int64_t pool_exec_ok(dbp_pool *p, const char *sql, size_t np, const dbp_param *ps) {
-  dbp_dberr e;
+  dbp_dberr e = {0};
   char m[700];
   int64_t n = -12345;
   int rc = dbp_pool_exec(p, sql, np, ps, 30000, &n, &e);
@@ -138,7 +138,7 @@ static int64_t pool_exec_ok(dbp_pool *p, const char *sql, size_t np, const dbp_p
 /* A query that must fail with the server's error `sqlstate`. */
 static void pool_query_fails(dbp_pool *p, const char *sql, const char *sqlstate) {
   dbp_result *r = (dbp_result *)&r;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   char m[700];
   int rc = dbp_pool_query(p, sql, 0, NULL, 30000, &r, &e);
   cr_assert_eq(rc, DBP_EQUERY, "%s gave %s: %s", sql, dbp_err_name(rc), fmt_err(&e, m, sizeof m));
@@ -260,9 +260,15 @@ static int64_t kill_sessions(tctx *t, const char *marker) {
   return (int64_t)n;
 }
 
-/* Everything the helpers keep is back to rest. */
-static void expect_quiet(const dbp_pool *p) {
+/* Everything the helpers keep is back to rest: at once when the last
+ * call returned, or at least a moment later (within two seconds; the
+ * connection that answered may go back after its caller resumes). */
+static void expect_quiet(tctx *t, const dbp_pool *p) {
   dbp_pool_stats s = stats(p);
+  for (int i = 0; i < 200 && (s.in_flight || s.shared || s.in_use || s.waiting); i++) {
+    dbp_sleep(t->rt, 10);
+    s = stats(p);
+  }
   cr_assert_eq(s.in_flight, 0, "in_flight %zu", s.in_flight);
   cr_assert_eq(s.shared, 0, "shared %zu", s.shared);
   cr_assert_eq(s.in_use, 0, "in_use %zu", s.in_use);
@@ -279,6 +285,7 @@ typedef struct load {
   fails f;
   /* sampled while the workers run */
   size_t max_shared, max_in_flight, max_in_use, max_total;
+  bool deep; /* seen: more statements in flight than shared connections */
 } load;
 
 typedef struct load_worker {
@@ -299,7 +306,7 @@ static int load_run(void *arg, void **result) {
     snprintf(vb, sizeof vb, "%d", v);
     dbp_param ps[2] = {PARAM(vb), PARAM(vb)};
     dbp_result *r = NULL;
-    dbp_dberr e;
+    dbp_dberr e = {0};
     char m[700];
     int rc = dbp_pool_query(l->p, sql, pg ? 1 : 2, ps, 60000, &r, &e);
     if (rc != 0) {
@@ -331,6 +338,7 @@ static int load_sampler(void *arg, void **result) {
     dbp_pool_stats s = stats(l->p);
     if (s.shared > l->max_shared) l->max_shared = s.shared;
     if (s.in_flight > l->max_in_flight) l->max_in_flight = s.in_flight;
+    if (s.in_flight > s.shared) l->deep = true;
     if (s.in_use > l->max_in_use) l->max_in_use = s.in_use;
     if (s.total > l->max_total) l->max_total = s.total;
     if (s.shared > s.in_use)
@@ -368,6 +376,8 @@ static void run_load(tctx *t, bool no_pipeline, size_t depth, int workers, int p
     cr_assert_leq(s.pipelined, s.statements);
     cr_assert_geq(l.max_shared, 1, "no connection was ever seen in pipeline mode");
     cr_assert_geq(l.max_in_flight, 2, "never two statements in flight at once");
+    cr_assert(l.deep, "never two statements in flight on one connection (at most %zu on %zu)",
+              l.max_in_flight, l.max_shared);
   } else {
     cr_assert_eq(s.pipelined, 0, "pipelined %" PRIu64 " without pipelining", s.pipelined);
     cr_assert_eq(l.max_shared, 0, "a shared connection without pipelining");
@@ -383,7 +393,7 @@ static void run_load(tctx *t, bool no_pipeline, size_t depth, int workers, int p
   cr_assert_leq(s.in_use_peak, 4);
   cr_assert_eq(s.broken, 0);
   cr_assert_eq(s.abandoned, 0);
-  expect_quiet(l.p);
+  expect_quiet(t, l.p);
   if (is_pg(t)) cr_assert_leq(sessions(t), 4);
   cr_assert_eq(dbp_pool_close(l.p, 10000), 0);
   if (is_pg(t)) expect_sessions(t, 0);
@@ -424,7 +434,7 @@ static void mix_one(mix *x, int id, int kind, int v) {
   bool pg = is_pg(x->t);
   char sql[256], vb[32], want[64];
   dbp_result *r = (dbp_result *)&r;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   memset(&e, 0, sizeof e);
   char m[700];
   int rc;
@@ -565,7 +575,7 @@ QTEST(failing_statements_fail_alone, 300) {
   cr_assert_eq(s.abandoned, 0);
   cr_assert_eq(s.broken, 0, "a statement error broke a connection");
   cr_assert_leq(s.opened, 2);
-  expect_quiet(x.p);
+  expect_quiet(t, x.p);
   cr_assert_eq(pool_int(x.p, is_pg(t) ? "SELECT 6 * 7" : "SELECT 6 * 7", 0, NULL), 42);
 
   /* err may be NULL. */
@@ -599,7 +609,7 @@ QTEST(timeout_cancels_the_statement_on_the_server, 120) {
   char sql[160];
   sleep_sql(t, sql, sizeof sql, "30", marker);
   dbp_result *r = (dbp_result *)&r;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   uint64_t t0 = dbp_now(t->rt);
   int rc = dbp_pool_query(p, sql, 0, NULL, 200, &r, &e);
   uint64_t took = dbp_now(t->rt) - t0;
@@ -619,7 +629,7 @@ QTEST(timeout_cancels_the_statement_on_the_server, 120) {
                  s.abandoned);
   else
     cr_assert_eq(s.abandoned, 0, "MariaDB has no shared connections (%" PRIu64 ")", s.abandoned);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
@@ -646,7 +656,7 @@ static int nb_fast(void *arg, void **result) {
     snprintf(want, sizeof want, "%d", v + 7);
     dbp_param pv = PARAM(vb);
     dbp_result *r = NULL;
-    dbp_dberr e;
+    dbp_dberr e = {0};
     char m[700];
     int rc = dbp_pool_query(w->n->p, "SELECT $1::int + 7", 1, &pv, 60000, &r, &e);
     if (rc != 0)
@@ -662,9 +672,10 @@ static int nb_fast(void *arg, void **result) {
 static int nb_slow(void *arg, void **result) {
   (void)result;
   nb_worker *w = arg;
-  dbp_sleep(w->n->t->rt, 20 * w->id); /* spread over the fast ones' run */
+  /* Once the fast ones run on open connections, spread over their run. */
+  dbp_sleep(w->n->t->rt, 200 + 20 * w->id);
   dbp_result *r = (dbp_result *)&r;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   uint64_t t0 = dbp_now(w->n->t->rt);
   int rc = dbp_pool_query(w->n->p, "SELECT pg_sleep(2), 'dbp_pq_neighbour'", 0, NULL, 200, &r, &e);
   uint64_t took = dbp_now(w->n->t->rt) - t0;
@@ -699,13 +710,14 @@ PG_TEST(timeouts_leave_neighbours_alone, 180) {
   cr_assert_eq(n.fast_done, 30);
   cr_assert_eq(n.slow_timed_out, 4);
   dbp_pool_stats s = stats(n.p);
-  cr_assert_geq(s.abandoned, 1, "abandoned %" PRIu64 " after 4 timeouts", s.abandoned);
+  cr_assert_geq(s.abandoned, 1, "abandoned %" PRIu64 " after 4 timeouts (pipelined %" PRIu64 ")",
+                s.abandoned, s.pipelined);
   cr_assert_leq(s.abandoned, 4);
   cr_assert_eq(s.statements, 30 * 100 + 4);
   cr_assert_eq(pool_int(n.p, "SELECT 40 + 2", 0, NULL), 42);
   expect_running(t, "dbp_pq_neighbour", 0, "after the sleeps' timeouts");
   cr_assert_leq(s.opened, 4);
-  expect_quiet(n.p);
+  expect_quiet(t, n.p);
   cr_assert_eq(dbp_pool_close(n.p, 10000), 0);
   expect_sessions(t, 0);
 }
@@ -752,7 +764,7 @@ QTEST(cancel_during_a_statement, 120) {
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.abandoned, is_pg(t) ? 1 : 0, "abandoned %" PRIu64, s.abandoned);
   cr_assert_eq(pool_int(p, "SELECT 40 + 2", 0, NULL), 42);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
@@ -772,7 +784,7 @@ QTEST(cancel_and_timeout_while_queued, 60) {
   cr_assert_null(c.r);
 
   dbp_result *r = (dbp_result *)&r;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   cr_assert_eq(dbp_pool_query(p, "SELECT 1", 0, NULL, 100, &r, &e), DBP_ETIMEDOUT);
   cr_assert_null(r);
   cr_assert_eq(e.code, DBP_ETIMEDOUT);
@@ -782,7 +794,7 @@ QTEST(cancel_and_timeout_while_queued, 60) {
   cr_assert_eq(s.in_flight, 0);
   dbp_pool_release(p, held);
   cr_assert_eq(pool_int(p, "SELECT 40 + 2", 0, NULL), 42);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(stats(p).opened, 1);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
@@ -791,24 +803,27 @@ QTEST(cancel_and_timeout_while_queued, 60) {
  * timeout other than DBP_FOREVER is refused. */
 QTEST(zero_and_negative_timeouts, 60) {
   dbp_pool *p = pool(t, (dbp_pool_options){.max_size = 1});
-  cr_assert_eq(pool_int(p, "SELECT 1", 0, NULL), 1); /* one connection idle */
+  cr_assert_eq(pool_int(p, "SELECT 1", 0, NULL), 1);
+  expect_quiet(t, p); /* one connection idle */
   dbp_result *r = (dbp_result *)&r;
-  dbp_dberr e;
-  cr_assert_eq(dbp_pool_query(p, "SELECT 2", 0, NULL, 0, &r, &e), DBP_ETIMEDOUT);
+  dbp_dberr e = {0};
+  int rc = dbp_pool_query(p, "SELECT 2", 0, NULL, 0, &r, &e);
+  cr_assert_eq(rc, DBP_ETIMEDOUT, "a zero timeout gave %s", dbp_err_name(rc));
   cr_assert_null(r);
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.in_flight, 0, "a zero timeout left a statement in flight");
   cr_assert_eq(s.in_use, 0);
   cr_assert_eq(s.abandoned, 0);
   int64_t n = 99;
-  cr_assert_eq(dbp_pool_exec(p, "SELECT 2", 0, NULL, 0, &n, &e), DBP_ETIMEDOUT);
+  rc = dbp_pool_exec(p, "SELECT 2", 0, NULL, 0, &n, &e);
+  cr_assert_eq(rc, DBP_ETIMEDOUT, "a zero timeout gave %s", dbp_err_name(rc));
   r = (dbp_result *)&r;
   cr_assert_eq(dbp_pool_query(p, "SELECT 2", 0, NULL, -5, &r, &e), DBP_EINVAL);
   cr_assert_null(r);
   cr_assert_eq(e.code, DBP_EINVAL);
   cr_assert_eq(dbp_pool_exec(p, "SELECT 2", 0, NULL, -7, NULL, &e), DBP_EINVAL);
   cr_assert_eq(pool_int(p, "SELECT 3", 0, NULL), 3);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(stats(p).opened, 1);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
@@ -906,7 +921,7 @@ PG_TEST(pg_session_state_does_not_leak, 120) {
   snprintf(key, sizeof key, "%ld", 424200000L + (long)getpid());
   dbp_param pk = PARAM(key);
   dbp_result *r = NULL;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   char m[700];
   int rc = dbp_pool_query(p, "SELECT pg_advisory_lock($1::bigint)", 1, &pk, 30000, &r, &e);
   cr_assert_eq(rc, 0, "%s", fmt_err(&e, m, sizeof m));
@@ -920,7 +935,7 @@ PG_TEST(pg_session_state_does_not_leak, 120) {
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.opened, 1);
   cr_assert_eq(s.broken, 0);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
   droptable(t, table);
 }
@@ -963,7 +978,7 @@ MY_TEST(my_session_state_does_not_leak, 120) {
   cr_assert_eq(s.opened, 1);
   cr_assert_eq(s.broken, 0);
   cr_assert_eq(s.pipelined, 0);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
   droptable(t, table);
 }
@@ -985,7 +1000,7 @@ QTEST(keep_session_keeps_settings_not_transactions, 60) {
     expect_text(p, "SELECT @@in_transaction", "0", "START TRANSACTION with keep_session");
   }
   cr_assert_eq(stats(p).opened, 1);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
@@ -1005,7 +1020,7 @@ static int st_reader(void *arg, void **result) {
       is_pg(l->t) ? "SELECT current_setting('search_path')" : "SELECT @@session.wait_timeout";
   while (l->writers_done == 0 || l->reads < 200) {
     dbp_result *r = NULL;
-    dbp_dberr e;
+    dbp_dberr e = {0};
     char m[700];
     int rc = dbp_pool_query(l->p, sql, 0, NULL, 30000, &r, &e);
     l->reads++;
@@ -1024,7 +1039,7 @@ static int st_writer(void *arg, void **result) {
   st_load *l = arg;
   bool pg = is_pg(l->t);
   for (int i = 0; i < 40; i++) {
-    dbp_dberr e;
+    dbp_dberr e = {0};
     char m[700];
     dbp_result *r = NULL;
     int rc;
@@ -1058,7 +1073,7 @@ QTEST(stateful_statements_never_share_a_connection, 120) {
   join_all(cos, 17);
   expect_no_fails(&l.f);
   cr_assert_geq(l.reads, 200);
-  expect_quiet(l.p);
+  expect_quiet(t, l.p);
   cr_assert_eq(dbp_pool_close(l.p, 10000), 0);
 }
 
@@ -1078,7 +1093,7 @@ static const char *rows_sql(tctx *t, int n, const char *value) {
 
 static dbp_result *must_query(dbp_pool *p, const char *sql, size_t np, const dbp_param *ps) {
   dbp_result *r = NULL;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   char m[700];
   int rc = dbp_pool_query(p, sql, np, ps, 30000, &r, &e);
   cr_assert_eq(rc, 0, "%s: %s", sql, fmt_err(&e, m, sizeof m));
@@ -1206,7 +1221,7 @@ QTEST(rows_affected_and_empty_results, 60) {
   snprintf(sql, sizeof sql, "DELETE FROM %s WHERE k = %s", table, pg ? "$1::int" : "?");
   dbp_param three = PARAM("3");
   cr_assert_eq(pool_exec_ok(p, sql, 1, &three), 1);
-  dbp_dberr e;
+  dbp_dberr e = {0};
   snprintf(sql, sizeof sql, "INSERT INTO %s (k, v) VALUES (4, 40)", table);
   cr_assert_eq(dbp_pool_exec(p, sql, 0, NULL, 30000, NULL, &e), 0, "affected may be NULL");
 
@@ -1226,7 +1241,7 @@ QTEST(rows_affected_and_empty_results, 60) {
   }
   snprintf(sql, sizeof sql, "SELECT COUNT(*) * 1000 + SUM(v) FROM %s", table);
   cr_assert_eq(mon_int(t, sql, 0, NULL), 5 * 1000 + 11 + 21 + 40 + (pg ? 0 : 110));
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
   droptable(t, table);
 }
@@ -1246,7 +1261,7 @@ static int big_neighbour(void *arg, void **result) {
   snprintf(want, sizeof want, "%d", b->id * 3);
   dbp_param pv = PARAM(vb);
   dbp_result *r = NULL;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   char m[700];
   int rc = dbp_pool_query(b->p, is_pg(b->t) ? "SELECT $1::int * 3" : "SELECT CAST(? AS SIGNED) * 3",
                           1, &pv, 30000, &r, &e);
@@ -1262,7 +1277,7 @@ static int big_one(void *arg, void **result) {
   (void)result;
   big_arg *b = arg;
   dbp_result *r = (dbp_result *)&r;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   int rc = dbp_pool_query(
       b->p, rows_sql(b->t, 20000, is_pg(b->t) ? "repeat('z', 100)" : "REPEAT('z', 100)"), 0, NULL,
       30000, &r, &e);
@@ -1286,7 +1301,7 @@ QTEST(result_over_max_bytes_is_too_big, 120) {
   char *order = strstr(sql, " ORDER BY");
   cr_assert_not_null(order);
   snprintf(order, sizeof sql - (size_t)(order - sql), " UNION ALL SELECT 'y'");
-  dbp_dberr e;
+  dbp_dberr e = {0};
   r = (dbp_result *)&r;
   cr_assert_eq(dbp_pool_query(p, sql, 0, NULL, 30000, &r, &e), DBP_ETOOBIG, "1001 bytes: %s", sql);
   cr_assert_null(r);
@@ -1305,7 +1320,7 @@ QTEST(result_over_max_bytes_is_too_big, 120) {
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.opened, 1, "the connection was replaced after a too big result");
   cr_assert_eq(s.broken, 0);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
@@ -1335,20 +1350,31 @@ PG_TEST(several_statements_in_one_text_are_refused, 60) {
   const char *texts[] = {"SELECT 1; SELECT 2", "SELECT 1; SET search_path TO pg_catalog",
                          "SET search_path TO pg_catalog; SELECT 1",
                          "SELECT set_config('search_path', 'pg_catalog', false); SELECT 2"};
+  fails bad = {0};
   for (size_t i = 0; i < 4; i++) {
-    dbp_dberr e;
-    char m[700];
-    int64_t n = -1;
-    int rc = dbp_pool_exec(p, texts[i], 0, NULL, 20000, &n, &e);
-    cr_assert(rc == DBP_EQUERY || rc == DBP_EINVAL, "%s gave %s: %s", texts[i], dbp_err_name(rc),
-              fmt_err(&e, m, sizeof m));
+    dbp_dberr e = {0};
+    char m[700], now[256];
+    int rc = dbp_pool_exec(p, texts[i], 0, NULL, 20000, NULL, &e);
+    if (rc != DBP_EQUERY && rc != DBP_EINVAL)
+      note(&bad, "dbp_pool_exec(%s) gave %s: %s", texts[i], dbp_err_name(rc),
+           fmt_err(&e, m, sizeof m));
+    pool_text(p, "SELECT current_setting('search_path')", now, sizeof now);
+    if (strcmp(now, sp) != 0)
+      note(&bad, "after dbp_pool_exec(%s), search_path is '%s'", texts[i], now);
     dbp_result *r = (dbp_result *)&r;
     rc = dbp_pool_query(p, texts[i], 0, NULL, 20000, &r, &e);
-    cr_assert(rc == DBP_EQUERY || rc == DBP_EINVAL, "%s gave %s: %s", texts[i], dbp_err_name(rc),
-              fmt_err(&e, m, sizeof m));
-    cr_assert_null(r);
-    expect_text(p, "SELECT current_setting('search_path')", sp, texts[i]);
+    if (rc != DBP_EQUERY && rc != DBP_EINVAL)
+      note(&bad, "dbp_pool_query(%s) gave %s: %s", texts[i], dbp_err_name(rc),
+           fmt_err(&e, m, sizeof m));
+    if (rc == 0)
+      dbp_result_free(r);
+    else if (r != NULL)
+      note(&bad, "*out set on failure");
+    pool_text(p, "SELECT current_setting('search_path')", now, sizeof now);
+    if (strcmp(now, sp) != 0)
+      note(&bad, "after dbp_pool_query(%s), search_path is '%s'", texts[i], now);
   }
+  cr_expect_eq(bad.n, 0, "%d wrong, the first: %s", bad.n, bad.first);
   join_all(cos, 8);
   expect_no_fails(&f);
   /* One statement with a trailing semicolon is one statement. */
@@ -1356,7 +1382,7 @@ PG_TEST(several_statements_in_one_text_are_refused, 60) {
   pool_exec_ok(p, "SELECT 1;", 0, NULL);
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.broken, 0);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
@@ -1367,14 +1393,14 @@ MY_TEST(several_statements_in_one_text_leave_nothing, 60) {
   int64_t wt = pool_int(p, "SELECT @@session.wait_timeout", 0, NULL);
   char want[32];
   snprintf(want, sizeof want, "%" PRId64, wt);
-  dbp_dberr e;
+  dbp_dberr e = {0};
   int rc = dbp_pool_exec(p, "SELECT 1; SET SESSION wait_timeout = 12345", 0, NULL, 20000, NULL, &e);
   cr_assert_neq(rc, DBP_ETIMEDOUT);
   rc = dbp_pool_exec(p, "SET SESSION wait_timeout = 12345; SELECT 1", 0, NULL, 20000, NULL, &e);
   cr_assert_neq(rc, DBP_ETIMEDOUT);
   expect_text(p, "SELECT @@session.wait_timeout", want, "two statements in one text");
   cr_assert_eq(pool_int(p, "SELECT 41 + 1;", 0, NULL), 42);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
@@ -1406,13 +1432,14 @@ QTEST(statement_cache_stays_bounded, 240) {
   if (is_pg(t)) {
     int64_t n = prepared_count(p);
     cr_assert_leq(n, 256, "%" PRId64 " prepared statements on one connection", n);
-    cr_assert_geq(n, 200, "%" PRId64 " prepared statements: the cache keeps none", n);
+    cr_assert_geq(n, 200, "%" PRId64 " prepared statements left of 256 after 301 distinct texts",
+                  n);
   }
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.opened, 1);
   cr_assert_eq(s.broken, 0);
   cr_assert_eq(s.statements, 1310 + (is_pg(t) ? 1 : 0));
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
@@ -1431,7 +1458,7 @@ QTEST(cached_statements_survive_a_reset, 60) {
   dbp_result *r = (dbp_result *)&r;
   cr_assert_eq(dbp_pool_query(p, sql, 0, NULL, 200, &r, NULL), DBP_ETIMEDOUT);
   add_ok(t, p, 5, 40);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
@@ -1447,7 +1474,7 @@ static void churn_one(churn *c, const char *sql, int v, int64_t want) {
   snprintf(vb, sizeof vb, "%d", v);
   dbp_param pv = PARAM(vb);
   dbp_result *r = NULL;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   char m[700];
   int rc = dbp_pool_query(c->p, sql, 1, &pv, 60000, &r, &e);
   char ws[24];
@@ -1506,7 +1533,7 @@ QTEST(statement_cache_under_concurrency, 240) {
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.opened, 1);
   cr_assert_eq(s.broken, 0);
-  expect_quiet(p);
+  expect_quiet(t, p);
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
@@ -1516,7 +1543,7 @@ typedef struct kill_load {
   tctx *t;
   dbp_pool *p;
   const char *marker;
-  int ok, lost, last_ok;
+  int ok, lost;
   fails f;
 } kill_load;
 
@@ -1534,16 +1561,15 @@ static int kill_run(void *arg, void **result) {
            is_pg(k->t) ? "SELECT $1::int, pg_sleep(0.05), '%s'"
                        : "SELECT CAST(? AS SIGNED), SLEEP(0.05), '%s'",
            k->marker);
-  int rc = 0;
   for (int i = 0; i < 12; i++) {
     int v = w->id * 100 + i;
     char vb[16];
     snprintf(vb, sizeof vb, "%d", v);
     dbp_param pv = PARAM(vb);
     dbp_result *r = (dbp_result *)&r;
-    dbp_dberr e;
+    dbp_dberr e = {0};
     char m[700];
-    rc = dbp_pool_query(k->p, sql, 1, &pv, 60000, &r, &e);
+    int rc = dbp_pool_query(k->p, sql, 1, &pv, 60000, &r, &e);
     if (rc == 0) {
       k->ok++;
       if (!val_eq(r, 0, 0, vb))
@@ -1556,7 +1582,27 @@ static int kill_run(void *arg, void **result) {
            fmt_err(&e, m, sizeof m));
     }
   }
-  if (rc == 0) k->last_ok++;
+  return 0;
+}
+
+static int kill_after(void *arg, void **result) {
+  (void)result;
+  kill_worker *w = arg;
+  dbp_result *r = NULL;
+  dbp_dberr e = {0};
+  char m[700], vb[16];
+  snprintf(vb, sizeof vb, "%d", w->id);
+  dbp_param pv = PARAM(vb);
+  int rc = dbp_pool_query(w->k->p, is_pg(w->k->t) ? "SELECT $1::int" : "SELECT CAST(? AS SIGNED)",
+                          1, &pv, 30000, &r, &e);
+  if (rc != 0)
+    note(&w->k->f, "after the kills, worker %d: %s: %s", w->id, dbp_err_name(rc),
+         fmt_err(&e, m, sizeof m));
+  else if (!val_eq(r, 0, 0, vb))
+    note(&w->k->f, "after the kills, worker %d got %s", w->id, dbp_result_value(r, 0, 0, NULL));
+  else
+    w->k->ok++;
+  dbp_result_free(r);
   return 0;
 }
 
@@ -1573,11 +1619,12 @@ QTEST(killed_sessions_fail_only_their_statements, 180) {
     spawn(t, &cos[i], kill_run, &ws[i]);
   }
   int64_t killed = 0;
+  size_t max_in_flight = 0;
   for (int round = 0; round < 2; round++) {
     await_running(t, k.marker, 2);
     if (is_pg(t)) {
-      for (int i = 0; i < 1000 && stats(k.p).in_flight < 4; i++) dbp_sleep(t->rt, 1);
-      cr_assert_geq(stats(k.p).in_flight, 4, "never 4 statements in flight");
+      for (int i = 0; i < 500 && stats(k.p).in_flight < 4; i++) dbp_sleep(t->rt, 1);
+      if (stats(k.p).in_flight > max_in_flight) max_in_flight = stats(k.p).in_flight;
     }
     killed += kill_sessions(t, k.marker);
     dbp_sleep(t->rt, 300);
@@ -1587,15 +1634,24 @@ QTEST(killed_sessions_fail_only_their_statements, 180) {
   cr_assert_geq(killed, 2);
   cr_assert_geq(k.lost, 2, "killed %" PRId64 " sessions, no call lost its connection", killed);
   cr_assert_eq(k.ok + k.lost, 24 * 12);
-  cr_assert_eq(k.last_ok, 24, "a call after the kills failed");
+  /* Later calls, all at once, succeed on new connections. */
+  k.ok = k.lost = 0;
+  for (int i = 0; i < 24; i++) spawn(t, &cos[i], kill_after, &ws[i]);
+  join_all(cos, 24);
+  expect_no_fails(&k.f);
+  cr_assert_eq(k.ok, 24, "%d of 24 calls after the kills failed", 24 - k.ok);
   dbp_pool_stats s = stats(k.p);
   cr_assert_geq(s.broken, 2, "broken %" PRIu64, s.broken);
   cr_assert_geq(s.opened, 3);
-  cr_assert_eq(s.statements, 24 * 12);
+  cr_assert_eq(s.statements, 24 * 13);
   cr_assert_eq(pool_int(k.p, "SELECT 40 + 2", 0, NULL), 42);
-  expect_quiet(k.p);
+  expect_quiet(t, k.p);
   cr_assert_eq(dbp_pool_close(k.p, 10000), 0);
   if (is_pg(t)) expect_sessions(t, 0);
+  /* 24 callers on 2 connections of depth 16: all of them in flight. */
+  if (is_pg(t))
+    cr_assert_geq(max_in_flight, 4, "at most %zu statements in flight when the sessions ended",
+                  max_in_flight);
 }
 
 /* ---- closing the pool with statements in flight ---- */
@@ -1626,7 +1682,7 @@ static int close_run(void *arg, void **result) {
   snprintf(vb, sizeof vb, "%d", w->id);
   dbp_param pv = PARAM(vb);
   dbp_result *r = (dbp_result *)&r;
-  dbp_dberr e;
+  dbp_dberr e = {0};
   char m[700];
   int rc = dbp_pool_query(c->p, sql, 1, &pv, 60000, &r, &e);
   if (rc == 0) {
