@@ -10,7 +10,7 @@
 
 /* A statement prepared on the server under a name of ours, kept by its
  * SQL text (and parameter count) so that a repeated statement skips parse
- * and plan. The cache (pg_stmt.c) owns the entries it lists; `refs`
+ * and plan. The cache (pg_stmt.c) owns the entries it lists; `users`
  * counts the statements in flight that use one, so that an entry dropped
  * from the cache while in use lives until the last of them is answered. */
 typedef struct pg_stmt pg_stmt;
@@ -20,10 +20,10 @@ struct pg_stmt {
   size_t len;
   uint64_t hash;
   int nparams;
-  uint64_t used; /* the cache clock at the last use, for LRU */
-  unsigned refs; /* statements in flight that use it */
-  bool listed;   /* in the cache (else dropped, freed at refs 0) */
-  bool failed;   /* the server refused to prepare it: err says why */
+  uint64_t used;  /* the cache clock at the last use, for LRU */
+  unsigned users; /* statements in flight that use it */
+  bool listed;    /* in the cache (else dropped, freed at users 0) */
+  bool failed;    /* the server refused to prepare it: err says why */
   dbp_dberr err;
   char name[24]; /* "dbp_s<n>" */
 };

@@ -78,7 +78,7 @@ pg_stmt *dbp__pg_stmt_add(pg_conn *p, const char *sql, size_t len, int nparams, 
         if (old == NULL || e->used < old->used) old = e;
     if (old != NULL) {
       stmt_unlink(t, old);
-      old->refs++; /* the caller's, until its deallocation is sent */
+      old->users++; /* the caller's, until its deallocation is sent */
       *evicted = old;
     }
   }
@@ -95,12 +95,12 @@ pg_stmt *dbp__pg_stmt_add(pg_conn *p, const char *sql, size_t len, int nparams, 
 void dbp__pg_stmt_drop(pg_conn *p, pg_stmt *s) {
   if (!s->listed) return;
   stmt_unlink(&p->stmts, s);
-  if (s->refs == 0) stmt_free(s);
+  if (s->users == 0) stmt_free(s);
 }
 
 void dbp__pg_stmt_unref(pg_stmt *s) {
-  if (s->refs > 0) s->refs--;
-  if (s->refs == 0 && !s->listed) stmt_free(s);
+  if (s->users > 0) s->users--;
+  if (s->users == 0 && !s->listed) stmt_free(s);
 }
 
 void dbp__pg_stmt_forget_all(pg_conn *p) {
@@ -113,7 +113,7 @@ void dbp__pg_stmt_forget_all(pg_conn *p) {
       pg_stmt *next = s->hnext;
       s->hnext = NULL;
       s->listed = false;
-      if (s->refs == 0) stmt_free(s);
+      if (s->users == 0) stmt_free(s);
       s = next;
     }
   }

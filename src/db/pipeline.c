@@ -645,7 +645,7 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
     rc = run_send_failed(pp, err);
     goto out;
   }
-  st->refs++;
+  st->users++;
   r->stmt = st;
   r->prepares = prepares;
   r->stage = prepares ? RQ_PREPARE : RQ_QUERY;
