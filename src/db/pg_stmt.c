@@ -82,7 +82,7 @@ pg_stmt *dbp__pg_stmt_add(pg_conn *p, const char *sql, size_t len, int nparams, 
       *evicted = old;
     }
   }
-  snprintf(s->name, sizeof s->name, "dbp_s%llu", (unsigned long long)++t->next_id);
+  snprintf(s->name, sizeof s->name, "dbpipe_s%llu", (unsigned long long)++t->next_id);
   s->used = ++t->clock;
   s->listed = true;
   pg_stmt **head = &t->tab[s->hash % DBP__PG_STMT_BUCKETS];
@@ -93,6 +93,7 @@ pg_stmt *dbp__pg_stmt_add(pg_conn *p, const char *sql, size_t len, int nparams, 
 }
 
 void dbp__pg_stmt_drop(pg_conn *p, pg_stmt *s) {
+  if (p->sent == s) p->sent = NULL;
   if (!s->listed) return;
   stmt_unlink(&p->stmts, s);
   if (s->users == 0) stmt_free(s);
@@ -105,6 +106,7 @@ void dbp__pg_stmt_unref(pg_stmt *s) {
 
 void dbp__pg_stmt_forget_all(pg_conn *p) {
   pg_stmts *t = &p->stmts;
+  p->sent = NULL;
   if (t->tab == NULL) return;
   for (size_t b = 0; b < DBP__PG_STMT_BUCKETS; b++) {
     pg_stmt *s = t->tab[b];
