@@ -351,17 +351,102 @@ static void pg_close(dbp_conn *c) {
 
 /* ---- sending ---- */
 
+/* Prepares cached statement st on the server, waiting for the answer.
+ * Returns 0 (prepared), 1 (the server refused: the caller runs the SQL
+ * unnamed, which reports the error the usual way), or an interruption or
+ * DBP_ECONNLOST (then the entry is dropped: whether the server has it is
+ * unknown, and its name is never used again). */
+static int pg_prepare_now(dbp_conn *c, pg_stmt *st) {
+  pg_conn *p = PG(c);
+  if (!PQsendPrepare(p->pg, st->name, st->sql, st->nparams, NULL)) {
+    dbp__pg_stmt_drop(p, st);
+    return PQstatus(p->pg) == CONNECTION_BAD ? pg_lost(c, NULL) : 1;
+  }
+  int rc = pg_flush(c);
+  bool ok = false, any = false;
+  while (rc == 0) {
+    PGresult *res;
+    rc = pg_next(c, &res);
+    if (rc != 0 || res == NULL) break;
+    any = true;
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+  }
+  if (rc != 0) {
+    dbp__pg_stmt_drop(p, st);
+    return pg_stop(c, rc);
+  }
+  if (!ok || !any) {
+    dbp__pg_stmt_drop(p, st);
+    return 1;
+  }
+  st->prepared = true;
+  return 0;
+}
+
+/* Sends DEALLOCATE for a statement the cache let go of and reads the
+ * answer. Returns 0 (also when the server did not know it), or an
+ * interruption or DBP_ECONNLOST. */
+static int pg_deallocate_now(dbp_conn *c, pg_stmt *old) {
+  pg_conn *p = PG(c);
+  bool had = old->prepared;
+  char sql[64];
+  snprintf(sql, sizeof sql, "DEALLOCATE %s", old->name);
+  dbp__pg_stmt_unref(old);
+  if (!had) return 0;
+  if (!PQsendQuery(p->pg, sql)) return PQstatus(p->pg) == CONNECTION_BAD ? pg_lost(c, NULL) : 0;
+  int rc = pg_flush(c);
+  if (rc == 0) {
+    rc = pg_finish(c);
+    if (rc == DBP_EQUERY) rc = 0; /* not there: nothing to free */
+  }
+  if (dbp__interrupted(rc)) return pg_stop(c, rc);
+  return rc;
+}
+
+/* Which cached statement a statement of the extended protocol executes:
+ * a statement seen before on this session is prepared the second time
+ * (one extra round trip, once) and executed by name from then on, skipping
+ * parse and plan; the first time it runs unnamed, as without a cache, so a
+ * statement used once per session costs nothing more. Sets *st (NULL:
+ * run unnamed). Returns 0, or an interruption or DBP_ECONNLOST. */
+static int pg_pick_stmt(dbp_conn *c, const char *sql, size_t n, pg_stmt **st) {
+  pg_conn *p = PG(c);
+  *st = NULL;
+  size_t len = strlen(sql);
+  pg_stmt *s = dbp__pg_stmt_find(p, sql, len, (int)n);
+  if (s == NULL) {
+    pg_stmt *old = NULL;
+    s = dbp__pg_stmt_add(p, sql, len, (int)n, &old);
+    if (old != NULL) return pg_deallocate_now(c, old);
+    return 0;
+  }
+  if (!s->prepared) {
+    int rc = pg_prepare_now(c, s);
+    if (rc < 0) return rc;
+    if (rc == 1) return 0;
+  }
+  *st = s;
+  return 0;
+}
+
 /* Sends a statement: the simple protocol (several statements allowed) when
  * `simple`, else the extended one with n text parameters, copied NUL-
  * terminated since libpq reads text parameters as C strings. Then flushes.
  * Returns 0 or an error. */
 static int pg_send(dbp_conn *c, const char *sql, size_t n, const dbp_param *params, bool simple,
-                   bool single_row) {
+                   bool single_row, bool cache) {
   pg_conn *p = PG(c);
   int ok;
+  p->sent = NULL;
   if (simple) {
     ok = PQsendQuery(p->pg, sql);
   } else {
+    pg_stmt *st = NULL;
+    if (cache && n <= 65535) {
+      int rc = pg_pick_stmt(c, sql, n, &st);
+      if (rc != 0) return rc;
+    }
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
       if (params[i].val != NULL) {
@@ -392,7 +477,13 @@ static int pg_send(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
       vals[i] = o;
       o += params[i].len + 1;
     }
-    ok = n > 65535 ? 0 : PQsendQueryParams(p->pg, sql, (int)n, NULL, vals, NULL, NULL, 0);
+    if (n > 65535)
+      ok = 0;
+    else if (st != NULL)
+      ok = PQsendQueryPrepared(p->pg, st->name, (int)n, vals, NULL, NULL, 0);
+    else
+      ok = PQsendQueryParams(p->pg, sql, (int)n, NULL, vals, NULL, NULL, 0);
+    if (ok) p->sent = st;
     if (vals != small) free(vals);
   }
   if (!ok) {
@@ -511,10 +602,25 @@ static int pg_fill_row(dbp_conn *c, PGresult *res, dbp_row *row) {
 
 /* ---- the driver's statements ---- */
 
+/* True when `res` says the cached statement just executed is unknown to
+ * the server (someone ran DEALLOCATE): it leaves the cache, and the
+ * caller runs the statement again unnamed. */
+static bool pg_stale(dbp_conn *c, const PGresult *res) {
+  pg_conn *p = PG(c);
+  if (p->sent == NULL) return false;
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  if (state == NULL || strcmp(state, "26000") != 0) return false;
+  dbp__pg_stmt_drop(p, p->sent);
+  p->sent = NULL;
+  return true;
+}
+
 static int pg_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *params,
                    int64_t *affected) {
   pg_conn *p = PG(c);
-  int rc = pg_send(c, sql, n, params, n == 0, false);
+  bool cache = true;
+again:;
+  int rc = pg_send(c, sql, n, params, n == 0, false, cache);
   if (rc != 0) return rc;
   int first = 0;
   for (;;) {
@@ -540,6 +646,13 @@ static int pg_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
                                                   "COPY TO STDOUT needs dbp_copy_start, and COPY "
                                                   "FROM STDIN is not supported");
       break;
+    } else if (first == 0 && cache && pg_stale(c, res)) {
+      PQclear(res);
+      rc = pg_finish(c);
+      if (dbp__interrupted(rc)) return pg_stop(c, rc);
+      if (rc == DBP_ECONNLOST) return rc;
+      cache = false;
+      goto again;
     } else if (first == 0) {
       first = pg_result_error(c, res);
     }
@@ -554,12 +667,22 @@ static int pg_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
  * error. */
 static int pg_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *params) {
   pg_conn *p = PG(c);
-  int rc = pg_send(c, sql, n, params, false, true);
+  bool cache = true;
+again:;
+  int rc = pg_send(c, sql, n, params, false, true, cache);
   if (rc != 0) return rc;
   PGresult *res;
   rc = pg_next(c, &res);
   if (rc != 0) return pg_stop(c, rc);
   if (res == NULL) return dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "the server sent no result");
+  if (cache && PQresultStatus(res) == PGRES_FATAL_ERROR && pg_stale(c, res)) {
+    PQclear(res);
+    rc = pg_finish(c);
+    if (dbp__interrupted(rc)) return pg_stop(c, rc);
+    if (rc == DBP_ECONNLOST) return rc;
+    cache = false;
+    goto again;
+  }
   switch (PQresultStatus(res)) {
     case PGRES_SINGLE_TUPLE:
       rc = pg_columns(c, res);
@@ -705,7 +828,7 @@ static int pg_copy_refused(dbp_conn *c) {
 
 static int pg_copy_start(dbp_conn *c, const char *sql) {
   pg_conn *p = PG(c);
-  int rc = pg_send(c, sql, 0, NULL, true, false);
+  int rc = pg_send(c, sql, 0, NULL, true, false, false);
   if (rc != 0) return rc;
   PGresult *res;
   rc = pg_next(c, &res);

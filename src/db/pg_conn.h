@@ -10,7 +10,7 @@
 
 /* A statement prepared on the server under a name of ours, kept by its
  * SQL text (and parameter count) so that a repeated statement skips parse
- * and plan. The cache (pg_stmt.c) owns the entries it lists; `refs`
+ * and plan. The cache (pg_stmt.c) owns the entries it lists; `users`
  * counts the statements in flight that use one, so that an entry dropped
  * from the cache while in use lives until the last of them is answered. */
 typedef struct pg_stmt pg_stmt;
@@ -20,12 +20,13 @@ struct pg_stmt {
   size_t len;
   uint64_t hash;
   int nparams;
-  uint64_t used; /* the cache clock at the last use, for LRU */
-  unsigned refs; /* statements in flight that use it */
-  bool listed;   /* in the cache (else dropped, freed at refs 0) */
-  bool failed;   /* the server refused to prepare it: err says why */
+  uint64_t used;  /* the cache clock at the last use, for LRU */
+  unsigned users; /* statements in flight that use it */
+  bool listed;    /* in the cache (else dropped, freed at users 0) */
+  bool prepared;  /* its Parse went out (else only seen once so far) */
+  bool failed;    /* the server refused to prepare it: err says why */
   dbp_dberr err;
-  char name[24]; /* "dbp_s<n>" */
+  char name[24]; /* "dbpipe_s<n>" */
 };
 
 #define DBP__PG_STMT_CACHE 256
@@ -52,6 +53,7 @@ typedef struct pg_conn {
   dbp_buf bytea;     /* the decoded bytea values of the row handed out */
   bool cancel_stuck; /* a cancel request was left running on the thread pool */
   pg_stmts stmts;    /* statements kept prepared on this session */
+  pg_stmt *sent;     /* the cached statement the running call executes */
 } pg_conn;
 
 #define PG(c) ((pg_conn *)(c))
@@ -60,8 +62,9 @@ typedef struct pg_conn {
 
 /* The kept statement for (sql, nparams), marked used, or NULL. */
 pg_stmt *dbp__pg_stmt_find(pg_conn *p, const char *sql, size_t len, int nparams);
-/* A new entry for (sql, nparams) with a fresh name, listed; the caller
- * prepares it on the server. When the cache is full its least recently
+/* A new entry for (sql, nparams) with a fresh name, listed, not yet
+ * prepared: the caller prepares it on the server (now, or when it comes
+ * again). When the cache is full its least recently
  * used entry is dropped first and returned in *evicted (else NULL): the
  * caller deallocates it on the server and then calls dbp__pg_stmt_unref on
  * it. NULL when out of memory. */

@@ -78,11 +78,11 @@ pg_stmt *dbp__pg_stmt_add(pg_conn *p, const char *sql, size_t len, int nparams, 
         if (old == NULL || e->used < old->used) old = e;
     if (old != NULL) {
       stmt_unlink(t, old);
-      old->refs++; /* the caller's, until its deallocation is sent */
+      old->users++; /* the caller's, until its deallocation is sent */
       *evicted = old;
     }
   }
-  snprintf(s->name, sizeof s->name, "dbp_s%llu", (unsigned long long)++t->next_id);
+  snprintf(s->name, sizeof s->name, "dbpipe_s%llu", (unsigned long long)++t->next_id);
   s->used = ++t->clock;
   s->listed = true;
   pg_stmt **head = &t->tab[s->hash % DBP__PG_STMT_BUCKETS];
@@ -93,18 +93,20 @@ pg_stmt *dbp__pg_stmt_add(pg_conn *p, const char *sql, size_t len, int nparams, 
 }
 
 void dbp__pg_stmt_drop(pg_conn *p, pg_stmt *s) {
+  if (p->sent == s) p->sent = NULL;
   if (!s->listed) return;
   stmt_unlink(&p->stmts, s);
-  if (s->refs == 0) stmt_free(s);
+  if (s->users == 0) stmt_free(s);
 }
 
 void dbp__pg_stmt_unref(pg_stmt *s) {
-  if (s->refs > 0) s->refs--;
-  if (s->refs == 0 && !s->listed) stmt_free(s);
+  if (s->users > 0) s->users--;
+  if (s->users == 0 && !s->listed) stmt_free(s);
 }
 
 void dbp__pg_stmt_forget_all(pg_conn *p) {
   pg_stmts *t = &p->stmts;
+  p->sent = NULL;
   if (t->tab == NULL) return;
   for (size_t b = 0; b < DBP__PG_STMT_BUCKETS; b++) {
     pg_stmt *s = t->tab[b];
@@ -113,7 +115,7 @@ void dbp__pg_stmt_forget_all(pg_conn *p) {
       pg_stmt *next = s->hnext;
       s->hnext = NULL;
       s->listed = false;
-      if (s->refs == 0) stmt_free(s);
+      if (s->users == 0) stmt_free(s);
       s = next;
     }
   }

@@ -546,6 +546,10 @@ static int run_send_failed(dbp__pipe *pp, dbp_dberr *err) {
 /* Sends "DEALLOCATE name" for a statement the cache let go of, as a
  * request nobody waits for. Returns 0, or -1 when the send failed. */
 static int pipe_deallocate(dbp__pipe *pp, pg_stmt *old) {
+  if (!old->prepared) {
+    dbp__pg_stmt_unref(old); /* the server never had it */
+    return 0;
+  }
   pipe_req *r = req_new_heap();
   char sql[64];
   snprintf(sql, sizeof sql, "DEALLOCATE %s", old->name);
@@ -621,7 +625,10 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
   size_t len = strlen(sql);
   pg_stmt *st = dbp__pg_stmt_find(p, sql, len, (int)n);
   bool prepares = false;
-  if (st == NULL) {
+  if (st != NULL && !st->prepared) {
+    /* Seen once on this session but never prepared: prepare it now. */
+    prepares = true;
+  } else if (st == NULL) {
     pg_stmt *old = NULL;
     st = dbp__pg_stmt_add(p, sql, len, (int)n, &old);
     if (old != NULL && pipe_deallocate(pp, old) != 0) {
@@ -645,7 +652,8 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
     rc = run_send_failed(pp, err);
     goto out;
   }
-  st->refs++;
+  st->users++;
+  st->prepared = true;
   r->stmt = st;
   r->prepares = prepares;
   r->stage = prepares ? RQ_PREPARE : RQ_QUERY;
