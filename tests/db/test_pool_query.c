@@ -1560,6 +1560,59 @@ QTEST(statement_cache_under_concurrency, 240) {
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
+typedef struct burst {
+  tctx *t;
+  dbp_pool *p;
+  int id, done;
+  fails *f;
+} burst;
+
+static int burst_run(void *arg, void **result) {
+  (void)result;
+  burst *b = arg;
+  churn c = {b->t, b->p, b->id, b->f};
+  for (int i = 0; i < 10; i++) churn_one(&c, "SELECT $1::int + 0", b->id * 10 + i, b->id * 10 + i);
+  b->done = 1;
+  return 0;
+}
+
+/* Statements pipelined several deep on one connection are stateless: the
+ * session needs no reset afterwards, so the statements prepared on it
+ * stay (a reset would drop every one of them). */
+PG_TEST(pipelining_keeps_the_session_and_its_cache, 120) {
+  dbp_pool *p = pool(t, (dbp_pool_options){.max_size = 1});
+  for (int k = 0; k < 20; k++) add_ok(t, p, k, 1);
+  int64_t before = prepared_count(p);
+  cr_assert_geq(before, 21, "%" PRId64 " prepared after 21 distinct texts", before);
+  fails f = {0};
+  size_t max_in_flight = 0;
+  burst bs[16];
+  dbp_co *cos[16];
+  for (int i = 0; i < 16; i++) {
+    bs[i] = (burst){t, p, i, 0, &f};
+    spawn(t, &cos[i], burst_run, &bs[i]);
+  }
+  for (int done = 0; done < 16;) {
+    dbp_pool_stats s = stats(p);
+    if (s.in_flight > max_in_flight) max_in_flight = s.in_flight;
+    done = 0;
+    for (int i = 0; i < 16; i++) done += bs[i].done;
+    dbp_yield(t->rt);
+  }
+  join_all(cos, 16);
+  expect_no_fails(&f);
+  int64_t after = prepared_count(p);
+  cr_assert_eq(stats(p).opened, 1);
+  cr_assert_geq(after, before,
+                "%" PRId64 " prepared statements before 16 callers pipelined, %" PRId64
+                " after: the session was reset",
+                before, after);
+  cr_assert_geq(max_in_flight, 4, "16 callers on one connection of depth 16: at most %zu in flight",
+                max_in_flight);
+  expect_quiet(t, p);
+  cr_assert_eq(dbp_pool_close(p, 10000), 0);
+}
+
 /* ---- sessions the server ends ---- */
 
 typedef struct kill_load {
