@@ -332,7 +332,10 @@ static int pipe_take(dbp__pipe *pp, PGresult *res) {
   ExecStatusType st = PQresultStatus(res);
   if (st == PGRES_PIPELINE_SYNC) {
     PQclear(res);
-    if (PQtransactionStatus(pp->pg) != PQTRANS_IDLE) {
+    PGTransactionStatusType ts = PQtransactionStatus(pp->pg);
+    /* libpq says ACTIVE while more replies are queued: only a transaction
+     * block (open or failed) counts. */
+    if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR || ts == PQTRANS_UNKNOWN) {
       /* A statement left a transaction open (none that is let in should):
        * whatever follows runs inside it, so the session must be reset and
        * takes nothing more meanwhile. */
@@ -623,6 +626,8 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
 
   pg_conn *p = PG(pp->c);
   size_t len = strlen(sql);
+  bool retried = false;
+resend:;
   pg_stmt *st = dbp__pg_stmt_find(p, sql, len, (int)n);
   bool prepares = false;
   if (st != NULL && !st->prepared) {
@@ -722,6 +727,15 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
   /* Done (even when our wait was interrupted in the same turn: the reply
    * is complete, so it is handed out). */
   rc = r->rc;
+  if (rc == DBP_EQUERY && !retried && dbp__pg_stmt_stale(&r->err) && dbp__pipe_accepting(pp)) {
+    /* The server no longer has our statement, or its plan no longer fits
+     * (DDL elsewhere): prepare it afresh, once. */
+    pg_stmt *old = dbp__pg_stmt_find(p, sql, len, (int)n);
+    if (old != NULL) dbp__pg_stmt_drop(p, old);
+    dbp_result_free(r->res);
+    retried = true;
+    goto resend;
+  }
   if (rc == 0) {
     if (out != NULL) {
       *out = r->res;
