@@ -311,8 +311,9 @@ DBP_EXTERN int dbp_query_all(dbp_conn *c, const char *sql, size_t nparams, const
  * TEMP/TEMPORARY tables; on PostgreSQL set_config and the session-level
  * advisory locks (pg_advisory_lock, pg_advisory_lock_shared,
  * pg_try_advisory_lock, pg_try_advisory_lock_shared); on MySQL user
- * variables (@name, not @@name) and GET_LOCK. Words inside literals,
- * quoted names and comments do not count. The pool's one-call helpers run
+ * variables (@name, not @@name) and GET_LOCK. Words inside literals and
+ * comments do not count, nor do quoted names, except a quoted name that
+ * is called ("set_config"(...) still calls the function). The pool's one-call helpers run
  * such statements without a session reset afterwards and, on PostgreSQL,
  * on shared pipelined connections. Does not check that the SQL is valid. */
 DBP_EXTERN bool dbp_sql_is_stateless(dbp_db_kind kind, const char *sql);

@@ -323,6 +323,9 @@ DBP_EXTERN int dbp_fdwatch_new(dbp_rt *rt, int fd, dbp_fdwatch **out);
  * timeout of 0 it looks at the fd without waiting (poll(2)). */
 DBP_EXTERN int dbp_fdwatch_wait(dbp_fdwatch *w, int events, int64_t timeout_ms, int *revents);
 DBP_EXTERN int dbp_fdwatch_fd(const dbp_fdwatch *w);
+/* Does not wait: ends the wait of the coroutine waiting on w (if any),
+ * which returns 0 with *revents 0, so that it looks at its state again. */
+DBP_EXTERN void dbp_fdwatch_kick(dbp_fdwatch *w);
 /* Stops watching at once: the fd may be closed right after the call, and
  * its number watched again by a new watcher. A coroutine waiting on w gets
  * DBP_ECLOSED. Memory is released after libuv's close callback. */

@@ -35,10 +35,7 @@ static bool retryable_state(const char *s) {
          strcmp(s, "57P03") == 0;
 }
 
-/* Records the error carried by `res` (a FATAL_ERROR or unexpected result)
- * and returns its dbpipe code: DBP_ECONNLOST when the session is over,
- * DBP_ETOOMANY, or DBP_EQUERY (conn.c tells a cancel it asked for). */
-static int pg_result_error(dbp_conn *c, const PGresult *res) {
+int dbp__pg_error_of(PGconn *pg, const PGresult *res, const char *secret, dbp_dberr *e) {
   const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
   const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
   const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -51,16 +48,42 @@ static int pg_result_error(dbp_conn *c, const PGresult *res) {
   } else {
     dbp__one_line(msg, sizeof msg, primary != NULL ? primary : PQresultErrorMessage(res));
   }
-  if (msg[0] == '\0') dbp__one_line(msg, sizeof msg, PQerrorMessage(PG(c)->pg));
+  if (msg[0] == '\0') dbp__one_line(msg, sizeof msg, PQerrorMessage(pg));
   if (state == NULL) state = "";
   bool fatal = sev != NULL && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0);
-  if (fatal || PQstatus(PG(c)->pg) == CONNECTION_BAD) return dbp__err_lost(c, state, 0, msg);
-  if (strcmp(state, "53300") == 0) return dbp__seterr(c, DBP_ETOOMANY, state, 0, true, "%s", msg);
-  /* 08P01 at ERROR level is the server refusing a malformed request (say,
-   * the wrong number of parameters) on a session that lives on: a retry
-   * would only repeat it. */
-  bool retry = retryable_state(state) && strcmp(state, "08P01") != 0;
-  return dbp__seterr(c, DBP_EQUERY, state, 0, retry, "%s", msg);
+  memset(e, 0, sizeof *e);
+  snprintf(e->sqlstate, sizeof e->sqlstate, "%s", state);
+  if (fatal || PQstatus(pg) == CONNECTION_BAD) {
+    e->code = DBP_ECONNLOST;
+    e->retryable = true;
+    snprintf(e->message, sizeof e->message, "connection to the server lost: %s", msg);
+  } else if (strcmp(state, "53300") == 0) {
+    e->code = DBP_ETOOMANY;
+    e->retryable = true;
+    snprintf(e->message, sizeof e->message, "%s", msg);
+  } else {
+    /* 08P01 at ERROR level is the server refusing a malformed request
+     * (say, the wrong number of parameters) on a session that lives on: a
+     * retry would only repeat it. */
+    e->code = DBP_EQUERY;
+    e->retryable = retryable_state(state) && strcmp(state, "08P01") != 0;
+    snprintf(e->message, sizeof e->message, "%s", msg);
+  }
+  if (secret != NULL) dbp__scrub(e->message, secret);
+  return e->code;
+}
+
+/* Records the error carried by `res` (a FATAL_ERROR or unexpected result)
+ * and returns its dbpipe code: DBP_ECONNLOST when the session is over,
+ * DBP_ETOOMANY, or DBP_EQUERY (conn.c tells a cancel it asked for). */
+static int pg_result_error(dbp_conn *c, const PGresult *res) {
+  dbp_dberr e;
+  int code = dbp__pg_error_of(PG(c)->pg, res, NULL, &e);
+  if (code == DBP_ECONNLOST) {
+    const char *m = e.message + strlen("connection to the server lost: ");
+    return dbp__err_lost(c, e.sqlstate, 0, m);
+  }
+  return dbp__seterr(c, code, e.sqlstate, 0, e.retryable, "%s", e.message);
 }
 
 /* ---- waiting ---- */
@@ -194,7 +217,7 @@ static void pg_cancel_after(uv_work_t *req, int status) {
  * and a request still out then finishes (or is dropped) on its own: a
  * server that cannot be reached never holds the caller longer than its
  * deadline. Returns 0 when the server took the request, else an error. */
-static int pg_send_cancel(dbp_conn *c, int64_t deadline) {
+int dbp__pg_send_cancel(dbp_conn *c, int64_t deadline) {
   pg_conn *p = PG(c);
   if (p->pg == NULL) return DBP_ESTATE;
   /* A PQcancel that blocks cannot be stopped: the thread pool keeps its
@@ -260,7 +283,7 @@ static void pg_give_up(dbp_conn *c) {
  * (when `cancel`) and reads the connection back to idle within the
  * clean-up budget, or closes the session. Nothing here can hang: the wait
  * for the cancel request ends at the budget even when PQcancel itself
- * blocks on the thread pool (see pg_send_cancel), and the drain waits on
+ * blocks on the thread pool (see dbp__pg_send_cancel), and the drain waits on
  * the socket under the same budget and the connection's no-progress limit.
  * Closing the socket is the answer whenever the statement could not be
  * seen to end: the server then ends the statement when it next writes to
@@ -272,7 +295,7 @@ static int pg_abort(dbp_conn *c, bool cancel, int64_t *stray) {
   *stray = 0;
   pg_drop_results(p);
   if (p->pg == NULL || PQstatus(p->pg) == CONNECTION_BAD) return DBP_ECONNLOST;
-  int rc = cancel ? pg_send_cancel(c, c->deadline) : 0;
+  int rc = cancel ? dbp__pg_send_cancel(c, c->deadline) : 0;
   if (rc == 0) rc = pg_flush(c);
   if (rc == 0) {
     rc = pg_finish(c);
@@ -317,6 +340,7 @@ static void pg_close(dbp_conn *c) {
    * waits. */
   if (p->pg != NULL) PQfinish(p->pg);
   p->pg = NULL;
+  dbp__pg_stmt_free_all(p);
   free(p->bytes_cols);
   free(p->scratch);
   dbp_buf_free(&p->bytea);
@@ -424,7 +448,7 @@ static int pg_columns(dbp_conn *c, const PGresult *res) {
 /* Decodes the text form of a bytea value, v[0..len): hex ("\\x0aff") or
  * the old escape format, into out (room for len bytes: the result is never
  * longer). Returns the decoded length. */
-static size_t bytea_decode(char *out, const char *v, size_t len) {
+size_t dbp__pg_bytea_decode(char *out, const char *v, size_t len) {
   static const signed char hex[256] = {
       ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
       ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
@@ -477,7 +501,7 @@ static int pg_fill_row(dbp_conn *c, PGresult *res, dbp_row *row) {
     size_t i = p->bytes_cols[k];
     if (c->vals[i] == NULL) continue;
     char *out = b->data + b->len;
-    c->lens[i] = bytea_decode(out, c->vals[i], c->lens[i]);
+    c->lens[i] = dbp__pg_bytea_decode(out, c->vals[i], c->lens[i]);
     c->vals[i] = out;
     b->len += c->lens[i];
   }
@@ -744,7 +768,7 @@ static int pg_copy_read(dbp_conn *c, const char **buf, size_t *len) {
 }
 
 static int pg_cancel(dbp_conn *c) {
-  return pg_send_cancel(c, (int64_t)dbp_now(c->rt) + DBP__CLEANUP_MS);
+  return dbp__pg_send_cancel(c, (int64_t)dbp_now(c->rt) + DBP__CLEANUP_MS);
 }
 
 static bool pg_in_transaction(const dbp_conn *c) {
@@ -767,6 +791,8 @@ static int64_t pg_backend_id(const dbp_conn *c) {
  * transaction block; dbp_conn_reset rolls back first. */
 static int pg_reset(dbp_conn *c) {
   int64_t n = 0;
+  /* Whatever the outcome, the statements kept are gone or unknown. */
+  dbp__pg_stmt_forget_all(PG(c));
   return pg_exec(c, "DISCARD ALL", 0, NULL, &n);
 }
 

@@ -8,6 +8,35 @@
 
 #include "db/drvkit.h"
 
+/* A statement prepared on the server under a name of ours, kept by its
+ * SQL text (and parameter count) so that a repeated statement skips parse
+ * and plan. The cache (pg_stmt.c) owns the entries it lists; `users`
+ * counts the statements in flight that use one, so that an entry dropped
+ * from the cache while in use lives until the last of them is answered. */
+typedef struct pg_stmt pg_stmt;
+struct pg_stmt {
+  pg_stmt *hnext; /* the next entry of its hash bucket */
+  char *sql;
+  size_t len;
+  uint64_t hash;
+  int nparams;
+  uint64_t used;  /* the cache clock at the last use, for LRU */
+  unsigned users; /* statements in flight that use it */
+  bool listed;    /* in the cache (else dropped, freed at users 0) */
+  bool failed;    /* the server refused to prepare it: err says why */
+  dbp_dberr err;
+  char name[24]; /* "dbp_s<n>" */
+};
+
+#define DBP__PG_STMT_CACHE 256
+
+typedef struct pg_stmts {
+  pg_stmt **tab; /* DBP__PG_STMT_BUCKETS buckets, allocated on first use */
+  size_t n;
+  uint64_t clock;
+  uint64_t next_id;
+} pg_stmts;
+
 typedef struct pg_conn {
   dbp_conn base;
   PGconn *pg;
@@ -22,9 +51,45 @@ typedef struct pg_conn {
   size_t scratch_cap;
   dbp_buf bytea;     /* the decoded bytea values of the row handed out */
   bool cancel_stuck; /* a cancel request was left running on the thread pool */
+  pg_stmts stmts;    /* statements kept prepared on this session */
 } pg_conn;
 
 #define PG(c) ((pg_conn *)(c))
+
+/* ---- pg_stmt.c: the statement cache ---- */
+
+/* The kept statement for (sql, nparams), marked used, or NULL. */
+pg_stmt *dbp__pg_stmt_find(pg_conn *p, const char *sql, size_t len, int nparams);
+/* A new entry for (sql, nparams) with a fresh name, listed; the caller
+ * prepares it on the server. When the cache is full its least recently
+ * used entry is dropped first and returned in *evicted (else NULL): the
+ * caller deallocates it on the server and then calls dbp__pg_stmt_unref on
+ * it. NULL when out of memory. */
+pg_stmt *dbp__pg_stmt_add(pg_conn *p, const char *sql, size_t len, int nparams, pg_stmt **evicted);
+/* Takes an entry out of the cache (its prepare failed, say); it is freed
+ * once no statement in flight uses it. */
+void dbp__pg_stmt_drop(pg_conn *p, pg_stmt *s);
+/* One user fewer; frees a dropped entry at zero. An evicted entry comes
+ * back with one reference held for the caller. */
+void dbp__pg_stmt_unref(pg_stmt *s);
+/* The server forgot every prepared statement (DISCARD ALL, a new
+ * session): empties the cache. */
+void dbp__pg_stmt_forget_all(pg_conn *p);
+/* Frees the cache (closing the connection). */
+void dbp__pg_stmt_free_all(pg_conn *p);
+
+/* ---- pg.c, for the pipeline (pipeline.c) ---- */
+
+/* Fills *e from an error result (as the driver records its own errors:
+ * code, SQLSTATE, retryable, message with `secret` scrubbed) and returns
+ * the code; DBP_ECONNLOST when the session is over. */
+int dbp__pg_error_of(PGconn *pg, const PGresult *res, const char *secret, dbp_dberr *e);
+/* Decodes the text form of a bytea value into out (room for len bytes).
+ * Returns the decoded length. */
+size_t dbp__pg_bytea_decode(char *out, const char *v, size_t len);
+/* Asks the server to cancel what runs on c, waiting at most until
+ * `deadline` (loop ms, -1 none). 0 when the server took the request. */
+int dbp__pg_send_cancel(dbp_conn *c, int64_t deadline);
 
 /* Starts libpq's connect to `addr` (or the DSN's host when "") and polls it
  * to the end (the driver's connect). */

@@ -177,6 +177,90 @@ static void snippet(const char *s, char *buf, size_t len) {
   snprintf(buf, len, "%.*s%s", (int)n, s, cut ? "..." : "");
 }
 
+/* What the lexer finds next. */
+typedef enum tok_kind {
+  TK_END,         /* the end of the text */
+  TK_BLANK,       /* whitespace or a comment: part of no statement */
+  TK_EXEC_OPEN,   /* MySQL: an executable comment's opener and version */
+  TK_EXEC_CLOSE,  /* MySQL: the end of an executable comment */
+  TK_QUOTED,      /* a literal or a quoted name */
+  TK_SEMI,        /* a ';' in code */
+  TK_CODE,        /* a word (a name or keyword) or one other byte of code */
+  TK_BAD_COMMENT, /* a comment that never ends */
+  TK_BAD_QUOTED,  /* a literal or quoted name that never ends (`what`) */
+} tok_kind;
+
+typedef struct tok {
+  tok_kind kind;
+  size_t at, len;   /* where it starts in the text, and its length */
+  size_t line, col; /* where it starts */
+  char quote;       /* TK_QUOTED: its opening quote ('$' for dollar quoting) */
+  const char *what; /* TK_BAD_QUOTED: what kind of run it is */
+} tok;
+
+/* Lexes the next token at lx into t. `exec_comment` is the state of
+ * MySQL's executable comments, kept by the caller between calls. */
+static void lex_next(lexer *lx, bool *exec_comment, tok *t) {
+  const char *sql = lx->s;
+  size_t at = lx->i;
+  char ch = peek(lx, 0);
+  *t = (tok){.kind = TK_CODE, .at = at, .line = lx->line, .col = lx->col};
+  if (ch == '\0') {
+    t->kind = TK_END;
+    return;
+  }
+  if (is_space(ch)) {
+    step(lx);
+    t->kind = TK_BLANK;
+  } else if ((ch == '-' && peek(lx, 1) == '-' && (lx->pg || (unsigned char)peek(lx, 2) <= ' ')) ||
+             (!lx->pg && ch == '#')) {
+    skip_line(lx);
+    t->kind = TK_BLANK;
+  } else if (!lx->pg && !*exec_comment && ch == '/' && peek(lx, 1) == '*' &&
+             (peek(lx, 2) == '!' || (peek(lx, 2) == 'M' && peek(lx, 3) == '!'))) {
+    /* The opener and the server version after it (40101 in a MySQL dump,
+     * 100100 after MariaDB's "M!") are no code themselves; the text after
+     * them is. */
+    *exec_comment = true;
+    skip(lx, peek(lx, 2) == '!' ? 3 : 4);
+    while (peek(lx, 0) >= '0' && peek(lx, 0) <= '9') step(lx);
+    t->kind = TK_EXEC_OPEN;
+  } else if (ch == '/' && peek(lx, 1) == '*') {
+    t->kind = skip_block(lx) ? TK_BLANK : TK_BAD_COMMENT;
+  } else if (*exec_comment && ch == '*' && peek(lx, 1) == '/') {
+    *exec_comment = false; /* its text was lexed as code already */
+    skip(lx, 2);
+    t->kind = TK_EXEC_CLOSE;
+  } else if (ch == '\'') {
+    /* PostgreSQL: an E right before the quote (and not the end of a
+     * longer name) makes an escape string. */
+    bool e = !lx->pg || (at > 0 && (sql[at - 1] == 'E' || sql[at - 1] == 'e') &&
+                         (at == 1 || !is_ident(sql[at - 2])));
+    t->kind = skip_quoted(lx, '\'', e) ? TK_QUOTED : TK_BAD_QUOTED;
+    t->what = "string literal";
+  } else if (ch == '"') {
+    t->kind = skip_quoted(lx, '"', !lx->pg) ? TK_QUOTED : TK_BAD_QUOTED;
+    t->what = lx->pg ? "quoted identifier" : "string literal";
+  } else if (!lx->pg && ch == '`') {
+    t->kind = skip_quoted(lx, '`', false) ? TK_QUOTED : TK_BAD_QUOTED;
+    t->what = "quoted identifier";
+  } else if (lx->pg && ch == '$' && dollar_tag(lx) > 0) {
+    t->kind = skip_dollar(lx, dollar_tag(lx)) ? TK_QUOTED : TK_BAD_QUOTED;
+    t->what = "dollar-quoted string";
+  } else if (ch == ';') {
+    step(lx);
+    t->kind = TK_SEMI;
+  } else if (is_ident_start(ch)) {
+    /* A word. No other token can begin inside one: a '$' after an
+     * identifier character starts no dollar quote. */
+    while (is_ident(peek(lx, 0))) step(lx);
+  } else {
+    step(lx);
+  }
+  if (t->kind == TK_QUOTED) t->quote = ch;
+  t->len = lx->i - at;
+}
+
 int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf, size_t errlen) {
   if (errbuf != NULL && errlen > 0) errbuf[0] = '\0';
   if (kind != DBP_DB_PG && kind != DBP_DB_MYSQL) {
@@ -193,83 +277,43 @@ int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf, size_t
   size_t semi_line = 0, semi_col = 0;
   bool exec_comment = false; /* inside MySQL's executable comment */
   for (;;) {
-    char ch = peek(&lx, 0);
-    if (ch == '\0') break;
-    size_t line = lx.line, col = lx.col, at = lx.i;
+    tok t;
+    lex_next(&lx, &exec_comment, &t);
+    if (t.kind == TK_END) break;
     /* Whitespace and comments first: they belong to no statement. */
-    if (is_space(ch)) {
-      step(&lx);
-      continue;
-    }
-    if ((ch == '-' && peek(&lx, 1) == '-' && (lx.pg || (unsigned char)peek(&lx, 2) <= ' ')) ||
-        (!lx.pg && ch == '#')) {
-      skip_line(&lx);
-      continue;
-    }
-    bool exec_open = !lx.pg && !exec_comment && ch == '/' && peek(&lx, 1) == '*' &&
-                     (peek(&lx, 2) == '!' || (peek(&lx, 2) == 'M' && peek(&lx, 3) == '!'));
-    if (ch == '/' && peek(&lx, 1) == '*' && !exec_open) {
-      if (!skip_block(&lx)) {
-        sql_errf(errbuf, errlen, "unterminated comment starting at line %zu, column %zu", line,
-                 col);
-        return DBP_EINVAL;
-      }
-      continue;
-    }
-    if (exec_comment && ch == '*' && peek(&lx, 1) == '/') {
-      exec_comment = false; /* its text was lexed as code already */
-      skip(&lx, 2);
-      continue;
+    if (t.kind == TK_BLANK || t.kind == TK_EXEC_CLOSE) continue;
+    if (t.kind == TK_BAD_COMMENT) {
+      sql_errf(errbuf, errlen, "unterminated comment starting at line %zu, column %zu", t.line,
+               t.col);
+      return DBP_EINVAL;
     }
     /* Anything else is code: after the first statement's ';' it starts a
      * second one. */
     if (ended) {
       char snip[40];
-      snippet(sql + at, snip, sizeof snip);
+      snippet(sql + t.at, snip, sizeof snip);
       sql_errf(errbuf, errlen,
                "more than one statement: a second one begins at line %zu, column %zu (\"%s\") "
                "after the ';' at line %zu, column %zu",
-               line, col, snip, semi_line, semi_col);
+               t.line, t.col, snip, semi_line, semi_col);
       return DBP_EINVAL;
     }
-    const char *what = NULL; /* set when a literal never ends */
-    if (exec_open) {
-      /* The opener and the server version after it (40101 in a MySQL
-       * dump, 100100 after MariaDB's "M!") are no code themselves; the
-       * text after them is. */
-      exec_comment = true;
-      skip(&lx, peek(&lx, 2) == '!' ? 3 : 4);
-      while (peek(&lx, 0) >= '0' && peek(&lx, 0) <= '9') step(&lx);
-      continue;
-    } else if (ch == '\'') {
-      /* PostgreSQL: an E right before the quote (and not the end of a
-       * longer name) makes an escape string. */
-      bool e = !lx.pg || (at > 0 && (sql[at - 1] == 'E' || sql[at - 1] == 'e') &&
-                          (at == 1 || !is_ident(sql[at - 2])));
-      if (!skip_quoted(&lx, '\'', e)) what = "string literal";
-    } else if (ch == '"') {
-      if (!skip_quoted(&lx, '"', !lx.pg)) what = lx.pg ? "quoted identifier" : "string literal";
-    } else if (!lx.pg && ch == '`') {
-      if (!skip_quoted(&lx, '`', false)) what = "quoted identifier";
-    } else if (lx.pg && ch == '$' && dollar_tag(&lx) > 0) {
-      if (!skip_dollar(&lx, dollar_tag(&lx))) what = "dollar-quoted string";
-    } else if (ch == ';') {
+    if (t.kind == TK_EXEC_OPEN) continue;
+    if (t.kind == TK_BAD_QUOTED) {
+      sql_errf(errbuf, errlen, "unterminated %s starting at line %zu, column %zu", t.what, t.line,
+               t.col);
+      return DBP_EINVAL;
+    }
+    if (t.kind == TK_SEMI) {
       if (!code) {
-        sql_errf(errbuf, errlen, "empty statement before the ';' at line %zu, column %zu", line,
-                 col);
+        sql_errf(errbuf, errlen, "empty statement before the ';' at line %zu, column %zu", t.line,
+                 t.col);
         return DBP_EINVAL;
       }
       ended = true;
-      semi_line = line;
-      semi_col = col;
-      step(&lx);
+      semi_line = t.line;
+      semi_col = t.col;
       continue;
-    } else {
-      step(&lx);
-    }
-    if (what != NULL) {
-      sql_errf(errbuf, errlen, "unterminated %s starting at line %zu, column %zu", what, line, col);
-      return DBP_EINVAL;
     }
     code = true;
   }
@@ -282,4 +326,106 @@ int dbp_sql_check_single(dbp_db_kind kind, const char *sql, char *errbuf, size_t
     return DBP_EINVAL;
   }
   return 0;
+}
+
+/* ---- statements that leave no session state ---- */
+
+/* True when the n bytes at w spell `word`, ASCII letters in either case. */
+static bool word_is(const char *w, size_t n, const char *word) {
+  size_t k = 0;
+  for (; k < n; k++) {
+    unsigned char a = (unsigned char)w[k], b = (unsigned char)word[k];
+    if (b == '\0') return false;
+    if (a >= 'A' && a <= 'Z') a = (unsigned char)(a - 'A' + 'a');
+    if (b >= 'A' && b <= 'Z') b = (unsigned char)(b - 'A' + 'a');
+    if (a != b) return false;
+  }
+  return word[k] == '\0';
+}
+
+static bool word_in(const char *w, size_t n, const char *const *list) {
+  for (; *list != NULL; list++)
+    if (word_is(w, n, *list)) return true;
+  return false;
+}
+
+static const char *const first_words_pg[] = {"select", "with",   "values", "table", "show",
+                                             "insert", "update", "delete", "merge", NULL};
+static const char *const first_words_my[] = {"select", "with",    "values", "table",
+                                             "show",   "insert",  "update", "delete",
+                                             "merge",  "replace", NULL};
+/* Words that keep state in a session wherever they appear in code. */
+static const char *const state_words_pg[] = {"temp",
+                                             "temporary",
+                                             "set_config",
+                                             "pg_advisory_lock",
+                                             "pg_advisory_lock_shared",
+                                             "pg_try_advisory_lock",
+                                             "pg_try_advisory_lock_shared",
+                                             NULL};
+static const char *const state_words_my[] = {"temp", "temporary", "get_lock", NULL};
+
+/* True when the quoted name t (a PostgreSQL "name" or a MySQL `name`)
+ * reads as one of the function names among `list` once unquoted: quoting
+ * a function's name still calls it. PostgreSQL keeps a quoted name's case
+ * (the functions are lowercase); MySQL ignores case in function names. */
+static bool quoted_is_state_fn(const char *sql, const tok *t, bool pg, const char *const *list) {
+  if (t->quote != (pg ? '"' : '`') || t->len < 2) return false;
+  const char *name = sql + t->at + 1;
+  size_t n = t->len - 2;
+  if (memchr(name, t->quote, n) != NULL) return false; /* no such name has a quote */
+  for (const char *const *w = list; *w != NULL; w++) {
+    if (strncmp(*w, "temp", 4) == 0) continue; /* keywords, not functions */
+    if (pg ? strlen(*w) == n && memcmp(name, *w, n) == 0 : word_is(name, n, *w)) return true;
+  }
+  return false;
+}
+
+bool dbp_sql_is_stateless(dbp_db_kind kind, const char *sql) {
+  /* NULL, empty, unterminated or several statements: never. */
+  if (dbp_sql_check_single(kind, sql, NULL, 0) != 0) return false;
+  bool pg = kind == DBP_DB_PG;
+  const char *const *first_words = pg ? first_words_pg : first_words_my;
+  const char *const *state_words = pg ? state_words_pg : state_words_my;
+  lexer lx = {.s = sql, .i = 0, .line = 1, .col = 1, .pg = pg};
+  bool exec_comment = false;
+  bool first = true;         /* the first keyword is still to come */
+  bool quoted_state = false; /* the last token was a quoted state function's name */
+  for (;;) {
+    tok t;
+    lex_next(&lx, &exec_comment, &t);
+    switch (t.kind) {
+      case TK_END:
+        return !first;
+      case TK_BLANK:
+      case TK_EXEC_OPEN:
+      case TK_EXEC_CLOSE:
+        continue;
+      case TK_BAD_COMMENT:
+      case TK_BAD_QUOTED:
+        return false; /* (the check above refused these already) */
+      case TK_SEMI:
+      case TK_QUOTED:
+        if (first) return false;
+        quoted_state = t.kind == TK_QUOTED && quoted_is_state_fn(sql, &t, pg, state_words);
+        continue;
+      case TK_CODE:
+        break;
+    }
+    const char *w = sql + t.at;
+    if (quoted_state && w[0] == '(') return false; /* "set_config"(...) */
+    quoted_state = false;
+    if (first) {
+      if (w[0] == '(') continue;
+      if (!is_ident_start(w[0]) || !word_in(w, t.len, first_words)) return false;
+      first = false;
+      continue;
+    }
+    if (is_ident_start(w[0]) && word_in(w, t.len, state_words)) return false;
+    if (!pg && w[0] == '@') {
+      /* @@name is a system variable: nothing of the session's own. */
+      if (peek(&lx, 0) != '@') return false;
+      step(&lx);
+    }
+  }
 }

@@ -29,13 +29,20 @@
  * counts itself in `busy`; a closed pool is freed only once nothing is used,
  * opening or busy.
  *
- * Pipelining (later): short statements from many coroutines sharing one
- * PostgreSQL connection in pipeline mode would get their own entry point
- * (an acquire_shared that returns a connection already in `used` while it
- * has pipeline depth to spare). The `used` entries would then carry a share
- * count, release would reset and pass on a connection only when its last
- * sharer leaves, and transactions and COPY would keep using the exclusive
- * acquire below. Nothing here assumes one holder beyond that count.
+ * Shared connections. The one-call helpers (dbp_pool_query, dbp_pool_exec)
+ * run a stateless statement on PostgreSQL through a pipe (db/pipeline.h):
+ * a connection taken from the pool like any acquire and put into pipeline
+ * mode, which many statements use at once. Pipes are listed in `pipes`
+ * while open; their connections stay in `used` the whole time, so the
+ * invariants above hold unchanged. A statement joins the least loaded pipe
+ * with room (fewer than pipeline_depth in flight), or takes a connection
+ * of its own for a new pipe while the pool can grow without waiting and
+ * every pipe is busy, so load spreads over max_size connections. When no
+ * pipe has room and the pool cannot grow, it waits in `pipe_waiters` for a
+ * pipe to open, to gain room or to close, or, with no pipe at all, queues
+ * for a connection like any acquire. A pipe whose statements are all
+ * answered closes and gives its connection back: without a reset (nothing
+ * stateless leaves anything behind), unless a cancel went out on it.
  */
 #include "dbpipe/pool.h"
 
@@ -43,6 +50,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/pipeline.h"
+#include "db/result.h"
 #include "util/assert.h"
 
 /* How long a liveness check (dbp_conn_ping) and a reset (dbp_conn_reset)
@@ -58,6 +67,7 @@
 #define POOL_DEFAULT_IDLE_MS 300000
 #define POOL_DEFAULT_LIFETIME_MS 3600000
 #define POOL_DEFAULT_CHECK_MS 1000
+#define POOL_DEFAULT_DEPTH 16
 
 enum { HAND_NONE = 0, HAND_CONN, HAND_SLOT, HAND_CLOSED };
 
@@ -98,6 +108,11 @@ struct dbp_pool_s {
   uint64_t reaper_due;
 
   dbp_pool_stats st; /* counters; the gauges are computed on demand */
+
+  dbp_db_kind kind;  /* of the DSN */
+  dbp__pipe **pipes; /* [max_size]: the open pipes */
+  size_t npipes;
+  dbp_waitq pipe_waiters; /* helpers waiting for room on a pipe */
 
   /* The server's own limit, learnt from a DBP_ETOOMANY: the pool opens no
    * more than `cap` connections until `cap_until` (loop ms). */
@@ -360,6 +375,9 @@ static int pool_norm_options(const dbp_pool_options *in, dbp_pool_options *o) {
           0)
     return rc;
   o->keep_session = in->keep_session;
+  o->no_pipeline = in->no_pipeline;
+  o->pipeline_depth = in->pipeline_depth ? in->pipeline_depth : POOL_DEFAULT_DEPTH;
+  o->max_result_bytes = in->max_result_bytes ? in->max_result_bytes : DBP__RESULT_MAX_BYTES;
   return 0;
 }
 
@@ -377,6 +395,7 @@ int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options *opts, dbp_
   char errbuf[128];
   rc = dbp_dsn_parse(dsn, &parsed, errbuf, sizeof errbuf);
   if (rc < 0) return rc;
+  dbp_db_kind kind = parsed.kind;
   dbp_dsn_free(&parsed);
 
   dbp_pool *p = calloc(1, sizeof *p);
@@ -387,8 +406,11 @@ int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options *opts, dbp_
   size_t rlen = strlen(dsn) + 8; /* the "***" may be longer than the password */
   if (!(p->dsn = strdup(dsn)) || !(p->dsn_redacted = malloc(rlen)) ||
       !(p->idle = calloc(o.max_size, sizeof *p->idle)) ||
-      !(p->used = calloc(o.max_size, sizeof *p->used)) || !(p->reaper = malloc(sizeof *p->reaper)))
+      !(p->used = calloc(o.max_size, sizeof *p->used)) ||
+      !(p->pipes = calloc(o.max_size, sizeof *p->pipes)) ||
+      !(p->reaper = malloc(sizeof *p->reaper)))
     goto err;
+  p->kind = kind;
   dbp_dsn_redact(dsn, p->dsn_redacted, rlen);
 
   int uvrc = uv_timer_init(dbp_rt_loop(rt), p->reaper);
@@ -404,6 +426,7 @@ int dbp_pool_new(dbp_rt *rt, const char *dsn, const dbp_pool_options *opts, dbp_
 
 err:
   free(p->reaper);
+  free(p->pipes);
   free(p->used);
   free(p->idle);
   free(p->dsn_redacted);
@@ -417,6 +440,7 @@ static void pool_free(dbp_pool *p) {
   DBP_ASSERT(p->closed && !p->nused && !p->opening && !p->busy && !pool_nwait(p));
   for (size_t i = 0; i < p->nidle; i++) pool_close_conn(p, p->idle[i].conn, false);
   uv_close((uv_handle_t *)p->reaper, pool_reaper_free_cb);
+  free(p->pipes);
   free(p->used);
   free(p->idle);
   free(p->dsn_redacted);
@@ -660,17 +684,17 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
  * wait: only a connection with nothing to undo (idle, no transaction, and
  * the pool keeps sessions) goes back; any other is dropped, which ends its
  * transaction and session on the server just as well. */
-static bool pool_reset(dbp_pool *p, dbp_conn *c, bool *broken) {
+static bool pool_reset(dbp_pool *p, dbp_conn *c, bool clean, bool *broken) {
   *broken = dbp_conn_is_broken(c);
   if (*broken) return false;
-  if (!dbp_current(p->rt))
-    return p->o.keep_session && !dbp_conn_in_transaction(c) && dbp_query_close(c) == 0;
+  bool keep = p->o.keep_session || clean;
+  if (!dbp_current(p->rt)) return keep && !dbp_conn_in_transaction(c) && dbp_query_close(c) == 0;
   int rc = dbp_query_close(c); /* returns at once when no result is open */
   if (rc < 0 || dbp_conn_is_broken(c)) {
     *broken = true;
     return false;
   }
-  rc = dbp_conn_reset(c, p->o.keep_session, POOL_RESET_TIMEOUT_MS);
+  rc = dbp_conn_reset(c, keep, POOL_RESET_TIMEOUT_MS);
   if (rc < 0 || dbp_conn_is_broken(c)) {
     *broken = true;
     return false;
@@ -681,10 +705,10 @@ static bool pool_reset(dbp_pool *p, dbp_conn *c, bool *broken) {
 /* The second half of a release, with p->busy already counting the caller:
  * resets `c` (in the used set) and passes it on, or closes it and lets the
  * oldest waiter open a replacement. */
-static void pool_finish_release(dbp_pool *p, dbp_conn *c) {
+static void pool_finish_release(dbp_pool *p, dbp_conn *c, bool clean) {
   DBP_ASSERT(pool_used_has(p, c));
   bool broken = false;
-  bool keep = !p->closed && pool_reset(p, c, &broken);
+  bool keep = !p->closed && pool_reset(p, c, clean, &broken);
   if (keep && (p->closed || pool_expired(p, c))) keep = false;
   if (keep) {
     pool_give_conn(p, c);
@@ -702,13 +726,14 @@ static void pool_finish_release(dbp_pool *p, dbp_conn *c) {
 typedef struct pool_reset_job {
   dbp_pool *p;
   dbp_conn *c;
+  bool clean;
 } pool_reset_job;
 
 static int pool_reset_main(void *arg, void **result) {
   (void)result;
   pool_reset_job j = *(pool_reset_job *)arg;
   free(arg);
-  pool_finish_release(j.p, j.c);
+  pool_finish_release(j.p, j.c, j.clean);
   return 0;
 }
 
@@ -719,7 +744,16 @@ static int pool_reset_main(void *arg, void **result) {
  * a cancellation pending, the reset runs in a coroutine of its own, so that
  * its waits do not swallow the caller's cancellation. A connection the pool
  * does not have out is ignored. */
+static void pool_release(dbp_pool *p, dbp_conn *c, bool clean);
+
 void dbp_pool_release(dbp_pool *p, dbp_conn *c) {
+  pool_release(p, c, false);
+}
+
+/* dbp_pool_release; `clean` when the caller knows the session holds
+ * nothing of its user's (only stateless statements ran): then only an
+ * open transaction is rolled back, as with keep_session. */
+static void pool_release(dbp_pool *p, dbp_conn *c, bool clean) {
   if (!p || !c) return;
   if (!pool_used_has(p, c)) {
     /* Idle means it came back already: a second release of the same
@@ -734,12 +768,194 @@ void dbp_pool_release(dbp_pool *p, dbp_conn *c) {
     if (j) {
       j->p = p;
       j->c = c;
+      j->clean = clean;
       dbp_spawn_options so = {.name = "dbpipe-pool-reset", .detached = true};
       if (dbp_spawn(p->rt, NULL, pool_reset_main, j, &so) == 0) return;
       free(j);
     }
   }
-  pool_finish_release(p, c);
+  pool_finish_release(p, c, clean);
+}
+
+/* ---- one call per statement ---- */
+
+/* Whether a new connection can be had without waiting behind anyone: an
+ * idle one, or room to open one. */
+static bool pool_can_grow(const dbp_pool *p) {
+  return pool_nwait(p) == 0 && (p->nidle > 0 || pool_total(p) < pool_cap(p));
+}
+
+/* The pipe with the fewest statements in flight that takes more, or NULL. */
+static dbp__pipe *pool_pick_pipe(const dbp_pool *p) {
+  dbp__pipe *best = NULL;
+  size_t low = p->o.pipeline_depth;
+  for (size_t i = 0; i < p->npipes; i++) {
+    dbp__pipe *pp = p->pipes[i];
+    size_t n = dbp__pipe_in_flight(pp);
+    if (n < low && dbp__pipe_accepting(pp)) {
+      best = pp;
+      low = n;
+    }
+  }
+  return best;
+}
+
+/* A pipe's reader found it empty: the pipe closes and its connection goes
+ * back, without a reset unless the pipe says one is needed. Runs in the
+ * reader's coroutine. */
+static void pool_pipe_drained(dbp__pipe *pp, void *arg) {
+  dbp_pool *p = arg;
+  for (size_t i = 0; i < p->npipes; i++)
+    if (p->pipes[i] == pp) {
+      p->pipes[i] = p->pipes[--p->npipes];
+      break;
+    }
+  dbp_conn *c = dbp__pipe_conn(pp);
+  bool reset = dbp__pipe_close(pp);
+  /* Waiters may now take the connection (or open another pipe). */
+  dbp_waitq_wake_all(&p->pipe_waiters, 0);
+  pool_release(p, c, !reset); /* p may be gone after this */
+}
+
+/* Turns an acquired connection into a new pipe, listed in the pool. */
+static int pool_open_pipe(dbp_pool *p, dbp_conn *c, dbp__pipe **out) {
+  int rc = dbp__pipe_open(c, pool_pipe_drained, p, out);
+  if (rc != 0) return rc;
+  DBP_ASSERT(p->npipes < p->o.max_size);
+  p->pipes[p->npipes++] = *out;
+  if (dbp_waitq_len(&p->pipe_waiters) > 0) dbp_waitq_wake_all(&p->pipe_waiters, 0);
+  return 0;
+}
+
+static void pool_set_err(dbp_dberr *err, const dbp_dberr *from, int rc) {
+  if (!err) return;
+  if (from && from->code == rc) {
+    *err = *from;
+  } else {
+    pool_fill_err(err, rc);
+  }
+}
+
+/* The statement on a connection of its own: acquire, run, release. */
+static int pool_run_alone(dbp_pool *p, const char *sql, size_t n, const dbp_param *params,
+                          uint64_t deadline, bool stateless, bool rows, dbp_result **out,
+                          int64_t *affected, dbp_dberr *err) {
+  dbp_conn *c = NULL;
+  int64_t left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
+  int rc = dbp_pool_acquire(p, left, &c, err);
+  if (rc != 0) return rc;
+  left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
+  if (rows)
+    rc = dbp_query_all(c, sql, n, params, left, p->o.max_result_bytes, out);
+  else
+    rc = dbp_exec(c, sql, n, params, left, affected);
+  if (rc != 0) pool_set_err(err, dbp_conn_error(c), rc);
+  pool_release(p, c, stateless && !dbp_conn_in_transaction(c));
+  return rc;
+}
+
+static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_param *params,
+                          int64_t timeout_ms, bool rows, dbp_result **out, int64_t *affected,
+                          dbp_dberr *err) {
+  if (out) *out = NULL;
+  if (affected) *affected = 0;
+  if (!p || !sql || (n > 0 && !params) || (rows && !out) || timeout_ms < DBP_FOREVER) {
+    pool_fill_err(err, DBP_EINVAL);
+    return DBP_EINVAL;
+  }
+  if (!dbp_current(p->rt)) {
+    pool_fill_err(err, DBP_ENOTCORO);
+    return DBP_ENOTCORO;
+  }
+  if (p->closed) {
+    pool_fill_err(err, DBP_EPOOLCLOSED);
+    return DBP_EPOOLCLOSED;
+  }
+  uint64_t deadline = timeout_ms == DBP_FOREVER ? UINT64_MAX : pool_now(p) + (uint64_t)timeout_ms;
+  bool stateless = dbp_sql_is_stateless(p->kind, sql);
+  int rc;
+  p->busy++;
+  p->st.statements++;
+  if (!stateless || p->kind != DBP_DB_PG || p->o.no_pipeline || timeout_ms == 0) {
+    rc = pool_run_alone(p, sql, n, params, deadline, stateless, rows, out, affected, err);
+    goto done;
+  }
+  for (;;) {
+    if (p->closed) {
+      rc = DBP_EPOOLCLOSED;
+      pool_fill_err(err, rc);
+      break;
+    }
+    int64_t left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
+    dbp__pipe *pp = pool_pick_pipe(p);
+    if (pp == NULL || (dbp__pipe_in_flight(pp) > 0 && pool_can_grow(p))) {
+      if (pp == NULL && !pool_can_grow(p) && p->npipes > 0) {
+        /* Every pipe is full and no connection is free: wait for room. */
+        if (left == 0) {
+          rc = DBP_ETIMEDOUT;
+          pool_fill_err(err, rc);
+          break;
+        }
+        dbp_waiter w;
+        dbp_waiter_init(&w);
+        dbp_waitq_push(&p->pipe_waiters, &w);
+        rc = dbp_await(p->rt, &w, left);
+        if (rc == 0 && w.result != 0) rc = w.result;
+        if (rc != 0) {
+          if (rc == DBP_ETIMEDOUT) p->st.timeouts++;
+          pool_fill_err(err, rc);
+          break;
+        }
+        continue;
+      }
+      /* A connection of our own, for a new pipe (with no pipe at all this
+       * queues like any acquire). */
+      dbp_conn *c = NULL;
+      rc = dbp_pool_acquire(p, left, &c, err);
+      if (rc != 0) break;
+      dbp__pipe *mine = NULL;
+      if (p->closed || pool_open_pipe(p, c, &mine) != 0) {
+        /* Not shareable after all: run on it alone. */
+        left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
+        if (rows)
+          rc = dbp_query_all(c, sql, n, params, left, p->o.max_result_bytes, out);
+        else
+          rc = dbp_exec(c, sql, n, params, left, affected);
+        if (rc != 0) pool_set_err(err, dbp_conn_error(c), rc);
+        pool_release(p, c, !dbp_conn_in_transaction(c));
+        break;
+      }
+      pp = mine;
+      left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
+    }
+    bool left_behind = false;
+    rc = dbp__pipe_run(pp, sql, n, params, left, rows, p->o.max_result_bytes, out, affected, err,
+                       &left_behind);
+    if (rc == DBP_EAGAIN) continue; /* it stopped taking statements meanwhile */
+    p->st.pipelined++;
+    if (left_behind) p->st.abandoned++;
+    /* Room on a pipe for someone waiting. */
+    if (dbp_waitq_len(&p->pipe_waiters) > 0) {
+      dbp_waiter *w = dbp_waitq_pop(&p->pipe_waiters);
+      if (w) dbp_wake(w, 0);
+    }
+    break;
+  }
+done:
+  DBP_ASSERT(p->busy > 0);
+  p->busy--;
+  pool_maybe_done(p);
+  return rc;
+}
+
+int dbp_pool_query(dbp_pool *p, const char *sql, size_t nparams, const dbp_param *params,
+                   int64_t timeout_ms, dbp_result **out, dbp_dberr *err) {
+  return pool_statement(p, sql, nparams, params, timeout_ms, true, out, NULL, err);
+}
+
+int dbp_pool_exec(dbp_pool *p, const char *sql, size_t nparams, const dbp_param *params,
+                  int64_t timeout_ms, int64_t *affected, dbp_dberr *err) {
+  return pool_statement(p, sql, nparams, params, timeout_ms, false, NULL, affected, err);
 }
 
 /* ---- close ---- */
@@ -757,6 +973,7 @@ int dbp_pool_close(dbp_pool *p, int64_t timeout_ms) {
   p->closed = true;
   while (pool_wake_oldest(p, HAND_CLOSED, NULL)) {
   }
+  dbp_waitq_wake_all(&p->pipe_waiters, DBP_EPOOLCLOSED);
   while (p->nidle > 0) pool_close_conn(p, p->idle[--p->nidle].conn, false);
   uv_timer_stop(p->reaper);
 
@@ -798,6 +1015,9 @@ void dbp_pool_get_stats(const dbp_pool *p, dbp_pool_stats *out) {
   out->waiting = pool_nwait(p);
   out->total = pool_total(p);
   out->opening = p->opening;
+  out->shared = p->npipes;
+  out->in_flight = 0;
+  for (size_t i = 0; i < p->npipes; i++) out->in_flight += dbp__pipe_in_flight(p->pipes[i]);
 }
 
 const char *dbp_pool_dsn(const dbp_pool *p) {

@@ -157,6 +157,13 @@ int dbp_fdwatch_fd(const dbp_fdwatch *w) {
   return w ? w->fd : -1;
 }
 
+void dbp_fdwatch_kick(dbp_fdwatch *w) {
+  if (!w || !w->waiter) return;
+  dbp_waiter *wt = w->waiter;
+  w->waiter = NULL;
+  dbp_wake(wt, 0);
+}
+
 /* Stops watching at once (libuv stops polling the fd inside uv_close, so
  * the fd may be closed right after this call, and a new watcher may take
  * the same fd number). A coroutine waiting on w gets DBP_ECLOSED. The

@@ -1,0 +1,60 @@
+/* Internal: statements from many coroutines sharing one PostgreSQL
+ * connection in libpq's pipeline mode, for the pool's one-call helpers.
+ * Not installed.
+ *
+ * A pipe owns its connection while it is open: nothing else may call into
+ * that connection until dbp__pipe_close. Each statement goes out at once
+ * as [Parse] Bind/Execute Sync (the Parse only when the connection's
+ * statement cache does not hold it yet), so it runs in an implicit
+ * transaction of its own and its error cannot touch its neighbours. One
+ * reader coroutine per pipe reads the replies in order and hands each to
+ * its caller. A caller whose wait ends early (timeout, cancellation)
+ * leaves its statement behind: the reader drops the reply when it comes,
+ * the pipe takes no new statements until it is empty, and once nothing but
+ * left-behind statements remains it asks the server to cancel (which can
+ * then only stop one of those) and the connection needs a reset before its
+ * next use. When the pipe is empty, the reader calls `drained`. */
+#ifndef DBPIPE_DB_PIPELINE_H
+#define DBPIPE_DB_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dbpipe/db.h"
+
+typedef struct dbp__pipe dbp__pipe;
+
+/* Called by the pipe's reader, in its coroutine, when nothing is in
+ * flight any more (the reader then ends): the owner calls dbp__pipe_close
+ * and passes the connection on. */
+typedef void (*dbp__pipe_drained_fn)(dbp__pipe *pp, void *arg);
+
+/* True for connections that can be shared (PostgreSQL). */
+bool dbp__pipe_supported(const dbp_conn *c);
+/* Puts the idle connection c into pipeline mode. 0, DBP_ESTATE (not idle,
+ * or in a transaction), DBP_ENOMEM, DBP_EINVAL (not PostgreSQL). */
+int dbp__pipe_open(dbp_conn *c, dbp__pipe_drained_fn drained, void *arg, dbp__pipe **out);
+/* Whether the pipe takes new statements now. */
+bool dbp__pipe_accepting(const dbp__pipe *pp);
+/* Statements sent and not yet answered (left-behind ones included). */
+size_t dbp__pipe_in_flight(const dbp__pipe *pp);
+dbp_conn *dbp__pipe_conn(const dbp__pipe *pp);
+
+/* Waits: sends one statement and waits for its reply, at most timeout_ms
+ * (the rule at the top of rt.h; 0 sends nothing and fails with
+ * DBP_ETIMEDOUT). With `rows`, *out gets the whole result (max_bytes as in
+ * dbp_query_all), else *affected (may be NULL) the affected row count.
+ * DBP_EAGAIN when the pipe takes no new statements (nothing sent: try
+ * another). *left_behind is set when the statement was sent but its caller
+ * stopped waiting. `err` (may be NULL) gets the details of any failure. */
+int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *params,
+                  int64_t timeout_ms, bool rows, size_t max_bytes, dbp_result **out,
+                  int64_t *affected, dbp_dberr *err, bool *left_behind);
+
+/* Ends pipeline mode on an empty pipe and frees it. Returns true when the
+ * connection needs a session reset before its next use (a cancel was sent,
+ * its state is unknown) or is broken. */
+bool dbp__pipe_close(dbp__pipe *pp);
+
+#endif /* DBPIPE_DB_PIPELINE_H */
