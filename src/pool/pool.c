@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/driver.h"
 #include "db/pipeline.h"
 #include "db/result.h"
 #include "util/assert.h"
@@ -122,6 +123,7 @@ struct dbp_pool_s {
     char *sql;
     size_t len;
     bool stateless;
+    bool read_only;
   } cls[POOL_CLASS_SLOTS];
 
   /* The server's own limit, learnt from a DBP_ETOOMANY: the pool opens no
@@ -847,8 +849,9 @@ static void pool_set_err(dbp_dberr *err, const dbp_dberr *from, int rc) {
   }
 }
 
-/* dbp_sql_is_stateless, remembered per SQL text. */
-static bool pool_stateless(dbp_pool *p, const char *sql) {
+/* dbp_sql_is_stateless (and on PostgreSQL dbp__sql_is_read_only, into
+ * *read_only), remembered per SQL text. */
+static bool pool_stateless(dbp_pool *p, const char *sql, bool *read_only) {
   size_t len = strlen(sql);
   uint64_t h = UINT64_C(1469598103934665603);
   for (size_t i = 0; i < len; i++) {
@@ -856,8 +859,12 @@ static bool pool_stateless(dbp_pool *p, const char *sql) {
     h *= UINT64_C(1099511628211);
   }
   struct pool_class *e = &p->cls[h % POOL_CLASS_SLOTS];
-  if (e->sql && e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) return e->stateless;
+  if (e->sql && e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) {
+    *read_only = e->read_only;
+    return e->stateless;
+  }
   bool st = dbp_sql_is_stateless(p->kind, sql);
+  *read_only = st && p->kind == DBP_DB_PG && dbp__sql_is_read_only(p->kind, sql);
   char *copy = malloc(len + 1);
   if (copy) {
     memcpy(copy, sql, len + 1);
@@ -866,6 +873,7 @@ static bool pool_stateless(dbp_pool *p, const char *sql) {
     e->hash = h;
     e->len = len;
     e->stateless = st;
+    e->read_only = *read_only;
   }
   return st;
 }
@@ -906,7 +914,8 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
     return DBP_EPOOLCLOSED;
   }
   uint64_t deadline = timeout_ms == DBP_FOREVER ? UINT64_MAX : pool_now(p) + (uint64_t)timeout_ms;
-  bool stateless = pool_stateless(p, sql);
+  bool read_only = false;
+  bool stateless = pool_stateless(p, sql, &read_only);
   int rc;
   p->busy++;
   p->st.statements++;
@@ -963,8 +972,8 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
       left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
     }
     bool left_behind = false;
-    rc = dbp__pipe_run(pp, sql, n, params, left, rows, p->o.max_result_bytes, out, affected, err,
-                       &left_behind);
+    rc = dbp__pipe_run(pp, sql, n, params, left, read_only, rows, p->o.max_result_bytes, out,
+                       affected, err, &left_behind);
     if (rc == DBP_EAGAIN) continue; /* it stopped taking statements meanwhile */
     p->st.pipelined++;
     if (left_behind) p->st.abandoned++;
