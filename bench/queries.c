@@ -2,29 +2,48 @@
  * pool.
  *
  *   dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]
- *                        [--sql SQL] [--ids K] [--inline] [--keep-session]
+ *                        [--sql SQL] [--ids K] [--api helper|acquire]
+ *                        [--no-pipeline] [--depth D] [--inline]
+ *                        [--keep-session]
  *
- * N client coroutines share a dbp_pool of P connections. Each client loops:
- * acquire a connection, run the point query with one bound key drawn at
- * random from 1..K, fetch its rows, release the connection. A query's
- * latency is that whole cycle (the wait for a free connection included),
- * which is what a caller of the pool sees. Before the clock starts every
- * client runs one untimed query, so the pool's connections are open when the
- * measurement begins; queries still running when the time is up are not
- * counted.
+ * N client coroutines share a dbp_pool of P connections. Each client loops
+ * over point queries, each with one bound key drawn at random from 1..K,
+ * in one of two ways (--api):
+ *
+ *   helper   (the default) one dbp_pool_query call per query: the pool
+ *            picks a connection, runs the statement and hands back the rows
+ *            as a dbp_result, which the client reads and frees. A
+ *            stateless statement needs no session reset; on PostgreSQL it
+ *            shares a connection in pipeline mode with up to D others
+ *            (--depth, the pool's pipeline_depth; default the pool's own)
+ *            unless --no-pipeline gives each statement a connection of its
+ *            own for its turn.
+ *   acquire  acquire a connection, dbp_query, dbp_fetch every row, release
+ *            it (the connection's session reset, or with --keep-session only
+ *            rolled back).
+ *
+ * A query's latency is that whole cycle (the wait for a connection or a
+ * pipeline slot included), which is what a caller of the pool sees. Before
+ * the clock starts every client runs one untimed query, so the pool's
+ * connections are open when the measurement begins; queries still running
+ * when the time is up are not counted.
  *
  * With --inline the key is written into the SQL text in place of its
  * placeholder and the query is sent without parameters: the same work for
  * the server, one round trip on every driver, which tells the cost of
  * binding apart from the cost of the query.
  *
- * A released connection's session is reset (the pool's default: DISCARD
- * ALL / mysql_reset_connection, one more round trip per query, as asyncpg's
- * pool does); --keep-session only rolls back, like a client that owns its
- * connection (pgbench, sysbench) or a pool that does not reset (aiomysql).
+ * With --api acquire a released connection's session is reset (the pool's
+ * default: DISCARD ALL / mysql_reset_connection, one more round trip per
+ * query, as asyncpg's pool does); --keep-session only rolls back, like a
+ * client that owns its connection (pgbench, sysbench) or a pool that does
+ * not reset (aiomysql). The helper resets only after a statement that
+ * leaves state behind, which a point query does not.
  *
- * Prints one line: qps=... p50_us=... p99_us=... followed by the settings
- * and the number of failed queries.
+ * Prints one line: qps=... p50_us=... p99_us=... followed by the settings,
+ * the number of failed queries and pipelined=F, the share of the helper
+ * statements of the measured time that the pool sent on a shared
+ * (pipelined) connection (0 with --api acquire, --no-pipeline or MariaDB).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -42,6 +61,8 @@
 #define QB_MY_SQL "SELECT code FROM bench WHERE id = ?"
 #define QB_ACQUIRE_TIMEOUT_MS 30000
 #define QB_QUERY_TIMEOUT_MS 30000
+#define QB_KEY_MAX 24    /* a key's decimal text, NUL included */
+#define QB_TEXT_MAX 1024 /* --inline: the SQL with the key in it */
 
 typedef struct qb_run qb_run;
 
@@ -62,6 +83,9 @@ struct qb_run {
   size_t sql_holder; /* --inline: length of the placeholder, 0 = bind */
   size_t clients, pool_size;
   bool keep_session; /* --keep-session */
+  bool helper;       /* --api helper (else acquire) */
+  bool no_pipeline;  /* --no-pipeline */
+  size_t depth;      /* --depth, 0 = the pool's default */
   double seconds;
   uint64_t ids;
 
@@ -71,6 +95,8 @@ struct qb_run {
   dbp_event *start;    /* set when the clock starts */
   int stop;            /* set when the time is up */
   qb_client *cl;
+
+  dbp_pool_stats st0, st1; /* when the clock starts and after the last query */
 
   uint64_t errors;
   dbp_dberr first_err; /* first failure, for the message */
@@ -103,13 +129,32 @@ static void qb_fail(qb_run *r, int rc, const dbp_dberr *e) {
   }
 }
 
-/* Runs one point query through the pool: acquire, query with `key` bound,
- * fetch every row, release. Returns 0 or the failing call's error (already
- * recorded in the run). */
-static int qb_one(qb_run *r, uint64_t key) {
+/* The statement of one query: with --inline the key written into `text`
+ * and no parameter, else r->sql with `key` bound through *p (its text in
+ * buf). Returns the SQL and sets *nparams. */
+static const char *qb_statement(const qb_run *r, uint64_t key, char buf[QB_KEY_MAX],
+                                char text[QB_TEXT_MAX], dbp_param *p, size_t *nparams) {
+  p->len = (size_t)snprintf(buf, QB_KEY_MAX, "%" PRIu64, key);
+  p->val = buf;
+  if (r->sql_holder) {
+    const char *tail = r->sql + r->sql_head + r->sql_holder;
+    snprintf(text, QB_TEXT_MAX, "%.*s%s%s", (int)r->sql_head, r->sql, buf, tail);
+    *nparams = 0;
+    return text;
+  }
+  *nparams = 1;
+  return r->sql;
+}
+
+/* --api acquire: acquire, query with `key` bound, fetch every row,
+ * release. Returns 0 or the failing call's error (already recorded in the
+ * run). */
+static int qb_one_acquire(qb_run *r, uint64_t key) {
   dbp_conn *c = NULL;
   dbp_dberr err;
-  char buf[24], text[1024];
+  char buf[QB_KEY_MAX], text[QB_TEXT_MAX];
+  const char *sql;
+  size_t np;
   dbp_param p;
   dbp_row row;
   int rc;
@@ -120,19 +165,40 @@ static int qb_one(qb_run *r, uint64_t key) {
     qb_fail(r, rc, &err);
     return rc;
   }
-  p.len = (size_t)snprintf(buf, sizeof buf, "%" PRIu64, key);
-  p.val = buf;
-  if (r->sql_holder) {
-    const char *tail = r->sql + r->sql_head + r->sql_holder;
-    snprintf(text, sizeof text, "%.*s%s%s", (int)r->sql_head, r->sql, buf, tail);
-    rc = dbp_query(c, text, 0, NULL, QB_QUERY_TIMEOUT_MS);
-  } else {
-    rc = dbp_query(c, r->sql, 1, &p, QB_QUERY_TIMEOUT_MS);
-  }
+  sql = qb_statement(r, key, buf, text, &p, &np);
+  rc = dbp_query(c, sql, np, np ? &p : NULL, QB_QUERY_TIMEOUT_MS);
   while (rc == 0 && (rc = dbp_fetch(c, &row)) == 1) rc = 0;
   if (rc < 0) qb_fail(r, rc, dbp_conn_error(c));
   dbp_pool_release(r->pool, c);
   return rc;
+}
+
+/* --api helper: one dbp_pool_query call; the first value is looked at (as
+ * a caller would) and the result freed. Returns 0 or the error (already
+ * recorded in the run). */
+static int qb_one_helper(qb_run *r, uint64_t key) {
+  dbp_result *res = NULL;
+  dbp_dberr err;
+  char buf[QB_KEY_MAX], text[QB_TEXT_MAX];
+  const char *sql;
+  size_t np, len = 0;
+  dbp_param p;
+  int rc;
+
+  memset(&err, 0, sizeof err);
+  sql = qb_statement(r, key, buf, text, &p, &np);
+  rc = dbp_pool_query(r->pool, sql, np, np ? &p : NULL, QB_QUERY_TIMEOUT_MS, &res, &err);
+  if (rc < 0) {
+    qb_fail(r, rc, &err);
+    return rc;
+  }
+  if (dbp_result_nrows(res) > 0) (void)dbp_result_value(res, 0, 0, &len);
+  dbp_result_free(res);
+  return 0;
+}
+
+static int qb_one(qb_run *r, uint64_t key) {
+  return r->helper ? qb_one_helper(r, key) : qb_one_acquire(r, key);
 }
 
 /* Appends one latency; drops it (rather than failing the run) when memory
@@ -187,6 +253,8 @@ static int qb_main(void *arg, void **result) {
   po.min_size = r->pool_size;
   po.max_size = r->pool_size;
   po.keep_session = r->keep_session;
+  po.no_pipeline = r->no_pipeline;
+  po.pipeline_depth = r->depth;
   rc = dbp_pool_new(r->rt, r->dsn, &po, &r->pool);
   if (rc < 0) return rc;
   if ((rc = dbp_waitgroup_new(r->rt, &r->warm)) < 0) goto out;
@@ -212,12 +280,14 @@ static int qb_main(void *arg, void **result) {
   /* A failing warm-up (no server, bad SQL) would only measure how fast
    * errors come back: stop there. */
   if (r->errors > 0) r->stop = 1;
+  dbp_pool_get_stats(r->pool, &r->st0);
   t0 = dbpb_now_ns();
   dbp_event_set(r->start);
   if (!r->stop) dbp_sleep(r->rt, (int64_t)(r->seconds * 1000.0));
   r->stop = 1;
   r->elapsed_s = (double)(dbpb_now_ns() - t0) / 1e9;
   for (i = 0; i < spawned; i++) dbp_join(cos[i], NULL);
+  dbp_pool_get_stats(r->pool, &r->st1);
 
 out:
   free(cos);
@@ -243,7 +313,8 @@ static uint32_t qb_quantile(const uint32_t *v, size_t n, double q) {
 static void qb_usage(FILE *f) {
   fputs(
       "usage: dbpipe-bench queries --dsn DSN [--clients N] [--pool P] [--seconds S]\n"
-      "                            [--sql SQL] [--ids K] [--inline] [--keep-session]\n"
+      "                            [--sql SQL] [--ids K] [--api helper|acquire]\n"
+      "                            [--no-pipeline] [--depth D] [--inline] [--keep-session]\n"
       "  --dsn DSN      postgresql://... or mysql://... (default: $DBPIPE_PG_DSN)\n"
       "  --clients N    coroutines issuing queries (default 16)\n"
       "  --pool P       pooled connections (default 4)\n"
@@ -251,8 +322,13 @@ static void qb_usage(FILE *f) {
       "  --sql SQL      point query with one parameter (default: pgbench_accounts by aid\n"
       "                 on PostgreSQL, bench by id on MariaDB)\n"
       "  --ids K        keys drawn from 1..K (default 1000000)\n"
+      "  --api A        helper: one dbp_pool_query per query (default);\n"
+      "                 acquire: acquire, dbp_query, dbp_fetch, release\n"
+      "  --no-pipeline  helper on PostgreSQL: no shared pipelined connections\n"
+      "  --depth D      helper on PostgreSQL: statements in flight per shared\n"
+      "                 connection (the pool's pipeline_depth; default its own)\n"
       "  --inline       write the key into the SQL instead of binding it\n"
-      "  --keep-session release only rolls back (no session reset per query)\n",
+      "  --keep-session acquire: release only rolls back (no session reset per query)\n",
       f);
 }
 
@@ -268,17 +344,25 @@ static int qb_parse_u64(const char *s, uint64_t *out) {
 }
 
 int dbpb_queries(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"dsn", required_argument, NULL, 'd'},  {"clients", required_argument, NULL, 'c'},
-      {"pool", required_argument, NULL, 'p'}, {"seconds", required_argument, NULL, 's'},
-      {"sql", required_argument, NULL, 'q'},  {"ids", required_argument, NULL, 'k'},
-      {"inline", no_argument, NULL, 'i'},     {"keep-session", no_argument, NULL, 'K'},
-      {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"dsn", required_argument, NULL, 'd'},
+                                           {"clients", required_argument, NULL, 'c'},
+                                           {"pool", required_argument, NULL, 'p'},
+                                           {"seconds", required_argument, NULL, 's'},
+                                           {"sql", required_argument, NULL, 'q'},
+                                           {"ids", required_argument, NULL, 'k'},
+                                           {"inline", no_argument, NULL, 'i'},
+                                           {"keep-session", no_argument, NULL, 'K'},
+                                           {"api", required_argument, NULL, 'a'},
+                                           {"no-pipeline", no_argument, NULL, 'P'},
+                                           {"depth", required_argument, NULL, 'D'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
   qb_run r;
   dbp_co *main_co = NULL;
   uint32_t *all = NULL;
   size_t i, n = 0;
-  uint64_t v;
+  uint64_t v, stmts, piped;
+  char depth[24];
   int opt, rc, status = 1, inline_key = 0;
 
   memset(&r, 0, sizeof r);
@@ -287,6 +371,7 @@ int dbpb_queries(int argc, char **argv) {
   r.pool_size = 4;
   r.seconds = 10;
   r.ids = 1000000;
+  r.helper = true;
 
   optind = 1;
   while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -297,10 +382,12 @@ int dbpb_queries(int argc, char **argv) {
       case 'c':
       case 'p':
       case 'k':
+      case 'D':
         if (qb_parse_u64(optarg, &v) < 0) {
           fprintf(stderr, "dbpipe-bench queries: --%s wants a positive integer\n",
                   opt == 'c'   ? "clients"
                   : opt == 'p' ? "pool"
+                  : opt == 'D' ? "depth"
                                : "ids");
           return 2;
         }
@@ -308,8 +395,23 @@ int dbpb_queries(int argc, char **argv) {
           r.clients = (size_t)v;
         else if (opt == 'p')
           r.pool_size = (size_t)v;
+        else if (opt == 'D')
+          r.depth = (size_t)v;
         else
           r.ids = v;
+        break;
+      case 'a':
+        if (!strcmp(optarg, "helper")) {
+          r.helper = true;
+        } else if (!strcmp(optarg, "acquire")) {
+          r.helper = false;
+        } else {
+          fputs("dbpipe-bench queries: --api wants helper or acquire\n", stderr);
+          return 2;
+        }
+        break;
+      case 'P':
+        r.no_pipeline = true;
         break;
       case 's':
         r.seconds = strtod(optarg, NULL);
@@ -403,12 +505,20 @@ int dbpb_queries(int argc, char **argv) {
     fprintf(stderr, "dbpipe-bench queries: %" PRIu64 " failed; first: %s\n", r.errors,
             dbp_dberr_format(&r.first_err, msg, sizeof msg));
   }
+  stmts = r.st1.statements - r.st0.statements;
+  piped = r.st1.pipelined - r.st0.pipelined;
+  if (r.depth)
+    snprintf(depth, sizeof depth, "%zu", r.depth);
+  else
+    snprintf(depth, sizeof depth, "default");
   printf("qps=%.0f p50_us=%" PRIu32 " p99_us=%" PRIu32
-         " clients=%zu pool=%zu seconds=%g reset=%s"
-         " errors=%" PRIu64 "\n",
+         " api=%s pipeline=%s depth=%s clients=%zu pool=%zu seconds=%g reset=%s"
+         " errors=%" PRIu64 " statements=%" PRIu64 " pipelined=%.2f abandoned=%" PRIu64 "\n",
          r.elapsed_s > 0 ? (double)n / r.elapsed_s : 0.0, qb_quantile(all, n, 0.50),
-         qb_quantile(all, n, 0.99), r.clients, r.pool_size, r.seconds,
-         r.keep_session ? "rollback" : "session", r.errors);
+         qb_quantile(all, n, 0.99), r.helper ? "helper" : "acquire", r.no_pipeline ? "off" : "on",
+         depth, r.clients, r.pool_size, r.seconds, r.keep_session ? "rollback" : "session",
+         r.errors, stmts, stmts ? (double)piped / (double)stmts : 0.0,
+         r.st1.abandoned - r.st0.abandoned);
   status = n > 0 ? 0 : 1;
 
 out:

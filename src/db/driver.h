@@ -181,6 +181,15 @@ const char *dbp__dsn_param(const dbp_dsn *d, const char *key);
  * NUL-terminated msg with "***". */
 void dbp__scrub(char *msg, const char *secret);
 
+/* ---- sql.c ---- */
+
+/* True when `sql` is stateless (dbp_sql_is_stateless) and writes and locks
+ * nothing: it begins with SELECT, WITH, VALUES, TABLE or SHOW and names no
+ * INSERT, UPDATE, DELETE, MERGE, REPLACE, INTO or SHARE in its code (so no
+ * SELECT ... INTO and no FOR UPDATE / FOR SHARE). Functions it calls are
+ * taken on trust. */
+bool dbp__sql_is_read_only(dbp_db_kind kind, const char *sql);
+
 /* ---- types.c ---- */
 
 /* The typname of a built-in PostgreSQL type OID and its normalized type;

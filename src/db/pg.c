@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "db/pg_conn.h"
 
@@ -404,6 +405,72 @@ static int pg_deallocate_now(dbp_conn *c, pg_stmt *old) {
   return rc;
 }
 
+/* True when `sql` begins with a keyword of the statements that may change
+ * what a cached statement's parameters and result are (the types of a
+ * table's columns, say): CREATE, ALTER, DROP, DO, CALL, IMPORT. Blanks,
+ * comments and parentheses before it are skipped. */
+static bool pg_changes_schema(const char *sql) {
+  const char *s = sql;
+  for (;;) {
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == '(') s++;
+    if (s[0] == '-' && s[1] == '-') {
+      while (*s && *s != '\n') s++;
+    } else if (s[0] == '/' && s[1] == '*') {
+      int depth = 0;
+      do {
+        if (s[0] == '/' && s[1] == '*') {
+          depth++;
+          s += 2;
+        } else if (s[0] == '*' && s[1] == '/') {
+          depth--;
+          s += 2;
+        } else {
+          s++;
+        }
+      } while (*s && depth > 0);
+    } else {
+      break;
+    }
+  }
+  static const char *const words[] = {"create", "alter", "drop", "do", "call", "import"};
+  size_t n = 0;
+  while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') || s[n] == '_') n++;
+  for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+    if (strlen(words[i]) == n && strncasecmp(s, words[i], n) == 0) return true;
+  return false;
+}
+
+/* Before a statement that may change types (pg_changes_schema): lets go of
+ * every kept statement, deallocating them on the server in one round trip,
+ * so that none runs with parameter or result types fixed before the
+ * change. Returns 0, or an interruption or DBP_ECONNLOST. */
+static int pg_drop_all_stmts(dbp_conn *c) {
+  pg_conn *p = PG(c);
+  dbp_buf sql = {0};
+  for (size_t b = 0; b < DBP__PG_STMT_BUCKETS; b++)
+    for (pg_stmt *s = p->stmts.tab[b]; s != NULL; s = s->hnext)
+      if (s->prepared) dbp_buf_printf(&sql, "DEALLOCATE %s;", s->name);
+  if (sql.len == 0 || sql.oom) {
+    dbp_buf_free(&sql);
+    dbp__pg_stmt_forget_all(p); /* nothing on the server (or no memory to say it) */
+    return 0;
+  }
+  int ok = PQsendQuery(p->pg, sql.data);
+  dbp_buf_free(&sql);
+  if (!ok) return PQstatus(p->pg) == CONNECTION_BAD ? pg_lost(c, NULL) : 0;
+  int rc = pg_flush(c);
+  if (rc == 0) rc = pg_finish(c);
+  if (dbp__interrupted(rc)) return pg_stop(c, rc);
+  if (rc == 0) {
+    dbp__pg_stmt_forget_all(p);
+  } else if (rc == DBP_EQUERY) {
+    /* A failed transaction refuses everything, the change included: the
+     * statements stay, still right. */
+    rc = 0;
+  }
+  return rc;
+}
+
 /* Which cached statement a statement of the extended protocol executes:
  * a statement seen before on this session is prepared the second time
  * (one extra round trip, once) and executed by name from then on, skipping
@@ -439,6 +506,10 @@ static int pg_send(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
   pg_conn *p = PG(c);
   int ok;
   p->sent = NULL;
+  if (p->stmts.n > 0 && pg_changes_schema(sql)) {
+    int rc = pg_drop_all_stmts(c);
+    if (rc != 0) return rc;
+  }
   if (simple) {
     ok = PQsendQuery(p->pg, sql);
   } else {
@@ -609,7 +680,12 @@ static bool pg_stale(dbp_conn *c, const PGresult *res) {
   pg_conn *p = PG(c);
   if (p->sent == NULL) return false;
   const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-  if (state == NULL || strcmp(state, "26000") != 0) return false;
+  const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+  dbp_dberr e;
+  memset(&e, 0, sizeof e);
+  snprintf(e.sqlstate, sizeof e.sqlstate, "%s", state ? state : "");
+  snprintf(e.message, sizeof e.message, "%s", msg ? msg : "");
+  if (!dbp__pg_stmt_stale(&e)) return false;
   dbp__pg_stmt_drop(p, p->sent);
   p->sent = NULL;
   return true;

@@ -30,6 +30,7 @@ struct pg_stmt {
 };
 
 #define DBP__PG_STMT_CACHE 256
+#define DBP__PG_STMT_BUCKETS 512
 
 typedef struct pg_stmts {
   pg_stmt **tab; /* DBP__PG_STMT_BUCKETS buckets, allocated on first use */
@@ -78,6 +79,12 @@ void dbp__pg_stmt_unref(pg_stmt *s);
 /* The server forgot every prepared statement (DISCARD ALL, a new
  * session): empties the cache. */
 void dbp__pg_stmt_forget_all(pg_conn *p);
+/* True when a statement's error says the cached statement it executed is
+ * gone from the server (26000, after a DEALLOCATE or DISCARD behind our
+ * back) or its plan no longer fits the tables (0A000 "cached plan must not
+ * change result type", after DDL): the caller drops the entry and runs the
+ * statement again, once. */
+bool dbp__pg_stmt_stale(const dbp_dberr *e);
 /* Frees the cache (closing the connection). */
 void dbp__pg_stmt_free_all(pg_conn *p);
 

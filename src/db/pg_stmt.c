@@ -13,8 +13,6 @@
 
 #include "db/pg_conn.h"
 
-#define DBP__PG_STMT_BUCKETS 512
-
 /* FNV-1a, 64 bits: SQL texts are short and this runs once per statement. */
 static uint64_t stmt_hash(const char *s, size_t n, int nparams) {
   uint64_t h = UINT64_C(1469598103934665603) ^ (uint64_t)(unsigned)nparams;
@@ -126,4 +124,10 @@ void dbp__pg_stmt_free_all(pg_conn *p) {
   dbp__pg_stmt_forget_all(p);
   free(p->stmts.tab);
   p->stmts.tab = NULL;
+}
+
+bool dbp__pg_stmt_stale(const dbp_dberr *e) {
+  if (strcmp(e->sqlstate, "26000") == 0) return true;
+  return strcmp(e->sqlstate, "0A000") == 0 &&
+         strstr(e->message, "cached plan must not change result type") != NULL;
 }

@@ -43,7 +43,7 @@
 #include "db/result.h"
 #include "util/assert.h"
 
-typedef enum { RQ_PREPARE = 0, RQ_QUERY, RQ_SYNC } rq_stage;
+typedef enum { RQ_PREPARE = 0, RQ_QUERY, RQ_ANSWERED, RQ_SYNC } rq_stage;
 
 typedef struct pipe_req {
   struct pipe_req *next;
@@ -53,6 +53,10 @@ typedef struct pipe_req {
   bool prepares;  /* it carries the statement's Parse */
   bool rows;      /* read the rows into res */
   bool done;      /* the Sync came: the outcome below is complete */
+  bool last;      /* a Sync follows it: it ends its segment */
+  bool failed;    /* the server refused it (its own error, in rc) */
+  bool aborted;   /* skipped because another statement of its segment failed */
+  bool resend;    /* outcome: not run (or rolled back) for another's error */
   size_t max_bytes;
   int rc;
   int64_t affected;
@@ -64,6 +68,9 @@ struct dbp__pipe {
   dbp_conn *c;
   PGconn *pg;
   pipe_req *head, *tail;
+  pipe_req *cur;    /* the request the next result belongs to */
+  bool open_seg;    /* statements went out after the last Sync */
+  bool seg_failed;  /* a statement of the segment being read failed */
   size_t in_flight; /* requests in the queue */
   size_t live;      /* of those, the ones whose caller still waits */
   bool accepting;
@@ -169,6 +176,7 @@ static void req_done(dbp__pipe *pp, pipe_req *r) {
   DBP_ASSERT(pp->head == r);
   pp->head = r->next;
   if (pp->head == NULL) pp->tail = NULL;
+  if (pp->cur == r) pp->cur = r->next;
   pp->in_flight--;
   if (r->stmt != NULL) {
     dbp__pg_stmt_unref(r->stmt);
@@ -319,34 +327,82 @@ static void pipe_error(dbp__pipe *pp, pipe_req *r, const PGresult *res) {
   r->err = e;
 }
 
-/* Handles one result of the head request (res may be NULL: the end of a
- * command's results). Returns 0, or DBP_EPROTO when the reply does not fit
- * the request. */
+/* The Sync of a segment came (its last request is pp->cur): every
+ * request of the segment is complete. When one of them failed, its error
+ * is its own, and each of the others is sent again (resend), since the
+ * segment's implicit transaction rolled back whatever it did. */
+static void pipe_end_segment(dbp__pipe *pp) {
+  pipe_req *last = pp->cur;
+  bool failed = pp->seg_failed;
+  pp->seg_failed = false;
+  for (;;) {
+    pipe_req *r = pp->head;
+    bool end = r == last;
+    if (failed && !r->failed) {
+      r->resend = true;
+      r->rc = 0;
+      dbp_result_free(r->res);
+      r->res = NULL;
+      if (r->aborted && r->prepares && r->stmt != NULL) r->stmt->prepared = false;
+    }
+    req_done(pp, r);
+    if (end) break;
+  }
+}
+
+/* Handles one result of the current request (res may be NULL: the end of
+ * a command's results). Returns 0, or DBP_EPROTO when the reply does not
+ * fit the request. */
 static int pipe_take(dbp__pipe *pp, PGresult *res) {
-  pipe_req *r = pp->head;
+  pipe_req *r = pp->cur;
+  if (r == NULL) {
+    if (res != NULL) PQclear(res);
+    return DBP_EPROTO;
+  }
   if (res == NULL) {
-    if (r->stage == RQ_SYNC) return DBP_EPROTO;
-    r->stage = r->stage == RQ_PREPARE ? RQ_QUERY : RQ_SYNC;
+    if (r->stage == RQ_SYNC || r->stage == RQ_ANSWERED) return DBP_EPROTO;
+    if (r->stage == RQ_PREPARE) {
+      r->stage = RQ_QUERY;
+    } else if (r->last) {
+      r->stage = RQ_SYNC;
+    } else {
+      /* Answered; complete when its segment's Sync comes. */
+      r->stage = RQ_ANSWERED;
+      pp->cur = r->next;
+    }
     return 0;
   }
   ExecStatusType st = PQresultStatus(res);
   if (st == PGRES_PIPELINE_SYNC) {
     PQclear(res);
-    if (PQtransactionStatus(pp->pg) != PQTRANS_IDLE) {
+    PGTransactionStatusType ts = PQtransactionStatus(pp->pg);
+    /* libpq says ACTIVE while more replies are queued: only a transaction
+     * block (open or failed) counts. */
+    if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR || ts == PQTRANS_UNKNOWN) {
       /* A statement left a transaction open (none that is let in should):
        * whatever follows runs inside it, so the session must be reset and
        * takes nothing more meanwhile. */
       pp->dirty = true;
       pp->accepting = false;
     }
-    if (r->stage != RQ_SYNC)
+    if (r->stage != RQ_SYNC) {
       req_fail(r, DBP_EPROTO, false, "the server's reply ended before the statement's result");
-    req_done(pp, r);
+      r->failed = true;
+    }
+    pipe_end_segment(pp);
+    return 0;
+  }
+  if (st == PGRES_PIPELINE_ABORTED) {
+    /* Another statement of the segment failed before this one ran. */
+    if (!r->failed) r->aborted = true;
+    PQclear(res);
     return 0;
   }
   if (r->stage == RQ_PREPARE) {
     if (st != PGRES_COMMAND_OK) {
       pipe_error(pp, r, res);
+      r->failed = true;
+      pp->seg_failed = true;
       if (r->stmt != NULL) {
         r->stmt->failed = true;
         r->stmt->err = r->err;
@@ -356,7 +412,7 @@ static int pipe_take(dbp__pipe *pp, PGresult *res) {
     PQclear(res);
     return 0;
   }
-  if (r->stage == RQ_SYNC) {
+  if (r->stage != RQ_QUERY) {
     PQclear(res);
     return DBP_EPROTO;
   }
@@ -385,10 +441,6 @@ static int pipe_take(dbp__pipe *pp, PGresult *res) {
         }
       }
       break;
-    case PGRES_PIPELINE_ABORTED:
-      /* After a failed Parse of this very request: its error stands. */
-      req_fail(r, DBP_EQUERY, false, "the statement was not run: the server refused it");
-      break;
     case PGRES_COPY_OUT:
     case PGRES_COPY_IN:
     case PGRES_COPY_BOTH:
@@ -398,6 +450,8 @@ static int pipe_take(dbp__pipe *pp, PGresult *res) {
       return DBP_EPROTO;
     default:
       pipe_error(pp, r, res);
+      r->failed = true;
+      pp->seg_failed = true;
       break;
   }
   PQclear(res);
@@ -407,7 +461,21 @@ static int pipe_take(dbp__pipe *pp, PGresult *res) {
 /* Reads what arrived, hands out every complete reply and sends what libpq
  * still holds. Never waits. Returns 0, or an error after which the pipe is
  * dead. */
+/* Ends the open segment: a Sync after the last request sent. Returns 0,
+ * or -1 when libpq could not queue it. */
+static int pipe_sync(dbp__pipe *pp) {
+  if (!pp->open_seg) return 0;
+  if (!PQpipelineSync(pp->pg)) return -1;
+  pp->open_seg = false;
+  pp->tail->last = true;
+  return 0;
+}
+
 static int pipe_pump(dbp__pipe *pp, bool consume) {
+  if (pipe_sync(pp) != 0) {
+    pipe_lost(pp);
+    return DBP_ECONNLOST;
+  }
   if (consume && !PQconsumeInput(pp->pg)) {
     pipe_lost(pp);
     return DBP_ECONNLOST;
@@ -543,6 +611,17 @@ static int run_send_failed(dbp__pipe *pp, dbp_dberr *err) {
   return run_fail(err, DBP_ECONNLOST, true, "could not send the statement: %s", msg);
 }
 
+/* Queues a request that was just sent. */
+static void pipe_append(dbp__pipe *pp, pipe_req *r) {
+  if (pp->tail != NULL)
+    pp->tail->next = r;
+  else
+    pp->head = r;
+  pp->tail = r;
+  if (pp->cur == NULL) pp->cur = r;
+  pp->in_flight++;
+}
+
 /* Sends "DEALLOCATE name" for a statement the cache let go of, as a
  * request nobody waits for. Returns 0, or -1 when the send failed. */
 static int pipe_deallocate(dbp__pipe *pp, pg_stmt *old) {
@@ -553,11 +632,12 @@ static int pipe_deallocate(dbp__pipe *pp, pg_stmt *old) {
   pipe_req *r = req_new_heap();
   char sql[64];
   snprintf(sql, sizeof sql, "DEALLOCATE %s", old->name);
-  if (r == NULL) {
+  if (r == NULL || pipe_sync(pp) != 0) {
+    free(r);
     /* Without memory the statement stays on the server until the session
      * ends: a leak of one statement, not an error. */
     dbp__pg_stmt_unref(old);
-    return 0;
+    return r == NULL ? 0 : -1;
   }
   if (!PQsendQueryParams(pp->pg, sql, 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(pp->pg)) {
     req_free_heap(r);
@@ -566,17 +646,13 @@ static int pipe_deallocate(dbp__pipe *pp, pg_stmt *old) {
   }
   r->stmt = old; /* the reference taken for us by dbp__pg_stmt_add */
   r->stage = RQ_QUERY;
-  if (pp->tail != NULL)
-    pp->tail->next = r;
-  else
-    pp->head = r;
-  pp->tail = r;
-  pp->in_flight++;
+  r->last = true;
+  pipe_append(pp, r);
   return 0;
 }
 
 int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *params,
-                  int64_t timeout_ms, bool rows, size_t max_bytes, dbp_result **out,
+                  int64_t timeout_ms, bool read_only, bool rows, size_t max_bytes, dbp_result **out,
                   int64_t *affected, dbp_dberr *err, bool *left_behind) {
   *left_behind = false;
   if (out != NULL) *out = NULL;
@@ -623,6 +699,9 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
 
   pg_conn *p = PG(pp->c);
   size_t len = strlen(sql);
+  bool retried = false;
+  int resends = 0; /* times a neighbour's error sent it back */
+resend:;
   pg_stmt *st = dbp__pg_stmt_find(p, sql, len, (int)n);
   bool prepares = false;
   if (st != NULL && !st->prepared) {
@@ -645,9 +724,14 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
   pipe_req rq;
   memset(&rq, 0, sizeof rq);
   pipe_req *r = &rq;
-  if ((prepares && !PQsendPrepare(pp->pg, st->name, sql, (int)n, NULL)) ||
+  /* A read-only statement joins the open segment (the reader ends it with
+   * a Sync before it flushes); anything else gets a segment of its own.
+   * One sent back three times goes alone, where no neighbour can fail it. */
+  bool alone = !read_only || resends >= 3;
+  if ((alone && pipe_sync(pp) != 0) ||
+      (prepares && !PQsendPrepare(pp->pg, st->name, sql, (int)n, NULL)) ||
       !PQsendQueryPrepared(pp->pg, st->name, (int)n, vals, NULL, NULL, 0) ||
-      !PQpipelineSync(pp->pg)) {
+      (alone && !PQpipelineSync(pp->pg))) {
     if (prepares) dbp__pg_stmt_drop(p, st);
     rc = run_send_failed(pp, err);
     goto out;
@@ -659,12 +743,9 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
   r->stage = prepares ? RQ_PREPARE : RQ_QUERY;
   r->rows = rows;
   r->max_bytes = max_bytes;
-  if (pp->tail != NULL)
-    pp->tail->next = r;
-  else
-    pp->head = r;
-  pp->tail = r;
-  pp->in_flight++;
+  r->last = alone;
+  pp->open_seg = !alone;
+  pipe_append(pp, r);
   pp->live++;
 
   /* The reader sends it: callers woken in one loop turn usually send in
@@ -707,6 +788,7 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
       while (*link != NULL && *link != r) link = &(*link)->next;
       if (*link == r) *link = h;
       if (pp->tail == r) pp->tail = h;
+      if (pp->cur == r) pp->cur = h;
       pp->live--;
       pp->accepting = false;
       *left_behind = true;
@@ -721,7 +803,26 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
   }
   /* Done (even when our wait was interrupted in the same turn: the reply
    * is complete, so it is handed out). */
+  if (r->resend) {
+    /* A neighbour's error undid it: it runs again, in a new segment. */
+    dbp_result_free(r->res);
+    resends++;
+    if (!dbp__pipe_accepting(pp)) {
+      rc = DBP_EAGAIN; /* the pool sends it elsewhere */
+      goto out;
+    }
+    goto resend;
+  }
   rc = r->rc;
+  if (rc == DBP_EQUERY && !retried && dbp__pg_stmt_stale(&r->err) && dbp__pipe_accepting(pp)) {
+    /* The server no longer has our statement, or its plan no longer fits
+     * (DDL elsewhere): prepare it afresh, once. */
+    pg_stmt *old = dbp__pg_stmt_find(p, sql, len, (int)n);
+    if (old != NULL) dbp__pg_stmt_drop(p, old);
+    dbp_result_free(r->res);
+    retried = true;
+    goto resend;
+  }
   if (rc == 0) {
     if (out != NULL) {
       *out = r->res;

@@ -4,9 +4,15 @@
  *
  * A pipe owns its connection while it is open: nothing else may call into
  * that connection until dbp__pipe_close. Each statement goes out at once
- * as [Parse] Bind/Execute Sync (the Parse only when the connection's
- * statement cache does not hold it yet), so it runs in an implicit
- * transaction of its own and its error cannot touch its neighbours. One
+ * as [Parse] Bind/Execute (the Parse only when the connection's statement
+ * cache does not hold it yet). A statement that may write is followed by
+ * a Sync of its own, so it runs in an implicit transaction of its own.
+ * Read-only statements sent in the same loop turn share one Sync (one
+ * segment), which saves the server a flush and a wake-up per statement;
+ * none of them is complete before the Sync, and when one fails, its error
+ * is its own and every other statement of the segment is sent again, so
+ * none sees another's failure (they only share the transaction's start
+ * time, now()). One
  * reader coroutine per pipe reads the replies in order and hands each to
  * its caller. A caller whose wait ends early (timeout, cancellation)
  * leaves its statement behind: the reader drops the reply when it comes,
@@ -45,11 +51,12 @@ dbp_conn *dbp__pipe_conn(const dbp__pipe *pp);
  * (the rule at the top of rt.h; 0 sends nothing and fails with
  * DBP_ETIMEDOUT). With `rows`, *out gets the whole result (max_bytes as in
  * dbp_query_all), else *affected (may be NULL) the affected row count.
- * DBP_EAGAIN when the pipe takes no new statements (nothing sent: try
- * another). *left_behind is set when the statement was sent but its caller
- * stopped waiting. `err` (may be NULL) gets the details of any failure. */
+ * `read_only` (a statement that writes nothing: see the pool) lets it
+ * share a Sync with its neighbours (below). DBP_EAGAIN when the pipe takes
+ * no new statements (nothing of it done: try another). *left_behind is set when the statement was
+ * sent but its caller stopped waiting. `err` (may be NULL) gets the details of any failure. */
 int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *params,
-                  int64_t timeout_ms, bool rows, size_t max_bytes, dbp_result **out,
+                  int64_t timeout_ms, bool read_only, bool rows, size_t max_bytes, dbp_result **out,
                   int64_t *affected, dbp_dberr *err, bool *left_behind);
 
 /* Ends pipeline mode on an empty pipe and frees it. Returns true when the

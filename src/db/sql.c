@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db/driver.h"
 #include "dbpipe/db.h"
 
 /* The lexer's position: an offset plus the line and column it is on. */
@@ -427,5 +428,37 @@ bool dbp_sql_is_stateless(dbp_db_kind kind, const char *sql) {
       if (peek(&lx, 0) != '@') return false;
       step(&lx);
     }
+  }
+}
+
+/* ---- statements that write nothing ---- */
+
+static const char *const read_first_words[] = {"select", "with", "values", "table", "show", NULL};
+/* Words of writing and locking: DML anywhere (a WITH may hold some),
+ * SELECT ... INTO (a new table) and the row locks (FOR UPDATE, FOR NO KEY
+ * UPDATE, FOR SHARE, FOR KEY SHARE). A column of such a name, unquoted,
+ * only costs the statement its place in a shared segment. */
+static const char *const write_words[] = {"insert", "update", "delete",  "merge",
+                                          "into",   "share",  "replace", NULL};
+
+bool dbp__sql_is_read_only(dbp_db_kind kind, const char *sql) {
+  if (!dbp_sql_is_stateless(kind, sql)) return false;
+  bool pg = kind == DBP_DB_PG;
+  lexer lx = {.s = sql, .i = 0, .line = 1, .col = 1, .pg = pg};
+  bool exec_comment = false;
+  bool first = true;
+  for (;;) {
+    tok t;
+    lex_next(&lx, &exec_comment, &t);
+    if (t.kind == TK_END) return !first;
+    if (t.kind != TK_CODE) continue;
+    const char *w = sql + t.at;
+    if (!is_ident_start(w[0])) continue;
+    if (first) {
+      if (!word_in(w, t.len, read_first_words)) return false;
+      first = false;
+      continue;
+    }
+    if (word_in(w, t.len, write_words)) return false;
   }
 }

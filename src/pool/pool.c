@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/driver.h"
 #include "db/pipeline.h"
 #include "db/result.h"
 #include "util/assert.h"
@@ -68,6 +69,7 @@
 #define POOL_DEFAULT_LIFETIME_MS 3600000
 #define POOL_DEFAULT_CHECK_MS 1000
 #define POOL_DEFAULT_DEPTH 16
+#define POOL_CLASS_SLOTS 64
 
 enum { HAND_NONE = 0, HAND_CONN, HAND_SLOT, HAND_CLOSED };
 
@@ -113,6 +115,16 @@ struct dbp_pool_s {
   dbp__pipe **pipes; /* [max_size]: the open pipes */
   size_t npipes;
   dbp_waitq pipe_waiters; /* helpers waiting for room on a pipe */
+  /* What dbp_sql_is_stateless said of recent SQL texts: lexing a text
+   * costs more than the rest of a pipelined call, and services repeat
+   * theirs. Direct-mapped by hash. */
+  struct pool_class {
+    uint64_t hash;
+    char *sql;
+    size_t len;
+    bool stateless;
+    bool read_only;
+  } cls[POOL_CLASS_SLOTS];
 
   /* The server's own limit, learnt from a DBP_ETOOMANY: the pool opens no
    * more than `cap` connections until `cap_until` (loop ms). */
@@ -440,6 +452,7 @@ static void pool_free(dbp_pool *p) {
   DBP_ASSERT(p->closed && !p->nused && !p->opening && !p->busy && !pool_nwait(p));
   for (size_t i = 0; i < p->nidle; i++) pool_close_conn(p, p->idle[i].conn, false);
   uv_close((uv_handle_t *)p->reaper, pool_reaper_free_cb);
+  for (size_t i = 0; i < POOL_CLASS_SLOTS; i++) free(p->cls[i].sql);
   free(p->pipes);
   free(p->used);
   free(p->idle);
@@ -836,6 +849,35 @@ static void pool_set_err(dbp_dberr *err, const dbp_dberr *from, int rc) {
   }
 }
 
+/* dbp_sql_is_stateless (and on PostgreSQL dbp__sql_is_read_only, into
+ * *read_only), remembered per SQL text. */
+static bool pool_stateless(dbp_pool *p, const char *sql, bool *read_only) {
+  size_t len = strlen(sql);
+  uint64_t h = UINT64_C(1469598103934665603);
+  for (size_t i = 0; i < len; i++) {
+    h ^= (unsigned char)sql[i];
+    h *= UINT64_C(1099511628211);
+  }
+  struct pool_class *e = &p->cls[h % POOL_CLASS_SLOTS];
+  if (e->sql && e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) {
+    *read_only = e->read_only;
+    return e->stateless;
+  }
+  bool st = dbp_sql_is_stateless(p->kind, sql);
+  *read_only = st && p->kind == DBP_DB_PG && dbp__sql_is_read_only(p->kind, sql);
+  char *copy = malloc(len + 1);
+  if (copy) {
+    memcpy(copy, sql, len + 1);
+    free(e->sql);
+    e->sql = copy;
+    e->hash = h;
+    e->len = len;
+    e->stateless = st;
+    e->read_only = *read_only;
+  }
+  return st;
+}
+
 /* The statement on a connection of its own: acquire, run, release. */
 static int pool_run_alone(dbp_pool *p, const char *sql, size_t n, const dbp_param *params,
                           uint64_t deadline, bool stateless, bool rows, dbp_result **out,
@@ -872,7 +914,8 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
     return DBP_EPOOLCLOSED;
   }
   uint64_t deadline = timeout_ms == DBP_FOREVER ? UINT64_MAX : pool_now(p) + (uint64_t)timeout_ms;
-  bool stateless = dbp_sql_is_stateless(p->kind, sql);
+  bool read_only = false;
+  bool stateless = pool_stateless(p, sql, &read_only);
   int rc;
   p->busy++;
   p->st.statements++;
@@ -929,8 +972,8 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
       left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
     }
     bool left_behind = false;
-    rc = dbp__pipe_run(pp, sql, n, params, left, rows, p->o.max_result_bytes, out, affected, err,
-                       &left_behind);
+    rc = dbp__pipe_run(pp, sql, n, params, left, read_only, rows, p->o.max_result_bytes, out,
+                       affected, err, &left_behind);
     if (rc == DBP_EAGAIN) continue; /* it stopped taking statements meanwhile */
     p->st.pipelined++;
     if (left_behind) p->st.abandoned++;

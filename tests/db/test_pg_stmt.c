@@ -142,6 +142,56 @@ out:
   return rc;
 }
 
+/* Types change under kept statements: by DDL on the same session (the
+ * cache is let go of first) and by DDL on another session (the server's
+ * "cached plan must not change result type", answered by preparing again). */
+static int types_change(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_conn *c, *other;
+  if (open_pg(rt, &c) != 0) return -1;
+  if (open_pg(rt, &other) != 0) {
+    dbp_conn_close(c);
+    return -1;
+  }
+  int rc = -1;
+  CHECK_RC(c, dbp_exec(c, "DROP TABLE IF EXISTS pgst_t", 0, NULL, 10000, NULL), 0);
+  CHECK_RC(c, dbp_exec(c, "CREATE TABLE pgst_t (v int)", 0, NULL, 10000, NULL), 0);
+  const char *ins = "INSERT INTO pgst_t VALUES ($1)";
+  dbp_param p = {"7", 1};
+  for (int i = 0; i < 3; i++) CHECK_RC(c, dbp_exec(c, ins, 1, &p, 10000, NULL), 0);
+  CHECK(ours(c) == 1);
+  /* Same session: int becomes bigint, and a value only bigint holds. */
+  CHECK_RC(c, dbp_exec(c, "DROP TABLE pgst_t", 0, NULL, 10000, NULL), 0);
+  CHECK(ours(c) == 0);
+  CHECK_RC(c, dbp_exec(c, "CREATE TABLE pgst_t (v bigint)", 0, NULL, 10000, NULL), 0);
+  dbp_param big = {"-9223372036854775808", 20};
+  for (int i = 0; i < 3; i++) CHECK_RC(c, dbp_exec(c, ins, 1, &big, 10000, NULL), 0);
+  /* Another session adds a column: SELECT * changes its result type. */
+  const char *sel = "SELECT * FROM pgst_t WHERE v = $1::bigint";
+  for (int i = 0; i < 2; i++) {
+    dbp_result *r = NULL;
+    CHECK_RC(c, dbp_query_all(c, sel, 1, &big, 10000, 0, &r), 0);
+    CHECK(dbp_result_ncols(r) == 1 && dbp_result_nrows(r) == 3);
+    dbp_result_free(r);
+  }
+  CHECK_RC(
+      other,
+      dbp_exec(other, "ALTER TABLE pgst_t ADD COLUMN w text DEFAULT 'x'", 0, NULL, 10000, NULL), 0);
+  dbp_result *r = NULL;
+  CHECK_RC(c, dbp_query_all(c, sel, 1, &big, 10000, 0, &r), 0);
+  CHECK(dbp_result_ncols(r) == 2 && dbp_result_nrows(r) == 3);
+  CHECK(strcmp(dbp_result_value(r, 0, 1, NULL), "x") == 0);
+  dbp_result_free(r);
+  CHECK_RC(c, dbp_exec(c, "DROP TABLE pgst_t", 0, NULL, 10000, NULL), 0);
+  rc = 0;
+  dbp_conn_close(other);
+  dbp_conn_close(c);
+  return rc;
+}
+
+Test(pg_stmt, types_change, .timeout = 60) {
+  dbt_run(types_change, NULL);
+}
 Test(pg_stmt, second_use_prepares, .timeout = 60) {
   dbt_run(second_use_prepares, NULL);
 }
