@@ -1613,6 +1613,167 @@ PG_TEST(pipelining_keeps_the_session_and_its_cache, 120) {
   cr_assert_eq(dbp_pool_close(p, 10000), 0);
 }
 
+/* ---- each statement exactly as alone ---- */
+
+typedef struct once {
+  tctx *t;
+  dbp_pool *p;
+  const char *seq, *fn;
+  int64_t vals[16 * 30];
+  int nvals, calls, fn_calls;
+  fails f;
+} once;
+
+typedef struct once_worker {
+  once *o;
+  int id;
+} once_worker;
+
+static int once_run(void *arg, void **result) {
+  (void)result;
+  once_worker *w = arg;
+  once *o = w->o;
+  char nextval[128], callfn[128];
+  snprintf(nextval, sizeof nextval, "SELECT nextval('%s')", o->seq);
+  snprintf(callfn, sizeof callfn, "SELECT %s($1::int)", o->fn);
+  for (int i = 0; i < 30; i++) {
+    dbp_result *r = NULL;
+    dbp_dberr e = {0};
+    char m[700], vb[16];
+    int v = w->id * 100 + i;
+    snprintf(vb, sizeof vb, "%d", v);
+    dbp_param pv = PARAM(vb);
+    int rc;
+    switch (i % 3) {
+      case 0:
+        rc = dbp_pool_query(o->p, nextval, 0, NULL, 30000, &r, &e);
+        o->calls++;
+        if (rc == 0 && o->nvals < 16 * 30)
+          o->vals[o->nvals++] = strtoll(dbp_result_value(r, 0, 0, NULL), NULL, 10);
+        break;
+      case 1:
+        rc = dbp_pool_query(o->p, callfn, 1, &pv, 30000, &r, &e);
+        o->fn_calls++;
+        break;
+      default:
+        rc = dbp_pool_query(o->p, "SELECT 10 / ($1::int - $1::int)", 1, &pv, 30000, &r, &e);
+        if (rc != DBP_EQUERY || strcmp(e.sqlstate, "22012") != 0)
+          note(&o->f, "worker %d: division by zero gave %s: %s", w->id, dbp_err_name(rc),
+               fmt_err(&e, m, sizeof m));
+        dbp_result_free(r);
+        continue;
+    }
+    if (rc != 0)
+      note(&o->f, "worker %d, step %d: %s: %s", w->id, i, dbp_err_name(rc),
+           fmt_err(&e, m, sizeof m));
+    dbp_result_free(r);
+  }
+  return 0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Statements that only read, by their text, may still have effects: a
+ * sequence's nextval (which no rollback takes back) and a function that
+ * writes. Beside failing neighbours, each runs once: the sequence moves
+ * once per call, and every write is there once. */
+PG_TEST(statements_run_exactly_once, 120) {
+  once o = {.t = t, .seq = uniq("seq"), .fn = uniq("fn")};
+  const char *table = mktable(t, "once");
+  char sql[400];
+  snprintf(sql, sizeof sql, "DROP SEQUENCE IF EXISTS %s", o.seq);
+  mon_exec(t, sql);
+  snprintf(sql, sizeof sql, "CREATE SEQUENCE %s", o.seq);
+  mon_exec(t, sql);
+  snprintf(sql, sizeof sql,
+           "CREATE OR REPLACE FUNCTION %s(x int) RETURNS int LANGUAGE sql AS "
+           "'INSERT INTO %s (k, v) VALUES (x, 0) RETURNING k'",
+           o.fn, table);
+  mon_exec(t, sql);
+  o.p = pool(t, (dbp_pool_options){.max_size = 2});
+  once_worker ws[16];
+  dbp_co *cos[16];
+  for (int i = 0; i < 16; i++) {
+    ws[i] = (once_worker){&o, i};
+    spawn(t, &cos[i], once_run, &ws[i]);
+  }
+  join_all(cos, 16);
+  expect_no_fails(&o.f);
+  cr_assert_eq(o.nvals, o.calls);
+  qsort(o.vals, (size_t)o.nvals, sizeof o.vals[0], cmp_i64);
+  for (int i = 1; i < o.nvals; i++)
+    cr_assert_neq(o.vals[i], o.vals[i - 1], "nextval gave %" PRId64 " twice", o.vals[i]);
+  snprintf(sql, sizeof sql, "SELECT last_value FROM %s", o.seq);
+  int64_t last = mon_int(t, sql, 0, NULL);
+  cr_expect_eq(last, o.calls,
+               "the sequence moved %" PRId64 " times for %d calls: statements ran again", last,
+               o.calls);
+  snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM %s", table);
+  cr_assert_eq(mon_int(t, sql, 0, NULL), o.fn_calls, "the function's rows");
+  snprintf(sql, sizeof sql, "SELECT COUNT(DISTINCT k) FROM %s", table);
+  cr_assert_eq(mon_int(t, sql, 0, NULL), o.fn_calls, "the function's rows, each once");
+  expect_quiet(t, o.p);
+  cr_assert_eq(dbp_pool_close(o.p, 10000), 0);
+  snprintf(sql, sizeof sql, "DROP FUNCTION %s(int)", o.fn);
+  mon_exec(t, sql);
+  snprintf(sql, sizeof sql, "DROP SEQUENCE %s", o.seq);
+  mon_exec(t, sql);
+  droptable(t, table);
+}
+
+typedef struct xact {
+  tctx *t;
+  dbp_pool *p;
+  int64_t ids[16 * 20];
+  int nids;
+  fails f;
+} xact;
+
+static int xact_run(void *arg, void **result) {
+  (void)result;
+  xact *x = arg;
+  for (int i = 0; i < 20; i++) {
+    dbp_result *r = NULL;
+    dbp_dberr e = {0};
+    char m[700];
+    /* A statement of its own transaction has no id until it asks for one. */
+    const char *sql = i % 2 ? "SELECT pg_current_xact_id_if_assigned() IS NULL, 0"
+                            : "SELECT true, txid_current()";
+    int rc = dbp_pool_query(x->p, sql, 0, NULL, 30000, &r, &e);
+    if (rc != 0) {
+      note(&x->f, "%s: %s: %s", sql, dbp_err_name(rc), fmt_err(&e, m, sizeof m));
+      continue;
+    }
+    if (!val_eq(r, 0, 0, "t"))
+      note(&x->f, "a statement found a transaction id assigned before it began");
+    if (i % 2 == 0 && x->nids < 16 * 20)
+      x->ids[x->nids++] = strtoll(dbp_result_value(r, 0, 1, NULL), NULL, 10);
+    dbp_result_free(r);
+  }
+  return 0;
+}
+
+/* Each statement runs in its own implicit transaction, also when many are
+ * in flight on one connection: no two share a transaction id. */
+PG_TEST(each_statement_has_its_own_transaction, 120) {
+  xact x = {.t = t};
+  x.p = pool(t, (dbp_pool_options){.max_size = 1});
+  dbp_co *cos[16];
+  for (int i = 0; i < 16; i++) spawn(t, &cos[i], xact_run, &x);
+  join_all(cos, 16);
+  expect_no_fails(&x.f);
+  cr_assert_eq(x.nids, 16 * 10);
+  qsort(x.ids, (size_t)x.nids, sizeof x.ids[0], cmp_i64);
+  int shared = 0;
+  for (int i = 1; i < x.nids; i++) shared += x.ids[i] == x.ids[i - 1];
+  cr_assert_eq(shared, 0, "%d statements shared a transaction with another", shared);
+  expect_quiet(t, x.p);
+  cr_assert_eq(dbp_pool_close(x.p, 10000), 0);
+}
+
 /* ---- sessions the server ends ---- */
 
 typedef struct kill_load {
