@@ -322,22 +322,9 @@ int dbp__my_stmt_row(dbp_conn *c, dbp_row *row) {
   return 1;
 }
 
-int dbp__my_stmt_forget_all(dbp_conn *c) {
-  my_conn *p = MY(c);
-  int rc = 0;
-  for (size_t i = 0; i < MY_STMT_CACHE && rc == 0; i++) {
-    my_cached *e = &p->cache[i];
-    if (e->sql == NULL) continue;
-    p->stmt = e->stmt;
-    p->cur = e;
-    rc = dbp__my_stmt_close(c);
-  }
-  return rc;
-}
-
 void dbp__my_stmt_free(my_conn *p) {
-  /* The session is gone, so every statement handle is detached: closing
-   * them only frees memory, with nothing sent. */
+  /* The session is gone or was reset, which detaches every statement
+   * handle: closing them only frees memory, with nothing sent. */
   if (p->meta != NULL) {
     p->meta->handle = NULL;
     mysql_free_result(p->meta);
