@@ -84,6 +84,9 @@ static void my_close(dbp_conn *c) {
   }
   dbp__my_stmt_free(p);
   p->op = NULL;
+  free(p->pbind);
+  p->pbind = NULL;
+  p->pcap = 0;
   for (size_t i = 0; i < p->rcap; i++) free(p->rbuf[i]);
   free(p->rbind);
   free(p->rbuf);
@@ -374,12 +377,15 @@ static int my_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
   int rc;
   if (n > 0) {
     if ((rc = dbp__my_stmt_start(c, sql, n, params)) != 0) return rc;
-    p->meta = mysql_stmt_result_metadata(p->stmt);
-    if (p->meta == NULL) {
+    /* The statement's own metadata, which the execution brought up to
+     * date (read in place: a MYSQL_RES copy of it per execution would
+     * only cost an allocation). */
+    unsigned nf = mysql_stmt_field_count(p->stmt);
+    if (nf == 0) {
       if ((rc = dbp__my_stmt_done(c)) != 0) return dbp__my_stop(c, rc);
       return no_result_set(c);
     }
-    rc = dbp__my_columns(c, mysql_fetch_fields(p->meta), mysql_num_fields(p->meta));
+    rc = dbp__my_columns(c, p->stmt->fields, nf);
     if (rc == 0) rc = dbp__my_stmt_bind(c);
     if (rc != 0) return dbp__my_fail(c, rc);
     return 1;

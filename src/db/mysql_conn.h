@@ -79,7 +79,11 @@ struct my_conn {
   uint64_t clock;
 
   unsigned char *conv; /* per column: DBP__MY_CONV_* */
-  MYSQL_BIND *pbind;   /* the parameters of the statement in use */
+  /* The parameters of the execution being sent: scratch space kept for
+   * the connection's life (the library copies them when they are bound),
+   * pcap entries allocated. */
+  MYSQL_BIND *pbind;
+  size_t pcap;
   /* Result buffers of a prepared statement, one per column. */
   MYSQL_BIND *rbind;
   char **rbuf;
