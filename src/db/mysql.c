@@ -382,7 +382,14 @@ static int my_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
      * only cost an allocation). */
     unsigned nf = mysql_stmt_field_count(p->stmt);
     if (nf == 0) {
+      int64_t n_aff = (int64_t)mysql_stmt_affected_rows(p->stmt);
       if ((rc = dbp__my_stmt_done(c)) != 0) return dbp__my_stop(c, rc);
+      if (c->any_result) {
+        /* dbp_query_all: a result without columns, and its count. */
+        dbp__cols_clear(c);
+        c->no_rows_affected = n_aff;
+        return 0;
+      }
       return no_result_set(c);
     }
     rc = dbp__my_columns(c, p->stmt->fields, nf);
@@ -392,7 +399,13 @@ static int my_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
   }
   if ((rc = my_text_start(c, sql)) != 0) return rc;
   if (mysql_field_count(p->m) == 0) {
+    int64_t n_aff = (int64_t)mysql_affected_rows(p->m);
     if ((rc = my_text_end(c, NULL)) != 0) return rc;
+    if (c->any_result) {
+      dbp__cols_clear(c);
+      c->no_rows_affected = n_aff;
+      return 0;
+    }
     return no_result_set(c);
   }
   p->res = mysql_use_result(p->m);

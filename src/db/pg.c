@@ -773,6 +773,16 @@ again:;
       PQclear(res);
       break;
     case PGRES_COMMAND_OK:
+      if (c->any_result) {
+        /* dbp_query_all: a statement without rows is a result without
+         * columns. */
+        const char *t = PQcmdTuples(res);
+        c->no_rows_affected = t[0] ? strtoll(t, NULL, 10) : 0;
+        dbp__cols_clear(c);
+        PQclear(res);
+        rc = 0;
+        break;
+      }
       /* UPDATE without RETURNING, SET, CREATE ...: the statement ran, but
        * a query promises rows and this has none to give. */
       PQclear(res);
