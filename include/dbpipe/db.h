@@ -296,7 +296,10 @@ DBP_EXTERN int64_t dbp_result_affected(const dbp_result *r);
 /* Frees r; NULL is a no-op. */
 DBP_EXTERN void dbp_result_free(dbp_result *r);
 
-/* Waits: runs a query (as dbp_query) and reads every row into *out.
+/* Waits: runs a query (as dbp_query) and reads every row into *out. A
+ * statement without a result set (INSERT, UPDATE without RETURNING) is no
+ * error here: its result has no columns and no rows, and
+ * dbp_result_affected gives its count.
  * max_bytes bounds the values held (0: 64 MiB); a bigger result stops
  * with DBP_ETOOBIG, the rest abandoned as dbp_query_close does and the
  * connection left idle. On any failure *out is NULL. timeout_ms covers

@@ -74,6 +74,12 @@ struct dbp_conn_s {
   char *strs;
   size_t strs_used, strs_cap;
 
+  /* Set by dbp_query_all around its dbp_query: a statement without a
+   * result set is then no error for the driver's query, which reports it
+   * as an empty result with no columns and its count in no_rows_affected. */
+  bool any_result;
+  int64_t no_rows_affected;
+
   /* Row arrays, reused from row to row. */
   size_t row_cap;
   const char **vals;

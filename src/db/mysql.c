@@ -84,6 +84,9 @@ static void my_close(dbp_conn *c) {
   }
   dbp__my_stmt_free(p);
   p->op = NULL;
+  free(p->pbind);
+  p->pbind = NULL;
+  p->pcap = 0;
   for (size_t i = 0; i < p->rcap; i++) free(p->rbuf[i]);
   free(p->rbind);
   free(p->rbuf);
@@ -374,19 +377,35 @@ static int my_query(dbp_conn *c, const char *sql, size_t n, const dbp_param *par
   int rc;
   if (n > 0) {
     if ((rc = dbp__my_stmt_start(c, sql, n, params)) != 0) return rc;
-    p->meta = mysql_stmt_result_metadata(p->stmt);
-    if (p->meta == NULL) {
+    /* The statement's own metadata, which the execution brought up to
+     * date (read in place: a MYSQL_RES copy of it per execution would
+     * only cost an allocation). */
+    unsigned nf = mysql_stmt_field_count(p->stmt);
+    if (nf == 0) {
+      int64_t n_aff = (int64_t)mysql_stmt_affected_rows(p->stmt);
       if ((rc = dbp__my_stmt_done(c)) != 0) return dbp__my_stop(c, rc);
+      if (c->any_result) {
+        /* dbp_query_all: a result without columns, and its count. */
+        dbp__cols_clear(c);
+        c->no_rows_affected = n_aff;
+        return 0;
+      }
       return no_result_set(c);
     }
-    rc = dbp__my_columns(c, mysql_fetch_fields(p->meta), mysql_num_fields(p->meta));
+    rc = dbp__my_columns(c, p->stmt->fields, nf);
     if (rc == 0) rc = dbp__my_stmt_bind(c);
     if (rc != 0) return dbp__my_fail(c, rc);
     return 1;
   }
   if ((rc = my_text_start(c, sql)) != 0) return rc;
   if (mysql_field_count(p->m) == 0) {
+    int64_t n_aff = (int64_t)mysql_affected_rows(p->m);
     if ((rc = my_text_end(c, NULL)) != 0) return rc;
+    if (c->any_result) {
+      dbp__cols_clear(c);
+      c->no_rows_affected = n_aff;
+      return 0;
+    }
     return no_result_set(c);
   }
   p->res = mysql_use_result(p->m);
@@ -450,36 +469,50 @@ static int64_t my_backend_id(const dbp_conn *c) {
   return (int64_t)((const my_conn *)c)->thread_id;
 }
 
+/* True when the server's COM_RESET_CONNECTION puts the session's
+ * character set back to the one the login asked for. MariaDB does since
+ * 10.5.5 (and 10.4.14, 10.3.24, 10.2.33); before that, and on MySQL, a
+ * reset applies the server's defaults instead. */
+static bool reset_restores_charset(MYSQL *m) {
+  if (!mariadb_connection(m)) return false;
+  unsigned long v = mysql_get_server_version(m); /* 10.5.5 is 100505 */
+  unsigned long major = v / 100;
+  unsigned long patch = v % 100;
+  if (major >= 1005) return major > 1005 || patch >= 5;
+  return (major == 1004 && patch >= 14) || (major == 1003 && patch >= 24) ||
+         (major == 1002 && patch >= 33);
+}
+
 /* Returns the idle session to its state right after connect (the
  * driver's reset entry). COM_RESET_CONNECTION drops what earlier users
  * left: user variables, session settings (time_zone, sql_mode...),
- * temporary tables, PREPAREd statements, locks. The server drops the
- * driver's kept statements with them, so those are closed first (one
- * unanswered packet each) and prepared again when next used. The session's
- * character set, the only setting the driver makes at connect, is set
- * again. A failure is returned as it is: conn.c then gives the connection
- * up. */
+ * temporary tables, PREPAREd statements, locks, and the driver's kept
+ * statements with them: the library detaches those handles, so they are
+ * only freed here (a COM_STMT_CLOSE for each would be wasted), and
+ * prepared again when next used. The session's character set, the only
+ * setting the driver makes at connect (in the login), comes back with the
+ * reset on a MariaDB that restores it; on other servers it is set again
+ * (SET NAMES, one more round trip). A failure is returned as it is:
+ * conn.c then gives the connection up. */
 static int my_reset(dbp_conn *c) {
   my_conn *p = MY(c);
-  int rc = dbp__my_stmt_forget_all(c);
-  if (rc == 0) {
-    rc = dbp__my_drive(c, &dbp__my_reset_op);
-    if (rc == 0 && p->ret_int != 0) rc = my_conn_err(c);
-  }
-  if (rc == 0) {
-    /* The DSN's character set, not the library's idea of the current
-     * one, which follows a user's SET NAMES. The connect accepted the
-     * name, so it is one of the server's (letters, digits, '_'). */
-    char sql[96];
-    const char *cs = p->opts.charset;
-    if (strspn(cs, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(cs))
-      cs = "utf8mb4";
-    snprintf(sql, sizeof sql, "SET NAMES %.64s", cs);
-    p->arg.sql = sql;
-    p->arg.len = strlen(sql);
-    rc = dbp__my_drive(c, &dbp__my_query_op);
-    if (rc == 0 && p->ret_int != 0) rc = my_conn_err(c);
-  }
+  int rc = dbp__my_drive(c, &dbp__my_reset_op);
+  if (rc == 0 && p->ret_int != 0) rc = my_conn_err(c);
+  if (rc != 0) return rc;
+  dbp__my_stmt_free(p);
+  if (reset_restores_charset(p->m)) return 0;
+  /* The DSN's character set, not the library's idea of the current one,
+   * which follows a user's SET NAMES. The connect accepted the name, so
+   * it is one of the server's (letters, digits, '_'). */
+  char sql[96];
+  const char *cs = p->opts.charset;
+  if (strspn(cs, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(cs))
+    cs = "utf8mb4";
+  snprintf(sql, sizeof sql, "SET NAMES %.64s", cs);
+  p->arg.sql = sql;
+  p->arg.len = strlen(sql);
+  rc = dbp__my_drive(c, &dbp__my_query_op);
+  if (rc == 0 && p->ret_int != 0) rc = my_conn_err(c);
   return rc;
 }
 

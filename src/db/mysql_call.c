@@ -74,8 +74,6 @@ static int cont_sclose(my_conn *p, int ev) {
 }
 static void done_sclose(my_conn *p) {
   p->stmt = NULL;
-  free(p->pbind);
-  p->pbind = NULL;
 }
 static int start_ping(my_conn *p) {
   return mysql_ping_start(&p->ret_int, p->m);

@@ -79,7 +79,11 @@ struct my_conn {
   uint64_t clock;
 
   unsigned char *conv; /* per column: DBP__MY_CONV_* */
-  MYSQL_BIND *pbind;   /* the parameters of the statement in use */
+  /* The parameters of the execution being sent: scratch space kept for
+   * the connection's life (the library copies them when they are bound),
+   * pcap entries allocated. */
+  MYSQL_BIND *pbind;
+  size_t pcap;
   /* Result buffers of a prepared statement, one per column. */
   MYSQL_BIND *rbind;
   char **rbuf;
@@ -174,10 +178,9 @@ int dbp__my_stmt_close(dbp_conn *c);
 /* Ends the use of the statement in use after it finished cleanly: kept
  * for reuse when it can be, else closed. Returns 0 or a wait's code. */
 int dbp__my_stmt_done(dbp_conn *c);
-/* Closes every kept statement (before a session reset). */
-int dbp__my_stmt_forget_all(dbp_conn *c);
 /* Frees the statement handles and buffers without a word to the server
- * (the session is gone or going). */
+ * (the session is gone or going, or was reset: a reset detaches every
+ * handle, as the server dropped the statements). */
 void dbp__my_stmt_free(my_conn *p);
 
 /* ---- types.c ---- */

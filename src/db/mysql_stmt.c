@@ -106,8 +106,6 @@ int dbp__my_stmt_done(dbp_conn *c) {
   p->cur->used = ++p->clock;
   p->cur = NULL;
   p->stmt = NULL;
-  free(p->pbind);
-  p->pbind = NULL;
   return 0;
 }
 
@@ -200,10 +198,14 @@ static int my_stmt_exec(dbp_conn *c, size_t n, const dbp_param *params, bool reu
                                        "the statement has %lu placeholders but %zu parameters were "
                                        "given",
                                        want, n));
-  free(p->pbind);
-  p->pbind = calloc(n, sizeof *p->pbind);
-  if (p->pbind == NULL)
-    return dbp__my_fail(c, dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory"));
+  if (n > p->pcap) {
+    MYSQL_BIND *grown = realloc(p->pbind, n * sizeof *grown);
+    if (grown == NULL)
+      return dbp__my_fail(c, dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory"));
+    p->pbind = grown;
+    p->pcap = n;
+  }
+  memset(p->pbind, 0, n * sizeof *p->pbind);
   for (size_t i = 0; i < n; i++) {
     MYSQL_BIND *b = &p->pbind[i];
     if (params[i].val == NULL) {
@@ -322,22 +324,9 @@ int dbp__my_stmt_row(dbp_conn *c, dbp_row *row) {
   return 1;
 }
 
-int dbp__my_stmt_forget_all(dbp_conn *c) {
-  my_conn *p = MY(c);
-  int rc = 0;
-  for (size_t i = 0; i < MY_STMT_CACHE && rc == 0; i++) {
-    my_cached *e = &p->cache[i];
-    if (e->sql == NULL) continue;
-    p->stmt = e->stmt;
-    p->cur = e;
-    rc = dbp__my_stmt_close(c);
-  }
-  return rc;
-}
-
 void dbp__my_stmt_free(my_conn *p) {
-  /* The session is gone, so every statement handle is detached: closing
-   * them only frees memory, with nothing sent. */
+  /* The session is gone or was reset, which detaches every statement
+   * handle: closing them only frees memory, with nothing sent. */
   if (p->meta != NULL) {
     p->meta->handle = NULL;
     mysql_free_result(p->meta);
@@ -353,6 +342,4 @@ void dbp__my_stmt_free(my_conn *p) {
     free(e->sql);
     memset(e, 0, sizeof *e);
   }
-  free(p->pbind);
-  p->pbind = NULL;
 }

@@ -352,6 +352,20 @@ static void pg_close(dbp_conn *c) {
 
 /* ---- sending ---- */
 
+void dbp__pg_text_params(const dbp_param *params, size_t n, char *scratch, const char **vals) {
+  char *o = scratch;
+  for (size_t i = 0; i < n; i++) {
+    if (params[i].val == NULL) {
+      vals[i] = NULL;
+      continue;
+    }
+    memcpy(o, params[i].val, params[i].len);
+    o[params[i].len] = '\0';
+    vals[i] = o;
+    o += params[i].len + 1;
+  }
+}
+
 /* Prepares cached statement st on the server, waiting for the answer.
  * Returns 0 (prepared), 1 (the server refused: the caller runs the SQL
  * unnamed, which reports the error the usual way), or an interruption or
@@ -537,17 +551,7 @@ static int pg_send(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
     const char *small[16] = {NULL};
     const char **vals = n <= 16 ? small : malloc(n * sizeof *vals);
     if (vals == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
-    char *o = p->scratch;
-    for (size_t i = 0; i < n; i++) {
-      if (params[i].val == NULL) {
-        vals[i] = NULL;
-        continue;
-      }
-      memcpy(o, params[i].val, params[i].len);
-      o[params[i].len] = '\0';
-      vals[i] = o;
-      o += params[i].len + 1;
-    }
+    dbp__pg_text_params(params, n, p->scratch, vals);
     if (n > 65535)
       ok = 0;
     else if (st != NULL)
@@ -691,6 +695,15 @@ static bool pg_stale(dbp_conn *c, const PGresult *res) {
   return true;
 }
 
+/* After pg_stale: reads the rest of the failed statement. Returns 0 when
+ * the caller may send it again unnamed, else an interruption (handled) or
+ * DBP_ECONNLOST. */
+static int pg_stale_drain(dbp_conn *c) {
+  int rc = pg_finish(c);
+  if (dbp__interrupted(rc)) return pg_stop(c, rc);
+  return rc == DBP_ECONNLOST ? rc : 0;
+}
+
 static int pg_exec(dbp_conn *c, const char *sql, size_t n, const dbp_param *params,
                    int64_t *affected) {
   pg_conn *p = PG(c);
@@ -724,9 +737,7 @@ again:;
       break;
     } else if (first == 0 && cache && pg_stale(c, res)) {
       PQclear(res);
-      rc = pg_finish(c);
-      if (dbp__interrupted(rc)) return pg_stop(c, rc);
-      if (rc == DBP_ECONNLOST) return rc;
+      if ((rc = pg_stale_drain(c)) != 0) return rc;
       cache = false;
       goto again;
     } else if (first == 0) {
@@ -753,9 +764,7 @@ again:;
   if (res == NULL) return dbp__seterr(c, DBP_EPROTO, NULL, 0, false, "the server sent no result");
   if (cache && PQresultStatus(res) == PGRES_FATAL_ERROR && pg_stale(c, res)) {
     PQclear(res);
-    rc = pg_finish(c);
-    if (dbp__interrupted(rc)) return pg_stop(c, rc);
-    if (rc == DBP_ECONNLOST) return rc;
+    if ((rc = pg_stale_drain(c)) != 0) return rc;
     cache = false;
     goto again;
   }
@@ -773,6 +782,16 @@ again:;
       PQclear(res);
       break;
     case PGRES_COMMAND_OK:
+      if (c->any_result) {
+        /* dbp_query_all: a statement without rows is a result without
+         * columns. */
+        const char *t = PQcmdTuples(res);
+        c->no_rows_affected = t[0] ? strtoll(t, NULL, 10) : 0;
+        dbp__cols_clear(c);
+        PQclear(res);
+        rc = 0;
+        break;
+      }
       /* UPDATE without RETURNING, SET, CREATE ...: the statement ran, but
        * a query promises rows and this has none to give. */
       PQclear(res);

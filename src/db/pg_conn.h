@@ -94,6 +94,10 @@ void dbp__pg_stmt_free_all(pg_conn *p);
  * code, SQLSTATE, retryable, message with `secret` scrubbed) and returns
  * the code; DBP_ECONNLOST when the session is over. */
 int dbp__pg_error_of(PGconn *pg, const PGresult *res, const char *secret, dbp_dberr *e);
+/* Copies n text parameters NUL-terminated into scratch (room for each
+ * value's length plus one) and points vals[i] at them (NULL for SQL
+ * NULL): libpq reads text parameters as C strings. */
+void dbp__pg_text_params(const dbp_param *params, size_t n, char *scratch, const char **vals);
 /* Decodes the text form of a bytea value into out (room for len bytes).
  * Returns the decoded length. */
 size_t dbp__pg_bytea_decode(char *out, const char *v, size_t len);

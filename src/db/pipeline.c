@@ -685,17 +685,7 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
     rc = run_fail(err, DBP_ENOMEM, false, "%s", "out of memory");
     goto out;
   }
-  char *o = scratch;
-  for (size_t i = 0; i < n; i++) {
-    if (params[i].val == NULL) {
-      vals[i] = NULL;
-      continue;
-    }
-    memcpy(o, params[i].val, params[i].len);
-    o[params[i].len] = '\0';
-    vals[i] = o;
-    o += params[i].len + 1;
-  }
+  dbp__pg_text_params(params, n, scratch, vals);
 
   pg_conn *p = PG(pp->c);
   size_t len = strlen(sql);

@@ -274,10 +274,19 @@ int dbp_query_all(dbp_conn *c, const char *sql, size_t nparams, const dbp_param 
   if (r == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
   /* The query's timeout covers its rows too (db.h), so the whole call is
    * under the one deadline dbp_query sets: the fetches take none. */
+  c->any_result = true;
+  c->no_rows_affected = -1;
   int rc = dbp_query(c, sql, nparams, params, timeout_ms);
+  c->any_result = false;
   if (rc != 0) {
     dbp_result_free(r);
     return rc;
+  }
+  if (c->no_rows_affected >= 0) {
+    /* A statement without a result set: no columns, no rows, its count. */
+    dbp__result_set_affected(r, c->no_rows_affected);
+    *out = r;
+    return 0;
   }
   rc = dbp__result_set_columns(r, dbp_ncols(c), dbp_columns(c));
   dbp_row row;

@@ -878,22 +878,34 @@ static bool pool_stateless(dbp_pool *p, const char *sql, bool *read_only) {
   return st;
 }
 
+/* The time left before `deadline` as a timeout (DBP_FOREVER for none). */
+static int64_t pool_left(const dbp_pool *p, uint64_t deadline) {
+  return deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
+}
+
+/* Runs the statement on the acquired connection c and releases it (without
+ * a reset when `stateless`). */
+static int pool_run_on(dbp_pool *p, dbp_conn *c, const char *sql, size_t n, const dbp_param *params,
+                       uint64_t deadline, bool stateless, bool rows, dbp_result **out,
+                       int64_t *affected, dbp_dberr *err) {
+  int rc;
+  if (rows)
+    rc = dbp_query_all(c, sql, n, params, pool_left(p, deadline), p->o.max_result_bytes, out);
+  else
+    rc = dbp_exec(c, sql, n, params, pool_left(p, deadline), affected);
+  if (rc != 0) pool_set_err(err, dbp_conn_error(c), rc);
+  pool_release(p, c, stateless && !dbp_conn_in_transaction(c));
+  return rc;
+}
+
 /* The statement on a connection of its own: acquire, run, release. */
 static int pool_run_alone(dbp_pool *p, const char *sql, size_t n, const dbp_param *params,
                           uint64_t deadline, bool stateless, bool rows, dbp_result **out,
                           int64_t *affected, dbp_dberr *err) {
   dbp_conn *c = NULL;
-  int64_t left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
-  int rc = dbp_pool_acquire(p, left, &c, err);
+  int rc = dbp_pool_acquire(p, pool_left(p, deadline), &c, err);
   if (rc != 0) return rc;
-  left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
-  if (rows)
-    rc = dbp_query_all(c, sql, n, params, left, p->o.max_result_bytes, out);
-  else
-    rc = dbp_exec(c, sql, n, params, left, affected);
-  if (rc != 0) pool_set_err(err, dbp_conn_error(c), rc);
-  pool_release(p, c, stateless && !dbp_conn_in_transaction(c));
-  return rc;
+  return pool_run_on(p, c, sql, n, params, deadline, stateless, rows, out, affected, err);
 }
 
 static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_param *params,
@@ -929,7 +941,7 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
       pool_fill_err(err, rc);
       break;
     }
-    int64_t left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
+    int64_t left = pool_left(p, deadline);
     dbp__pipe *pp = pool_pick_pipe(p);
     if (pp == NULL || (dbp__pipe_in_flight(pp) > 0 && pool_can_grow(p))) {
       if (pp == NULL && !pool_can_grow(p) && p->npipes > 0) {
@@ -959,17 +971,11 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
       dbp__pipe *mine = NULL;
       if (p->closed || pool_open_pipe(p, c, &mine) != 0) {
         /* Not shareable after all: run on it alone. */
-        left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
-        if (rows)
-          rc = dbp_query_all(c, sql, n, params, left, p->o.max_result_bytes, out);
-        else
-          rc = dbp_exec(c, sql, n, params, left, affected);
-        if (rc != 0) pool_set_err(err, dbp_conn_error(c), rc);
-        pool_release(p, c, !dbp_conn_in_transaction(c));
+        rc = pool_run_on(p, c, sql, n, params, deadline, true, rows, out, affected, err);
         break;
       }
       pp = mine;
-      left = deadline == UINT64_MAX ? DBP_FOREVER : pool_remaining(p, deadline);
+      left = pool_left(p, deadline);
     }
     bool left_behind = false;
     rc = dbp__pipe_run(pp, sql, n, params, left, read_only, rows, p->o.max_result_bytes, out,

@@ -397,6 +397,13 @@ QA_TEST(rows_a_statement_returns_count_as_affected, 30) {
   char v[16];
   CHECK_RC(c, dbt_one_value(c, "SELECT COUNT(*) FROM qa_ins", 0, NULL, v, sizeof v), 0);
   CHECK(strcmp(v, "3") == 0);
+  /* Without RETURNING: no columns, no rows, the count. */
+  r = NULL;
+  CHECK_RC(c, dbp_query_all(c, "INSERT INTO qa_ins VALUES (1), (2)", 0, NULL, 10000, 0, &r), 0);
+  CHECK(dbp_result_ncols(r) == 0 && dbp_result_nrows(r) == 0 && dbp_result_affected(r) == 2);
+  dbp_result_free(r);
+  CHECK_RC(c, dbt_one_value(c, "SELECT COUNT(*) FROM qa_ins", 0, NULL, v, sizeof v), 0);
+  CHECK(strcmp(v, "5") == 0);
   dbp_conn_close(c);
   return 0;
 }
@@ -452,10 +459,11 @@ QA_TEST(errors_leave_out_null, 30) {
   CHECK(dbp_conn_error(c)->code == DBP_EQUERY);
   CHECK(dbp_conn_error(c)->sqlstate[0] != '\0');
   CHECK(still_usable(c) == 0);
-  /* A statement without a result set is no query. */
-  r = (dbp_result *)&r;
-  CHECK_RC(c, dbp_query_all(c, d->no_rows_sql, 0, NULL, 10000, 0, &r), DBP_EQUERY);
-  CHECK(r == NULL);
+  /* A statement without a result set is an empty result without columns. */
+  r = NULL;
+  CHECK_RC(c, dbp_query_all(c, d->no_rows_sql, 0, NULL, 10000, 0, &r), 0);
+  CHECK(r != NULL && dbp_result_ncols(r) == 0 && dbp_result_nrows(r) == 0);
+  dbp_result_free(r);
   CHECK(still_usable(c) == 0);
   /* Misuse. */
   CHECK_RC(c, dbp_query_all(c, "SELECT 1", 0, NULL, 10000, 0, NULL), DBP_EINVAL);
