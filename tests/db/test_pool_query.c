@@ -1764,11 +1764,17 @@ static int xact_run(void *arg, void **result) {
   return 0;
 }
 
-/* Each statement runs in its own implicit transaction, also when many are
- * in flight on one connection: no two share a transaction id. */
+/* Statements in flight together on one connection: read-only ones may
+ * share a sync point, but what they share is only the transaction's start
+ * (pool.h): no two get the same transaction id, and none finds one
+ * assigned before it began. */
 PG_TEST(each_statement_has_its_own_transaction, 120) {
   xact x = {.t = t};
   x.p = pool(t, (dbp_pool_options){.max_size = 1});
+  /* With the connection open and idle, the 16 start in one loop turn and
+   * are in flight on it together. */
+  cr_assert_eq(pool_int(x.p, "SELECT 1", 0, NULL), 1);
+  expect_quiet(t, x.p);
   dbp_co *cos[16];
   for (int i = 0; i < 16; i++) spawn(t, &cos[i], xact_run, &x);
   join_all(cos, 16);
