@@ -119,8 +119,8 @@ DBP_EXTERN void dbp_pool_get_stats(const dbp_pool *p, dbp_pool_stats *out);
  *
  * timeout_ms bounds everything (waiting for a connection, the statement,
  * reading its rows; the rule at the top of rt.h). One statement per call:
- * several in one text are refused by PostgreSQL's extended protocol and
- * not meant for these helpers (acquire a connection for them).
+ * a text with several is refused with DBP_EINVAL before anything is sent
+ * (acquire a connection for them).
  *
  * How it runs. A statement that dbp_sql_is_stateless accepts leaves
  * nothing on its session, so the connection needs no reset after it.

@@ -55,6 +55,11 @@ static int my_conn_err(dbp_conn *c) {
 
 int dbp__my_stmt_err(dbp_conn *c) {
   MYSQL_STMT *s = MY(c)->stmt;
+  /* An error the server sends while the rows are read (a subquery of
+   * several rows, say) reaches the connection, not the statement, when the
+   * fetch runs through the nonblocking API: take it from there. */
+  if (mysql_stmt_errno(s) == 0 && mysql_errno(MY(c)->m) != 0)
+    return dbp__my_err(c, mysql_errno(MY(c)->m), mysql_sqlstate(MY(c)->m), mysql_error(MY(c)->m));
   return dbp__my_err(c, mysql_stmt_errno(s), mysql_stmt_sqlstate(s), mysql_stmt_error(s));
 }
 

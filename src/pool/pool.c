@@ -320,6 +320,8 @@ static void pool_put_back(dbp_pool *p, dbp_conn *c, uint64_t since) {
   p->idle[p->nidle].conn = c;
   p->idle[p->nidle].since = since;
   p->nidle++;
+  /* One-call statements waiting for room may open a pipe on it. */
+  dbp_waitq_wake_all(&p->pipe_waiters, 0);
   pool_check_state(p);
   pool_reaper_arm(p);
 }
@@ -331,7 +333,11 @@ static void pool_give_conn(dbp_pool *p, dbp_conn *c) {
 /* A unit of capacity became free (a connection was closed or a connect
  * failed): the oldest waiter gets the right to open a connection. */
 static void pool_give_slot(dbp_pool *p) {
-  if (p->closed || pool_nwait(p) == 0) return;
+  if (p->closed) return;
+  if (pool_nwait(p) == 0) {
+    dbp_waitq_wake_all(&p->pipe_waiters, 0); /* room to open a pipe */
+    return;
+  }
   p->opening++;
   pool_wake_oldest(p, HAND_SLOT, NULL);
 }
@@ -929,6 +935,17 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
   bool read_only = false;
   bool stateless = pool_stateless(p, sql, &read_only);
   int rc;
+  char why[160];
+  if (!stateless && dbp_sql_check_single(p->kind, sql, why, sizeof why) != 0) {
+    /* One statement per call, on every database and path (several in one
+     * text would run only through the simple protocol, alone). */
+    if (err) {
+      memset(err, 0, sizeof *err);
+      err->code = DBP_EINVAL;
+      snprintf(err->message, sizeof err->message, "one statement per call: %s", why);
+    }
+    return DBP_EINVAL;
+  }
   p->busy++;
   p->st.statements++;
   if (!stateless || p->kind != DBP_DB_PG || p->o.no_pipeline || timeout_ms == 0) {
@@ -942,7 +959,10 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
       break;
     }
     int64_t left = pool_left(p, deadline);
-    dbp__pipe *pp = pool_pick_pipe(p);
+    /* While an acquire waits for a connection, pipes take nothing new, so
+     * that one of them drains and goes to it: a stream of shared
+     * statements never starves a caller that needs a connection alone. */
+    dbp__pipe *pp = pool_nwait(p) > 0 ? NULL : pool_pick_pipe(p);
     if (pp == NULL || (dbp__pipe_in_flight(pp) > 0 && pool_can_grow(p))) {
       if (pp == NULL && !pool_can_grow(p) && p->npipes > 0) {
         /* Every pipe is full and no connection is free: wait for room. */
