@@ -376,8 +376,12 @@ static void run_load(tctx *t, bool no_pipeline, size_t depth, int workers, int p
     cr_assert_leq(s.pipelined, s.statements);
     cr_assert_geq(l.max_shared, 1, "no connection was ever seen in pipeline mode");
     cr_assert_geq(l.max_in_flight, 2, "never two statements in flight at once");
-    cr_assert(l.deep, "never two statements in flight on one connection (at most %zu on %zu)",
-              l.max_in_flight, l.max_shared);
+    /* With a depth of 2 a pipe's two answers often come in one read, so
+     * a sample may always fall between the answers and the next sends:
+     * only the deeper pipes are sure to be seen holding more than one. */
+    if (l.depth > 2)
+      cr_assert(l.deep, "never two statements in flight on one connection (at most %zu on %zu)",
+                l.max_in_flight, l.max_shared);
   } else {
     cr_assert_eq(s.pipelined, 0, "pipelined %" PRIu64 " without pipelining", s.pipelined);
     cr_assert_eq(l.max_shared, 0, "a shared connection without pipelining");
