@@ -130,15 +130,19 @@ DBP_EXTERN void dbp_pool_get_stats(const dbp_pool *p, dbp_pool_stats *out);
  *     its own (a failing statement fails alone). A statement that may
  *     write gets a sync point of its own, so it runs in its own implicit
  *     transaction exactly as alone. Read-only ones (SELECT, WITH, VALUES,
- *     TABLE, SHOW without INSERT, UPDATE, DELETE, MERGE, INTO or FOR
- *     UPDATE/SHARE) sent in the same loop turn share one sync point, which
- *     saves the server a flush and a wake-up each; none of them completes
- *     before it, and when one fails the others are sent again, so nothing
- *     a neighbour did is lost with the rolled-back segment (a function
- *     called by such a SELECT that writes still writes exactly once). What
- *     they share is the transaction's start: now() and
- *     transaction_timestamp() may be equal across them
- *     (statement_timestamp() and clock_timestamp() are each their own).
+ *     TABLE, SHOW without INSERT, UPDATE, DELETE, MERGE, INTO, FOR
+ *     UPDATE/SHARE, nextval, setval or the transaction-id functions) sent
+ *     in the same loop turn share one sync point, which saves the server a
+ *     flush and a wake-up each; none of them completes before it, and when
+ *     one fails the others are sent again, so nothing a neighbour did is
+ *     lost with the rolled-back segment (a function called by such a
+ *     SELECT that writes to tables still writes exactly once; effects no
+ *     rollback undoes, such as a sequence advanced inside a function, may
+ *     repeat). They share one implicit transaction: now() and
+ *     transaction_timestamp() are equal across them, and under REPEATABLE
+ *     READ or SERIALIZABLE defaults so is the snapshot (statement_timestamp()
+ *     and clock_timestamp() are each their own; under the default READ
+ *     COMMITTED each statement takes its own snapshot).
  *     The pool spreads statements over up to max_size connections
  *     and up to pipeline_depth in flight on each; beyond that they queue
  *     like acquires. A shared connection goes back to idle when its last

@@ -189,11 +189,23 @@ void dbp__scrub(char *msg, const char *secret);
 
 /* ---- sql.c ---- */
 
+/* An SQL text with its length and hash (dbp__sql_hash), worked out once
+ * per call by whoever first needs them. */
+typedef struct dbp__sql_text {
+  const char *s;
+  size_t len;
+  uint64_t hash;
+} dbp__sql_text;
+
+/* FNV-1a (64 bits) of s[0..n): the key of dbpipe's caches by SQL text. */
+uint64_t dbp__sql_hash(const char *s, size_t n);
+
 /* True when `sql` is stateless (dbp_sql_is_stateless) and writes and locks
  * nothing: it begins with SELECT, WITH, VALUES, TABLE or SHOW and names no
  * INSERT, UPDATE, DELETE, MERGE, REPLACE, INTO or SHARE in its code (so no
- * SELECT ... INTO and no FOR UPDATE / FOR SHARE). Functions it calls are
- * taken on trust. */
+ * SELECT ... INTO and no FOR UPDATE / FOR SHARE), nor nextval, setval or
+ * the transaction-id functions (txid_current, pg_current_xact_id and their
+ * _if_assigned forms). Other functions it calls are taken on trust. */
 bool dbp__sql_is_read_only(dbp_db_kind kind, const char *sql);
 
 /* ---- types.c ---- */

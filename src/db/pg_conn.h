@@ -63,6 +63,9 @@ typedef struct pg_conn {
 
 /* The kept statement for (sql, nparams), marked used, or NULL. */
 pg_stmt *dbp__pg_stmt_find(pg_conn *p, const char *sql, size_t len, int nparams);
+/* The same with the text's dbp__sql_hash known already. */
+pg_stmt *dbp__pg_stmt_find_hashed(pg_conn *p, const char *sql, size_t len, int nparams,
+                                  uint64_t text_hash);
 /* A new entry for (sql, nparams) with a fresh name, listed, not yet
  * prepared: the caller prepares it on the server (now, or when it comes
  * again). When the cache is full its least recently

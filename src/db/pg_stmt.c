@@ -13,14 +13,13 @@
 
 #include "db/pg_conn.h"
 
-/* FNV-1a, 64 bits: SQL texts are short and this runs once per statement. */
+/* The text's hash mixed with the parameter count. */
+static uint64_t stmt_key(uint64_t text_hash, int nparams) {
+  return text_hash ^ ((uint64_t)(unsigned)nparams * UINT64_C(0x9E3779B97F4A7C15));
+}
+
 static uint64_t stmt_hash(const char *s, size_t n, int nparams) {
-  uint64_t h = UINT64_C(1469598103934665603) ^ (uint64_t)(unsigned)nparams;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)s[i];
-    h *= UINT64_C(1099511628211);
-  }
-  return h;
+  return stmt_key(dbp__sql_hash(s, n), nparams);
 }
 
 static void stmt_free(pg_stmt *s) {
@@ -29,9 +28,14 @@ static void stmt_free(pg_stmt *s) {
 }
 
 pg_stmt *dbp__pg_stmt_find(pg_conn *p, const char *sql, size_t len, int nparams) {
+  return dbp__pg_stmt_find_hashed(p, sql, len, nparams, dbp__sql_hash(sql, len));
+}
+
+pg_stmt *dbp__pg_stmt_find_hashed(pg_conn *p, const char *sql, size_t len, int nparams,
+                                  uint64_t text_hash) {
   pg_stmts *t = &p->stmts;
   if (t->tab == NULL || t->n == 0) return NULL;
-  uint64_t h = stmt_hash(sql, len, nparams);
+  uint64_t h = stmt_key(text_hash, nparams);
   for (pg_stmt *s = t->tab[h % DBP__PG_STMT_BUCKETS]; s != NULL; s = s->hnext)
     if (s->hash == h && s->len == len && s->nparams == nparams && memcmp(s->sql, sql, len) == 0) {
       s->used = ++t->clock;

@@ -651,7 +651,7 @@ static int pipe_deallocate(dbp__pipe *pp, pg_stmt *old) {
   return 0;
 }
 
-int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *params,
+int dbp__pipe_run(dbp__pipe *pp, const dbp__sql_text *text, size_t n, const dbp_param *params,
                   int64_t timeout_ms, bool read_only, bool rows, size_t max_bytes, dbp_result **out,
                   int64_t *affected, dbp_dberr *err, bool *left_behind) {
   *left_behind = false;
@@ -688,11 +688,12 @@ int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *par
   dbp__pg_text_params(params, n, scratch, vals);
 
   pg_conn *p = PG(pp->c);
-  size_t len = strlen(sql);
+  const char *sql = text->s;
+  size_t len = text->len;
   bool retried = false;
   int resends = 0; /* times a neighbour's error sent it back */
 resend:;
-  pg_stmt *st = dbp__pg_stmt_find(p, sql, len, (int)n);
+  pg_stmt *st = dbp__pg_stmt_find_hashed(p, sql, len, (int)n, text->hash);
   bool prepares = false;
   if (st != NULL && !st->prepared) {
     /* Seen once on this session but never prepared: prepare it now. */

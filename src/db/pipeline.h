@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db/driver.h"
 #include "dbpipe/db.h"
 
 typedef struct dbp__pipe dbp__pipe;
@@ -55,7 +56,7 @@ dbp_conn *dbp__pipe_conn(const dbp__pipe *pp);
  * share a Sync with its neighbours (below). DBP_EAGAIN when the pipe takes
  * no new statements (nothing of it done: try another). *left_behind is set when the statement was
  * sent but its caller stopped waiting. `err` (may be NULL) gets the details of any failure. */
-int dbp__pipe_run(dbp__pipe *pp, const char *sql, size_t n, const dbp_param *params,
+int dbp__pipe_run(dbp__pipe *pp, const dbp__sql_text *text, size_t n, const dbp_param *params,
                   int64_t timeout_ms, bool read_only, bool rows, size_t max_bytes, dbp_result **out,
                   int64_t *affected, dbp_dberr *err, bool *left_behind);
 

@@ -25,6 +25,7 @@
  */
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -436,10 +437,24 @@ bool dbp_sql_is_stateless(dbp_db_kind kind, const char *sql) {
 static const char *const read_first_words[] = {"select", "with", "values", "table", "show", NULL};
 /* Words of writing and locking: DML anywhere (a WITH may hold some),
  * SELECT ... INTO (a new table) and the row locks (FOR UPDATE, FOR NO KEY
- * UPDATE, FOR SHARE, FOR KEY SHARE). A column of such a name, unquoted,
- * only costs the statement its place in a shared segment. */
-static const char *const write_words[] = {"insert", "update", "delete",  "merge",
-                                          "into",   "share",  "replace", NULL};
+ * UPDATE, FOR SHARE, FOR KEY SHARE); and what a shared transaction would
+ * change or a rolled-back one not undo: sequences (nextval, setval) and
+ * the transaction's id. A column of such a name, unquoted, only costs the
+ * statement its place in a shared segment. */
+static const char *const write_words[] = {"insert",
+                                          "update",
+                                          "delete",
+                                          "merge",
+                                          "into",
+                                          "share",
+                                          "replace",
+                                          "nextval",
+                                          "setval",
+                                          "txid_current",
+                                          "txid_current_if_assigned",
+                                          "pg_current_xact_id",
+                                          "pg_current_xact_id_if_assigned",
+                                          NULL};
 
 bool dbp__sql_is_read_only(dbp_db_kind kind, const char *sql) {
   if (!dbp_sql_is_stateless(kind, sql)) return false;
@@ -461,4 +476,13 @@ bool dbp__sql_is_read_only(dbp_db_kind kind, const char *sql) {
     }
     if (word_in(w, t.len, write_words)) return false;
   }
+}
+
+uint64_t dbp__sql_hash(const char *s, size_t n) {
+  uint64_t h = UINT64_C(1469598103934665603);
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= UINT64_C(1099511628211);
+  }
+  return h;
 }

@@ -857,13 +857,10 @@ static void pool_set_err(dbp_dberr *err, const dbp_dberr *from, int rc) {
 
 /* dbp_sql_is_stateless (and on PostgreSQL dbp__sql_is_read_only, into
  * *read_only), remembered per SQL text. */
-static bool pool_stateless(dbp_pool *p, const char *sql, bool *read_only) {
-  size_t len = strlen(sql);
-  uint64_t h = UINT64_C(1469598103934665603);
-  for (size_t i = 0; i < len; i++) {
-    h ^= (unsigned char)sql[i];
-    h *= UINT64_C(1099511628211);
-  }
+static bool pool_stateless(dbp_pool *p, const dbp__sql_text *text, bool *read_only) {
+  const char *sql = text->s;
+  size_t len = text->len;
+  uint64_t h = text->hash;
   struct pool_class *e = &p->cls[h % POOL_CLASS_SLOTS];
   if (e->sql && e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) {
     *read_only = e->read_only;
@@ -933,7 +930,9 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
   }
   uint64_t deadline = timeout_ms == DBP_FOREVER ? UINT64_MAX : pool_now(p) + (uint64_t)timeout_ms;
   bool read_only = false;
-  bool stateless = pool_stateless(p, sql, &read_only);
+  dbp__sql_text text = {.s = sql, .len = strlen(sql)};
+  text.hash = dbp__sql_hash(sql, text.len);
+  bool stateless = pool_stateless(p, &text, &read_only);
   int rc;
   char why[160];
   if (!stateless && dbp_sql_check_single(p->kind, sql, why, sizeof why) != 0) {
@@ -998,7 +997,7 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
       left = pool_left(p, deadline);
     }
     bool left_behind = false;
-    rc = dbp__pipe_run(pp, sql, n, params, left, read_only, rows, p->o.max_result_bytes, out,
+    rc = dbp__pipe_run(pp, &text, n, params, left, read_only, rows, p->o.max_result_bytes, out,
                        affected, err, &left_behind);
     if (rc == DBP_EAGAIN) continue; /* it stopped taking statements meanwhile */
     p->st.pipelined++;
