@@ -419,6 +419,27 @@ Test(metrics, histogram_buckets_are_cumulative_and_inf_equals_count) {
   dbp_metrics_free(m);
 }
 
+Test(metrics, render_appends_and_reports_a_full_buffer) {
+  dbp_metrics *m = dbp_metrics_new();
+  cr_assert_not_null(m);
+  dbp_buf b = {0};
+  cr_assert_eq(dbp_metrics_render(m, &b), 0);
+  cr_expect_str_eq(dbp_buf_str(&b), ""); /* no family, no text */
+  const char *l[] = {"x"};
+  dbp_metric *g = dbp_metrics_gauge(m, "g", "G.", 1, l);
+  cr_assert_not_null(g);
+  dbp_metric_set(g, NULL, 1); /* values missing: ignored */
+  cr_expect_eq(dbp_metric_series(g), 0);
+  cr_assert_eq(dbp_buf_puts(&b, "before\n"), 0);
+  cr_assert_eq(dbp_metrics_render(m, &b), 0);
+  cr_expect_str_eq(dbp_buf_str(&b), "before\n# HELP g G.\n# TYPE g gauge\n");
+  b.oom = true; /* as after a failed allocation */
+  cr_expect_eq(dbp_metrics_render(m, &b), DBP_ENOMEM);
+  cr_expect_eq(dbp_metrics_render(NULL, &b), DBP_EINVAL);
+  dbp_buf_free(&b);
+  dbp_metrics_free(m);
+}
+
 /* ---- promtool ---- */
 
 /* promtool on PATH, or NULL. */
