@@ -19,7 +19,8 @@ typedef enum { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM } kind;
  * bucket counts (histograms), then the value strings. */
 typedef struct series {
   uint64_t hash;
-  const char **values; /* nlabels strings */
+  size_t nvalues;      /* the family's nlabels, for sorting */
+  const char **values; /* nvalues strings */
   uint64_t *buckets;   /* histograms: nbounds + 1 counts, not cumulative */
   uint64_t count;      /* histograms */
   double value;        /* counters, gauges; a histogram's sum */
@@ -231,6 +232,7 @@ static series *series_add(dbp_metric *f, uint64_t hash, const char *const *value
   series *s = calloc(1, head + text);
   if (s == NULL) return NULL;
   s->hash = hash;
+  s->nvalues = f->nlabels;
   s->values = (const char **)(void *)(s + 1);
   s->buckets = nb ? (uint64_t *)(void *)(s->values + f->nlabels) : NULL;
   char *p = (char *)s + head;
@@ -432,11 +434,9 @@ dbp_metric *dbp_metrics_histogram(dbp_metrics *m, const char *name, const char *
 
 /* ---- rendering ---- */
 
-static size_t sort_nlabels; /* qsort has no context argument in C11 */
-
 static int series_cmp(const void *a, const void *b) {
   const series *x = *(const series *const *)a, *y = *(const series *const *)b;
-  for (size_t i = 0; i < sort_nlabels; i++) {
+  for (size_t i = 0; i < x->nvalues; i++) {
     int c = strcmp(x->values[i], y->values[i]);
     if (c != 0) return c;
   }
@@ -513,10 +513,7 @@ int dbp_metrics_render(const dbp_metrics *m, dbp_buf *out) {
       }
     }
     if (f->n > 0) memcpy(sorted, f->all, f->n * sizeof *sorted);
-    if (f->n > 1) {
-      sort_nlabels = f->nlabels;
-      qsort(sorted, f->n, sizeof *sorted, series_cmp);
-    }
+    if (f->n > 1) qsort(sorted, f->n, sizeof *sorted, series_cmp);
     for (size_t k = 0; k < f->n; k++) put_series(out, f, sorted[k]);
     if (out->oom) break;
   }
