@@ -764,7 +764,10 @@ int dbp_http_stream_write(dbp_http_exchange *x, const void *data, size_t len) {
   if (!x->streaming) return DBP_ESTATE;
   if (len == 0 || x->head_method) return 0;
   if (c->pending > c->s->o.max_pending_bytes) {
-    conn_close(c); /* a reader this slow is dropped: x is now dead */
+    /* A reader this slow is dropped: x is now dead, which the caller learns
+     * from the result rather than from a callback inside this call. */
+    x->gone_cb = NULL;
+    conn_close(c);
     return DBP_ECLOSED;
   }
   int rc;

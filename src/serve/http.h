@@ -100,7 +100,9 @@ int dbp_http_respond(dbp_http_exchange *x, int status, const char *content_type,
 int dbp_http_stream_begin(dbp_http_exchange *x, int status, const char *content_type,
                           const char *const *extra_headers);
 /* Queues len bytes (0 does nothing). DBP_ECLOSED when x is dead, or becomes
- * so because the client has more than max_pending_bytes not yet taken. */
+ * so because the client has more than max_pending_bytes not yet taken (the
+ * connection is then dropped; on_gone is not called for it, this result
+ * says it). No function here calls on_gone from inside itself. */
 int dbp_http_stream_write(dbp_http_exchange *x, const void *data, size_t len);
 /* Ends the stream and gives x back. */
 int dbp_http_stream_end(dbp_http_exchange *x);

@@ -46,6 +46,7 @@ struct t_ctx {
   size_t out_len;
   /* what the server saw */
   int requests, gone, released_after_gone, close_seen_inflight;
+  _Atomic int dropped; /* a slow reader's stream was cut */
   size_t conns_at_close;
   char tmpdir[64];
 };
@@ -230,6 +231,16 @@ static void later_fire(uv_timer_t *tm) {
     uv_close((uv_handle_t *)tm, later_closed);
     return;
   }
+  if (strcmp(l->path, "/flood") == 0) {
+    static char big[64 * 1024];
+    memset(big, 'f', sizeof big);
+    int rc = dbp_http_stream_write(l->x, big, sizeof big);
+    if (rc == 0 && --l->left) return;
+    if (rc == DBP_ECLOSED && dbp_http_gone(l->x)) l->t->dropped++;
+    dbp_http_release(l->x);
+    uv_close((uv_handle_t *)tm, later_closed);
+    return;
+  }
   /* streams */
   char chunk[1024];
   int n = snprintf(chunk, sizeof chunk, "part-%d\n", l->n++);
@@ -260,7 +271,8 @@ static void handler(dbp_http_exchange *x, const dbp_http_request *req, void *ud)
   t_ctx *t = ud;
   t->requests++;
   if (strcmp(req->path, "/later") == 0 || strcmp(req->path, "/stream") == 0 ||
-      strcmp(req->path, "/forever") == 0 || strcmp(req->path, "/inflight") == 0) {
+      strcmp(req->path, "/forever") == 0 || strcmp(req->path, "/inflight") == 0 ||
+      strcmp(req->path, "/flood") == 0) {
     later *l = calloc(1, sizeof *l);
     l->x = x;
     l->t = t;
@@ -276,6 +288,9 @@ static void handler(dbp_http_exchange *x, const dbp_http_request *req, void *ud)
       l->forever = true;
       ms = 5;
       dbp_http_on_gone(x, on_gone, l);
+    } else if (strcmp(req->path, "/flood") == 0) {
+      l->left = 20000; /* 1.25 GiB: far more than any socket buffer */
+      ms = 1;
     } else if (strcmp(req->path, "/inflight") == 0) {
       ms = 300;
       start_close(t);
@@ -347,13 +362,15 @@ static const char *B(t_ctx *t, int i) {
   return dbp_buf_str(&t->r[i].body);
 }
 
-/* Sends req on a new connection, reads one response, notes EOF after it. */
+/* Sends req on a new connection, reads one response and, when that says
+ * Connection: close, notes whether the server closed after it. */
 static void one_shot(t_ctx *t, const char *req, size_t len) {
   rconn *c = calloc(1, sizeof *c);
   c->fd = cli_connect(t->port);
   cli_send(c->fd, req, len);
-  read_resp(c, next_resp(t), false);
-  t->eof_after = at_eof(c);
+  resp *r = next_resp(t);
+  read_resp(c, r, false);
+  t->eof_after = strstr(dbp_buf_str(&r->head), "Connection: close") && at_eof(c);
   close(c->fd);
   free(c);
 }
@@ -701,4 +718,25 @@ Test(http, listen_ipv6_and_bad_hosts) {
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(done, 1);
   cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+static void c_slow_reader(t_ctx *t) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)t->port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+    cli_puts(fd, "GET /flood HTTP/1.1\r\nHost: h\r\n\r\n");
+    /* read nothing until the server gives up on us (bounded wait) */
+    for (int i = 0; i < 600 && !t->dropped; i++) usleep(50000);
+  }
+  close(fd);
+}
+
+Test(http, slow_reader_is_dropped) {
+  dbp_http_options o = {.max_pending_bytes = 256 * 1024};
+  t_ctx *t = run(&o, c_slow_reader);
+  cr_assert_eq(t->dropped, 1);
+  t_free(t);
 }
