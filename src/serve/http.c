@@ -27,7 +27,8 @@ typedef struct hdr_span {
 } hdr_span;
 
 struct dbp_http_exchange {
-  conn *c; /* NULL once dead or given back */
+  conn *c;     /* NULL once dead or given back */
+  bool handed; /* given to the handler: then the handler's to free */
   bool gone, head_method, streaming, chunked, close_after, response_begun;
   void (*gone_cb)(void *);
   void *gone_arg;
@@ -209,7 +210,7 @@ static void put_head(dbp_buf *h, int status, const char *ctype, const char *cons
 /* An answer of the layer itself, then the connection ends. */
 static void conn_fail(conn *c, int status) {
   if (c->closed || c->shutting) return;
-  if (c->x && c->state != ST_HANDLE) {
+  if (c->x && !c->x->handed) {
     exchange_free(c->x);
     c->x = NULL;
   }
@@ -267,7 +268,7 @@ static void on_handle_closed(uv_handle_t *h) {
     s->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   s->nconns--;
-  if (c->x) exchange_free(c->x); /* a request still being parsed */
+  if (c->x && !c->x->handed) exchange_free(c->x); /* a request still being parsed */
   free(c->in);
   free(c);
   server_maybe_done(s);
@@ -277,7 +278,7 @@ static void on_handle_closed(uv_handle_t *h) {
 static void conn_close(conn *c) {
   if (c->closed) return;
   dbp_http_exchange *x = NULL;
-  if (c->state == ST_HANDLE && c->x) { /* the handler's: it still owns it */
+  if (c->x && c->x->handed) { /* the handler's: it still owns it */
     x = c->x;
     c->x = NULL;
   }
@@ -514,6 +515,7 @@ static void dispatch(conn *c) {
   x->req.body = dbp_buf_str(&x->body);
   x->req.body_len = x->body.len;
   x->close_after = !c->keep_alive || c->s->closing;
+  x->handed = true;
   c->s->fn(x, &x->req, c->s->ud);
 }
 
