@@ -300,6 +300,11 @@ static void handler(dbp_http_exchange *x, const dbp_http_request *req, void *ud)
     uv_timer_start(&l->timer, later_fire, ms, ms);
     return;
   }
+  if (strcmp(req->path, "/shutdown") == 0) {
+    dbp_http_respond(x, 204, NULL, NULL, 0, NULL);
+    start_close(t);
+    return;
+  }
   /* echo: method, path, query, body length, X-Test, then the body */
   dbp_buf b = {0};
   const char *xt = dbp_http_header(req, "X-TEST");
@@ -738,5 +743,48 @@ Test(http, slow_reader_is_dropped) {
   dbp_http_options o = {.max_pending_bytes = 256 * 1024};
   t_ctx *t = run(&o, c_slow_reader);
   cr_assert_eq(t->dropped, 1);
+  t_free(t);
+}
+
+static void c_close_idle(t_ctx *t) {
+  rconn *c = calloc(1, sizeof *c), *d = calloc(1, sizeof *d);
+  c->fd = cli_connect(t->port);
+  cli_puts(c->fd, "HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n");
+  { /* a head with Content-Length, but no body follows */
+    resp *r = next_resp(t);
+    char *e = find_head_end(c);
+    if (e) {
+      size_t hl = (size_t)(e - c->buf) + 4;
+      dbp_buf_append(&r->head, c->buf, hl);
+      dbp_buf_append(&r->body, "", 0);
+      sscanf(c->buf, "HTTP/1.1 %d", &r->status);
+      consume(c, hl);
+    }
+  }
+  cli_puts(c->fd, "GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+  read_resp(c, next_resp(t), false);
+  /* c is now an idle keep-alive connection; another one closes the server */
+  d->fd = cli_connect(t->port);
+  cli_puts(d->fd, "GET /shutdown HTTP/1.1\r\nHost: h\r\n\r\n");
+  read_resp(d, next_resp(t), false);
+  /* long before the idle timeout (a minute here), c is closed */
+  t->eof_after = at_eof(c) + at_eof(d);
+  close(c->fd);
+  close(d->fd);
+  free(c);
+  free(d);
+}
+
+Test(http, close_ends_idle_keep_alive_at_once) {
+  dbp_http_options o = {.idle_timeout_ms = 60000};
+  t_ctx *t = run(&o, c_close_idle);
+  cr_assert_eq(t->nr, 3);
+  cr_assert_eq(t->r[0].status, 200);
+  cr_assert_not_null(strstr(H(t, 0), "\r\nContent-Length: 14\r\n"), "%s", H(t, 0));
+  cr_assert_str_eq(B(t, 0), "");
+  cr_assert_str_eq(B(t, 1), "GET /x - 0 -\n");
+  cr_assert_eq(t->r[2].status, 204);
+  cr_assert_null(strstr(H(t, 2), "Content-Length"));
+  cr_assert_eq(t->eof_after, 2);
   t_free(t);
 }
