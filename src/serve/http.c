@@ -204,7 +204,9 @@ static void put_head(dbp_buf *h, int status, const char *ctype, const char *cons
                  date);
   if (ctype) dbp_buf_printf(h, "Content-Type: %s\r\n", ctype);
   if (close) dbp_buf_puts(h, "Connection: close\r\n");
-  for (size_t i = 0; extra && extra[i]; i++) dbp_buf_printf(h, "%s\r\n", extra[i]);
+  /* A header with a line break in it would let its text forge others. */
+  for (size_t i = 0; extra && extra[i]; i++)
+    if (!strpbrk(extra[i], "\r\n")) dbp_buf_printf(h, "%s\r\n", extra[i]);
 }
 
 /* An answer of the layer itself, then the connection ends. */

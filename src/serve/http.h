@@ -45,7 +45,7 @@ typedef struct dbp_http_options {
   size_t max_header_bytes; /* request target + header names and values: 16 KiB */
   size_t max_body_bytes;   /* 1 MiB */
   unsigned
-      header_timeout_ms;    /* from a connection's or request's first byte to its full head: 10 s */
+      header_timeout_ms;    /* from accepting, or a request's first byte, to its full head: 10 s */
   unsigned body_timeout_ms; /* from the head to the end of the body: 30 s */
   unsigned idle_timeout_ms; /* an idle keep-alive connection is closed after: 5 s */
   size_t max_connections;   /* 256 */
@@ -90,7 +90,8 @@ void dbp_http_close(dbp_http_server *s, void (*done)(void *), void *arg);
 const char *dbp_http_header(const dbp_http_request *req, const char *name);
 
 /* The whole response, with Content-Length (no body for HEAD, 204 and 304).
- * extra_headers: "Name: value" strings, NULL-terminated; may be NULL.
+ * extra_headers: "Name: value" strings, NULL-terminated; may be NULL; one
+ * holding CR or LF is left out.
  * Gives x back. 0, DBP_ECLOSED (x was dead), DBP_ESTATE (a stream was begun;
  * x is still given back and its connection closed), DBP_EINVAL. */
 int dbp_http_respond(dbp_http_exchange *x, int status, const char *content_type, const void *body,
