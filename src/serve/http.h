@@ -42,14 +42,13 @@ typedef struct dbp_http_exchange dbp_http_exchange;
 
 /* Limits; 0 means the default given. */
 typedef struct dbp_http_options {
-  size_t max_header_bytes; /* request target + header names and values: 16 KiB */
-  size_t max_body_bytes;   /* 1 MiB */
-  unsigned
-      header_timeout_ms;    /* from accepting, or a request's first byte, to its full head: 10 s */
-  unsigned body_timeout_ms; /* from the head to the end of the body: 30 s */
-  unsigned idle_timeout_ms; /* an idle keep-alive connection is closed after: 5 s */
-  size_t max_connections;   /* 256 */
-  size_t max_pending_bytes; /* output queued on one connection before it is dropped: 4 MiB */
+  size_t max_header_bytes;    /* request target + header names and values: 16 KiB */
+  size_t max_body_bytes;      /* 1 MiB */
+  unsigned header_timeout_ms; /* accept or a request's first byte to its whole head: 10 s */
+  unsigned body_timeout_ms;   /* from the head to the end of the body: 30 s */
+  unsigned idle_timeout_ms;   /* an idle keep-alive connection is closed after: 5 s */
+  size_t max_connections;     /* 256 */
+  size_t max_pending_bytes;   /* output queued on one connection before it is dropped: 4 MiB */
 } dbp_http_options;
 
 typedef struct dbp_http_header_field {
@@ -93,7 +92,7 @@ const char *dbp_http_header(const dbp_http_request *req, const char *name);
  * extra_headers: "Name: value" strings, NULL-terminated; may be NULL; one
  * holding CR or LF is left out.
  * Gives x back. 0, DBP_ECLOSED (x was dead), DBP_ESTATE (a stream was begun;
- * x is still given back and its connection closed), DBP_EINVAL. */
+ * x is still given back and its connection closed), DBP_ENOMEM. */
 int dbp_http_respond(dbp_http_exchange *x, int status, const char *content_type, const void *body,
                      size_t len, const char *const *extra_headers);
 /* A streamed response: chunked for HTTP/1.1 clients, for HTTP/1.0 ones the
