@@ -88,8 +88,12 @@ struct dbp__pipe {
   dbp_buf bytea; /* decoded bytea values of the row being copied */
 };
 
+bool dbp__pipe_kind_supported(dbp_db_kind kind) {
+  return kind == DBP_DB_PG;
+}
+
 bool dbp__pipe_supported(const dbp_conn *c) {
-  return c != NULL && c->kind == DBP_DB_PG;
+  return c != NULL && dbp__pipe_kind_supported(c->kind);
 }
 
 bool dbp__pipe_accepting(const dbp__pipe *pp) {

@@ -39,6 +39,8 @@ typedef void (*dbp__pipe_drained_fn)(dbp__pipe *pp, void *arg);
 
 /* True for connections that can be shared (PostgreSQL). */
 bool dbp__pipe_supported(const dbp_conn *c);
+/* The same for a database kind, before any connection exists. */
+bool dbp__pipe_kind_supported(dbp_db_kind kind);
 /* Puts the idle connection c into pipeline mode. 0, DBP_ESTATE (not idle,
  * or in a transaction), DBP_ENOMEM, DBP_EINVAL (not PostgreSQL). */
 int dbp__pipe_open(dbp_conn *c, dbp__pipe_drained_fn drained, void *arg, dbp__pipe **out);

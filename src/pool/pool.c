@@ -867,7 +867,7 @@ static bool pool_stateless(dbp_pool *p, const dbp__sql_text *text, bool *read_on
     return e->stateless;
   }
   bool st = dbp_sql_is_stateless(p->kind, sql);
-  *read_only = st && p->kind == DBP_DB_PG && dbp__sql_is_read_only(p->kind, sql);
+  *read_only = st && dbp__sql_is_read_only(p->kind, sql);
   char *copy = malloc(len + 1);
   if (copy) {
     memcpy(copy, sql, len + 1);
@@ -947,7 +947,7 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
   }
   p->busy++;
   p->st.statements++;
-  if (!stateless || p->kind != DBP_DB_PG || p->o.no_pipeline || timeout_ms == 0) {
+  if (!stateless || !dbp__pipe_kind_supported(p->kind) || p->o.no_pipeline || timeout_ms == 0) {
     rc = pool_run_alone(p, sql, n, params, deadline, stateless, rows, out, affected, err);
     goto done;
   }
