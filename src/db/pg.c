@@ -575,6 +575,46 @@ static int pg_send(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
 
 /* ---- results ---- */
 
+const char *dbp__pg_type_name(uint32_t oid, dbp_type *type, char buf[24]) {
+  const char *tname = dbp__pg_type(oid, type);
+  if (tname != NULL) return tname;
+  snprintf(buf, 24, "oid:%u", (unsigned)oid);
+  return buf;
+}
+
+int64_t dbp__pg_affected(const PGresult *res, int64_t otherwise) {
+  const char *t = PQcmdTuples((PGresult *)res);
+  return t[0] ? strtoll(t, NULL, 10) : otherwise;
+}
+
+int dbp__pg_row(const PGresult *res, int t, size_t n, const size_t *bytes_cols, size_t nbytes,
+                dbp_buf *b, const char **vals, size_t *lens) {
+  size_t room = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (PQgetisnull(res, t, (int)i)) {
+      vals[i] = NULL;
+      lens[i] = 0;
+    } else {
+      vals[i] = PQgetvalue(res, t, (int)i);
+      lens[i] = (size_t)PQgetlength(res, t, (int)i);
+    }
+  }
+  if (nbytes == 0) return 0;
+  for (size_t k = 0; k < nbytes; k++) room += lens[bytes_cols[k]];
+  b->len = 0;
+  b->oom = false; /* a new row: a failure of the last one no longer counts */
+  if (dbp_buf_reserve(b, room) != 0) return DBP_ENOMEM;
+  for (size_t k = 0; k < nbytes; k++) {
+    size_t i = bytes_cols[k];
+    if (vals[i] == NULL) continue;
+    char *out = b->data + b->len;
+    lens[i] = dbp__pg_bytea_decode(out, vals[i], lens[i]);
+    vals[i] = out;
+    b->len += lens[i];
+  }
+  return 0;
+}
+
 /* Fills c's column metadata from `res`. */
 static int pg_columns(dbp_conn *c, const PGresult *res) {
   pg_conn *p = PG(c);
@@ -599,12 +639,8 @@ static int pg_columns(dbp_conn *c, const PGresult *res) {
     Oid oid = PQftype(res, (int)i);
     col->name = dbp__cols_str(c, name, strlen(name));
     col->db_type_id = oid;
-    const char *tname = dbp__pg_type(oid, &col->type);
     char buf[24];
-    if (tname == NULL) {
-      snprintf(buf, sizeof buf, "oid:%u", (unsigned)oid);
-      tname = buf;
-    }
+    const char *tname = dbp__pg_type_name(oid, &col->type, buf);
     col->db_type = dbp__cols_str(c, tname, strlen(tname));
     if (col->type == DBP_T_BYTES) p->bytes_cols[p->nbytes++] = i;
   }
@@ -647,30 +683,8 @@ size_t dbp__pg_bytea_decode(char *out, const char *v, size_t len) {
  * its bytea values decoded into p->bytea. Returns 0 or DBP_ENOMEM. */
 static int pg_fill_row(dbp_conn *c, PGresult *res, dbp_row *row) {
   pg_conn *p = PG(c);
-  size_t n = c->ncols, room = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (PQgetisnull(res, 0, (int)i)) {
-      c->vals[i] = NULL;
-      c->lens[i] = 0;
-    } else {
-      c->vals[i] = PQgetvalue(res, 0, (int)i);
-      c->lens[i] = (size_t)PQgetlength(res, 0, (int)i);
-    }
-  }
-  for (size_t k = 0; k < p->nbytes; k++) room += c->lens[p->bytes_cols[k]];
-  dbp_buf *b = &p->bytea;
-  b->len = 0;
-  b->oom = false; /* a new row: a failure of the last one no longer counts */
-  if (p->nbytes > 0 && dbp_buf_reserve(b, room) != 0)
+  if (dbp__pg_row(res, 0, c->ncols, p->bytes_cols, p->nbytes, &p->bytea, c->vals, c->lens) != 0)
     return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");
-  for (size_t k = 0; k < p->nbytes; k++) {
-    size_t i = p->bytes_cols[k];
-    if (c->vals[i] == NULL) continue;
-    char *out = b->data + b->len;
-    c->lens[i] = dbp__pg_bytea_decode(out, c->vals[i], c->lens[i]);
-    c->vals[i] = out;
-    b->len += c->lens[i];
-  }
   dbp__row_out(c, row);
   return 0;
 }
@@ -719,8 +733,7 @@ again:;
     if (res == NULL) break;
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-      const char *t = PQcmdTuples(res);
-      *affected = t[0] ? strtoll(t, NULL, 10) : 0;
+      *affected = dbp__pg_affected(res, 0);
     } else if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN) {
       PQclear(res);
       if (st == PGRES_COPY_OUT)
@@ -785,8 +798,7 @@ again:;
       if (c->any_result) {
         /* dbp_query_all: a statement without rows is a result without
          * columns. */
-        const char *t = PQcmdTuples(res);
-        c->no_rows_affected = t[0] ? strtoll(t, NULL, 10) : 0;
+        c->no_rows_affected = dbp__pg_affected(res, 0);
         dbp__cols_clear(c);
         PQclear(res);
         rc = 0;

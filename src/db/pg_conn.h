@@ -101,6 +101,16 @@ int dbp__pg_error_of(PGconn *pg, const PGresult *res, const char *secret, dbp_db
  * value's length plus one) and points vals[i] at them (NULL for SQL
  * NULL): libpq reads text parameters as C strings. */
 void dbp__pg_text_params(const dbp_param *params, size_t n, char *scratch, const char **vals);
+/* The database type name of a column of type `oid` ("int4"; "oid:N" in
+ * buf for types outside the built-in table) and its normalized type. */
+const char *dbp__pg_type_name(uint32_t oid, dbp_type *type, char buf[24]);
+/* The row count of a command's result (PQcmdTuples), or `otherwise` when
+ * the command reports none. */
+int64_t dbp__pg_affected(const PGresult *res, int64_t otherwise);
+/* Points vals/lens at row t of res (NULL for SQL NULL), with the bytea
+ * columns bytes_cols[0..nbytes) decoded into b. 0 or DBP_ENOMEM. */
+int dbp__pg_row(const PGresult *res, int t, size_t n, const size_t *bytes_cols, size_t nbytes,
+                dbp_buf *b, const char **vals, size_t *lens);
 /* Decodes the text form of a bytea value into out (room for len bytes).
  * Returns the decoded length. */
 size_t dbp__pg_bytea_decode(char *out, const char *v, size_t len);

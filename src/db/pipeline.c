@@ -232,71 +232,40 @@ static int pipe_copy_rows(dbp__pipe *pp, pipe_req *r, const PGresult *res) {
   dbp_result *out = dbp__result_new();
   dbp_column small_cols[8];
   const char *small_vals[8];
-  size_t small_lens[8];
+  size_t small_lens[8], small_bytes[8];
   char small_names[8][24];
   dbp_column *cols = n <= 8 ? small_cols : calloc(n, sizeof *cols);
   const char **vals = n <= 8 ? small_vals : calloc(n, sizeof *vals);
   size_t *lens = n <= 8 ? small_lens : calloc(n, sizeof *lens);
+  size_t *bytes_cols = n <= 8 ? small_bytes : calloc(n, sizeof *bytes_cols);
   char(*names)[24] = n <= 8 ? small_names : calloc(n, sizeof *names);
+  size_t nbytes = 0;
   int rc = 0;
-  if (out == NULL || cols == NULL || vals == NULL || lens == NULL || names == NULL) {
+  if (out == NULL || cols == NULL || vals == NULL || lens == NULL || bytes_cols == NULL ||
+      names == NULL) {
     rc = DBP_ENOMEM;
     goto done;
   }
-  bool any_bytes = false;
   for (size_t i = 0; i < n; i++) {
     Oid oid = PQftype(res, (int)i);
     cols[i].name = PQfname(res, (int)i);
     cols[i].db_type_id = oid;
-    const char *tname = dbp__pg_type(oid, &cols[i].type);
-    if (tname == NULL) {
-      snprintf(names[i], sizeof names[i], "oid:%u", (unsigned)oid);
-      tname = names[i];
-    }
-    cols[i].db_type = tname;
-    if (cols[i].type == DBP_T_BYTES) any_bytes = true;
+    cols[i].db_type = dbp__pg_type_name(oid, &cols[i].type, names[i]);
+    if (cols[i].type == DBP_T_BYTES) bytes_cols[nbytes++] = i;
   }
   rc = dbp__result_set_columns(out, n, cols);
   for (int t = 0; rc == 0 && t < nt; t++) {
-    size_t room = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (PQgetisnull(res, t, (int)i)) {
-        vals[i] = NULL;
-        lens[i] = 0;
-      } else {
-        vals[i] = PQgetvalue(res, t, (int)i);
-        lens[i] = (size_t)PQgetlength(res, t, (int)i);
-        if (cols[i].type == DBP_T_BYTES) room += lens[i];
-      }
-    }
-    if (any_bytes) {
-      dbp_buf *b = &pp->bytea;
-      b->len = 0;
-      b->oom = false;
-      if (dbp_buf_reserve(b, room) != 0) {
-        rc = DBP_ENOMEM;
-        break;
-      }
-      for (size_t i = 0; i < n; i++) {
-        if (cols[i].type != DBP_T_BYTES || vals[i] == NULL) continue;
-        char *o = b->data + b->len;
-        lens[i] = dbp__pg_bytea_decode(o, vals[i], lens[i]);
-        vals[i] = o;
-        b->len += lens[i];
-      }
-    }
+    rc = dbp__pg_row(res, t, n, bytes_cols, nbytes, &pp->bytea, vals, lens);
     dbp_row row = {.ncols = n, .vals = vals, .lens = lens};
-    rc = dbp__result_add_row(out, &row, r->max_bytes);
+    if (rc == 0) rc = dbp__result_add_row(out, &row, r->max_bytes);
   }
-  if (rc == 0) {
-    const char *ct = PQcmdTuples((PGresult *)res);
-    dbp__result_set_affected(out, ct[0] ? strtoll(ct, NULL, 10) : nt);
-  }
+  if (rc == 0) dbp__result_set_affected(out, dbp__pg_affected(res, nt));
 done:
   if (n > 8) {
     free(cols);
     free(vals);
     free(lens);
+    free(bytes_cols);
     free(names);
   }
   if (rc == 0) {
@@ -426,16 +395,14 @@ static int pipe_take(dbp__pipe *pp, PGresult *res) {
         if (r->rows) {
           pipe_copy_rows(pp, r, res);
         } else {
-          const char *ct = PQcmdTuples(res);
-          r->affected = ct[0] ? strtoll(ct, NULL, 10) : PQntuples(res);
+          r->affected = dbp__pg_affected(res, PQntuples(res));
         }
       }
       break;
     case PGRES_COMMAND_OK:
     case PGRES_EMPTY_QUERY:
       if (r->rc == 0) {
-        const char *ct = PQcmdTuples(res);
-        r->affected = ct[0] ? strtoll(ct, NULL, 10) : 0;
+        r->affected = dbp__pg_affected(res, 0);
         if (r->rows) {
           r->res = dbp__result_new();
           if (r->res == NULL)
