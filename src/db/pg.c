@@ -352,6 +352,20 @@ static void pg_close(dbp_conn *c) {
 
 /* ---- sending ---- */
 
+size_t dbp__pg_text_params_size(const dbp_param *params, size_t n, size_t *nul_at) {
+  size_t total = 0;
+  *nul_at = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (params[i].val == NULL) continue;
+    if (memchr(params[i].val, '\0', params[i].len) != NULL) {
+      *nul_at = i + 1;
+      return 0;
+    }
+    total += params[i].len + 1;
+  }
+  return total;
+}
+
 void dbp__pg_text_params(const dbp_param *params, size_t n, char *scratch, const char **vals) {
   char *o = scratch;
   for (size_t i = 0; i < n; i++) {
@@ -532,16 +546,10 @@ static int pg_send(dbp_conn *c, const char *sql, size_t n, const dbp_param *para
       int rc = pg_pick_stmt(c, sql, n, &st);
       if (rc != 0) return rc;
     }
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-      if (params[i].val != NULL) {
-        if (memchr(params[i].val, '\0', params[i].len) != NULL)
-          return dbp__seterr(c, DBP_EINVAL, "22021", 0, false,
-                             "parameter $%zu contains a NUL byte, which PostgreSQL text cannot "
-                             "hold (send bytea as \\x hex)",
-                             i + 1);
-        total += params[i].len + 1;
-      }
+    size_t nul_at;
+    size_t total = dbp__pg_text_params_size(params, n, &nul_at);
+    if (nul_at != 0)
+      return dbp__seterr(c, DBP_EINVAL, "22021", 0, false, DBP__PG_NUL_PARAM, nul_at);
     if (total > p->scratch_cap) {
       char *s = realloc(p->scratch, total);
       if (s == NULL) return dbp__seterr(c, DBP_ENOMEM, NULL, 0, false, "out of memory");

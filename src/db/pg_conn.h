@@ -97,6 +97,12 @@ void dbp__pg_stmt_free_all(pg_conn *p);
  * code, SQLSTATE, retryable, message with `secret` scrubbed) and returns
  * the code; DBP_ECONNLOST when the session is over. */
 int dbp__pg_error_of(PGconn *pg, const PGresult *res, const char *secret, dbp_dberr *e);
+/* The bytes dbp__pg_text_params needs for n parameters. *nul_at gets 1
+ * plus the index of the first value that holds a NUL byte, which
+ * PostgreSQL text cannot hold (DBP__PG_NUL_PARAM, SQLSTATE 22021), else 0. */
+size_t dbp__pg_text_params_size(const dbp_param *params, size_t n, size_t *nul_at);
+#define DBP__PG_NUL_PARAM \
+  "parameter $%zu contains a NUL byte, which PostgreSQL text cannot hold (send bytea as \\x hex)"
 /* Copies n text parameters NUL-terminated into scratch (room for each
  * value's length plus one) and points vals[i] at them (NULL for SQL
  * NULL): libpq reads text parameters as C strings. */

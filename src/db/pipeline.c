@@ -197,15 +197,20 @@ static void req_done(dbp__pipe *pp, pipe_req *r) {
   }
 }
 
-/* The session is gone (or given up): every request still queued fails
- * with rc and msg, and the pipe takes nothing more. */
-static void pipe_die(dbp__pipe *pp, int rc, const char *msg) {
+/* The pipe takes nothing more; the first reason it died stands. */
+static void pipe_mark_dead(dbp__pipe *pp, int rc, const char *msg) {
   if (!pp->dead) {
     pp->dead = true;
     pp->dead_rc = rc;
     snprintf(pp->dead_msg, sizeof pp->dead_msg, "%s", msg);
   }
   pp->accepting = false;
+}
+
+/* The session is gone (or given up): every request still queued fails
+ * with rc and msg, and the pipe takes nothing more. */
+static void pipe_die(dbp__pipe *pp, int rc, const char *msg) {
+  pipe_mark_dead(pp, rc, msg);
   while (pp->head != NULL) {
     pipe_req *r = pp->head;
     req_fail(r, pp->dead_rc, pp->dead_rc == DBP_ECONNLOST, pp->dead_msg);
@@ -572,12 +577,9 @@ static int run_send_failed(dbp__pipe *pp, dbp_dberr *err) {
   char msg[160];
   dbp__one_line(msg, sizeof msg, PQerrorMessage(pp->pg));
   dbp__scrub(msg, pp->c->dsn.password);
-  pp->accepting = false;
-  if (!pp->dead) {
-    pp->dead = true;
-    pp->dead_rc = DBP_ECONNLOST;
-    snprintf(pp->dead_msg, sizeof pp->dead_msg, "could not send a statement: %s", msg);
-  }
+  char why[200];
+  snprintf(why, sizeof why, "could not send a statement: %s", msg);
+  pipe_mark_dead(pp, DBP_ECONNLOST, why);
   pipe_wake_reader(pp);
   return run_fail(err, DBP_ECONNLOST, true, "could not send the statement: %s", msg);
 }
@@ -603,12 +605,16 @@ static int pipe_deallocate(dbp__pipe *pp, pg_stmt *old) {
   pipe_req *r = req_new_heap();
   char sql[64];
   snprintf(sql, sizeof sql, "DEALLOCATE %s", old->name);
-  if (r == NULL || pipe_sync(pp) != 0) {
-    free(r);
+  if (r == NULL) {
     /* Without memory the statement stays on the server until the session
      * ends: a leak of one statement, not an error. */
     dbp__pg_stmt_unref(old);
-    return r == NULL ? 0 : -1;
+    return 0;
+  }
+  if (pipe_sync(pp) != 0) {
+    free(r);
+    dbp__pg_stmt_unref(old);
+    return -1;
   }
   if (!PQsendQueryParams(pp->pg, sql, 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(pp->pg)) {
     req_free_heap(r);
@@ -636,18 +642,16 @@ int dbp__pipe_run(dbp__pipe *pp, const dbp__sql_text *text, size_t n, const dbp_
   /* libpq reads text parameters as C strings: NUL-terminated copies. */
   char small[512];
   const char *small_vals[16];
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (params[i].val == NULL) continue;
-    if (memchr(params[i].val, '\0', params[i].len) != NULL) {
-      char what[64];
-      snprintf(what, sizeof what, "parameter $%zu", i + 1);
-      return run_fail(err, DBP_EINVAL, false,
-                      "%s contains a NUL byte, which PostgreSQL text cannot hold (send bytea "
-                      "as \\x hex)",
-                      what);
+  size_t nul_at;
+  size_t total = dbp__pg_text_params_size(params, n, &nul_at);
+  if (nul_at != 0) {
+    if (err != NULL) {
+      memset(err, 0, sizeof *err);
+      err->code = DBP_EINVAL;
+      snprintf(err->sqlstate, sizeof err->sqlstate, "22021");
+      snprintf(err->message, sizeof err->message, DBP__PG_NUL_PARAM, nul_at);
     }
-    total += params[i].len + 1;
+    return DBP_EINVAL;
   }
   char *scratch = total <= sizeof small ? small : malloc(total);
   const char **vals = n <= 16 ? small_vals : malloc(n * sizeof *vals);
@@ -713,27 +717,19 @@ resend:;
   /* The reader sends it: callers woken in one loop turn usually send in
    * that turn too, and the reader, woken behind them, flushes them all
    * with one write. */
-  if (!pp->want_write) {
-    pp->want_write = true;
-    if (pp->reader_on) {
-      pp->kicked = true;
-      if (pp->c->watch.w != NULL) dbp_fdwatch_kick(pp->c->watch.w);
-    }
-  }
+  bool first_to_send = !pp->want_write;
+  pp->want_write = true;
   dbp_waiter w;
   dbp_waiter_init(&w);
   /* cppcheck-suppress autoVariables */
   r->w = &w;
-  rc = 0;
-  if (!pp->reader_on) rc = pipe_wake_reader(pp);
+  rc = first_to_send || !pp->reader_on ? pipe_wake_reader(pp) : 0;
   if (rc == 0) {
     rc = dbp_await(pp->c->rt, &w, timeout_ms);
   } else {
     /* No reader: nothing will answer us. The session is given up (the
      * statement went out), and we wait for nobody. */
-    pp->dead = true;
-    pp->dead_rc = DBP_ENOMEM;
-    snprintf(pp->dead_msg, sizeof pp->dead_msg, "could not start the connection's reader");
+    pipe_mark_dead(pp, DBP_ENOMEM, "could not start the connection's reader");
   }
   if (!r->done) {
     /* We stop waiting: the request moves to the heap, where the reader
@@ -779,7 +775,7 @@ resend:;
   if (rc == DBP_EQUERY && !retried && dbp__pg_stmt_stale(&r->err) && dbp__pipe_accepting(pp)) {
     /* The server no longer has our statement, or its plan no longer fits
      * (DDL elsewhere): prepare it afresh, once. */
-    pg_stmt *old = dbp__pg_stmt_find(p, sql, len, (int)n);
+    pg_stmt *old = dbp__pg_stmt_find_hashed(p, sql, len, (int)n, text->hash);
     if (old != NULL) dbp__pg_stmt_drop(p, old);
     dbp_result_free(r->res);
     retried = true;

@@ -108,6 +108,42 @@ static int writes_survive_failing_neighbours(dbp_rt *rt, void *arg) {
   return 0;
 }
 
+/* A parameter PostgreSQL text cannot hold is refused before anything is
+ * sent, the same way on a shared connection as on one's own. */
+static int nul_parameter_refused(dbp_rt *rt, void *arg) {
+  (void)arg;
+  dbp_pool *pool;
+  CHECK(dbp_pool_new(rt, dbt_pg_dsn(), &(dbp_pool_options){.max_size = 1}, &pool) == 0);
+  dbp_param p = {"a\0b", 3};
+  dbp_result *r = NULL;
+  dbp_dberr e;
+  /* Warm a shared connection first, so the second call is pipelined. */
+  dbp_param one = {"1", 1};
+  CHECK(dbp_pool_query(pool, "SELECT $1::text", 1, &one, 10000, &r, &e) == 0);
+  dbp_result_free(r);
+  r = NULL;
+  CHECK(dbp_pool_query(pool, "SELECT $1::text", 1, &p, 10000, &r, &e) == DBP_EINVAL);
+  CHECK(r == NULL);
+  CHECK(strcmp(e.sqlstate, "22021") == 0);
+  CHECK(strstr(e.message, "parameter $1 contains a NUL byte") != NULL);
+  dbp_pool_options own = {.max_size = 1, .no_pipeline = true};
+  dbp_pool *alone;
+  CHECK(dbp_pool_new(rt, dbt_pg_dsn(), &own, &alone) == 0);
+  CHECK(dbp_pool_query(alone, "SELECT $1::text", 1, &p, 10000, &r, &e) == DBP_EINVAL);
+  CHECK(strcmp(e.sqlstate, "22021") == 0);
+  CHECK(strstr(e.message, "parameter $1 contains a NUL byte") != NULL);
+  CHECK(dbp_pool_query(pool, "SELECT $1::text", 1, &one, 10000, &r, &e) == 0);
+  CHECK(strcmp(dbp_result_value(r, 0, 0, NULL), "1") == 0);
+  dbp_result_free(r);
+  CHECK(dbp_pool_close(alone, 10000) == 0);
+  CHECK(dbp_pool_close(pool, 10000) == 0);
+  return 0;
+}
+
+Test(pool_pipeline, nul_parameter_refused, .timeout = 60) {
+  dbt_run(nul_parameter_refused, NULL);
+}
+
 Test(pool_pipeline, writes_survive_failing_neighbours, .timeout = 120) {
   dbt_run(writes_survive_failing_neighbours, NULL);
 }
