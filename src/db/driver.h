@@ -207,6 +207,9 @@ uint64_t dbp__sql_hash(const char *s, size_t n);
  * the transaction-id functions (txid_current, pg_current_xact_id and their
  * _if_assigned forms). Other functions it calls are taken on trust. */
 bool dbp__sql_is_read_only(dbp_db_kind kind, const char *sql);
+/* Both at once, lexing the text once less: returns dbp_sql_is_stateless
+ * and sets *read_only to dbp__sql_is_read_only. */
+bool dbp__sql_classify(dbp_db_kind kind, const char *sql, bool *read_only);
 
 /* ---- types.c ---- */
 

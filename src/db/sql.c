@@ -456,8 +456,8 @@ static const char *const write_words[] = {"insert",
                                           "pg_current_xact_id_if_assigned",
                                           NULL};
 
-bool dbp__sql_is_read_only(dbp_db_kind kind, const char *sql) {
-  if (!dbp_sql_is_stateless(kind, sql)) return false;
+/* The read-only scan of a text known to be stateless. */
+static bool writes_nothing(dbp_db_kind kind, const char *sql) {
   bool pg = kind == DBP_DB_PG;
   lexer lx = {.s = sql, .i = 0, .line = 1, .col = 1, .pg = pg};
   bool exec_comment = false;
@@ -476,6 +476,18 @@ bool dbp__sql_is_read_only(dbp_db_kind kind, const char *sql) {
     }
     if (word_in(w, t.len, write_words)) return false;
   }
+}
+
+bool dbp__sql_classify(dbp_db_kind kind, const char *sql, bool *read_only) {
+  bool stateless = dbp_sql_is_stateless(kind, sql);
+  *read_only = stateless && writes_nothing(kind, sql);
+  return stateless;
+}
+
+bool dbp__sql_is_read_only(dbp_db_kind kind, const char *sql) {
+  bool read_only;
+  dbp__sql_classify(kind, sql, &read_only);
+  return read_only;
 }
 
 uint64_t dbp__sql_hash(const char *s, size_t n) {

@@ -115,6 +115,9 @@ struct dbp_pool_s {
   dbp__pipe **pipes; /* [max_size]: the open pipes */
   size_t npipes;
   dbp_waitq pipe_waiters; /* helpers waiting for room on a pipe */
+  size_t helpers_queued;  /* of `waiters`, one-call statements that want a
+                             connection for a new pipe (not counted by the
+                             pipes' fairness to acquires) */
   /* What dbp_sql_is_stateless said of recent SQL texts: lexing a text
    * costs more than the rest of a pipelined call, and services repeat
    * theirs. Direct-mapped by hash. */
@@ -474,7 +477,8 @@ static void pool_free(dbp_pool *p) {
  * set) or *slot is set (a reserved opening slot). On a timeout or
  * cancellation that raced with a hand-over, what was handed over is passed
  * on before returning the error. */
-static int pool_wait_turn(dbp_pool *p, uint64_t deadline, bool first, dbp_conn **c, bool *slot) {
+static int pool_wait_turn(dbp_pool *p, uint64_t deadline, bool first, bool helper, dbp_conn **c,
+                          bool *slot) {
   pool_waiter w;
   memset(&w, 0, sizeof w);
   dbp_waiter_init(&w.w);
@@ -484,7 +488,9 @@ static int pool_wait_turn(dbp_pool *p, uint64_t deadline, bool first, dbp_conn *
     dbp_waitq_push_front(&p->waiters, &w.w);
   else
     dbp_waitq_push(&p->waiters, &w.w);
+  if (helper) p->helpers_queued++;
   int rc = dbp_await(p->rt, &w.w, pool_remaining(p, deadline));
+  if (helper) p->helpers_queued--;
 
   if (!dbp_waiter_fired(&w.w)) {
     /* The failed wait left the queue, so nothing can wake it now. */
@@ -549,7 +555,17 @@ static void pool_fill_err(dbp_dberr *err, int rc) {
  * arrival order. On 0 the caller holds *out until dbp_pool_release. On an
  * error *out is NULL and `err` (if not NULL) says why: the connect error
  * with the server's detail, or just the code. */
+static int pool_acquire(dbp_pool *p, int64_t timeout_ms, bool helper, dbp_conn **out,
+                        dbp_dberr *err);
+
 int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr *err) {
+  return pool_acquire(p, timeout_ms, false, out, err);
+}
+
+/* dbp_pool_acquire; `helper` when a one-call statement queues for a
+ * connection to open a pipe on. */
+static int pool_acquire(dbp_pool *p, int64_t timeout_ms, bool helper, dbp_conn **out,
+                        dbp_dberr *err) {
   if (out) *out = NULL;
   if (!p || !out || timeout_ms < DBP_FOREVER) return DBP_EINVAL;
   if (!dbp_current(p->rt)) return DBP_ENOTCORO;
@@ -623,7 +639,7 @@ int dbp_pool_acquire(dbp_pool *p, int64_t timeout_ms, dbp_conn **out, dbp_dberr 
         slot = true;
         pool_note_peaks(p);
       } else {
-        rc = pool_wait_turn(p, deadline, requeue, &c, &slot);
+        rc = pool_wait_turn(p, deadline, requeue, helper, &c, &slot);
         requeue = false;
         if (rc < 0) break;
         if (c) break;
@@ -842,7 +858,7 @@ static int pool_open_pipe(dbp_pool *p, dbp_conn *c, dbp__pipe **out) {
   if (rc != 0) return rc;
   DBP_ASSERT(p->npipes < p->o.max_size);
   p->pipes[p->npipes++] = *out;
-  if (dbp_waitq_len(&p->pipe_waiters) > 0) dbp_waitq_wake_all(&p->pipe_waiters, 0);
+  dbp_waitq_wake_all(&p->pipe_waiters, 0);
   return 0;
 }
 
@@ -855,8 +871,8 @@ static void pool_set_err(dbp_dberr *err, const dbp_dberr *from, int rc) {
   }
 }
 
-/* dbp_sql_is_stateless (and on PostgreSQL dbp__sql_is_read_only, into
- * *read_only), remembered per SQL text. */
+/* dbp__sql_classify (stateless, and read-only into *read_only),
+ * remembered per SQL text. */
 static bool pool_stateless(dbp_pool *p, const dbp__sql_text *text, bool *read_only) {
   const char *sql = text->s;
   size_t len = text->len;
@@ -866,8 +882,7 @@ static bool pool_stateless(dbp_pool *p, const dbp__sql_text *text, bool *read_on
     *read_only = e->read_only;
     return e->stateless;
   }
-  bool st = dbp_sql_is_stateless(p->kind, sql);
-  *read_only = st && dbp__sql_is_read_only(p->kind, sql);
+  bool st = dbp__sql_classify(p->kind, sql, read_only);
   char *copy = malloc(len + 1);
   if (copy) {
     memcpy(copy, sql, len + 1);
@@ -961,10 +976,12 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
     /* While an acquire waits for a connection, pipes take nothing new, so
      * that one of them drains and goes to it: a stream of shared
      * statements never starves a caller that needs a connection alone. */
-    dbp__pipe *pp = pool_nwait(p) > 0 ? NULL : pool_pick_pipe(p);
+    dbp__pipe *pp = pool_nwait(p) > p->helpers_queued ? NULL : pool_pick_pipe(p);
     if (pp == NULL || (dbp__pipe_in_flight(pp) > 0 && pool_can_grow(p))) {
-      if (pp == NULL && !pool_can_grow(p) && p->npipes > 0) {
-        /* Every pipe is full and no connection is free: wait for room. */
+      if (pp == NULL && !pool_can_grow(p) && (p->npipes > 0 || p->opening > 0)) {
+        /* Every pipe is full (or still being opened) and no connection is
+         * free: wait for room, rather than queue for a connection of our
+         * own, which would hold every pipe back for us. */
         if (left == 0) {
           rc = DBP_ETIMEDOUT;
           pool_fill_err(err, rc);
@@ -985,7 +1002,7 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
       /* A connection of our own, for a new pipe (with no pipe at all this
        * queues like any acquire). */
       dbp_conn *c = NULL;
-      rc = dbp_pool_acquire(p, left, &c, err);
+      rc = pool_acquire(p, left, true, &c, err);
       if (rc != 0) break;
       dbp__pipe *mine = NULL;
       if (p->closed || pool_open_pipe(p, c, &mine) != 0) {
@@ -1003,10 +1020,8 @@ static int pool_statement(dbp_pool *p, const char *sql, size_t n, const dbp_para
     p->st.pipelined++;
     if (left_behind) p->st.abandoned++;
     /* Room on a pipe for someone waiting. */
-    if (dbp_waitq_len(&p->pipe_waiters) > 0) {
-      dbp_waiter *w = dbp_waitq_pop(&p->pipe_waiters);
-      if (w) dbp_wake(w, 0);
-    }
+    dbp_waiter *w = dbp_waitq_pop(&p->pipe_waiters);
+    if (w) dbp_wake(w, 0);
     break;
   }
 done:
