@@ -665,8 +665,7 @@ int dbp__pipe_run(dbp__pipe *pp, const dbp__sql_text *text, size_t n, const dbp_
   pg_conn *p = PG(pp->c);
   const char *sql = text->s;
   size_t len = text->len;
-  bool retried = false;
-  int resends = 0; /* times a neighbour's error sent it back */
+  int resends = 0; /* times it was sent back */
 resend:;
   pg_stmt *st = dbp__pg_stmt_find_hashed(p, sql, len, (int)n, text->hash);
   bool prepares = false;
@@ -761,8 +760,17 @@ resend:;
   }
   /* Done (even when our wait was interrupted in the same turn: the reply
    * is complete, so it is handed out). */
-  if (r->resend) {
-    /* A neighbour's error undid it: it runs again, in a new segment. */
+  bool stale = r->rc == DBP_EQUERY && dbp__pg_stmt_stale(&r->err);
+  if (r->resend || (stale && resends < 6)) {
+    /* A neighbour's error undid it, or the statement it executed by name
+     * is not on the server (its Parse was skipped with a failed segment,
+     * or someone deallocated it) or no longer fits the tables: it runs
+     * again, in a new segment, the stale entry prepared afresh. From the
+     * third time it goes alone, where nothing can fail it but itself. */
+    if (stale) {
+      pg_stmt *old = dbp__pg_stmt_find_hashed(p, sql, len, (int)n, text->hash);
+      if (old != NULL) dbp__pg_stmt_drop(p, old);
+    }
     dbp_result_free(r->res);
     resends++;
     if (!dbp__pipe_accepting(pp)) {
@@ -772,15 +780,6 @@ resend:;
     goto resend;
   }
   rc = r->rc;
-  if (rc == DBP_EQUERY && !retried && dbp__pg_stmt_stale(&r->err) && dbp__pipe_accepting(pp)) {
-    /* The server no longer has our statement, or its plan no longer fits
-     * (DDL elsewhere): prepare it afresh, once. */
-    pg_stmt *old = dbp__pg_stmt_find_hashed(p, sql, len, (int)n, text->hash);
-    if (old != NULL) dbp__pg_stmt_drop(p, old);
-    dbp_result_free(r->res);
-    retried = true;
-    goto resend;
-  }
   if (rc == 0) {
     if (out != NULL) {
       *out = r->res;
