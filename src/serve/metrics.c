@@ -329,6 +329,19 @@ void dbp_metric_observe(dbp_metric *f, const char *const *values, double v) {
   s->value += v;
 }
 
+void dbp_metric_hist_set(dbp_metric *f, const char *const *values, const uint64_t *counts,
+                         double sum) {
+  if (f == NULL || f->kind != KIND_HISTOGRAM || counts == NULL) return;
+  series *s = find(f, values);
+  if (s == NULL) return;
+  s->count = 0;
+  for (size_t i = 0; i <= f->nbounds; i++) {
+    s->buckets[i] = counts[i];
+    s->count += counts[i];
+  }
+  s->value = sum;
+}
+
 size_t dbp_metric_series(const dbp_metric *f) {
   return f ? f->n : 0;
 }

@@ -29,6 +29,7 @@
 #define DBP_SERVE_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dbpipe/common.h"
 
@@ -63,6 +64,13 @@ void dbp_metric_add(dbp_metric *f, const char *const *values, double by);
 /* Histograms only: counts `v` in the first bucket whose bound is >= v (NaN
  * only in +Inf), adds it to the sum. */
 void dbp_metric_observe(dbp_metric *f, const char *const *values, double v);
+
+/* Histograms only: replaces a series' buckets with `counts` (nbounds + 1
+ * counts, not cumulative, the last one +Inf's) and its sum with `sum`:
+ * for histograms kept elsewhere (a pool's acquire waits) and copied in at
+ * each scrape. */
+void dbp_metric_hist_set(dbp_metric *f, const char *const *values, const uint64_t *counts,
+                         double sum);
 
 /* The number of series the family holds (1 for a family without labels). */
 size_t dbp_metric_series(const dbp_metric *f);

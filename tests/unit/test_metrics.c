@@ -124,6 +124,31 @@ Test(metrics, histogram_without_labels) {
   dbp_metrics_free(m);
 }
 
+Test(metrics, histogram_set_replaces_buckets_and_sum) {
+  dbp_metrics *m = dbp_metrics_new();
+  const double bounds[] = {0.5, 2};
+  const char *labels[] = {"connection"};
+  dbp_metric *h = dbp_metrics_histogram(m, "dbpipe_wait_seconds", "", 1, labels, 2, bounds);
+  cr_assert_not_null(h);
+  dbp_metric_observe(h, (const char *[]){"pg"}, 1);
+  dbp_metric_hist_set(h, (const char *[]){"pg"}, (const uint64_t[]){3, 0, 2}, 7.5);
+  dbp_metric_hist_set(h, (const char *[]){"my"}, (const uint64_t[]){0, 1, 0}, 1.25);
+  dbp_metric_hist_set(h, (const char *[]){"x"}, NULL, 1); /* no counts: nothing */
+  expect_text(m,
+              "# TYPE dbpipe_wait_seconds histogram\n"
+              "dbpipe_wait_seconds_bucket{connection=\"my\",le=\"0.5\"} 0\n"
+              "dbpipe_wait_seconds_bucket{connection=\"my\",le=\"2\"} 1\n"
+              "dbpipe_wait_seconds_bucket{connection=\"my\",le=\"+Inf\"} 1\n"
+              "dbpipe_wait_seconds_sum{connection=\"my\"} 1.25\n"
+              "dbpipe_wait_seconds_count{connection=\"my\"} 1\n"
+              "dbpipe_wait_seconds_bucket{connection=\"pg\",le=\"0.5\"} 3\n"
+              "dbpipe_wait_seconds_bucket{connection=\"pg\",le=\"2\"} 3\n"
+              "dbpipe_wait_seconds_bucket{connection=\"pg\",le=\"+Inf\"} 5\n"
+              "dbpipe_wait_seconds_sum{connection=\"pg\"} 7.5\n"
+              "dbpipe_wait_seconds_count{connection=\"pg\"} 5\n");
+  dbp_metrics_free(m);
+}
+
 Test(metrics, histogram_with_labels_and_one_without_bounds) {
   dbp_metrics *m = dbp_metrics_new();
   const char *labels[] = {"task"};
