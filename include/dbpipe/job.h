@@ -187,6 +187,33 @@ typedef struct dbp_job_options {
   void *getenv_ud;
   time_t now;      /* run start for {date}; 0 = time(NULL) */
   const char *dir; /* base for relative paths; NULL = the file's directory */
+
+  /* Read a file of named databases rather than a job (dbpipe serve
+   * --connections): its one top-level key is `connections:`, written and
+   * checked exactly like a job's (${VAR} expanded through getenv); any
+   * other key (tasks, manifest, defaults, ...) is an error at that key, and
+   * a missing or empty `connections:` is an error too. The job returned has
+   * its conns and no tasks (ntasks 0), no manifest (NULL) and the default
+   * concurrency. extra_conns, if given, apply as to a job. */
+  bool connections_only;
+  /* Connections a job may name in `from:` without defining them: the
+   * server's own, loaded with connections_only. Each is copied into the
+   * job's conns after the job's own connections (name, dsn, dsn_redacted,
+   * kind, pool and snapshot; line and column 0), so that tasks refer to
+   * them by index like any other and whoever scrubs the job's passwords
+   * from messages scrubs theirs too. The job owns its copies: the array
+   * need only live until the loader returns. Their DSNs are used as they
+   * are (neither expanded nor checked again: they were when loaded); a
+   * connection's name and dsn must not be NULL. A job that defines a
+   * connection of one of these names is refused at that name; with extra
+   * connections a job need not have `connections:` at all. */
+  const dbp_job_conn *extra_conns;
+  size_t nextra_conns;
+  /* The manifest path of a job without `manifest:`, in place of
+   * "<stem>.manifest.json"; used as given (neither expanded, templated nor
+   * resolved against dir: pass an absolute path). `manifest: false` still
+   * means none and a `manifest:` path still wins. NULL = the usual default. */
+  const char *default_manifest;
 } dbp_job_options;
 
 /* Reads and checks the job file at `path`. On success stores a new job in
@@ -197,7 +224,8 @@ typedef struct dbp_job_options {
  * diagnostic says why), or DBP_ENOMEM. `opts` may be NULL.
  *
  * Without opts->dir the default manifest is "<stem>.manifest.json" beside
- * the job file ("shop.yaml" -> "shop.manifest.json"). */
+ * the job file ("shop.yaml" -> "shop.manifest.json"), unless
+ * opts->default_manifest names another. */
 DBP_EXTERN int dbp_job_load(const char *path, const dbp_job_options *opts, dbp_job **out,
                             dbp_job_diag *diag);
 /* The same from text in memory; `file` names it in messages and gives the

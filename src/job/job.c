@@ -45,6 +45,7 @@ typedef struct jp {
   dbp_job_getenv_fn getenv_fn;
   void *getenv_ud;
   const char *dir; /* base of relative paths, NULL = keep relative */
+  const dbp_job_options *opts;
   char date[16];
   bool oom;
   bool *conn_ok;     /* per connection: its DSN checked out */
@@ -321,6 +322,43 @@ static void parse_connection(jp *p, const dbp__ynode *key, const dbp__ynode *val
   job->conns[job->nconns++] = c;
 }
 
+static bool find_extra(const jp *p, const char *name) {
+  for (size_t i = 0; i < p->opts->nextra_conns; i++) {
+    if (strcmp(p->opts->extra_conns[i].name, name) == 0) return true;
+  }
+  return false;
+}
+
+static char *dup_or_null(jp *p, const char *s) {
+  return s != NULL ? xstrdup(p, s) : NULL;
+}
+
+/* Appends copies of the caller's connections after the job's own, checked
+ * already when they were loaded. */
+static void add_extras(jp *p) {
+  dbp_job *job = p->job;
+  for (size_t i = 0; i < p->opts->nextra_conns && !p->oom; i++) {
+    const dbp_job_conn *x = &p->opts->extra_conns[i];
+    dbp_job_conn *nc = dbp__grow(job->conns, job->nconns, sizeof *nc);
+    if (nc != NULL) job->conns = nc;
+    bool *nok = dbp__grow(p->conn_ok, job->nconns, sizeof *nok);
+    if (nok != NULL) p->conn_ok = nok;
+    if (nc == NULL || nok == NULL) {
+      p->oom = true;
+      return;
+    }
+    dbp_job_conn c = {.name = xstrdup(p, x->name),
+                      .dsn = xstrdup(p, x->dsn),
+                      .dsn_redacted = dup_or_null(p, x->dsn_redacted),
+                      .kind = x->kind,
+                      .pool = x->pool,
+                      .snapshot = x->snapshot};
+    /* Kept even when a copy failed, so that dbp_job_free frees the rest. */
+    p->conn_ok[job->nconns] = true;
+    job->conns[job->nconns++] = c;
+  }
+}
+
 static void parse_connections(jp *p, const dbp__ynode *n) {
   if (n->type != DBP__Y_MAPPING) {
     ERR(p, n, "'connections' must map names to connection strings, not %s", kind_name(n));
@@ -332,6 +370,12 @@ static void parse_connections(jp *p, const dbp__ynode *n) {
     if (k == NULL) continue;
     if (*k == '\0') {
       ERR(p, pr->key, "a connection needs a name");
+      continue;
+    }
+    if (find_extra(p, k)) {
+      /* A task naming it could not tell which one it meant. */
+      ERR(p, pr->key,
+          "connection '%s' is already defined by the service (drop it or choose another name)", k);
       continue;
     }
     parse_connection(p, pr->key, pr->value);
@@ -742,9 +786,39 @@ static bool ends_with(const char *s, const char *suffix) {
 
 /* ---- the whole file ---- */
 
+/* A file of named databases (connections_only): `connections:` alone. */
+static void parse_connections_file(jp *p, const dbp__ynode *root) {
+  if (root->type != DBP__Y_MAPPING) {
+    ERR(p, root, "a connections file is a mapping with 'connections', not %s", kind_name(root));
+    return;
+  }
+  const dbp__ynode *conns = NULL;
+  for (size_t pr_i = 0; pr_i < root->count; pr_i++) {
+    const dbp__ypair *pr = &root->pairs[pr_i];
+    const char *k = pair_key(p, root, pr, "the connections file");
+    if (k == NULL) continue;
+    if (strcmp(k, "connections") == 0) {
+      conns = pr->value;
+    } else {
+      ERR(p, pr->key, "'%s' has no place in a connections file (it holds only 'connections')", k);
+    }
+  }
+  p->job->concurrency = DBP_JOB_DEFAULT_CONCURRENCY;
+  if (conns != NULL) {
+    parse_connections(p, conns);
+  } else {
+    err_at(p, 1, 1, "the connections file has no 'connections'");
+  }
+  add_extras(p);
+}
+
 /* Reads the top-level mapping. Connections are read before tasks whatever
  * their order in the file, so that tasks can refer to them. */
 static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
+  if (p->opts->connections_only) {
+    parse_connections_file(p, root);
+    return;
+  }
   if (root->type != DBP__Y_MAPPING) {
     ERR(p, root, "a job file is a mapping with 'connections' and 'tasks', not %s", kind_name(root));
     return;
@@ -776,9 +850,11 @@ static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
   dbp_job *job = p->job;
   if (conns != NULL) {
     parse_connections(p, conns);
-  } else {
+  } else if (p->opts->nextra_conns == 0) {
     err_at(p, 1, 1, "the job has no 'connections'");
   }
+  /* Before the tasks, which may name them. */
+  add_extras(p);
 
   job->concurrency = DBP_JOB_DEFAULT_CONCURRENCY;
   if (conc != NULL) {
@@ -795,7 +871,8 @@ static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
       ERR(p, snap, "'snapshot' must be %s, not '%s'", why, s);
   }
 
-  /* The manifest: given, disabled with `false`, or <stem>.manifest.json. */
+  /* The manifest: given, disabled with `false`, the caller's default, or
+   * <stem>.manifest.json. */
   bool disabled = false;
   if (manifest != NULL && manifest->type == DBP__Y_SCALAR && manifest->plain) {
     bool b;
@@ -809,6 +886,8 @@ static void parse_root(jp *p, const dbp__ynode *root, const char *file) {
     char *x = s != NULL ? expand(p, manifest, s, "manifest") : NULL;
     if (x != NULL) job->manifest = output_path(p, manifest, x, NULL, "manifest");
     free(x);
+  } else if (manifest == NULL && p->opts->default_manifest != NULL) {
+    job->manifest = xstrdup(p, p->opts->default_manifest);
   } else if (manifest == NULL) {
     const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
     size_t stem = strlen(base);
@@ -884,7 +963,11 @@ int dbp_job_parse(const char *text, size_t len, const char *file, const dbp_job_
   diag->file = strdup(file);
   if (diag->file == NULL) return DBP_ENOMEM;
 
-  jp p = {.diag = diag, .getenv_fn = opts->getenv, .getenv_ud = opts->getenv_ud, .dir = opts->dir};
+  jp p = {.diag = diag,
+          .getenv_fn = opts->getenv,
+          .getenv_ud = opts->getenv_ud,
+          .dir = opts->dir,
+          .opts = opts};
   int rc = DBP_ENOMEM;
 
   p.job = calloc(1, sizeof *p.job);
@@ -902,7 +985,7 @@ int dbp_job_parse(const char *text, size_t len, const char *file, const dbp_job_
   if (p.y.root != NULL) {
     parse_root(&p, p.y.root, file);
   } else if (lrc == 0) {
-    err_at(&p, 0, 0, "the job file is empty");
+    err_at(&p, 0, 0, "the %s file is empty", opts->connections_only ? "connections" : "job");
   }
   if (p.oom) goto done;
   if (diag->count > 0) {
