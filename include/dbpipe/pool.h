@@ -57,6 +57,14 @@ typedef struct dbp_pool_options {
   size_t max_result_bytes; /* what a helper's result may hold; default 64 MiB */
 } dbp_pool_options;
 
+/* The histogram of acquire waits in dbp_pool_stats: the upper bounds, in
+ * seconds, of its first DBP_POOL_WAIT_BUCKETS - 1 buckets (0.001, 0.005,
+ * 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60); the last bucket has none
+ * (+Inf). A wait of w seconds lands in the first bucket i with
+ * w <= dbp_pool_wait_bounds[i], or in the last. */
+#define DBP_POOL_WAIT_BUCKETS 12
+DBP_EXTERN extern const double dbp_pool_wait_bounds[DBP_POOL_WAIT_BUCKETS - 1];
+
 typedef struct dbp_pool_stats {
   size_t in_use, idle, waiting, total; /* total = in_use + idle (+ opening) */
   uint64_t acquired;                   /* successful acquires */
@@ -71,6 +79,18 @@ typedef struct dbp_pool_stats {
   uint64_t statements; /* helper statements run, any outcome */
   uint64_t pipelined;  /* of those, the ones sent on a shared connection */
   uint64_t abandoned;  /* timed out or cancelled while on a shared connection */
+  /* How long acquires waited, per acquire: the same ones wait_ms_total
+   * sums (every dbp_pool_acquire, any outcome, and the acquire a one-call
+   * helper makes when it needs a connection of its own; not a helper's
+   * wait for room on a shared connection, nor a call refused before it
+   * could wait: bad arguments, outside a coroutine, a closed pool).
+   * Measured on the monotonic high-resolution clock (uv_hrtime), not the
+   * loop's millisecond clock that wait_ms_total uses, so short waits are
+   * not lost to rounding. wait_buckets[i] counts the waits in bucket i of
+   * dbp_pool_wait_bounds (not cumulative: add them up for Prometheus);
+   * their sum is the number of acquires counted. */
+  uint64_t wait_buckets[DBP_POOL_WAIT_BUCKETS];
+  uint64_t wait_us_total; /* their sum, in microseconds */
 } dbp_pool_stats;
 
 /* Does not connect (that happens on first acquire). `opts` may be NULL.

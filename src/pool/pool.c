@@ -135,10 +135,25 @@ struct dbp_pool_s {
   uint64_t cap_until;
 };
 
+const double dbp_pool_wait_bounds[DBP_POOL_WAIT_BUCKETS - 1] = {
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60,
+};
+
 /* ---- small helpers ---- */
 
 static uint64_t pool_now(const dbp_pool *p) {
   return dbp_now(p->rt);
+}
+
+/* Counts one acquire's wait in the histogram. The bounds are compared as
+ * published: us / 1e6 rounds to the same double as the literal bound, so
+ * a wait of exactly a bound lands in that bound's bucket. */
+static void pool_note_wait(dbp_pool *p, uint64_t us) {
+  double s = (double)us / 1e6;
+  size_t i = 0;
+  while (i < DBP_POOL_WAIT_BUCKETS - 1 && s > dbp_pool_wait_bounds[i]) i++;
+  p->st.wait_buckets[i]++;
+  p->st.wait_us_total += us;
 }
 
 static size_t pool_nwait(const dbp_pool *p) {
@@ -575,6 +590,9 @@ static int pool_acquire(dbp_pool *p, int64_t timeout_ms, bool helper, dbp_conn *
   }
 
   uint64_t start = pool_now(p);
+  /* The loop clock is in milliseconds and only moves between loop turns:
+   * the histogram takes the wait from the high-resolution one. */
+  uint64_t start_ns = uv_hrtime();
   uint64_t deadline = timeout_ms == DBP_FOREVER ? UINT64_MAX : start + (uint64_t)timeout_ms;
   dbp_conn *c = NULL;
   bool slot = false; /* we hold one unit of `opening` */
@@ -702,6 +720,7 @@ static int pool_acquire(dbp_pool *p, int64_t timeout_ms, bool helper, dbp_conn *
     if (!connect_failed) pool_fill_err(err, rc);
   }
   p->st.wait_ms_total += pool_now(p) - start;
+  pool_note_wait(p, (uv_hrtime() - start_ns) / 1000);
   DBP_ASSERT(p->busy > 0 && !slot);
   pool_check_state(p);
   p->busy--;
