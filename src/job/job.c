@@ -224,6 +224,25 @@ static long find_conn(const dbp_job *job, const char *name) {
   return -1;
 }
 
+/* Appends c (owned from here on) to the job's connections, with whether
+ * its DSN checked out; out of memory frees it. */
+static void append_conn(jp *p, dbp_job_conn c, bool ok) {
+  dbp_job *job = p->job;
+  dbp_job_conn *nc = dbp__grow(job->conns, job->nconns, sizeof *nc);
+  if (nc != NULL) job->conns = nc;
+  bool *nok = dbp__grow(p->conn_ok, job->nconns, sizeof *nok);
+  if (nok != NULL) p->conn_ok = nok;
+  if (nc == NULL || nok == NULL) {
+    p->oom = true;
+    free(c.name);
+    free(c.dsn);
+    free(c.dsn_redacted);
+    return;
+  }
+  p->conn_ok[job->nconns] = ok;
+  job->conns[job->nconns++] = c;
+}
+
 /* Reads one entry of connections: (a DSN, or a mapping with dsn and pool),
  * expands and checks its DSN, and appends it to the job even when it is bad
  * (so tasks naming it get no second, misleading error). */
@@ -305,21 +324,7 @@ static void parse_connection(jp *p, const dbp__ynode *key, const dbp__ynode *val
     }
   }
 
-  dbp_job *job = p->job;
-  dbp_job_conn *nc = dbp__grow(job->conns, job->nconns, sizeof *nc);
-  bool *nok = dbp__grow(p->conn_ok, job->nconns, sizeof *nok);
-  if (nok != NULL) p->conn_ok = nok;
-  if (nc == NULL || nok == NULL) {
-    if (nc != NULL) job->conns = nc;
-    p->oom = true;
-    free(c.name);
-    free(c.dsn);
-    free(c.dsn_redacted);
-    return;
-  }
-  job->conns = nc;
-  p->conn_ok[job->nconns] = ok;
-  job->conns[job->nconns++] = c;
+  append_conn(p, c, ok);
 }
 
 static bool find_extra(const jp *p, const char *name) {
@@ -336,26 +341,16 @@ static char *dup_or_null(jp *p, const char *s) {
 /* Appends copies of the caller's connections after the job's own, checked
  * already when they were loaded. */
 static void add_extras(jp *p) {
-  dbp_job *job = p->job;
   for (size_t i = 0; i < p->opts->nextra_conns && !p->oom; i++) {
     const dbp_job_conn *x = &p->opts->extra_conns[i];
-    dbp_job_conn *nc = dbp__grow(job->conns, job->nconns, sizeof *nc);
-    if (nc != NULL) job->conns = nc;
-    bool *nok = dbp__grow(p->conn_ok, job->nconns, sizeof *nok);
-    if (nok != NULL) p->conn_ok = nok;
-    if (nc == NULL || nok == NULL) {
-      p->oom = true;
-      return;
-    }
     dbp_job_conn c = {.name = xstrdup(p, x->name),
                       .dsn = xstrdup(p, x->dsn),
                       .dsn_redacted = dup_or_null(p, x->dsn_redacted),
                       .kind = x->kind,
                       .pool = x->pool,
                       .snapshot = x->snapshot};
-    /* Kept even when a copy failed, so that dbp_job_free frees the rest. */
-    p->conn_ok[job->nconns] = true;
-    job->conns[job->nconns++] = c;
+    /* A failed copy has set p->oom; the rest is freed with the job. */
+    append_conn(p, c, true);
   }
 }
 
